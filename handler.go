@@ -1,0 +1,162 @@
+package redisws
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// ServeHTTP upgrades the request and serves the connection until it ends.
+// The request's goroutine is the connection's reader.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if !websocket.IsWebSocketUpgrade(r) {
+		return refuse(w, http.StatusBadRequest, "this is a WebSocket endpoint; connect with a WebSocket client")
+	}
+	if !h.originAllowed(r) {
+		return refuse(w, http.StatusForbidden, "origin not allowed")
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	channels, publish, err := h.resolve(repl)
+	if err != nil {
+		return refuse(w, http.StatusBadRequest, err.Error())
+	}
+
+	// Subscribe before the upgrade, so that a connected client misses
+	// nothing published after it is told so; messages wait in its queue.
+	c := newClient(channels, publish, h.SendQueue)
+	h.hub.add(c)
+	defer h.hub.remove(c)
+	h.broker.waitReady(r.Context(), channels)
+
+	conn, err := h.upgrader.Upgrade(hijacker{w}, r, nil)
+	if err != nil {
+		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
+		return nil
+	}
+	c.conn = conn
+	start := time.Now()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(time.Duration(h.PingInterval))
+	}()
+	h.readLoop(c)
+	c.close(0, "")
+	<-writerDone
+	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
+		ce.Write(zap.String("remote", r.RemoteAddr), zap.Strings("channels", channels),
+			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.closeCode))
+	}
+	return nil
+}
+
+// readLoop publishes every frame of the client until the connection ends.
+// gorilla answers a frame over the read limit with close 1009 itself.
+func (h *Handler) readLoop(c *client) {
+	conn := c.conn
+	pongWait := 2 * time.Duration(h.PingInterval)
+	conn.SetReadLimit(h.MaxMessageSize)
+	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error {
+		return conn.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		if c.publish == "" {
+			continue // receive-only: frames are discarded
+		}
+		if !h.broker.publish(c.publish, data) {
+			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
+		}
+	}
+}
+
+// resolve expands the channel placeholders for one request and checks the
+// names that come out.
+func (h *Handler) resolve(repl *caddy.Replacer) (channels []string, publish string, err error) {
+	for _, tmpl := range h.Subscribe {
+		ch, err := expandChannel(repl, tmpl)
+		if err != nil {
+			return nil, "", err
+		}
+		if !slices.Contains(channels, ch) {
+			channels = append(channels, ch)
+		}
+	}
+	if h.publish != "" {
+		if publish, err = expandChannel(repl, h.publish); err != nil {
+			return nil, "", err
+		}
+	}
+	return channels, publish, nil
+}
+
+func expandChannel(repl *caddy.Replacer, tmpl string) (string, error) {
+	if !hasPlaceholder(tmpl) {
+		return tmpl, nil // checked at provision
+	}
+	if repl == nil {
+		repl = caddy.NewReplacer()
+	}
+	ch, err := repl.ReplaceOrErr(tmpl, true, true)
+	if err != nil {
+		return "", fmt.Errorf("channel %s: %w", tmpl, err)
+	}
+	if err := checkChannel(ch); err != nil {
+		return "", fmt.Errorf("channel %s: %w", tmpl, err)
+	}
+	return ch, nil
+}
+
+// originAllowed applies Origins; without them, only the request's own host
+// may connect from a browser.
+func (h *Handler) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(h.Origins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	for _, o := range h.Origins {
+		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// refuse answers a request that will not be upgraded, with a plain body
+// that says why.
+func refuse(w http.ResponseWriter, status int, reason string) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, err := fmt.Fprintf(w, "redis_ws: %s\n", reason)
+	return err
+}
+
+// hijacker gives gorilla the http.Hijacker it asserts. Caddy ≥ 2.11.5 wraps
+// the response writer in types that only expose Unwrap, which
+// http.ResponseController follows (see FACTS.md, "THE big trap").
+type hijacker struct{ http.ResponseWriter }
+
+func (w hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}

@@ -1,0 +1,162 @@
+package redisws
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// hub is one handler instance's set of local clients, by channel. It joins
+// the broker for a channel when its first client of that channel arrives and
+// leaves when the last one goes, and fans every Redis message out to them.
+type hub struct {
+	broker  *broker
+	release func() // drops this hub's reference to the broker; called once
+
+	mu       sync.RWMutex
+	channels map[string]map[*client]struct{}
+	static   map[string]bool // joined for the hub's whole life
+	clients  map[*client]struct{}
+	retired  bool          // the config that made this hub is unloaded
+	empty    chan struct{} // closed when retired with no clients left
+	released bool
+}
+
+func newHub(b *broker, release func()) *hub {
+	return &hub{
+		broker:   b,
+		release:  release,
+		channels: make(map[string]map[*client]struct{}),
+		static:   make(map[string]bool),
+		clients:  make(map[*client]struct{}),
+		empty:    make(chan struct{}),
+	}
+}
+
+// subscribeStatic keeps ch subscribed for the hub's life, so that no message
+// is missed between two clients.
+func (h *hub) subscribeStatic(ch string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.static[ch] {
+		return
+	}
+	h.static[ch] = true
+	if h.channels[ch] == nil {
+		h.channels[ch] = make(map[*client]struct{})
+		h.broker.join(ch, h)
+	}
+}
+
+// add registers c for its channels. The broker is called under h.mu so that
+// the joins and leaves of one channel reach it in order.
+func (h *hub) add(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clients[c] = struct{}{}
+	for _, ch := range c.channels {
+		set := h.channels[ch]
+		if set == nil {
+			set = make(map[*client]struct{})
+			h.channels[ch] = set
+			h.broker.join(ch, h)
+		}
+		set[c] = struct{}{}
+	}
+}
+
+// remove undoes add. When a retired hub loses its last client, it lets go of
+// its channels and of the broker.
+func (h *hub) remove(c *client) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	for _, ch := range c.channels {
+		set := h.channels[ch]
+		delete(set, c)
+		if len(set) == 0 && !h.static[ch] {
+			delete(h.channels, ch)
+			h.broker.leave(ch, h)
+		}
+	}
+	done := h.retireDone()
+	h.mu.Unlock()
+	if done {
+		h.release()
+	}
+}
+
+// deliver enqueues m to every client of ch. Enqueueing never blocks: a client
+// whose queue is full is closed alone.
+func (h *hub) deliver(ch string, m *websocket.PreparedMessage) {
+	h.mu.RLock()
+	for c := range h.channels[ch] {
+		c.enqueue(m)
+	}
+	h.mu.RUnlock()
+}
+
+// retire is called when the hub's config is unloaded. closeAfter < 0 keeps
+// the clients until they leave; otherwise they are closed with code, spread
+// evenly over closeAfter so that they do not all reconnect at once.
+func (h *hub) retire(code int, reason string, closeAfter time.Duration) {
+	h.mu.Lock()
+	h.retired = true
+	clients := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		clients = append(clients, c)
+	}
+	done := h.retireDone()
+	h.mu.Unlock()
+	if done {
+		h.release()
+	}
+	if closeAfter < 0 || len(clients) == 0 {
+		return
+	}
+	if closeAfter == 0 || len(clients) == 1 {
+		for _, c := range clients {
+			c.close(code, reason)
+		}
+		return
+	}
+	step := closeAfter / time.Duration(len(clients))
+	go func() {
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for _, c := range clients {
+			select {
+			case <-timer.C:
+			case <-h.empty: // everyone left already
+				return
+			}
+			c.close(code, reason)
+			timer.Reset(step)
+		}
+	}()
+}
+
+// waitEmpty waits until a retired hub has no clients, or the timeout.
+func (h *hub) waitEmpty(timeout time.Duration) {
+	select {
+	case <-h.empty:
+	case <-time.After(timeout):
+	}
+}
+
+// retireDone leaves every channel once a retired hub is empty, and reports
+// whether the caller must now call h.release. It runs under h.mu; release must
+// not, because destroying the broker waits for a dispatch that may be waiting
+// for h.mu.
+func (h *hub) retireDone() bool {
+	if !h.retired || len(h.clients) > 0 || h.released {
+		return false
+	}
+	h.released = true
+	for ch := range h.channels {
+		h.broker.leave(ch, h)
+	}
+	h.channels = nil
+	close(h.empty)
+	return true
+}

@@ -1,0 +1,315 @@
+// Package redisws is a Caddy HTTP handler, redis_ws, that turns several
+// Caddy nodes into one WebSocket space through Redis Pub/Sub: every frame a
+// client sends is PUBLISHed to Redis, and every node delivers every message of
+// its channels to its own clients.
+package redisws
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	httpcaddyfile.RegisterHandlerDirective("redis_ws", parseCaddyfile)
+	// After the auth directives, so {http.auth.user.id} can name a channel.
+	httpcaddyfile.RegisterDirectiveOrder("redis_ws", httpcaddyfile.Before, "respond")
+}
+
+// Defaults of the optional settings.
+const (
+	defaultRedisURL         = "redis://127.0.0.1:6379"
+	defaultMaxMessageSize   = 64 << 10
+	defaultSendQueue        = 128
+	defaultPingInterval     = 30 * time.Second
+	defaultReloadCloseDelay = 10 * time.Second
+	// exitWait bounds how long Caddy's exit waits for close frames to go out.
+	exitWait = 2 * time.Second
+	// maxChannelLen is the longest channel name accepted, in bytes.
+	maxChannelLen = 256
+	// publishOff as the publish channel makes clients receive-only.
+	publishOff = "off"
+)
+
+// Handler serves WebSocket clients whose frames are published to Redis and
+// who receive every message of their Redis channels, on every node.
+type Handler struct {
+	// Channels delivered to the clients. Placeholders are expanded per
+	// request (room:{http.request.uri.path.1}); a name that comes out empty,
+	// longer than 256 bytes or with control characters is refused with 400.
+	// At least one is required.
+	Subscribe []string `json:"subscribe,omitempty"`
+
+	// Channel that client frames are published to, with placeholders; "off"
+	// makes clients receive-only (their frames are discarded). Default: the
+	// subscribed channel when there is exactly one; required otherwise.
+	Publish string `json:"publish,omitempty"`
+
+	// Redis to use. Default: redis://127.0.0.1:6379.
+	Redis *RedisConfig `json:"redis,omitempty"`
+
+	// Origins allowed to connect, as scheme://host[:port], or "*" for any.
+	// Requests without an Origin header (non-browser clients) are always
+	// allowed. Default: the request's own host.
+	Origins []string `json:"origins,omitempty"`
+
+	// Largest client message in bytes; a larger one closes the connection
+	// with 1009. Default: 65536.
+	MaxMessageSize int64 `json:"max_message_size,omitempty"`
+
+	// Messages queued per client; a client that lets it fill up is closed
+	// with 1008. Default: 128.
+	SendQueue int `json:"send_queue,omitempty"`
+
+	// Interval of the server's pings; a client silent for two intervals is
+	// dropped. Default: 30s.
+	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+
+	// When a reload changes or removes this handler, its connections are
+	// closed with 1012, spread evenly over this delay so that clients do not
+	// reconnect all at once. 0 closes them at once; a negative value keeps
+	// them open until they leave. Connections of a handler that a reload
+	// leaves unchanged always stay open. Default: 10s.
+	ReloadCloseDelay *caddy.Duration `json:"reload_close_delay,omitempty"`
+
+	publish   string // resolved Publish; "" = receive-only
+	configKey string // canonical JSON of the configuration
+	broker    *broker
+	hub       *hub
+	upgrader  websocket.Upgrader
+	logger    *zap.Logger
+}
+
+// RedisConfig says how to reach Redis.
+type RedisConfig struct {
+	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or
+	// unix://[[user]:password@]/path. Placeholders such as {env.REDIS_URL}
+	// are expanded at load time.
+	URL string `json:"url,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.redis_ws",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// liveHandlers counts the provisioned handlers per configuration, so that a
+// handler being cleaned up can tell whether the new config still has an
+// identical one (then its connections stay open).
+var liveHandlers = struct {
+	sync.Mutex
+	count map[string]int
+}{count: make(map[string]int)}
+
+// Provision sets defaults and joins the shared Redis broker. It does not wait
+// for Redis: Caddy starts and serves while Redis is down.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	key, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("encoding configuration: %w", err)
+	}
+	h.configKey = string(key)
+	liveHandlers.Lock()
+	liveHandlers.count[h.configKey]++
+	liveHandlers.Unlock()
+
+	if h.MaxMessageSize == 0 {
+		h.MaxMessageSize = defaultMaxMessageSize
+	}
+	if h.SendQueue == 0 {
+		h.SendQueue = defaultSendQueue
+	}
+	if h.PingInterval == 0 {
+		h.PingInterval = caddy.Duration(defaultPingInterval)
+	}
+	if h.ReloadCloseDelay == nil {
+		d := caddy.Duration(defaultReloadCloseDelay)
+		h.ReloadCloseDelay = &d
+	}
+	if err := h.checkConfig(); err != nil {
+		return err
+	}
+	h.upgrader = websocket.Upgrader{
+		CheckOrigin: func(*http.Request) bool { return true }, // checked before, with a clear 403
+	}
+
+	redisURL := defaultRedisURL
+	if h.Redis != nil && h.Redis.URL != "" {
+		redisURL = caddy.NewReplacer().ReplaceKnown(h.Redis.URL, "")
+	}
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("redis url: %w", errors.New(redactURLError(err, redisURL)))
+	}
+	opts.ClientName = "caddy-redis-ws"
+	poolKey := "url=" + redisURL
+	val, _, err := brokers.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
+		return newBroker(redis.NewClient(opts)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("starting redis broker: %w", err)
+	}
+	h.broker = val.(*broker)
+	h.hub = newHub(h.broker, func() { _, _ = brokers.Delete(poolKey) })
+	for _, ch := range h.Subscribe {
+		if !hasPlaceholder(ch) {
+			h.hub.subscribeStatic(ch)
+		}
+	}
+	return nil
+}
+
+// checkConfig validates the settings after defaults are applied and resolves
+// the publish channel.
+func (h *Handler) checkConfig() error {
+	if len(h.Subscribe) == 0 {
+		return errors.New("subscribe: at least one channel is required")
+	}
+	for _, ch := range h.Subscribe {
+		if err := checkChannelTemplate(ch); err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+	}
+	switch {
+	case h.Publish == publishOff:
+		h.publish = ""
+	case h.Publish != "":
+		if err := checkChannelTemplate(h.Publish); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		h.publish = h.Publish
+	case len(h.Subscribe) == 1:
+		h.publish = h.Subscribe[0]
+	default:
+		return errors.New("publish: several channels are subscribed; name the one client frames go to, or off")
+	}
+	for _, o := range h.Origins {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("origins: %w", err)
+		}
+	}
+	switch {
+	case h.MaxMessageSize < 0:
+		return fmt.Errorf("max_message_size: %d is negative", h.MaxMessageSize)
+	case h.SendQueue < 0:
+		return fmt.Errorf("send_queue: %d is negative", h.SendQueue)
+	case h.PingInterval < 0:
+		return fmt.Errorf("ping_interval: %s is negative", time.Duration(h.PingInterval))
+	}
+	return nil
+}
+
+// Cleanup runs when the config that provisioned h is unloaded. Connections
+// stay open when the new config has an identical handler; otherwise they are
+// closed (1012, spread over ReloadCloseDelay), or at once with 1001 when Caddy
+// exits. The hub keeps the broker until its last connection is gone.
+func (h *Handler) Cleanup() error {
+	stillLive := false
+	if h.configKey != "" {
+		liveHandlers.Lock()
+		liveHandlers.count[h.configKey]--
+		stillLive = liveHandlers.count[h.configKey] > 0
+		if !stillLive {
+			delete(liveHandlers.count, h.configKey)
+		}
+		liveHandlers.Unlock()
+	}
+	if h.hub == nil {
+		return nil
+	}
+	switch {
+	case caddy.Exiting():
+		h.hub.retire(closeGoingAway, "server exiting", 0)
+		h.hub.waitEmpty(exitWait)
+	case stillLive:
+		h.hub.retire(0, "", -1)
+	default:
+		h.hub.retire(closeServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
+	}
+	return nil
+}
+
+func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
+
+// checkChannel validates a channel name as it will be sent to Redis.
+func checkChannel(ch string) error {
+	switch {
+	case ch == "":
+		return errors.New("channel name is empty")
+	case len(ch) > maxChannelLen:
+		return fmt.Errorf("channel name is %d bytes long; the limit is %d", len(ch), maxChannelLen)
+	case !utf8.ValidString(ch):
+		return errors.New("channel name is not valid UTF-8")
+	case strings.IndexFunc(ch, unicode.IsControl) >= 0:
+		return fmt.Errorf("channel name %q holds a control character", ch)
+	}
+	return nil
+}
+
+// checkChannelTemplate validates a configured channel: fully when it has no
+// placeholders, otherwise only what the placeholders cannot change.
+func checkChannelTemplate(ch string) error {
+	if ch == publishOff {
+		return errors.New(`"off" cannot be a channel name`)
+	}
+	if hasPlaceholder(ch) {
+		if strings.IndexFunc(ch, unicode.IsControl) >= 0 {
+			return fmt.Errorf("channel name %q holds a control character", ch)
+		}
+		return nil
+	}
+	return checkChannel(ch)
+}
+
+// checkOrigin validates an allowed origin: "*" or scheme://host[:port].
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return fmt.Errorf("%q is not an origin; want scheme://host[:port] or *", o)
+	}
+	return nil
+}
+
+// redactURLError keeps the password of a Redis URL out of an error message,
+// even when the URL is too malformed to parse.
+func redactURLError(err error, raw string) string {
+	msg := err.Error()
+	rest := raw[strings.Index(raw, "://")+1:] // whole string when there is no scheme
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if _, password, ok := strings.Cut(rest[:at], ":"); ok && password != "" {
+			msg = strings.ReplaceAll(msg, password, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

@@ -1,0 +1,202 @@
+package redisws
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func parse(input string) (*Handler, error) {
+	h := new(Handler)
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	return h, err
+}
+
+func TestCaddyfileEverySubdirective(t *testing.T) {
+	h, err := parse(`redis_ws lobby {
+		subscribe room:{http.request.uri.path.1} news
+		subscribe alerts
+		publish room:{http.request.uri.path.1}
+		redis redis://:secret@127.0.0.1:6380/2
+		origins https://example.com http://localhost:8080
+		max_message_size 1MiB
+		send_queue 64
+		ping_interval 15s
+		reload_close_delay 0
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := caddy.Duration(0)
+	want := &Handler{
+		Subscribe:        []string{"lobby", "room:{http.request.uri.path.1}", "news", "alerts"},
+		Publish:          "room:{http.request.uri.path.1}",
+		Redis:            &RedisConfig{URL: "redis://:secret@127.0.0.1:6380/2"},
+		Origins:          []string{"https://example.com", "http://localhost:8080"},
+		MaxMessageSize:   1 << 20,
+		SendQueue:        64,
+		PingInterval:     caddy.Duration(15 * time.Second),
+		ReloadCloseDelay: &zero,
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("got  %+v\nwant %+v", h, want)
+	}
+}
+
+func TestCaddyfileShortForms(t *testing.T) {
+	for _, tc := range []struct {
+		input string
+		want  Handler
+	}{
+		{`redis_ws chat`, Handler{Subscribe: []string{"chat"}}},
+		{`redis_ws news {
+			publish off
+		}`, Handler{Subscribe: []string{"news"}, Publish: "off"}},
+		{`redis_ws {
+			subscribe a b
+			publish a
+		}`, Handler{Subscribe: []string{"a", "b"}, Publish: "a"}},
+	} {
+		h, err := parse(tc.input)
+		if err != nil {
+			t.Errorf("%s: %v", tc.input, err)
+			continue
+		}
+		if !reflect.DeepEqual(*h, tc.want) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", tc.input, *h, tc.want)
+		}
+	}
+	h, err := parse("redis_ws chat {\n reload_close_delay off\n}")
+	if err != nil || h.ReloadCloseDelay == nil || *h.ReloadCloseDelay >= 0 {
+		t.Errorf("reload_close_delay off: got %v, %v; want a negative delay", h.ReloadCloseDelay, err)
+	}
+}
+
+// Every malformed Caddyfile gets an error that names its line and says what
+// is wrong.
+func TestCaddyfileErrors(t *testing.T) {
+	for _, tc := range []struct {
+		input string
+		line  int
+		want  string
+	}{
+		{"redis_ws chat {\n\tbogus 1\n}", 2, `unrecognized subdirective "bogus"`},
+		{"redis_ws chat other", 1, `unexpected argument "other"`},
+		{"redis_ws {\n\tredis redis://127.0.0.1:6380\n}", 1, "no channel"},
+		{"redis_ws {\n\tsubscribe a b\n}", 1, "several channels are subscribed"},
+		{"redis_ws chat {\n\tsubscribe\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tpublish\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\n\tpublish a b\n}", 3, "wrong argument count"},
+		{"redis_ws chat {\n\tpublish \"\"\n}", 2, "channel name is empty"},
+		{"redis_ws off", 1, `"off" cannot be a channel name`},
+		{"redis_ws chat {\n\tsubscribe " + strings.Repeat("x", 257) + "\n}", 2, "257 bytes long"},
+		{"redis_ws \"a\x01b\"", 1, "control character"},
+		{"redis_ws chat {\n\tredis http://127.0.0.1:6379\n}", 2, "redis: "},
+		{"redis_ws chat {\n\tredis redis://a\n\tredis redis://b\n}", 3, "redis is already set"},
+		{"redis_ws chat {\n\torigins example.com\n}", 2, `"example.com" is not an origin`},
+		{"redis_ws chat {\n\torigins\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tmax_message_size lots\n}", 2, `"lots" is not a size`},
+		{"redis_ws chat {\n\tmax_message_size 0\n}", 2, `"0" is not a size`},
+		{"redis_ws chat {\n\tsend_queue -1\n}", 2, `"-1" is not a positive number`},
+		{"redis_ws chat {\n\tping_interval 30\n}", 2, `"30" is not a positive duration`},
+		{"redis_ws chat {\n\tping_interval -1s\n}", 2, `"-1s" is not a positive duration`},
+		{"redis_ws chat {\n\treload_close_delay never\n}", 2, `"never" is not a duration`},
+		{"redis_ws chat {\n\treload_close_delay 1s 2s\n}", 2, "wrong argument count"},
+	} {
+		_, err := parse(tc.input)
+		if err == nil {
+			t.Errorf("%q: no error", tc.input)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, tc.want) || !strings.HasSuffix(msg, "Testfile:"+strconv.Itoa(tc.line)) {
+			t.Errorf("%q:\n got %q\nwant %q at Testfile:%d", tc.input, msg, tc.want, tc.line)
+		}
+	}
+}
+
+func TestCaddyfileHidesRedisPassword(t *testing.T) {
+	_, err := parse("redis_ws chat {\n\tredis redis://:hunter2@127.0.0.1:notaport\n}")
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("want an error without the password, got %v", err)
+	}
+}
+
+// The Caddyfile of the README adapts to the JSON in testdata; run with
+// -update to rewrite it after an intended change.
+func TestAdaptCaddyfile(t *testing.T) {
+	for _, name := range []string{"Caddyfile.example"} {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PORT", "8001")
+		t.Setenv("ADMIN_PORT", "2019")
+		t.Setenv("REDIS_PORT", "6379")
+		got, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": name})
+		if err != nil {
+			t.Fatalf("adapting %s: %v", name, err)
+		}
+		if len(warnings) > 0 {
+			t.Errorf("adapting %s: warnings %v", name, warnings)
+		}
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, got, "", "\t"); err != nil {
+			t.Fatal(err)
+		}
+		pretty.WriteByte('\n')
+		golden := filepath.Join("testdata", name+".json")
+		if *updateGolden {
+			if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(pretty.Bytes(), want) {
+			t.Errorf("adapting %s:\n%s\nwant (%s):\n%s", name, pretty.Bytes(), golden, want)
+		}
+	}
+}
+
+// JSON gets the same checks as the Caddyfile, at provision.
+func TestCheckConfig(t *testing.T) {
+	for _, tc := range []struct {
+		h    Handler
+		want string
+	}{
+		{Handler{}, "at least one channel"},
+		{Handler{Subscribe: []string{"a", "b"}}, "several channels"},
+		{Handler{Subscribe: []string{""}}, "empty"},
+		{Handler{Subscribe: []string{"a"}, Origins: []string{"nope"}}, "not an origin"},
+		{Handler{Subscribe: []string{"a"}, SendQueue: -1}, "negative"},
+	} {
+		err := tc.h.checkConfig()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want %q", tc.h, err, tc.want)
+		}
+	}
+	h := Handler{Subscribe: []string{"news"}, Publish: "off"}
+	if err := h.checkConfig(); err != nil || h.publish != "" {
+		t.Errorf("publish off: got %q, %v", h.publish, err)
+	}
+	h = Handler{Subscribe: []string{"chat"}}
+	if err := h.checkConfig(); err != nil || h.publish != "chat" {
+		t.Errorf("default publish: got %q, %v", h.publish, err)
+	}
+}

@@ -1,0 +1,189 @@
+package redisws
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Limits of the publish outbox: client frames wait here while Redis is slow
+// or down, and are dropped beyond them.
+const (
+	outboxMaxMessages = 10000
+	outboxMaxBytes    = 16 << 20
+	outboxMaxAge      = 10 * time.Second
+	// publishBatch caps the PUBLISHes sent in one pipeline (one round trip).
+	publishBatch = 512
+	// finalFlush bounds the last attempt to publish what is queued when the
+	// broker shuts down.
+	finalFlush = time.Second
+)
+
+type outMsg struct {
+	channel string
+	data    []byte
+	at      time.Time
+}
+
+// outbox publishes client frames through one goroutine, pipelined, in the
+// order they were queued, so every sender's frames keep their order.
+type outbox struct {
+	client *redis.Client
+	ctx    context.Context
+	done   chan struct{}
+	wake   chan struct{} // cap 1
+
+	mu       sync.Mutex
+	queue    []outMsg
+	bytes    int
+	dropping bool // frames are being dropped; logged once until it stops
+}
+
+func newOutbox(ctx context.Context, client *redis.Client) *outbox {
+	o := &outbox{client: client, ctx: ctx, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	go o.run()
+	return o
+}
+
+func (o *outbox) wait() { <-o.done }
+
+// add queues a frame; false means the outbox is full and the frame dropped.
+func (o *outbox) add(ch string, data []byte) bool {
+	o.mu.Lock()
+	if len(o.queue) >= outboxMaxMessages || o.bytes+len(data) > outboxMaxBytes {
+		first := !o.dropping
+		o.dropping = true
+		o.mu.Unlock()
+		if first {
+			logger().Warn("publish outbox full; dropping client frames",
+				zap.Int("max_messages", outboxMaxMessages), zap.Int("max_bytes", outboxMaxBytes))
+		}
+		return false
+	}
+	o.dropping = false
+	o.queue = append(o.queue, outMsg{channel: ch, data: data, at: time.Now()})
+	o.bytes += len(data)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take removes up to n frames from the head of the queue.
+func (o *outbox) take(n int) []outMsg {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n = min(n, len(o.queue))
+	batch := make([]outMsg, n)
+	copy(batch, o.queue)
+	clear(o.queue[:n]) // let the sent frames be collected
+	o.queue = o.queue[n:]
+	for _, m := range batch {
+		o.bytes -= len(m.data)
+	}
+	if len(o.queue) == 0 {
+		o.queue = nil
+	}
+	return batch
+}
+
+func (o *outbox) run() {
+	defer close(o.done)
+	failing := false
+	backoff := minBackoff
+	for {
+		select {
+		case <-o.wake:
+		case <-o.ctx.Done():
+			o.flush()
+			return
+		}
+		for batch := o.take(publishBatch); len(batch) > 0; batch = o.take(publishBatch) {
+			for len(batch) > 0 {
+				ctx, cancel := context.WithTimeout(o.ctx, commandTimeout)
+				n, err := o.send(ctx, batch)
+				cancel()
+				batch = batch[n:]
+				if err == nil {
+					if failing {
+						logger().Info("publishing to redis restored")
+						failing, backoff = false, minBackoff
+					}
+					continue
+				}
+				if !failing {
+					logger().Warn("publishing to redis failed; holding client frames",
+						zap.Int("held", len(batch)), zap.Error(err))
+					failing = true
+				}
+				select {
+				case <-time.After(backoff):
+				case <-o.ctx.Done():
+					o.flush()
+					return
+				}
+				backoff = min(2*backoff, maxBackoff)
+				batch = o.expire(batch)
+			}
+		}
+	}
+}
+
+// send publishes batch in one pipeline and returns how many frames are done
+// (published, or refused by Redis and dropped) before the first one to retry.
+func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
+	cmds, _ := o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range batch {
+			p.Publish(ctx, m.channel, m.data)
+		}
+		return nil
+	})
+	for i, c := range cmds {
+		err := c.Err()
+		if err == nil {
+			continue
+		}
+		var refused redis.Error
+		if errors.As(err, &refused) { // an error reply (e.g. NOPERM): retrying will not help
+			logger().Warn("redis refused a publish; frame dropped",
+				zap.String("channel", batch[i].channel), zap.Error(err))
+			continue
+		}
+		return i, err
+	}
+	return len(batch), nil
+}
+
+// expire drops frames older than outboxMaxAge from a batch being retried.
+func (o *outbox) expire(batch []outMsg) []outMsg {
+	cutoff := time.Now().Add(-outboxMaxAge)
+	n := 0
+	for n < len(batch) && batch[n].at.Before(cutoff) {
+		n++
+	}
+	if n > 0 {
+		logger().Warn("client frames dropped after waiting for redis",
+			zap.Int("dropped", n), zap.Duration("max_age", outboxMaxAge))
+	}
+	return batch[n:]
+}
+
+// flush makes one bounded attempt to publish what is still queued when the
+// broker shuts down.
+func (o *outbox) flush() {
+	batch := o.take(outboxMaxMessages)
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), finalFlush)
+	defer cancel()
+	if n, err := o.send(ctx, batch); err != nil {
+		logger().Warn("client frames not published at shutdown", zap.Int("dropped", len(batch)-n), zap.Error(err))
+	}
+}
