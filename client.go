@@ -17,7 +17,7 @@ const (
 
 // Close codes the server sends (RFC 6455 §7.4.1).
 const (
-	closeGoingAway     = websocket.CloseGoingAway      // 1001: Caddy is exiting
+	closeGoingAway     = websocket.CloseGoingAway       // 1001: Caddy is exiting
 	closeTooSlow       = websocket.ClosePolicyViolation // 1008: send queue overflowed
 	closeServiceReload = websocket.CloseServiceRestart  // 1012: config changed
 )
