@@ -29,7 +29,10 @@ const (
 	// commandTimeout bounds each SUBSCRIBE/UNSUBSCRIBE/PING write.
 	commandTimeout = 5 * time.Second
 	minBackoff     = 100 * time.Millisecond
-	maxBackoff     = 5 * time.Second
+	// readyPing is the payload of the PING that follows a connection's first
+	// SUBSCRIBE.
+	readyPing  = "redis_ws:ready"
+	maxBackoff = 5 * time.Second
 )
 
 // broker owns the Redis side for one Redis configuration: one subscriber
@@ -48,7 +51,8 @@ type broker struct {
 	lastRecv atomic.Int64  // unix nanos of the last reply read by the subscriber
 
 	mu       sync.RWMutex
-	up       bool // a subscriber connection is established
+	up       bool          // a subscriber connection is established and its channels confirmed
+	upCh     chan struct{} // closed while up
 	channels map[string]*channelState
 }
 
@@ -70,9 +74,10 @@ func newBroker(client *redis.Client) *broker {
 		cancel:   cancel,
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		upCh:     make(chan struct{}),
 		channels: make(map[string]*channelState),
 	}
-	b.out = newOutbox(ctx, client)
+	b.out = newOutbox(ctx, client, b.whenUp)
 	go b.run()
 	return b
 }
@@ -115,6 +120,13 @@ func (b *broker) leave(ch string, h *hub) {
 	}
 	b.mu.Unlock()
 	b.signal()
+}
+
+// whenUp returns a channel that is closed while the subscriber is up.
+func (b *broker) whenUp() <-chan struct{} {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.upCh
 }
 
 func (b *broker) signal() {
@@ -191,7 +203,7 @@ func (b *broker) run() {
 }
 
 // session runs one subscriber connection until it fails. onUp is called once
-// Redis has answered on it.
+// Redis has confirmed the channels subscribed when it connected.
 func (b *broker) session(onUp func()) error {
 	ps := b.client.Subscribe(b.ctx) // no channels yet: no I/O
 	readerDone := make(chan error, 1)
@@ -205,13 +217,20 @@ func (b *broker) session(onUp func()) error {
 	}()
 
 	// The PING dials and proves the connection before anything depends on it.
-	if err := b.command(func(ctx context.Context) error { return ps.Ping(ctx, "hello") }); err != nil {
+	if err := b.command(func(ctx context.Context) error { return ps.Ping(ctx) }); err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
 	b.lastRecv.Store(time.Now().UnixNano())
 	upCh := make(chan struct{})
 	go func() { readerDone <- b.receive(ps, upCh) }()
 	started = true
+	if err := b.reconcile(ps); err != nil {
+		return err
+	}
+	// Replies come in order: this one means every SUBSCRIBE above is confirmed.
+	if err := b.command(func(ctx context.Context) error { return ps.Ping(ctx, readyPing) }); err != nil {
+		return fmt.Errorf("pinging: %w", err)
+	}
 
 	ticker := time.NewTicker(healthInterval)
 	defer ticker.Stop()
@@ -307,9 +326,10 @@ func (b *broker) receive(ps *redis.PubSub, up chan struct{}) error {
 				b.confirmed(m.Channel)
 			}
 		case *redis.Pong:
-			if up != nil {
+			if m.Payload == readyPing && up != nil {
 				b.mu.Lock()
 				b.up = true
+				close(b.upCh)
 				b.mu.Unlock()
 				close(up)
 				up = nil
@@ -343,7 +363,10 @@ func (b *broker) confirmed(ch string) {
 func (b *broker) disconnected() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.up = false
+	if b.up {
+		b.up = false
+		b.upCh = make(chan struct{})
+	}
 	for ch, st := range b.channels {
 		st.subscribed = false
 		st.pending = 0

@@ -34,6 +34,7 @@ type outMsg struct {
 type outbox struct {
 	client *redis.Client
 	ctx    context.Context
+	up     func() <-chan struct{} // closed while the broker's subscriber is up
 	done   chan struct{}
 	wake   chan struct{} // cap 1
 
@@ -43,8 +44,8 @@ type outbox struct {
 	dropping bool // frames are being dropped; logged once until it stops
 }
 
-func newOutbox(ctx context.Context, client *redis.Client) *outbox {
-	o := &outbox{client: client, ctx: ctx, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+func newOutbox(ctx context.Context, client *redis.Client, up func() <-chan struct{}) *outbox {
+	o := &outbox{client: client, ctx: ctx, up: up, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go o.run()
 	return o
 }
@@ -106,6 +107,14 @@ func (o *outbox) run() {
 		}
 		for batch := o.take(publishBatch); len(batch) > 0; batch = o.take(publishBatch) {
 			for len(batch) > 0 {
+				// After an outage, publish only once this node listens again,
+				// so its own clients get what they sent meanwhile.
+				select {
+				case <-o.up():
+				case <-o.ctx.Done():
+					o.flush()
+					return
+				}
 				ctx, cancel := context.WithTimeout(o.ctx, commandTimeout)
 				n, err := o.send(ctx, batch)
 				cancel()

@@ -1,0 +1,683 @@
+package redisws
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+)
+
+// These tests run Caddy as separate processes built from ./cmd/caddy, against
+// redis-server processes of their own, with real WebSocket clients.
+
+const wait = 20 * time.Second // deadline of every poll and receive
+
+func exampleCaddyfile(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(src)
+}
+
+// siteCaddyfile wraps site directives in the admin and site blocks the
+// harness expects.
+func siteCaddyfile(globals, site string) string {
+	return "{\n\tadmin 127.0.0.1:{$ADMIN_PORT}\n" + globals + "\n}\n\n:{$PORT} {\n" + site + "\n}\n"
+}
+
+func startNodes(t *testing.T, n int, caddyfile string, rs *redisServer) []*caddyNode {
+	t.Helper()
+	nodes := make([]*caddyNode, n)
+	for i := range nodes {
+		nodes[i] = startNode(t, fmt.Sprintf("node%d", i+1), caddyfile, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	}
+	return nodes
+}
+
+// numsub returns how many subscribers Redis counts on ch.
+func numsub(t *testing.T, rdb *redis.Client, ch string) int64 {
+	t.Helper()
+	counts, err := rdb.PubSubNumSub(context.Background(), ch).Result()
+	if err != nil {
+		t.Fatalf("PUBSUB NUMSUB %s: %v", ch, err)
+	}
+	return counts[ch]
+}
+
+func publish(t *testing.T, rdb *redis.Client, ch, msg string) {
+	t.Helper()
+	if err := rdb.Publish(context.Background(), ch, msg).Err(); err != nil {
+		t.Fatalf("PUBLISH %s: %v", ch, err)
+	}
+}
+
+// subscriberIDs returns the ids of the Pub/Sub connections of our module.
+func subscriberIDs(t *testing.T, rdb *redis.Client) []string {
+	t.Helper()
+	list, err := rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, "name=caddy-redis-ws") && strings.Contains(line, "flags=P") {
+			ids = append(ids, regexp.MustCompile(`\bid=(\d+)`).FindStringSubmatch(line)[1])
+		}
+	}
+	return ids
+}
+
+func TestListModules(t *testing.T) {
+	out, err := exec.Command(caddyBinary(t), "list-modules").CombinedOutput()
+	if err != nil {
+		t.Fatalf("caddy list-modules: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^http\.handlers\.redis_ws$`).Match(out) {
+		t.Fatalf("http.handlers.redis_ws missing from caddy list-modules:\n%s", out)
+	}
+}
+
+// Every frame sent by any client reaches every client on every node, the
+// sender too, exactly once and in the order each sender sent them.
+func TestFanOut(t *testing.T) {
+	for _, nodes := range []int{2, 4} {
+		t.Run(fmt.Sprintf("nodes-%d", nodes), func(t *testing.T) {
+			rs := startRedis(t)
+			ns := startNodes(t, nodes, exampleCaddyfile(t), rs)
+			const perNode, perSender = 3, 30
+			var clients []*wsClient
+			for _, n := range ns {
+				for range perNode {
+					clients = append(clients, dialWS(t, n.WSURL("/ws"), nil))
+				}
+			}
+			var wg sync.WaitGroup
+			for i, c := range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for seq := range perSender {
+						c.SendText(t, fmt.Sprintf("%d:%d", i, seq))
+					}
+				}()
+			}
+			wg.Wait()
+			total := len(clients) * perSender
+			for ci, c := range clients {
+				next := make([]int, len(clients))
+				for _, m := range c.Collect(t, total, wait) {
+					var sender, seq int
+					if _, err := fmt.Sscanf(string(m.Data), "%d:%d", &sender, &seq); err != nil || m.Type != websocket.TextMessage {
+						t.Fatalf("client %d: unexpected %v", ci, m)
+					}
+					if seq != next[sender] {
+						t.Fatalf("client %d: from sender %d got seq %d, want %d", ci, sender, seq, next[sender])
+					}
+					next[sender]++
+				}
+				c.ExpectNothing(t, 0)
+			}
+			clients[0].ExpectNothing(t, 300*time.Millisecond) // no duplicate arrives late
+		})
+	}
+}
+
+// JSON configuration works like the Caddyfile.
+func TestJSONConfig(t *testing.T) {
+	rs := startRedis(t)
+	config := `{
+		"admin": {"listen": "127.0.0.1:{env.ADMIN_PORT}"},
+		"apps": {"http": {"servers": {"srv0": {
+			"listen": [":{env.PORT}"],
+			"routes": [{
+				"match": [{"path": ["/ws"]}],
+				"handle": [{"handler": "redis_ws", "subscribe": ["chat"], "redis": {"url": "redis://127.0.0.1:{env.REDIS_PORT}"}}]
+			}]
+		}}}}
+	}`
+	n := startNodeJSON(t, config, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	a, b := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
+	a.SendText(t, "over json")
+	for _, c := range []*wsClient{a, b} {
+		if m := c.Next(t, wait); string(m.Data) != "over json" {
+			t.Fatalf("got %v", m)
+		}
+	}
+}
+
+// redis-cli publish reaches every client; redis-cli subscribe sees exactly
+// what clients send; binary stays binary.
+func TestRedisCLIInterop(t *testing.T) {
+	rs := startRedis(t)
+	ns := startNodes(t, 2, exampleCaddyfile(t), rs)
+	clients := []*wsClient{dialWS(t, ns[0].WSURL("/ws"), nil), dialWS(t, ns[1].WSURL("/ws"), nil)}
+
+	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "publish", "chat", "hi").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "2" {
+		t.Fatalf("redis-cli publish: %v, %q (want 2 receivers: one per node)", err, out)
+	}
+	for _, c := range clients {
+		if m := c.Next(t, wait); m.Type != websocket.TextMessage || string(m.Data) != "hi" {
+			t.Fatalf("want text %q, got %v", "hi", m)
+		}
+	}
+
+	// redis-cli subscribe prints each reply element on its own line.
+	ctx, cancel := context.WithCancel(context.Background())
+	sub := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(rs.Port), "subscribe", "chat")
+	stdout, err := sub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = sub.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	rdb := rs.Client(t)
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 3 }, "redis-cli subscribe not counted")
+
+	sent := []string{"hello from a", "ünïcödé ✓", `quotes "and" \backslash`}
+	for i, s := range sent {
+		clients[i%2].SendText(t, s)
+	}
+	var got []string
+	timeout := time.After(wait)
+	for len(got) < len(sent) {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("redis-cli subscribe ended; got %q", got)
+			}
+			if l == "message" {
+				<-lines // channel
+				got = append(got, <-lines)
+			}
+		case <-timeout:
+			t.Fatalf("redis-cli subscribe got %q, want %q", got, sent)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(sent, "\n") {
+		t.Fatalf("redis-cli subscribe got %q, want %q", got, sent)
+	}
+
+	// Byte for byte, binary included, through a Go subscriber.
+	ps := rdb.Subscribe(context.Background(), "chat")
+	defer ps.Close()
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	binary := []byte{0xff, 0x00, 0xfe, 'x', 0x80}
+	clients[0].Send(t, websocket.BinaryMessage, binary)
+	msg, err := ps.ReceiveTimeout(context.Background(), wait)
+	if err != nil || msg.(*redis.Message).Payload != string(binary) {
+		t.Fatalf("redis got %v, %v; want %q", msg, err, binary)
+	}
+	for _, c := range clients {
+		for { // skip the text messages sent above
+			m := c.Next(t, wait)
+			if m.Type == websocket.BinaryMessage {
+				if string(m.Data) != string(binary) {
+					t.Fatalf("got %v, want binary %q", m, binary)
+				}
+				break
+			}
+		}
+	}
+	publish(t, rdb, "chat", "\xc3\x28") // invalid UTF-8 from Redis goes out as binary
+	for _, c := range clients {
+		if m := c.Next(t, wait); m.Type != websocket.BinaryMessage || string(m.Data) != "\xc3\x28" {
+			t.Fatalf("got %v, want binary", m)
+		}
+	}
+}
+
+// Rooms are separate channels, subscribed while a node has clients in them.
+func TestRooms(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	ns := startNodes(t, 2, exampleCaddyfile(t), rs)
+
+	a1 := dialWS(t, ns[0].WSURL("/rooms/a"), nil)
+	if got := numsub(t, rdb, "room:a"); got != 1 {
+		t.Fatalf("NUMSUB room:a = %d once a client is in, want 1", got)
+	}
+	a2 := dialWS(t, ns[1].WSURL("/rooms/a"), nil)
+	b2 := dialWS(t, ns[1].WSURL("/rooms/b"), nil)
+	if got := numsub(t, rdb, "room:a"); got != 2 {
+		t.Fatalf("NUMSUB room:a = %d, want 2 (one per node)", got)
+	}
+	a1.SendText(t, "for a")
+	b2.SendText(t, "for b")
+	for _, c := range []*wsClient{a1, a2} {
+		if m := c.Next(t, wait); string(m.Data) != "for a" {
+			t.Fatalf("room a got %v", m)
+		}
+	}
+	if m := b2.Next(t, wait); string(m.Data) != "for b" {
+		t.Fatalf("room b got %v", m)
+	}
+	a1.ExpectNothing(t, 300*time.Millisecond)
+	a2.ExpectNothing(t, 0)
+
+	a1.Close()
+	eventually(t, wait, func() bool { return numsub(t, rdb, "room:a") == 1 }, "node1 kept room:a after its last client left")
+	a2.Close()
+	b2.Close()
+	eventually(t, wait, func() bool {
+		chans, err := rdb.PubSubChannels(context.Background(), "room:*").Result()
+		return err == nil && len(chans) == 0
+	}, "rooms still subscribed after every client left")
+
+	// Names that come out wrong are refused before the upgrade.
+	for path, want := range map[string]string{
+		"/rooms/":                            "empty",
+		"/rooms/" + strings.Repeat("x", 300): "bytes long",
+		"/rooms/a%01b":                       "control character",
+	} {
+		_, resp, err := tryDialWS(t, ns[0].WSURL(path), nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s: want 400, got %v %v", path, resp, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("%s: body %q does not say %q", path, body, want)
+		}
+	}
+}
+
+// /news clients receive, and what they send is not published.
+func TestReceiveOnly(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
+	c := dialWS(t, n.WSURL("/news"), nil)
+	ps := rdb.Subscribe(context.Background(), "news")
+	defer ps.Close()
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.SendText(t, "should go nowhere")
+	publish(t, rdb, "news", "extra")
+	if m := c.Next(t, wait); string(m.Data) != "extra" {
+		t.Fatalf("got %v", m)
+	}
+	// Redis delivers in order: had the client's frame been published, it
+	// would have come before "extra".
+	msg, err := ps.ReceiveTimeout(context.Background(), wait)
+	if err != nil || msg.(*redis.Message).Payload != "extra" {
+		t.Fatalf("the news channel saw %v, %v; want only the PUBLISH", msg, err)
+	}
+	if c.Closed() {
+		t.Fatal("a receive-only client that sends is closed; want it kept")
+	}
+}
+
+func TestPlainHTTPAndOrigin(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+	redis_ws /open chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		origins https://app.example.com
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+
+	status, body := httpGet(t, n.URL("/ws"))
+	if status != http.StatusBadRequest || !strings.Contains(body, "WebSocket endpoint") {
+		t.Fatalf("plain GET: %d %q", status, body)
+	}
+	for _, tc := range []struct {
+		path, origin string
+		status       int
+	}{
+		{"/ws", "http://evil.example", http.StatusForbidden},
+		{"/ws", "http://" + strings.TrimPrefix(n.URL(""), "http://"), http.StatusSwitchingProtocols},
+		{"/ws", "", http.StatusSwitchingProtocols},
+		{"/open", "https://app.example.com", http.StatusSwitchingProtocols},
+		{"/open", "https://evil.example.com", http.StatusForbidden},
+	} {
+		header := http.Header{}
+		if tc.origin != "" {
+			header.Set("Origin", tc.origin)
+		}
+		c, resp, _ := tryDialWS(t, n.WSURL(tc.path), header)
+		if resp == nil || resp.StatusCode != tc.status {
+			t.Fatalf("%s with Origin %q: got %v, want %d", tc.path, tc.origin, resp, tc.status)
+		}
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// A frame over max_message_size closes its connection with 1009; nobody
+// else notices.
+func TestOversizeFrame(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		max_message_size 1KiB
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	big, other := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
+	big.SendText(t, strings.Repeat("x", 1024)) // at the limit: fine
+	big.Send(t, websocket.BinaryMessage, make([]byte, 1025))
+	if code, _ := big.WaitClosed(t, wait); code != websocket.CloseMessageTooBig {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+	other.SendText(t, "still here")
+	if m := other.Next(t, wait); len(m.Data) != 1024 {
+		t.Fatalf("got %v, want the 1 KiB message", m)
+	}
+	if m := other.Next(t, wait); string(m.Data) != "still here" {
+		t.Fatalf("got %v", m)
+	}
+}
+
+// A client that stops reading is closed alone once its queue is full; the
+// others get every message; the node's goroutines go back to where they were.
+func TestSlowClient(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		send_queue 16
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	base := n.Goroutines(t)
+
+	slow, _, err := wsDialer.Dial(n.WSURL("/ws"), nil) // never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fast := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)}
+
+	// Enough data to fill the socket buffers and then the queue.
+	const count, size = 600, 64 << 10
+	payload := strings.Repeat("s", size-8)
+	for i := range count {
+		publish(t, rdb, "chat", fmt.Sprintf("%07d:%s", i, payload))
+	}
+	for _, c := range fast {
+		for i, m := range c.Collect(t, count, wait) {
+			if !strings.HasPrefix(string(m.Data), fmt.Sprintf("%07d:", i)) {
+				t.Fatalf("fast client: message %d is %.10q", i, m.Data)
+			}
+		}
+	}
+	// The slow client, reading now, finds its stream cut short.
+	_ = slow.SetReadDeadline(time.Now().Add(wait))
+	got := 0
+	for {
+		_, _, err := slow.ReadMessage()
+		if err != nil {
+			if ce, ok := err.(*websocket.CloseError); ok && ce.Code != websocket.ClosePolicyViolation {
+				t.Fatalf("slow client closed with %d, want 1008", ce.Code)
+			}
+			break
+		}
+		got++
+	}
+	if got >= count {
+		t.Fatalf("slow client got all %d messages; want it dropped", count)
+	}
+	t.Logf("slow client got %d of %d messages before it was dropped", got, count)
+
+	for _, c := range fast {
+		c.Close()
+	}
+	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d", base)
+}
+
+// Reloads keep the shared subscriber; an unchanged handler keeps its
+// connections and loses nothing, a changed one closes them with 1012.
+func TestReloadUnchangedHandler(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
+	ids := subscriberIDs(t, rdb)
+	if len(ids) != 1 {
+		t.Fatalf("want 1 subscriber connection, got %v", ids)
+	}
+	clients := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/rooms/x"), nil)}
+
+	// Publish steadily while the config is reloaded twice.
+	const count = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range count {
+			rdb.Publish(context.Background(), "chat", strconv.Itoa(i))
+			rdb.Publish(context.Background(), "room:x", strconv.Itoa(i))
+			time.Sleep(5 * time.Millisecond) // pacing the publisher, not waiting for a result
+		}
+	}()
+	changedElsewhere := strings.Replace(exampleCaddyfile(t), "respond /health 200", "respond /health 200\n\trespond /other 204", 1)
+	n.Reload(t, changedElsewhere)
+	n.Reload(t, exampleCaddyfile(t))
+	<-done
+	for _, c := range clients {
+		for i, m := range c.Collect(t, count, wait) {
+			if string(m.Data) != strconv.Itoa(i) {
+				t.Fatalf("message %d is %v", i, m)
+			}
+		}
+		if c.Closed() {
+			t.Fatal("connection closed by a reload that left its handler unchanged")
+		}
+	}
+	if after := subscriberIDs(t, rdb); len(after) != 1 || after[0] != ids[0] {
+		t.Fatalf("subscriber connection changed across reloads: %v → %v", ids, after)
+	}
+	// The old instance still serves its client both ways.
+	clients[0].SendText(t, "after reload")
+	if m := clients[0].Next(t, wait); string(m.Data) != "after reload" {
+		t.Fatalf("got %v", m)
+	}
+}
+
+func TestReloadChangedHandler(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	const delay = 2 * time.Second
+	withDelay := func(extra string) string {
+		return siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		reload_close_delay 2s
+		`+extra+`
+	}
+	respond /health 200`)
+	}
+	n := startNode(t, "node", withDelay(""), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	ids := subscriberIDs(t, rdb)
+	var clients []*wsClient
+	for range 10 {
+		clients = append(clients, dialWS(t, n.WSURL("/ws"), nil))
+	}
+	n.Reload(t, withDelay("send_queue 100"))
+	first, last := time.Time{}, time.Time{}
+	for _, c := range clients {
+		code, at := c.WaitClosed(t, wait)
+		if code != websocket.CloseServiceRestart {
+			t.Fatalf("close code %d, want 1012", code)
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	if spread := last.Sub(first); spread < delay/2 {
+		t.Fatalf("closes spread over %s; want them spread over about %s", spread, delay)
+	}
+	// New clients get the new handler, through the same subscriber.
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	publish(t, rdb, "chat", "new config")
+	if m := c.Next(t, wait); string(m.Data) != "new config" {
+		t.Fatalf("got %v", m)
+	}
+	if after := subscriberIDs(t, rdb); len(after) != 1 || after[0] != ids[0] {
+		t.Fatalf("subscriber connection changed across the reload: %v → %v", ids, after)
+	}
+
+	// Removing the handler closes its clients too (delay 0: at once).
+	n.Reload(t, siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		reload_close_delay 0
+	}`))
+	c = dialWS(t, n.WSURL("/ws"), nil)
+	n.Reload(t, siteCaddyfile("", "\trespond /health 200"))
+	if code, _ := c.WaitClosed(t, wait); code != websocket.CloseServiceRestart {
+		t.Fatalf("handler removed: close code %d, want 1012", code)
+	}
+	eventually(t, wait, func() bool { return len(subscriberIDs(t, rdb)) == 0 }, "subscriber still connected after the last handler left")
+}
+
+func TestStopClosesWithGoingAway(t *testing.T) {
+	rs := startRedis(t)
+	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
+	clients := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/rooms/z"), nil)}
+	n.Stop(t)
+	for _, c := range clients {
+		if code, _ := c.WaitClosed(t, wait); code != websocket.CloseGoingAway {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+	}
+}
+
+// countLines counts the log lines that contain every one of the words.
+func countLines(logs string, words ...string) int {
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// Redis down at start: the node serves; it connects by itself once Redis is
+// there, with one warning and one info.
+func TestRedisDownAtStart(t *testing.T) {
+	port := freePort(t)
+	n := startNode(t, "node", exampleCaddyfile(t), map[string]string{"REDIS_PORT": strconv.Itoa(port)})
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	c.SendText(t, "sent while redis is down")
+	eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis unavailable") == 1 }, "no warning about redis")
+
+	rs := startRedisOnPort(t, port)
+	rdb := rs.Client(t)
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "node did not subscribe once redis came up")
+	// The frame held in the outbox is published on recovery.
+	if m := c.Next(t, wait); string(m.Data) != "sent while redis is down" {
+		t.Fatalf("got %v", m)
+	}
+	publish(t, rdb, "chat", "hello")
+	if m := c.Next(t, wait); string(m.Data) != "hello" {
+		t.Fatalf("got %v", m)
+	}
+	eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "no info on recovery")
+	if got := countLines(n.Logs(), "redis unavailable"); got != 1 {
+		t.Fatalf("%d warnings for one outage, want 1", got)
+	}
+}
+
+// Redis killed and restarted mid-run: the node resubscribes every channel by
+// itself and traffic flows again.
+func TestRedisRestart(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	ns := startNodes(t, 2, exampleCaddyfile(t), rs)
+	chat := []*wsClient{dialWS(t, ns[0].WSURL("/ws"), nil), dialWS(t, ns[1].WSURL("/ws"), nil)}
+	room := dialWS(t, ns[1].WSURL("/rooms/r"), nil)
+
+	for outage := 1; outage <= 2; outage++ {
+		rs.Kill(t)
+		for _, n := range ns {
+			eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis subscription lost") == outage }, "%s: no warning for outage %d", n.Name, outage)
+		}
+		dialWS(t, ns[0].WSURL("/rooms/new"), nil) // accepted while Redis is down
+		chat[0].SendText(t, fmt.Sprintf("during outage %d", outage))
+		rs.Restart(t)
+		eventually(t, wait, func() bool {
+			return numsub(t, rdb, "chat") == 2 && numsub(t, rdb, "room:r") == 1 && numsub(t, rdb, "room:new") == 1
+		}, "channels not resubscribed after restart %d", outage)
+		for _, c := range chat {
+			if m := c.Next(t, wait); string(m.Data) != fmt.Sprintf("during outage %d", outage) {
+				t.Fatalf("got %v", m)
+			}
+		}
+		publish(t, rdb, "room:r", "back")
+		if m := room.Next(t, wait); string(m.Data) != "back" {
+			t.Fatalf("got %v", m)
+		}
+		for _, n := range ns {
+			eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == outage }, "%s: no info after outage %d", n.Name, outage)
+		}
+	}
+	for _, n := range ns {
+		if got := countLines(n.Logs(), "redis subscription lost"); got != 2 {
+			t.Fatalf("%s: %d warnings for 2 outages", n.Name, got)
+		}
+	}
+}
+
+// Quiet when things are fine, and never message contents, even at debug.
+func TestLogs(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, "node", siteCaddyfile("\tdebug", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	before := countLines(n.Logs(), "redis_ws")
+	const secret = "s3cr3t-payload"
+	for i := range 50 {
+		c.SendText(t, fmt.Sprintf("%s-%d", secret, i))
+	}
+	c.Collect(t, 50, wait)
+	c.Close()
+	eventually(t, wait, func() bool { return countLines(n.Logs(), "connection closed") == 1 }, "no debug line when the connection closed")
+	if strings.Contains(n.Logs(), secret) {
+		t.Fatal("message contents in the logs")
+	}
+	if got := countLines(n.Logs(), "redis_ws") - before; got > 2 {
+		t.Fatalf("%d log lines for one connection's 50 messages; want no per-message lines", got)
+	}
+	for _, line := range strings.Split(n.Logs(), "\n") {
+		if strings.Contains(line, "redis_ws") && !strings.HasPrefix(strings.TrimSpace(line[strings.Index(line, ":")+1:]), "{") {
+			t.Fatalf("not a structured log line: %q", line)
+		}
+	}
+}
