@@ -401,8 +401,9 @@ func (b *broker) dispatch(m *redis.Message) {
 		logger().Error("preparing message", zap.Error(err))
 		return
 	}
+	f := &frame{msg: pm, size: len(m.Payload)}
 	for _, h := range hubs {
-		h.deliver(m.Channel, pm)
+		h.deliver(m.Channel, f)
 	}
 }
 

@@ -1,7 +1,6 @@
 package redisws
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,7 +25,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		redis <url>
 //		origins <origin...>
 //		max_message_size <size>
-//		send_queue <n>
+//		send_queue <size>
 //		ping_interval <duration>
 //		reload_close_delay <duration>|off
 //	}
@@ -110,11 +109,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(arg)
-			if err != nil || n < 1 {
-				return d.Errf("send_queue: %q is not a positive number of messages", arg)
+			size, err := humanize.ParseBytes(arg)
+			if err != nil || size == 0 || size > 1<<30 {
+				return d.Errf("send_queue: %q is not a size between 1 byte and 1GiB (e.g. 1MiB)", arg)
 			}
-			h.SendQueue = n
+			h.SendQueue = int(size)
 		case "ping_interval":
 			dur, err := positiveDuration(d)
 			if err != nil {

@@ -9,10 +9,13 @@ import (
 
 const (
 	// writeWait bounds one write to a client; a client that cannot take a
-	// frame in that time is gone.
+	// batch of frames in that time is gone.
 	writeWait = 10 * time.Second
 	// closeWait bounds the close frame sent when the server ends a connection.
 	closeWait = time.Second
+	// keptBatch is the largest batch slice a client keeps between batches;
+	// a bigger one goes back to the garbage collector.
+	keptBatch = 64
 )
 
 // Close codes the server sends (RFC 6455 §7.4.1).
@@ -22,14 +25,27 @@ const (
 	closeServiceReload = websocket.CloseServiceRestart  // 1012: config changed
 )
 
+// frame is one Redis message, encoded once and shared by every client.
+type frame struct {
+	msg  *websocket.PreparedMessage
+	size int // payload bytes, for the send queue limit
+}
+
 // client is one WebSocket connection. Its writer goroutine is the only one
-// that writes to the connection; everyone else signals it through send and
-// done.
+// that writes frames to the connection; everyone else signals it through the
+// queue, wake and done.
 type client struct {
 	conn     *websocket.Conn
+	out      *corkConn
 	channels []string // channels delivered to this client
 	publish  string   // channel its frames go to; "" = receive-only
-	send     chan *websocket.PreparedMessage
+
+	mu       sync.Mutex
+	queue    []*frame
+	queued   int // bytes in queue
+	maxQueue int
+	spare    []*frame      // the last batch, reused for the next queue
+	wake     chan struct{} // cap 1: the queue is not empty
 
 	once      sync.Once
 	done      chan struct{} // closed by close
@@ -37,21 +53,31 @@ type client struct {
 	closeText string
 }
 
-func newClient(channels []string, publish string, queue int) *client {
+func newClient(channels []string, publish string, maxQueue int) *client {
 	return &client{
 		channels: channels,
 		publish:  publish,
-		send:     make(chan *websocket.PreparedMessage, queue),
+		maxQueue: maxQueue,
+		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
 }
 
-// enqueue never blocks: a client that lets its queue fill up is closed.
-func (c *client) enqueue(m *websocket.PreparedMessage) {
-	select {
-	case c.send <- m:
-	default:
+// enqueue never blocks: a client that lets its queue grow past the limit is
+// closed, and nobody else waits for it.
+func (c *client) enqueue(f *frame) {
+	c.mu.Lock()
+	if c.queued+f.size > c.maxQueue && c.queued > 0 {
+		c.mu.Unlock()
 		c.close(closeTooSlow, "too slow")
+		return
+	}
+	c.queue = append(c.queue, f)
+	c.queued += f.size
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -73,25 +99,50 @@ func (c *client) writeLoop(pingInterval time.Duration) {
 		_ = c.conn.Close()
 	}()
 	for {
+		var err error
 		select {
-		case m := <-c.send:
-			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.conn.WritePreparedMessage(m); err != nil {
-				c.close(0, "")
-				return
-			}
+		case <-c.wake:
+			err = c.writeQueued()
 		case <-ticker.C:
-			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
-				c.close(0, "")
-				return
-			}
+			c.out.cork()
+			_ = c.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
+			err = c.out.uncork(writeWait)
 		case <-c.done:
 			if c.closeCode != 0 {
-				msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
-				_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeWait))
+				c.out.cork()
+				_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText), time.Time{})
+				_ = c.out.uncork(closeWait)
 			}
 			return
 		}
+		if err != nil {
+			c.close(0, "")
+			return
+		}
 	}
+}
+
+// writeQueued writes every queued frame, each its own WebSocket frame, in
+// one write to the socket.
+func (c *client) writeQueued() error {
+	c.mu.Lock()
+	batch := c.queue
+	c.queue, c.queued = c.spare, 0
+	c.mu.Unlock()
+
+	c.out.cork()
+	for _, f := range batch {
+		if err := c.conn.WritePreparedMessage(f.msg); err != nil {
+			_ = c.out.uncork(writeWait)
+			return err
+		}
+	}
+	err := c.out.uncork(writeWait)
+
+	clear(batch)
+	c.spare = nil
+	if cap(batch) <= keptBatch {
+		c.spare = batch[:0]
+	}
+	return err
 }

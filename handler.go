@@ -39,12 +39,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	defer h.hub.remove(c)
 	h.broker.waitReady(r.Context(), channels)
 
-	conn, err := h.upgrader.Upgrade(hijacker{w}, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
 		return nil
 	}
-	c.conn = conn
+	c.conn, c.out = conn, hj.conn
 	start := time.Now()
 	writerDone := make(chan struct{})
 	go func() {
@@ -154,9 +155,18 @@ func refuse(w http.ResponseWriter, status int, reason string) error {
 
 // hijacker gives gorilla the http.Hijacker it asserts. Caddy ≥ 2.11.5 wraps
 // the response writer in types that only expose Unwrap, which
-// http.ResponseController follows (see FACTS.md, "THE big trap").
-type hijacker struct{ http.ResponseWriter }
+// http.ResponseController follows (see FACTS.md, "THE big trap"). It hands
+// gorilla the connection wrapped in a corkConn.
+type hijacker struct {
+	http.ResponseWriter
+	conn *corkConn
+}
 
-func (w hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &corkConn{Conn: conn}
+	return w.conn, brw, nil
 }

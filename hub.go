@@ -3,8 +3,6 @@ package redisws
 import (
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // hub is one handler instance's set of local clients, by channel. It joins
@@ -88,10 +86,10 @@ func (h *hub) remove(c *client) {
 
 // deliver enqueues m to every client of ch. Enqueueing never blocks: a client
 // whose queue is full is closed alone.
-func (h *hub) deliver(ch string, m *websocket.PreparedMessage) {
+func (h *hub) deliver(ch string, f *frame) {
 	h.mu.RLock()
 	for c := range h.channels[ch] {
-		c.enqueue(m)
+		c.enqueue(f)
 	}
 	h.mu.RUnlock()
 }

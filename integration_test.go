@@ -66,6 +66,15 @@ func publish(t *testing.T, rdb *redis.Client, ch, msg string) {
 	}
 }
 
+// subscriberID waits for the one Pub/Sub connection of our module and
+// returns its id.
+func subscriberID(t *testing.T, rdb *redis.Client) string {
+	t.Helper()
+	var ids []string
+	eventually(t, wait, func() bool { ids = subscriberIDs(t, rdb); return len(ids) == 1 }, "want 1 subscriber connection, got %v", ids)
+	return ids[0]
+}
+
 // subscriberIDs returns the ids of the Pub/Sub connections of our module.
 func subscriberIDs(t *testing.T, rdb *redis.Client) []string {
 	t.Helper()
@@ -200,8 +209,8 @@ func TestRedisCLIInterop(t *testing.T) {
 	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 3 }, "redis-cli subscribe not counted")
 
 	sent := []string{"hello from a", "ünïcödé ✓", `quotes "and" \backslash`}
-	for i, s := range sent {
-		clients[i%2].SendText(t, s)
+	for _, s := range sent { // one sender: its order is kept
+		clients[1].SendText(t, s)
 	}
 	var got []string
 	timeout := time.After(wait)
@@ -406,7 +415,7 @@ func TestSlowClient(t *testing.T) {
 	n := startNode(t, "node", siteCaddyfile("", `
 	redis_ws /ws chat {
 		redis redis://127.0.0.1:{$REDIS_PORT}
-		send_queue 16
+		send_queue 1MiB
 	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
 	base := n.Goroutines(t)
 
@@ -465,10 +474,7 @@ func TestReloadUnchangedHandler(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
-	ids := subscriberIDs(t, rdb)
-	if len(ids) != 1 {
-		t.Fatalf("want 1 subscriber connection, got %v", ids)
-	}
+	id := subscriberID(t, rdb)
 	clients := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/rooms/x"), nil)}
 
 	// Publish steadily while the config is reloaded twice.
@@ -496,8 +502,8 @@ func TestReloadUnchangedHandler(t *testing.T) {
 			t.Fatal("connection closed by a reload that left its handler unchanged")
 		}
 	}
-	if after := subscriberIDs(t, rdb); len(after) != 1 || after[0] != ids[0] {
-		t.Fatalf("subscriber connection changed across reloads: %v → %v", ids, after)
+	if after := subscriberID(t, rdb); after != id {
+		t.Fatalf("subscriber connection changed across reloads: %s → %s", id, after)
 	}
 	// The old instance still serves its client both ways.
 	clients[0].SendText(t, "after reload")
@@ -520,12 +526,12 @@ func TestReloadChangedHandler(t *testing.T) {
 	respond /health 200`)
 	}
 	n := startNode(t, "node", withDelay(""), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
-	ids := subscriberIDs(t, rdb)
+	id := subscriberID(t, rdb)
 	var clients []*wsClient
 	for range 10 {
 		clients = append(clients, dialWS(t, n.WSURL("/ws"), nil))
 	}
-	n.Reload(t, withDelay("send_queue 100"))
+	n.Reload(t, withDelay("send_queue 2MiB"))
 	first, last := time.Time{}, time.Time{}
 	for _, c := range clients {
 		code, at := c.WaitClosed(t, wait)
@@ -548,8 +554,8 @@ func TestReloadChangedHandler(t *testing.T) {
 	if m := c.Next(t, wait); string(m.Data) != "new config" {
 		t.Fatalf("got %v", m)
 	}
-	if after := subscriberIDs(t, rdb); len(after) != 1 || after[0] != ids[0] {
-		t.Fatalf("subscriber connection changed across the reload: %v → %v", ids, after)
+	if after := subscriberID(t, rdb); after != id {
+		t.Fatalf("subscriber connection changed across the reload: %s → %s", id, after)
 	}
 
 	// Removing the handler closes its clients too (delay 0: at once).

@@ -36,7 +36,7 @@ func init() {
 const (
 	defaultRedisURL         = "redis://127.0.0.1:6379"
 	defaultMaxMessageSize   = 64 << 10
-	defaultSendQueue        = 128
+	defaultSendQueue        = 1 << 20
 	defaultPingInterval     = 30 * time.Second
 	defaultReloadCloseDelay = 10 * time.Second
 	// exitWait bounds how long Caddy's exit waits for close frames to go out.
@@ -73,8 +73,9 @@ type Handler struct {
 	// with 1009. Default: 65536.
 	MaxMessageSize int64 `json:"max_message_size,omitempty"`
 
-	// Messages queued per client; a client that lets it fill up is closed
-	// with 1008. Default: 128.
+	// Bytes of messages queued for one client; a client that lets more pile
+	// up (it reads too slowly) is closed with 1008, alone. A single message
+	// larger than this is still delivered. Default: 1 MiB.
 	SendQueue int `json:"send_queue,omitempty"`
 
 	// Interval of the server's pings; a client silent for two intervals is
@@ -111,6 +112,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 		New: func() caddy.Module { return new(Handler) },
 	}
 }
+
+var writeBuffers sync.Pool
 
 // liveHandlers counts the provisioned handlers per configuration, so that a
 // handler being cleaned up can tell whether the new config still has an
@@ -151,6 +154,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.upgrader = websocket.Upgrader{
 		CheckOrigin: func(*http.Request) bool { return true }, // checked before, with a clear 403
+		// Frames are written from prepared messages; a pool keeps gorilla
+		// from pinning a write buffer to every idle connection.
+		WriteBufferPool: &writeBuffers,
 	}
 
 	redisURL := defaultRedisURL

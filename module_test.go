@@ -33,7 +33,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		redis redis://:secret@127.0.0.1:6380/2
 		origins https://example.com http://localhost:8080
 		max_message_size 1MiB
-		send_queue 64
+		send_queue 64KiB
 		ping_interval 15s
 		reload_close_delay 0
 	}`)
@@ -47,7 +47,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		Redis:            &RedisConfig{URL: "redis://:secret@127.0.0.1:6380/2"},
 		Origins:          []string{"https://example.com", "http://localhost:8080"},
 		MaxMessageSize:   1 << 20,
-		SendQueue:        64,
+		SendQueue:        64 << 10,
 		PingInterval:     caddy.Duration(15 * time.Second),
 		ReloadCloseDelay: &zero,
 	}
@@ -110,7 +110,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\torigins\n}", 2, "wrong argument count"},
 		{"redis_ws chat {\n\tmax_message_size lots\n}", 2, `"lots" is not a size`},
 		{"redis_ws chat {\n\tmax_message_size 0\n}", 2, `"0" is not a size`},
-		{"redis_ws chat {\n\tsend_queue -1\n}", 2, `"-1" is not a positive number`},
+		{"redis_ws chat {\n\tsend_queue -1\n}", 2, `"-1" is not a size`},
 		{"redis_ws chat {\n\tping_interval 30\n}", 2, `"30" is not a positive duration`},
 		{"redis_ws chat {\n\tping_interval -1s\n}", 2, `"-1s" is not a positive duration`},
 		{"redis_ws chat {\n\treload_close_delay never\n}", 2, `"never" is not a duration`},

@@ -1,0 +1,70 @@
+package redisws
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// corkConn is the connection under gorilla. gorilla writes every frame with
+// its own write system call; while corked, writes are collected instead and
+// uncork sends them in one. The write syscall per frame is what limits
+// fan-out, so the writer corks around each batch of queued frames.
+//
+// It also owns the write deadline: gorilla's own deadlines are ignored, and
+// every socket write gets a fresh one.
+type corkConn struct {
+	net.Conn
+
+	mu     sync.Mutex
+	corked bool
+	buf    *[]byte // from corkBuffers while corked
+}
+
+// corkBuffers holds the batch buffers, so an idle connection holds none.
+var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledBuffer keeps buffers grown by a rare huge batch out of the pool.
+const maxPooledBuffer = 1 << 20
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.buf = corkBuffers.Get().(*[]byte)
+	c.mu.Unlock()
+}
+
+// uncork sends what was collected since cork, within timeout.
+func (c *corkConn) uncork(timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	buf := c.buf
+	c.buf = nil
+	var err error
+	if len(*buf) > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		_, err = c.Conn.Write(*buf)
+	}
+	if cap(*buf) <= maxPooledBuffer {
+		*buf = (*buf)[:0]
+		corkBuffers.Put(buf)
+	}
+	return err
+}
+
+// Write collects p while corked; writes from the reader's goroutine
+// (gorilla's pong and close replies) then join the batch.
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		*c.buf = append(*c.buf, p...)
+		return len(p), nil
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(writeWait))
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline ignores gorilla's deadlines: see the type's comment.
+func (c *corkConn) SetWriteDeadline(time.Time) error { return nil }
