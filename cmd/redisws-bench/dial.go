@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// dialResult is the outcome of opening n connections.
+type dialResult struct {
+	conns  []*websocket.Conn // nil where the connection failed
+	urls   []string          // URL of each connection
+	times  []time.Duration   // handshake times of the successful ones
+	failed int
+	errs   map[string]int // error text → count (at most maxErrKeys keys)
+}
+
+const (
+	maxInFlight = 256
+	maxErrKeys  = 8
+)
+
+// dialAll opens n WebSocket connections, connection i to urls[(offset+i)%len(urls)],
+// at most c.connectRate per second and maxInFlight at once, and stops starting new
+// ones at deadline.
+func dialAll(c *config, n, offset, readBuf, writeBuf int, deadline time.Time) *dialResult {
+	r := &dialResult{
+		conns: make([]*websocket.Conn, n),
+		urls:  make([]string, n),
+		errs:  map[string]int{},
+	}
+	d := newWSDialer(c, readBuf, writeBuf)
+	hdr := c.header()
+	interval := time.Duration(float64(time.Second) / c.connectRate)
+	sem := make(chan struct{}, maxInFlight)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	addErr := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.failed++
+		k := err.Error()
+		if len(k) > 120 {
+			k = k[:120]
+		}
+		if _, ok := r.errs[k]; ok || len(r.errs) < maxErrKeys {
+			r.errs[k]++
+		} else {
+			r.errs["other"]++
+		}
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		r.urls[i] = c.urls[(offset+i)%len(c.urls)]
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		if time.Now().After(deadline) {
+			for j := i; j < n; j++ {
+				addErr(errors.New("connect phase deadline passed"))
+			}
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), c.handshake)
+			defer cancel()
+			t0 := time.Now()
+			conn, resp, err := d.DialContext(ctx, r.urls[i], hdr)
+			dt := time.Since(t0)
+			if err != nil {
+				if resp != nil {
+					err = fmt.Errorf("%v (HTTP %d)", err, resp.StatusCode)
+				}
+				addErr(err)
+				return
+			}
+			if resp != nil && resp.Body != nil {
+				resp.Body.Close()
+			}
+			mu.Lock()
+			r.conns[i] = conn
+			r.times = append(r.times, dt)
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	return r
+}
+
+// closeAll sends a normal close frame on every connection and closes it,
+// without waiting for the peer's reply. The close frames share one deadline
+// of 2 s in all, so a server that stopped reading cannot stall the end of a run.
+func closeAll(conns []*websocket.Conn) {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bench done")
+	deadline := time.Now().Add(2 * time.Second)
+	for _, conn := range conns {
+		if conn == nil {
+			continue
+		}
+		_ = conn.WriteControl(websocket.CloseMessage, msg, deadline)
+		_ = conn.Close()
+	}
+}
+
+// closeKey names why a connection ended: the close code, or "io_error".
+func closeKey(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprint(ce.Code)
+	}
+	return "io_error"
+}

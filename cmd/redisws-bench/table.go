@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// tableMode reads JSON result lines from the named files (or stdin) and
+// prints Markdown tables: one for fanout runs, one for conns runs.
+func tableMode(files []string) int {
+	var readers []io.Reader
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "redisws-bench:", err)
+			return 1
+		}
+		defer fh.Close()
+		readers = append(readers, fh)
+	}
+	if len(readers) == 0 {
+		readers = append(readers, os.Stdin)
+	}
+	var fan []fanoutResult
+	var con []connsResult
+	sc := bufio.NewScanner(io.MultiReader(readers...))
+	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var m struct {
+			Mode string `json:"mode"`
+		}
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		switch m.Mode {
+		case "fanout":
+			var r fanoutResult
+			if json.Unmarshal([]byte(line), &r) == nil {
+				fan = append(fan, r)
+			}
+		case "conns":
+			var r connsResult
+			if json.Unmarshal([]byte(line), &r) == nil {
+				con = append(con, r)
+			}
+		}
+	}
+	w := os.Stdout
+	if len(fan) > 0 {
+		fmt.Fprintln(w, "| subs | pubs | size | rate asked | sent/s achieved | deliveries/s | loss | dup | reord | p50 ms | p99 ms | max ms | disconnects | node RSS after |")
+		fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, r := range fan {
+			fmt.Fprintf(w, "| %d | %d | %d B | %.0f | %.1f | %.0f | %d (%.3f%%) | %d | %d | %.2f | %.2f | %.2f | %d | %s |\n",
+				r.SubsConnected, r.PubsConnected, r.SizeBytes, r.RateAsked, r.SentPerS, r.DeliveriesPerS,
+				r.Loss, r.LossPct, r.Duplicates, r.Reordered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs,
+				r.SubDisconnects+r.PubDisconnects, kbMB(r.RSSAfterKB))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(con) > 0 {
+		fmt.Fprintln(w, "| idle conns | opened | handshake p99 ms | node RSS before | node RSS after | KB per conn | goroutines before → after (per conn) |")
+		fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+		for _, r := range con {
+			g := "n/a"
+			if r.GoroutinesBef >= 0 && r.GoroutinesAft >= 0 {
+				g = fmt.Sprintf("%d → %d (%.2f)", r.GoroutinesBef, r.GoroutinesAft, r.GoroutinesPer)
+			}
+			fmt.Fprintf(w, "| %d | %d | %.1f | %s | %s | %.1f | %s |\n",
+				r.Conns, r.Opened, r.ConnectP99Ms, kbMB(r.RSSBeforeKB), kbMB(r.RSSAfterKB), r.KBPerConn, g)
+		}
+		fmt.Fprintln(w)
+	}
+	return 0
+}
+
+func kbMB(kb int64) string {
+	if kb < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f MB", float64(kb)/1024)
+}
