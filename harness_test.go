@@ -472,6 +472,20 @@ func (r *redisServer) Restart(t testing.TB) {
 	}
 }
 
+// Signal sends sig (e.g. SIGSTOP, SIGCONT) to the server process.
+func (r *redisServer) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	if p == nil || p.done() {
+		t.Fatalf("redis:%d: not running", r.Port)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("redis:%d: %v", r.Port, err)
+	}
+}
+
 // Running reports whether the process is running.
 func (r *redisServer) Running() bool {
 	r.mu.Lock()
@@ -797,6 +811,14 @@ func (n *caddyNode) Kill(t testing.TB) {
 
 // Exited is closed when the process has exited (and its output is in Logs).
 func (n *caddyNode) Exited() <-chan struct{} { return n.proc.exited }
+
+// Signal sends sig to the node's process.
+func (n *caddyNode) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := n.proc.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+}
 
 // ExitErr is the process's exit error (nil: status 0); valid after Exited.
 func (n *caddyNode) ExitErr() error {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -300,6 +301,19 @@ func TestRooms(t *testing.T) {
 		return err == nil && len(chans) == 0
 	}, "rooms still subscribed after every client left")
 
+	// A glob character is just a character: room "*" is channel "room:*".
+	glob := dialWS(t, ns[0].WSURL("/rooms/%2A"), nil)
+	a1 = dialWS(t, ns[0].WSURL("/rooms/a"), nil)
+	publish(t, rdb, "room:a", "for a only")
+	publish(t, rdb, "room:*", "for the room named *")
+	if m := glob.Next(t, wait); string(m.Data) != "for the room named *" {
+		t.Fatalf("room * got %v", m)
+	}
+	if m := a1.Next(t, wait); string(m.Data) != "for a only" {
+		t.Fatalf("room a got %v", m)
+	}
+	a1.ExpectNothing(t, 300*time.Millisecond)
+
 	// Names that come out wrong are refused before the upgrade.
 	for path, want := range map[string]string{
 		"/rooms/":                            "empty",
@@ -572,14 +586,17 @@ func TestReloadChangedHandler(t *testing.T) {
 	eventually(t, wait, func() bool { return len(subscriberIDs(t, rdb)) == 0 }, "subscriber still connected after the last handler left")
 }
 
+// caddy stop and SIGTERM close every connection with 1001.
 func TestStopClosesWithGoingAway(t *testing.T) {
 	rs := startRedis(t)
-	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
-	clients := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/rooms/z"), nil)}
-	n.Stop(t)
-	for _, c := range clients {
-		if code, _ := c.WaitClosed(t, wait); code != websocket.CloseGoingAway {
-			t.Fatalf("close code %d, want 1001", code)
+	ns := startNodes(t, 2, exampleCaddyfile(t), rs)
+	for i, stop := range []func(){func() { ns[0].Stop(t) }, func() { ns[1].Signal(t, syscall.SIGTERM) }} {
+		clients := []*wsClient{dialWS(t, ns[i].WSURL("/ws"), nil), dialWS(t, ns[i].WSURL("/rooms/z"), nil)}
+		stop()
+		for _, c := range clients {
+			if code, _ := c.WaitClosed(t, wait); code != websocket.CloseGoingAway {
+				t.Fatalf("node %d: close code %d, want 1001", i+1, code)
+			}
 		}
 	}
 }
@@ -674,6 +691,59 @@ func TestRedisRestart(t *testing.T) {
 		if got := countLines(n.Logs(), "redis subscription lost"); got != 2 {
 			t.Fatalf("%s: %d warnings for 2 outages", n.Name, got)
 		}
+	}
+}
+
+// Frames sent while Redis is down wait in the outbox up to its limits: the
+// oldest expire, the ones beyond its size are dropped, the rest are published
+// in order once Redis is back.
+func TestOutboxLimits(t *testing.T) {
+	port := freePort(t)
+	n := startNode(t, "node", exampleCaddyfile(t), map[string]string{"REDIS_PORT": strconv.Itoa(port)})
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	c.SendText(t, "too old")
+	time.Sleep(outboxMaxAge + 500*time.Millisecond) // let it age past the limit
+	for i := range outboxMaxMessages + 50 {
+		c.SendText(t, strconv.Itoa(i))
+	}
+	eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "publish outbox full") == 1 }, "no warning when the outbox overflowed")
+
+	startRedisOnPort(t, port)
+	for i, m := range c.Collect(t, outboxMaxMessages, wait) {
+		if string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("message %d is %v", i, m)
+		}
+	}
+	c.ExpectNothing(t, 500*time.Millisecond)
+	if countLines(n.Logs(), "client frames dropped after waiting for redis") != 1 {
+		t.Fatal("no warning about the expired frame")
+	}
+}
+
+// A subscriber connection that stays up but answers nothing is detected by
+// the health PING and replaced.
+func TestSilentRedis(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	rs.Signal(t, syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			rs.Signal(t, syscall.SIGCONT)
+		}
+	}()
+	eventually(t, 3*healthInterval+wait, func() bool {
+		return countLines(n.Logs(), `"warn"`, "redis subscription lost", "no reply from redis") == 1
+	}, "a silent Redis went unnoticed")
+	rs.Signal(t, syscall.SIGCONT)
+	stopped = false
+	eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "no recovery")
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chat not subscribed once")
+	publish(t, rdb, "chat", "after the pause")
+	if m := c.Next(t, wait); string(m.Data) != "after the pause" {
+		t.Fatalf("got %v", m)
 	}
 }
 

@@ -115,6 +115,9 @@ func (o *outbox) run() {
 					o.flush()
 					return
 				}
+				if batch = o.expire(batch); len(batch) == 0 {
+					break
+				}
 				ctx, cancel := context.WithTimeout(o.ctx, commandTimeout)
 				n, err := o.send(ctx, batch)
 				cancel()
@@ -138,7 +141,6 @@ func (o *outbox) run() {
 					return
 				}
 				backoff = min(2*backoff, maxBackoff)
-				batch = o.expire(batch)
 			}
 		}
 	}
@@ -169,7 +171,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 	return len(batch), nil
 }
 
-// expire drops frames older than outboxMaxAge from a batch being retried.
+// expire drops the frames that waited longer than outboxMaxAge.
 func (o *outbox) expire(batch []outMsg) []outMsg {
 	cutoff := time.Now().Add(-outboxMaxAge)
 	n := 0
