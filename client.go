@@ -31,42 +31,58 @@ type frame struct {
 	size int // payload bytes, for the send queue limit
 }
 
-// client is one WebSocket connection. Its writer goroutine is the only one
-// that writes frames to the connection; everyone else signals it through the
-// queue, wake and done.
+// client is one WebSocket connection. At most one writer goroutine runs for
+// it, and only while there is something to write: an idle connection costs
+// its reader goroutine and nothing else. Everyone else hands work to the
+// writer under mu.
 type client struct {
 	conn     *websocket.Conn
 	out      *corkConn
 	channels []string // channels delivered to this client
 	publish  string   // channel its frames go to; "" = receive-only
 
-	mu       sync.Mutex
-	queue    []*frame
-	queued   int // bytes in queue
-	maxQueue int
-	spare    []*frame      // the last batch, reused for the next queue
-	wake     chan struct{} // cap 1: the queue is not empty
+	pingEvery time.Duration
 
-	once      sync.Once
-	done      chan struct{} // closed by close
-	closeCode int           // 0: end without a close frame
+	mu        sync.Mutex
+	queue     []*frame
+	queued    int // bytes in queue
+	maxQueue  int
+	spare     []*frame // the last batch, reused for the next queue
+	writing   bool     // a writer goroutine is running (or the connection is closed)
+	connected bool     // conn is set: writers may start
+	pingDue   bool
+	ping      *time.Timer
+	closing   bool
+	closeCode int // 0: end without a close frame
 	closeText string
 }
 
 func newClient(channels []string, publish string, maxQueue int) *client {
-	return &client{
-		channels: channels,
-		publish:  publish,
-		maxQueue: maxQueue,
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-	}
+	return &client{channels: channels, publish: publish, maxQueue: maxQueue}
+}
+
+// start begins writing to conn; frames queued before the upgrade go first.
+func (c *client) start(conn *websocket.Conn, out *corkConn, pingInterval time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn, c.out, c.connected, c.pingEvery = conn, out, true, pingInterval
+	c.ping = time.AfterFunc(pingInterval, func() {
+		c.mu.Lock()
+		c.pingDue = true
+		c.kick()
+		c.mu.Unlock()
+	})
+	c.kick()
 }
 
 // enqueue never blocks: a client that lets its queue grow past the limit is
 // closed, and nobody else waits for it.
 func (c *client) enqueue(f *frame) {
 	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
 	if c.queued+f.size > c.maxQueue && c.queued > 0 {
 		c.mu.Unlock()
 		c.close(closeTooSlow, "too slow")
@@ -74,75 +90,86 @@ func (c *client) enqueue(f *frame) {
 	}
 	c.queue = append(c.queue, f)
 	c.queued += f.size
+	c.kick()
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 }
 
 // close asks the writer to end the connection, with a close frame unless code
 // is 0. Only the first call counts.
 func (c *client) close(code int, text string) {
-	c.once.Do(func() {
-		c.closeCode, c.closeText = code, text
-		close(c.done)
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.closing, c.closeCode, c.closeText = true, code, text
+	c.queue, c.queued = nil, 0
+	c.kick()
 }
 
-// writeLoop owns every write to the connection until close is called or a
-// write fails; it then closes the connection, which ends the reader.
-func (c *client) writeLoop(pingInterval time.Duration) {
-	ticker := time.NewTicker(pingInterval)
-	defer func() {
-		ticker.Stop()
-		_ = c.conn.Close()
-	}()
+// kick starts a writer unless one runs. c.mu held.
+func (c *client) kick() {
+	if c.connected && !c.writing {
+		c.writing = true
+		go c.write()
+	}
+}
+
+// write drains the queue, pings and finally closes the connection; it exits
+// when there is nothing left to do.
+func (c *client) write() {
 	for {
-		var err error
-		select {
-		case <-c.wake:
-			err = c.writeQueued()
-		case <-ticker.C:
-			c.out.cork()
-			_ = c.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
-			err = c.out.uncork(writeWait)
-		case <-c.done:
-			if c.closeCode != 0 {
-				c.out.cork()
-				_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText), time.Time{})
-				_ = c.out.uncork(closeWait)
-			}
+		c.mu.Lock()
+		ping, closing := c.pingDue, c.closing
+		if len(c.queue) == 0 && !ping && !closing {
+			c.writing = false
+			c.mu.Unlock()
 			return
+		}
+		batch := c.queue
+		c.queue, c.queued, c.spare = c.spare, 0, nil
+		c.pingDue = false
+		c.mu.Unlock()
+
+		if closing {
+			c.finish()
+			return // writing stays true: no writer starts again
+		}
+		c.out.cork()
+		var err error
+		for _, f := range batch {
+			if err = c.conn.WritePreparedMessage(f.msg); err != nil {
+				break
+			}
+		}
+		if ping && err == nil {
+			err = c.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
+		}
+		if uerr := c.out.uncork(writeWait); err == nil {
+			err = uerr
+		}
+		if ping {
+			c.ping.Reset(c.pingEvery)
+		}
+		clear(batch)
+		c.spare = nil
+		if cap(batch) <= keptBatch {
+			c.spare = batch[:0]
 		}
 		if err != nil {
 			c.close(0, "")
-			return
 		}
 	}
 }
 
-// writeQueued writes every queued frame, each its own WebSocket frame, in
-// one write to the socket.
-func (c *client) writeQueued() error {
-	c.mu.Lock()
-	batch := c.queue
-	c.queue, c.queued = c.spare, 0
-	c.mu.Unlock()
-
-	c.out.cork()
-	for _, f := range batch {
-		if err := c.conn.WritePreparedMessage(f.msg); err != nil {
-			_ = c.out.uncork(writeWait)
-			return err
-		}
+// finish sends the close frame, if any, and closes the connection, which
+// ends the reader.
+func (c *client) finish() {
+	c.ping.Stop()
+	if c.closeCode != 0 {
+		c.out.cork()
+		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText), time.Time{})
+		_ = c.out.uncork(closeWait)
 	}
-	err := c.out.uncork(writeWait)
-
-	clear(batch)
-	c.spare = nil
-	if cap(batch) <= keptBatch {
-		c.spare = batch[:0]
-	}
-	return err
+	_ = c.conn.Close()
 }

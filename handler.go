@@ -36,30 +36,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	// nothing published after it is told so; messages wait in its queue.
 	c := newClient(channels, publish, h.SendQueue)
 	h.hub.add(c)
-	defer h.hub.remove(c)
 	h.broker.waitReady(r.Context(), channels)
 
 	hj := &hijacker{ResponseWriter: w}
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
+		h.hub.remove(c)
 		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
 		return nil
 	}
-	c.conn, c.out = conn, hj.conn
+	c.start(conn, hj.conn, time.Duration(h.PingInterval))
+	// ServeHTTP returns now: the connection needs none of the request's
+	// state, and a fresh goroutine's stack is far smaller than the handler
+	// chain's, which matters for idle connections.
+	go h.serve(c, r.RemoteAddr)
+	return nil
+}
+
+// serve is the connection's reader; the connection ends with it.
+func (h *Handler) serve(c *client, remote string) {
 	start := time.Now()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop(time.Duration(h.PingInterval))
-	}()
 	h.readLoop(c)
 	c.close(0, "")
-	<-writerDone
+	h.hub.remove(c)
 	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
-		ce.Write(zap.String("remote", r.RemoteAddr), zap.Strings("channels", channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.closeCode))
+		c.mu.Lock()
+		code := c.closeCode
+		c.mu.Unlock()
+		ce.Write(zap.String("remote", remote), zap.Strings("channels", c.channels),
+			zap.Duration("duration", time.Since(start)), zap.Int("close_code", code))
 	}
-	return nil
 }
 
 // readLoop publishes every frame of the client until the connection ends.
