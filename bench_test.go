@@ -1,0 +1,212 @@
+package redisws
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+)
+
+// benchBroker is a broker with its channel table only: enough for hubs to
+// join, without a Redis connection.
+func benchBroker() *broker {
+	return &broker{channels: make(map[string]*channelState), wake: make(chan struct{}, 1)}
+}
+
+// BenchmarkEnqueue measures the fan-out step of the hub alone: one prepared
+// frame handed to every client's queue. It should not allocate per delivery.
+func BenchmarkEnqueue(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("clients-%d", n), func(b *testing.B) {
+			br := benchBroker()
+			h := newHub(br, func() {})
+			clients := make([]*client, n)
+			for i := range clients {
+				clients[i] = newClient([]string{"bench"}, "", 1<<30)
+				h.add(clients[i])
+			}
+			pm, _ := websocket.NewPreparedMessage(websocket.TextMessage, make([]byte, 64))
+			f := &frame{msg: pm, size: 64}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				h.deliver("bench", f)
+				if i%256 == 255 { // what a writer does: take the queue, keep the slice
+					for _, c := range clients {
+						c.queue, c.queued = c.queue[:0], 0
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkFanOut measures dispatch → hub → writers → sockets over loopback
+// TCP, with real WebSocket clients that read everything: one op is one
+// Redis message delivered to every client. Both ends live in this process,
+// so 5,000 clients hold 10,000 sockets (the hard limit here is 20,000), and
+// the clients' reading shares the CPU; allocations include the clients'.
+func BenchmarkFanOut(b *testing.B) {
+	raiseOpenFiles(b)
+	for _, n := range []int{1000, 5000} {
+		for _, size := range []int{64, 1024} {
+			b.Run(fmt.Sprintf("clients-%d/payload-%s", n, sizeName(size)), func(b *testing.B) {
+				benchFanOut(b, n, size)
+			})
+		}
+	}
+}
+
+func sizeName(n int) string {
+	if n >= 1024 {
+		return fmt.Sprintf("%dKiB", n/1024)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func benchFanOut(b *testing.B, n, size int) {
+	br := benchBroker()
+	hb := newHub(br, func() {})
+	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024}}
+	var serving sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := newClient([]string{"bench"}, "", 1<<30)
+		hj := &hijacker{ResponseWriter: w}
+		conn, err := h.upgrader.Upgrade(hj, r, nil)
+		if err != nil {
+			return
+		}
+		hb.add(c)
+		c.start(conn, hj.conn, time.Hour)
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					break
+				}
+			}
+			c.close(0, "")
+			hb.remove(c)
+		}()
+	}))
+	defer srv.Close()
+
+	var received atomic.Int64
+	var readers sync.WaitGroup
+	conns := make([]*websocket.Conn, n)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	for i := range conns {
+		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			b.Fatalf("dial %d: %v", i, err)
+		}
+		conns[i] = conn
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				if _, _, err := conn.NextReader(); err != nil {
+					return
+				}
+				received.Add(1)
+			}
+		}()
+	}
+	for registered := 0; registered < n; {
+		time.Sleep(time.Millisecond) // the last upgrades are still being registered
+		hb.mu.RLock()
+		registered = len(hb.clients)
+		hb.mu.RUnlock()
+	}
+
+	msg := &redis.Message{Channel: "bench", Payload: strings.Repeat("x", size)}
+	b.SetBytes(int64(size) * int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		br.dispatch(msg)
+	}
+	want := int64(b.N) * int64(n)
+	deadline := time.Now().Add(time.Minute)
+	for received.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	if got := received.Load(); got < want {
+		b.Fatalf("received %d of %d deliveries", got, want)
+	}
+	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	readers.Wait()
+	serving.Wait()
+}
+
+// BenchmarkPublish measures the publish path: client frames through the
+// outbox's pipelined PUBLISHes into a real Redis, until a subscriber has
+// seen them all.
+func BenchmarkPublish(b *testing.B) {
+	rs := startRedis(b)
+	rdb := rs.Client(b)
+	ps := rdb.Subscribe(context.Background(), "bench")
+	defer ps.Close()
+	if _, err := ps.Receive(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	var seen atomic.Int64
+	go func() {
+		for range ps.Channel(redis.WithChannelSize(100000)) {
+			seen.Add(1)
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	up := make(chan struct{})
+	close(up)
+	o := newOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), func() <-chan struct{} { return up })
+	defer func() { cancel(); o.wait() }()
+
+	payload := make([]byte, 64)
+	b.SetBytes(64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for !o.add("bench", payload) { // outbox full: let it drain
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for seen.Load() < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	if got := seen.Load(); got < int64(b.N) {
+		b.Fatalf("redis delivered %d of %d published frames", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// raiseOpenFiles raises the open files limit to 65536 where the process
+// may raise its hard limit, else to the hard limit.
+func raiseOpenFiles(b *testing.B) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatal(err)
+	}
+	want := syscall.Rlimit{Cur: max(lim.Max, 1<<16), Max: max(lim.Max, 1<<16)}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}
