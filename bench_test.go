@@ -34,8 +34,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				clients[i] = newClient([]string{"bench"}, "", 1<<30)
 				h.add(clients[i])
 			}
-			pm, _ := websocket.NewPreparedMessage(websocket.TextMessage, make([]byte, 64))
-			f := &frame{msg: pm, size: 64}
+			f := newFrame(strings.Repeat("x", 64))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {

@@ -7,10 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -392,16 +390,7 @@ func (b *broker) dispatch(m *redis.Message) {
 	if len(hubs) == 0 {
 		return
 	}
-	typ := websocket.BinaryMessage
-	if utf8.ValidString(m.Payload) {
-		typ = websocket.TextMessage
-	}
-	pm, err := websocket.NewPreparedMessage(typ, []byte(m.Payload))
-	if err != nil { // only fails on compression, which is off
-		logger().Error("preparing message", zap.Error(err))
-		return
-	}
-	f := &frame{msg: pm, size: len(m.Payload)}
+	f := newFrame(m.Payload)
 	for _, h := range hubs {
 		h.deliver(m.Channel, f)
 	}

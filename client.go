@@ -1,8 +1,10 @@
 package redisws
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -25,10 +27,35 @@ const (
 	closeServiceReload = websocket.CloseServiceRestart  // 1012: config changed
 )
 
-// frame is one Redis message, encoded once and shared by every client.
+// frame is one Redis message as a complete WebSocket frame on the wire,
+// encoded once and shared by every client.
 type frame struct {
-	msg  *websocket.PreparedMessage
+	wire []byte
 	size int // payload bytes, for the send queue limit
+}
+
+// newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2):
+// text when it is valid UTF-8, binary otherwise. Writers append these bytes
+// to the socket themselves: gorilla's WritePreparedMessage takes a lock
+// shared by every connection writing the same message, for every delivery.
+func newFrame(payload string) *frame {
+	opcode := byte(websocket.BinaryMessage)
+	if utf8.ValidString(payload) {
+		opcode = websocket.TextMessage
+	}
+	n := len(payload)
+	var wire []byte
+	switch {
+	case n <= 125:
+		wire = append(make([]byte, 0, 2+n), 0x80|opcode, byte(n))
+	case n <= 0xffff:
+		wire = append(make([]byte, 0, 4+n), 0x80|opcode, 126)
+		wire = binary.BigEndian.AppendUint16(wire, uint16(n))
+	default:
+		wire = append(make([]byte, 0, 10+n), 0x80|opcode, 127)
+		wire = binary.BigEndian.AppendUint64(wire, uint64(n))
+	}
+	return &frame{wire: append(wire, payload...), size: n}
 }
 
 // client is one WebSocket connection. At most one writer goroutine runs for
@@ -136,13 +163,9 @@ func (c *client) write() {
 			return // writing stays true: no writer starts again
 		}
 		c.out.cork()
+		c.out.appendFrames(batch)
 		var err error
-		for _, f := range batch {
-			if err = c.conn.WritePreparedMessage(f.msg); err != nil {
-				break
-			}
-		}
-		if ping && err == nil {
+		if ping {
 			err = c.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
 		}
 		if uerr := c.out.uncork(writeWait); err == nil {

@@ -53,6 +53,16 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 	return err
 }
 
+// appendFrames adds whole frames to the batch. gorilla's own writes are
+// whole frames too (control frames), so frames never interleave.
+func (c *corkConn) appendFrames(frames []*frame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range frames {
+		*c.buf = append(*c.buf, f.wire...)
+	}
+}
+
 // Write collects p while corked; writes from the reader's goroutine
 // (gorilla's pong and close replies) then join the batch.
 func (c *corkConn) Write(p []byte) (int, error) {

@@ -157,6 +157,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// Frames are written from prepared messages; a pool keeps gorilla
 		// from pinning a write buffer to every idle connection.
 		WriteBufferPool: &writeBuffers,
+		// Frames from clients are small: a small read buffer of our own
+		// instead of the 4 KiB one net/http hands over.
+		ReadBufferSize: 1024,
 	}
 
 	redisURL := defaultRedisURL
