@@ -727,6 +727,7 @@ func TestSilentRedis(t *testing.T) {
 	rdb := rs.Client(t)
 	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
 	c := dialWS(t, n.WSURL("/ws"), nil)
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chat not subscribed")
 	rs.Signal(t, syscall.SIGSTOP)
 	stopped := true
 	defer func() {
