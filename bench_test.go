@@ -16,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+var benchMetrics = newHandlerMetrics([]string{"bench"})
+
 // benchBroker is a broker with its channel table only: enough for hubs to
 // join, without a Redis connection.
 func benchBroker() *broker {
@@ -31,7 +33,7 @@ func BenchmarkEnqueue(b *testing.B) {
 			h := newHub(br, func() {})
 			clients := make([]*client, n)
 			for i := range clients {
-				clients[i] = newClient([]string{"bench"}, "", 1<<30)
+				clients[i] = newClient([]string{"bench"}, "", 1<<30, benchMetrics)
 				h.add(clients[i])
 			}
 			f := newFrame(strings.Repeat("x", 64))
@@ -79,7 +81,7 @@ func benchFanOut(b *testing.B, n, size int) {
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := newClient([]string{"bench"}, "", 1<<30)
+		c := newClient([]string{"bench"}, "", 1<<30, benchMetrics)
 		hj := &hijacker{ResponseWriter: w}
 		conn, err := h.upgrader.Upgrade(hj, r, nil)
 		if err != nil {

@@ -31,7 +31,8 @@ const (
 // encoded once and shared by every client.
 type frame struct {
 	wire []byte
-	size int // payload bytes, for the send queue limit
+	size int       // payload bytes, for the send queue limit
+	at   time.Time // received from Redis, for the fan-out latency
 }
 
 // newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2):
@@ -55,7 +56,7 @@ func newFrame(payload string) *frame {
 		wire = append(make([]byte, 0, 10+n), 0x80|opcode, 127)
 		wire = binary.BigEndian.AppendUint64(wire, uint64(n))
 	}
-	return &frame{wire: append(wire, payload...), size: n}
+	return &frame{wire: append(wire, payload...), size: n, at: time.Now()}
 }
 
 // client is one WebSocket connection. At most one writer goroutine runs for
@@ -67,6 +68,7 @@ type client struct {
 	out      *corkConn
 	channels []string // channels delivered to this client
 	publish  string   // channel its frames go to; "" = receive-only
+	metrics  *handlerMetrics
 
 	pingEvery time.Duration
 
@@ -84,8 +86,8 @@ type client struct {
 	closeText string
 }
 
-func newClient(channels []string, publish string, maxQueue int) *client {
-	return &client{channels: channels, publish: publish, maxQueue: maxQueue}
+func newClient(channels []string, publish string, maxQueue int, m *handlerMetrics) *client {
+	return &client{channels: channels, publish: publish, maxQueue: maxQueue, metrics: m}
 }
 
 // start begins writing to conn; frames queued before the upgrade go first.
@@ -111,8 +113,11 @@ func (c *client) enqueue(f *frame) {
 		return
 	}
 	if c.queued+f.size > c.maxQueue && c.queued > 0 {
+		dropped := len(c.queue) + 1
+		c.closeLocked(closeTooSlow, "too slow")
 		c.mu.Unlock()
-		c.close(closeTooSlow, "too slow")
+		c.metrics.slowClients.Inc()
+		c.metrics.deliveryDrops.Add(float64(dropped))
 		return
 	}
 	c.queue = append(c.queue, f)
@@ -126,6 +131,11 @@ func (c *client) enqueue(f *frame) {
 func (c *client) close(code int, text string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closeLocked(code, text)
+}
+
+// closeLocked is close with c.mu held.
+func (c *client) closeLocked(code int, text string) {
 	if c.closing {
 		return
 	}
@@ -170,6 +180,10 @@ func (c *client) write() {
 		}
 		if uerr := c.out.uncork(writeWait); err == nil {
 			err = uerr
+		}
+		if len(batch) > 0 && err == nil {
+			c.metrics.deliveries.Add(float64(len(batch)))
+			metrics.fanoutLatency.Observe(time.Since(batch[0].at).Seconds())
 		}
 		if ping {
 			c.ping.Reset(c.pingEvery)

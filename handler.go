@@ -34,7 +34,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 
 	// Subscribe before the upgrade, so that a connected client misses
 	// nothing published after it is told so; messages wait in its queue.
-	c := newClient(channels, publish, h.SendQueue)
+	c := newClient(channels, publish, h.SendQueue, h.metrics)
 	h.hub.add(c)
 	h.broker.waitReady(r.Context(), channels)
 
@@ -56,9 +56,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 // serve is the connection's reader; the connection ends with it.
 func (h *Handler) serve(c *client, remote string) {
 	start := time.Now()
+	h.metrics.connections.Inc()
 	h.readLoop(c)
 	c.close(0, "")
 	h.hub.remove(c)
+	h.metrics.connections.Dec()
 	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
 		c.mu.Lock()
 		code := c.closeCode
@@ -84,6 +86,7 @@ func (h *Handler) readLoop(c *client) {
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		h.metrics.framesReceived.Inc()
 		if c.publish == "" {
 			continue // receive-only: frames are discarded
 		}

@@ -778,3 +778,86 @@ func TestLogs(t *testing.T) {
 		}
 	}
 }
+
+// scrapeMetrics reads our metrics from the node's admin endpoint, keyed by
+// name and labels as exposed ("caddy_redis_ws_connections{handler=\"chat\"}").
+func scrapeMetrics(t *testing.T, n *caddyNode) map[string]float64 {
+	t.Helper()
+	status, body := httpGet(t, "http://"+n.adminAddr()+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", status)
+	}
+	out := make(map[string]float64)
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, "caddy_redis_ws_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// The metrics add up after traffic, and survive a reload.
+func TestMetrics(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	clients := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)}
+	const perClient, fromRedis = 10, 5
+	for _, c := range clients {
+		for i := range perClient {
+			c.SendText(t, strconv.Itoa(i))
+		}
+	}
+	for i := range fromRedis {
+		publish(t, rdb, "chat", fmt.Sprintf("redis %d", i))
+	}
+	messages := len(clients)*perClient + fromRedis
+	for _, c := range clients {
+		c.Collect(t, messages, wait)
+	}
+	const label = `{handler="chat"}`
+	want := map[string]float64{
+		"caddy_redis_ws_connections" + label:               3,
+		"caddy_redis_ws_frames_received_total" + label:     float64(len(clients) * perClient),
+		"caddy_redis_ws_deliveries_total" + label:          float64(len(clients) * messages),
+		"caddy_redis_ws_slow_clients_closed_total" + label: 0,
+	}
+	check := func(when string) {
+		t.Helper()
+		var got map[string]float64
+		eventually(t, wait, func() bool {
+			got = scrapeMetrics(t, n)
+			for k, v := range want {
+				if got[k] != v {
+					return false
+				}
+			}
+			return got["caddy_redis_ws_fanout_latency_seconds_count"] > 0
+		}, "%s: metrics %v, want %v", when, got, want)
+	}
+	check("after traffic")
+
+	changedElsewhere := siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+	respond /health 204`)
+	n.Reload(t, changedElsewhere)
+	check("after a reload")
+	clients[0].Close()
+	want["caddy_redis_ws_connections"+label] = 2
+	check("after a client left")
+	if strings.Contains(n.Logs(), "registering metrics") {
+		t.Fatal("metrics registration failed on reload")
+	}
+}

@@ -95,6 +95,7 @@ type Handler struct {
 	hub       *hub
 	upgrader  websocket.Upgrader
 	logger    *zap.Logger
+	metrics   *handlerMetrics
 }
 
 // RedisConfig says how to reach Redis.
@@ -152,6 +153,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.checkConfig(); err != nil {
 		return err
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	h.metrics = newHandlerMetrics(h.Subscribe)
 	h.upgrader = websocket.Upgrader{
 		CheckOrigin: func(*http.Request) bool { return true }, // checked before, with a clear 403
 		// Frames are written from prepared messages; a pool keeps gorilla

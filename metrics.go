@@ -1,0 +1,114 @@
+package redisws
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The collectors are package-level so that their values survive reloads:
+// each config gets a fresh registry from Caddy, and Provision registers the
+// same collectors into it. Labels are bounded by the config: the "handler"
+// label is the handler's configured subscribe list, never a request value.
+var metrics = struct {
+	connections     *prometheus.GaugeVec
+	framesReceived  *prometheus.CounterVec
+	deliveries      *prometheus.CounterVec
+	deliveryDrops   *prometheus.CounterVec
+	slowClients     *prometheus.CounterVec
+	fanoutLatency   prometheus.Histogram
+	messages        prometheus.Counter
+	published       prometheus.Counter
+	publishDrops    *prometheus.CounterVec
+	publishErrors   prometheus.Counter
+	redisReconnects prometheus.Counter
+	channels        prometheus.Gauge
+}{
+	connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "connections",
+		Help: "Open WebSocket connections.",
+	}, []string{"handler"}),
+	framesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "frames_received_total",
+		Help: "Frames received from clients.",
+	}, []string{"handler"}),
+	deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "deliveries_total",
+		Help: "Messages written to clients.",
+	}, []string{"handler"}),
+	deliveryDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "deliveries_dropped_total",
+		Help: "Messages not delivered because their client was closed as too slow.",
+	}, []string{"handler"}),
+	slowClients: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "slow_clients_closed_total",
+		Help: "Clients closed because their send queue overflowed.",
+	}, []string{"handler"}),
+	fanoutLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "fanout_latency_seconds",
+		Help:    "Time from receiving a message from Redis to writing it to a client, observed once per write batch for its oldest message.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10), // 100µs .. 26s
+	}),
+	messages: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "redis_messages_received_total",
+		Help: "Messages received from Redis by the subscriber.",
+	}),
+	published: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "messages_published_total",
+		Help: "Client frames published to Redis.",
+	}),
+	publishDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "publish_dropped_total",
+		Help: "Client frames not published: outbox full, expired while Redis was down, or refused by Redis.",
+	}, []string{"reason"}),
+	publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "publish_errors_total",
+		Help: "Failed attempts to publish a batch of client frames (retried).",
+	}),
+	redisReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "redis_reconnects_total",
+		Help: "Subscriber connections re-established after being lost.",
+	}),
+	channels: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "channels",
+		Help: "Redis channels the subscriber is subscribed to.",
+	}),
+}
+
+// registerMetrics adds the collectors to a config's registry; the same
+// collector registered twice (two handlers in one config) is fine.
+func registerMetrics(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		metrics.connections, metrics.framesReceived, metrics.deliveries, metrics.deliveryDrops,
+		metrics.slowClients, metrics.fanoutLatency, metrics.messages, metrics.published,
+		metrics.publishDrops, metrics.publishErrors, metrics.redisReconnects, metrics.channels,
+	} {
+		var already prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &already) {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// handlerMetrics are one handler's labelled children, resolved once.
+type handlerMetrics struct {
+	connections    prometheus.Gauge
+	framesReceived prometheus.Counter
+	deliveries     prometheus.Counter
+	deliveryDrops  prometheus.Counter
+	slowClients    prometheus.Counter
+}
+
+func newHandlerMetrics(subscribe []string) *handlerMetrics {
+	label := strings.Join(subscribe, ",")
+	return &handlerMetrics{
+		connections:    metrics.connections.WithLabelValues(label),
+		framesReceived: metrics.framesReceived.WithLabelValues(label),
+		deliveries:     metrics.deliveries.WithLabelValues(label),
+		deliveryDrops:  metrics.deliveryDrops.WithLabelValues(label),
+		slowClients:    metrics.slowClients.WithLabelValues(label),
+	}
+}
