@@ -1,6 +1,8 @@
 package redisws
 
 import (
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -28,6 +30,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		send_queue <size>
 //		ping_interval <duration>
 //		reload_close_delay <duration>|off
+//		max_connections <n>
+//		rate_limit <messages-per-second> [<burst>]
+//		subprotocols <name...>
+//		subprotocol_optional
 //	}
 //
 // The channel on the directive line is subscribed (and, alone, published to).
@@ -134,6 +140,36 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				delay = caddy.Duration(dur)
 			}
 			h.ReloadCloseDelay = &delay
+		case "max_connections":
+			if h.MaxConnections, err = positiveInt(d); err != nil {
+				return err
+			}
+		case "rate_limit":
+			args := d.RemainingArgs()
+			if len(args) == 0 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			rate, err := strconv.ParseFloat(args[0], 64)
+			if err != nil || rate <= 0 || math.IsInf(rate, 0) {
+				return d.Errf("rate_limit: %q is not a positive number of messages per second", args[0])
+			}
+			h.RateLimit = rate
+			if len(args) == 2 {
+				burst, err := strconv.Atoi(args[1])
+				if err != nil || burst < 1 {
+					return d.Errf("rate_limit: burst %q is not a positive number of messages", args[1])
+				}
+				h.RateLimitBurst = burst
+			}
+		case "subprotocols":
+			if h.Subprotocols = d.RemainingArgs(); len(h.Subprotocols) == 0 {
+				return d.ArgErr()
+			}
+		case "subprotocol_optional":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.SubprotocolOptional = true
 		default:
 			return d.Errf("unrecognized subdirective %q", name)
 		}
@@ -145,6 +181,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if h.Publish == "" && len(h.Subscribe) > 1 {
 		return d.Err("publish: several channels are subscribed; name the one client frames go to, or off")
+	}
+	if h.SubprotocolOptional && len(h.Subprotocols) == 0 {
+		return d.Err("subprotocol_optional without subprotocols")
 	}
 	return nil
 }
@@ -159,6 +198,20 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 		return "", d.ArgErr()
 	}
 	return val, nil
+}
+
+// positiveInt reads exactly one integer greater than zero.
+func positiveInt(d *caddyfile.Dispenser) (int, error) {
+	name := d.Val()
+	arg, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(arg)
+	if err != nil || n < 1 {
+		return 0, d.Errf("%s: %q is not a positive integer", name, arg)
+	}
+	return n, nil
 }
 
 // positiveDuration reads exactly one duration greater than zero. A bare

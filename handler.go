@@ -9,13 +9,18 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/time/rate"
 )
+
+// retryAfter is the Retry-After, in seconds, of a 503 for max_connections.
+const retryAfter = "10"
 
 // ServeHTTP upgrades the request and serves the connection until it ends.
 // The request's goroutine is the connection's reader.
@@ -26,10 +31,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if !h.originAllowed(r) {
 		return refuse(w, http.StatusForbidden, "origin not allowed")
 	}
+	if !h.subprotocolAccepted(r) {
+		return refuse(w, http.StatusBadRequest, "no supported subprotocol offered; this endpoint speaks "+strings.Join(h.Subprotocols, ", "))
+	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	channels, publish, err := h.resolve(repl)
 	if err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
+	}
+	if n := h.hub.active.Add(1); h.MaxConnections > 0 && n > int64(h.MaxConnections) {
+		h.hub.active.Add(-1)
+		w.Header().Set("Retry-After", retryAfter)
+		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
 	}
 
 	// Subscribe before the upgrade, so that a connected client misses
@@ -42,6 +55,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		h.hub.remove(c)
+		h.hub.active.Add(-1)
 		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
 		return nil
 	}
@@ -60,6 +74,7 @@ func (h *Handler) serve(c *client, remote string) {
 	h.readLoop(c)
 	c.close(0, "")
 	h.hub.remove(c)
+	h.hub.active.Add(-1)
 	h.metrics.connections.Dec()
 	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
 		c.mu.Lock()
@@ -80,9 +95,21 @@ func (h *Handler) readLoop(c *client) {
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(pongWait))
 	})
+	var limiter *rate.Limiter
+	if h.RateLimit > 0 {
+		limiter = rate.NewLimiter(rate.Limit(h.RateLimit), h.RateLimitBurst)
+	}
 	for {
-		_, data, err := conn.ReadMessage()
+		typ, data, err := conn.ReadMessage()
 		if err != nil {
+			return
+		}
+		if typ == websocket.TextMessage && !utf8.Valid(data) {
+			c.close(websocket.CloseInvalidFramePayloadData, "invalid UTF-8") // RFC 6455 §8.1
+			return
+		}
+		if limiter != nil && !limiter.Allow() {
+			c.close(websocket.ClosePolicyViolation, "rate limit exceeded")
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -131,6 +158,20 @@ func expandChannel(repl *caddy.Replacer, tmpl string) (string, error) {
 		return "", fmt.Errorf("channel %s: %w", tmpl, err)
 	}
 	return ch, nil
+}
+
+// subprotocolAccepted tells whether the client offers one of Subprotocols,
+// or does not need to.
+func (h *Handler) subprotocolAccepted(r *http.Request) bool {
+	if len(h.Subprotocols) == 0 || h.SubprotocolOptional {
+		return true
+	}
+	for _, p := range websocket.Subprotocols(r) {
+		if slices.Contains(h.Subprotocols, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // originAllowed applies Origins; without them, only the request's own host

@@ -2,6 +2,7 @@ package redisws
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,7 +11,8 @@ import (
 // leaves when the last one goes, and fans every Redis message out to them.
 type hub struct {
 	broker  *broker
-	release func() // drops this hub's reference to the broker; called once
+	release func()       // drops this hub's reference to the broker; called once
+	active  atomic.Int64 // connections, counted from admission (max_connections)
 
 	mu       sync.RWMutex
 	channels map[string]map[*client]struct{}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -89,6 +90,28 @@ type Handler struct {
 	// leaves unchanged always stay open. Default: 10s.
 	ReloadCloseDelay *caddy.Duration `json:"reload_close_delay,omitempty"`
 
+	// Connections this handler accepts at once; beyond it an upgrade gets
+	// 503 with Retry-After, and connected clients are not affected.
+	// Default: 0, no limit.
+	MaxConnections int `json:"max_connections,omitempty"`
+
+	// Messages per second one client may send; a client that sends faster
+	// than this, beyond RateLimitBurst, is closed with 1008. Default: 0, no
+	// limit.
+	RateLimit float64 `json:"rate_limit,omitempty"`
+
+	// Messages a client may send at once above RateLimit. Default: RateLimit
+	// rounded up (one second's worth).
+	RateLimitBurst int `json:"rate_limit_burst,omitempty"`
+
+	// WebSocket subprotocols the server speaks, in order of preference; the
+	// first one the client offers is chosen. A client that offers none of
+	// them gets 400, unless SubprotocolOptional is set.
+	Subprotocols []string `json:"subprotocols,omitempty"`
+
+	// Accept clients that offer none of Subprotocols, without a subprotocol.
+	SubprotocolOptional bool `json:"subprotocol_optional,omitempty"`
+
 	publish   string // resolved Publish; "" = receive-only
 	configKey string // canonical JSON of the configuration
 	broker    *broker
@@ -165,6 +188,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// Frames from clients are small: a small read buffer of our own
 		// instead of the 4 KiB one net/http hands over.
 		ReadBufferSize: 1024,
+		Subprotocols:   h.Subprotocols,
+	}
+	if h.RateLimit > 0 && h.RateLimitBurst == 0 {
+		h.RateLimitBurst = int(math.Ceil(h.RateLimit))
 	}
 
 	redisURL := defaultRedisURL
@@ -229,6 +256,13 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("send_queue: %d is negative", h.SendQueue)
 	case h.PingInterval < 0:
 		return fmt.Errorf("ping_interval: %s is negative", time.Duration(h.PingInterval))
+	case h.MaxConnections < 0:
+		return fmt.Errorf("max_connections: %d is negative", h.MaxConnections)
+	case h.RateLimit < 0 || h.RateLimitBurst < 0:
+		return fmt.Errorf("rate_limit: %g per second, burst %d: negative", h.RateLimit, h.RateLimitBurst)
+	case h.SubprotocolOptional && len(h.Subprotocols) == 0:
+		return errors.New("subprotocol_optional without subprotocols")
+
 	}
 	return nil
 }

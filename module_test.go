@@ -36,20 +36,29 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		send_queue 64KiB
 		ping_interval 15s
 		reload_close_delay 0
+		max_connections 1000
+		rate_limit 20 40
+		subprotocols chat.v2 chat.v1
+		subprotocol_optional
 	}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	zero := caddy.Duration(0)
 	want := &Handler{
-		Subscribe:        []string{"lobby", "room:{http.request.uri.path.1}", "news", "alerts"},
-		Publish:          "room:{http.request.uri.path.1}",
-		Redis:            &RedisConfig{URL: "redis://:secret@127.0.0.1:6380/2"},
-		Origins:          []string{"https://example.com", "http://localhost:8080"},
-		MaxMessageSize:   1 << 20,
-		SendQueue:        64 << 10,
-		PingInterval:     caddy.Duration(15 * time.Second),
-		ReloadCloseDelay: &zero,
+		Subscribe:           []string{"lobby", "room:{http.request.uri.path.1}", "news", "alerts"},
+		Publish:             "room:{http.request.uri.path.1}",
+		Redis:               &RedisConfig{URL: "redis://:secret@127.0.0.1:6380/2"},
+		Origins:             []string{"https://example.com", "http://localhost:8080"},
+		MaxMessageSize:      1 << 20,
+		SendQueue:           64 << 10,
+		PingInterval:        caddy.Duration(15 * time.Second),
+		ReloadCloseDelay:    &zero,
+		MaxConnections:      1000,
+		RateLimit:           20,
+		RateLimitBurst:      40,
+		Subprotocols:        []string{"chat.v2", "chat.v1"},
+		SubprotocolOptional: true,
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got  %+v\nwant %+v", h, want)
@@ -115,6 +124,13 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\tping_interval -1s\n}", 2, `"-1s" is not a positive duration`},
 		{"redis_ws chat {\n\treload_close_delay never\n}", 2, `"never" is not a duration`},
 		{"redis_ws chat {\n\treload_close_delay 1s 2s\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tmax_connections 0\n}", 2, `"0" is not a positive integer`},
+		{"redis_ws chat {\n\trate_limit fast\n}", 2, `"fast" is not a positive number of messages per second`},
+		{"redis_ws chat {\n\trate_limit 10 0\n}", 2, `burst "0" is not a positive number`},
+		{"redis_ws chat {\n\trate_limit\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tsubprotocols\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tsubprotocols a\n\tsubprotocol_optional yes\n}", 3, "wrong argument count"},
+		{"redis_ws chat {\n\tsubprotocol_optional\n}", 1, "subprotocol_optional without subprotocols"},
 	} {
 		_, err := parse(tc.input)
 		if err == nil {

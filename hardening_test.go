@@ -1,0 +1,274 @@
+package redisws
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func hardeningNode(t *testing.T, rsPort int, directives string) *caddyNode {
+	t.Helper()
+	return startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		`+directives+`
+	}
+	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rsPort)})
+}
+
+// Beyond max_connections an upgrade gets 503 with Retry-After; the clients
+// already connected are not affected.
+func TestMaxConnections(t *testing.T) {
+	rs := startRedis(t)
+	n := hardeningNode(t, rs.Port, "max_connections 2")
+	a, b := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
+	_, resp, err := tryDialWS(t, n.WSURL("/ws"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third connection: want 503 with Retry-After, got %v %v", resp, err)
+	}
+	a.SendText(t, "still fine")
+	for _, c := range []*wsClient{a, b} {
+		if m := c.Next(t, wait); string(m.Data) != "still fine" {
+			t.Fatalf("got %v", m)
+		}
+	}
+	a.Close()
+	eventually(t, wait, func() bool {
+		c, _, err := tryDialWS(t, n.WSURL("/ws"), nil)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "no room after a client left")
+}
+
+// A client that sends faster than rate_limit (beyond its burst) is closed
+// with 1008; the others are not.
+func TestRateLimit(t *testing.T) {
+	rs := startRedis(t)
+	n := hardeningNode(t, rs.Port, "rate_limit 2 3")
+	flood, calm := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
+	for i := range 20 {
+		if flood.TrySend(websocket.TextMessage, []byte(strconv.Itoa(i))) != nil {
+			break
+		}
+	}
+	if code, _ := flood.WaitClosed(t, wait); code != websocket.ClosePolicyViolation {
+		t.Fatalf("flooding client closed with %d, want 1008", code)
+	}
+	for i, m := range calm.Collect(t, 3, wait) { // the burst went through
+		if string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("message %d is %v", i, m)
+		}
+	}
+	calm.SendText(t, "calm")
+	for {
+		if m := calm.Next(t, wait); string(m.Data) == "calm" {
+			break
+		}
+	}
+}
+
+func TestSubprotocols(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /strict chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		subprotocols chat.v2 chat.v1
+	}
+	redis_ws /lenient chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		subprotocols chat.v2
+		subprotocol_optional
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	for _, tc := range []struct {
+		path, offer, want string
+		status            int
+	}{
+		{"/strict", "chat.v1", "chat.v1", http.StatusSwitchingProtocols},
+		{"/strict", "chat.v1, chat.v2", "chat.v2", http.StatusSwitchingProtocols},
+		{"/strict", "", "", http.StatusBadRequest},
+		{"/strict", "other", "", http.StatusBadRequest},
+		{"/lenient", "", "", http.StatusSwitchingProtocols},
+		{"/lenient", "chat.v2", "chat.v2", http.StatusSwitchingProtocols},
+	} {
+		header := http.Header{}
+		if tc.offer != "" {
+			header.Set("Sec-WebSocket-Protocol", tc.offer)
+		}
+		c, resp, _ := tryDialWS(t, n.WSURL(tc.path), header)
+		if resp == nil || resp.StatusCode != tc.status || resp.Header.Get("Sec-WebSocket-Protocol") != tc.want {
+			t.Fatalf("%s offering %q: got %v, want %d with %q", tc.path, tc.offer, resp, tc.status, tc.want)
+		}
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// rawConn is a hand-made WebSocket client, to send what real clients never
+// would.
+type rawConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func rawDial(t *testing.T, n *caddyNode, path string) *rawConn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(n.URL(""), "http://"), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, conn.RemoteAddr())
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	return &rawConn{Conn: conn, r: r}
+}
+
+// frame writes one frame; mask false sends it unmasked, which clients must
+// never do. length overrides the declared payload length when >= 0.
+func (c *rawConn) frame(t *testing.T, fin bool, opcode byte, payload []byte, mask bool, length int64) {
+	t.Helper()
+	b0 := opcode
+	if fin {
+		b0 |= 0x80
+	}
+	if length < 0 {
+		length = int64(len(payload))
+	}
+	var maskBit byte
+	if mask {
+		maskBit = 0x80
+	}
+	hdr := []byte{b0}
+	switch {
+	case length <= 125:
+		hdr = append(hdr, maskBit|byte(length))
+	case length <= 0xffff:
+		hdr = binary.BigEndian.AppendUint16(append(hdr, maskBit|126), uint16(length))
+	default:
+		hdr = binary.BigEndian.AppendUint64(append(hdr, maskBit|127), uint64(length))
+	}
+	body := append([]byte(nil), payload...)
+	if mask {
+		key := []byte{1, 2, 3, 4}
+		hdr = append(hdr, key...)
+		for i := range body {
+			body[i] ^= key[i%4]
+		}
+	}
+	if _, err := c.Write(append(hdr, body...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closeCode reads frames until the server's close frame and returns its
+// code, or -1 when the connection ends without one.
+func (c *rawConn) closeCode(t *testing.T) int {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	for {
+		var hdr [2]byte
+		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+			return -1
+		}
+		n := int64(hdr[1] & 0x7f)
+		switch n {
+		case 126:
+			var l [2]byte
+			if _, err := io.ReadFull(c.r, l[:]); err != nil {
+				return -1
+			}
+			n = int64(binary.BigEndian.Uint16(l[:]))
+		case 127:
+			var l [8]byte
+			if _, err := io.ReadFull(c.r, l[:]); err != nil {
+				return -1
+			}
+			n = int64(binary.BigEndian.Uint64(l[:]))
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(c.r, payload); err != nil {
+			return -1
+		}
+		if hdr[0]&0x0f == websocket.CloseMessage && n >= 2 {
+			return int(binary.BigEndian.Uint16(payload))
+		}
+	}
+}
+
+// Hostile frames get the RFC 6455 answer, and the node goes on serving.
+func TestHostileFrames(t *testing.T) {
+	rs := startRedis(t)
+	n := hardeningNode(t, rs.Port, "ping_interval 1s")
+	base := n.Goroutines(t)
+	watcher := dialWS(t, n.WSURL("/ws"), nil)
+
+	// A fragmented message is reassembled and published whole.
+	c := rawDial(t, n, "/ws")
+	c.frame(t, false, websocket.TextMessage, []byte("frag"), true, -1)
+	c.frame(t, true, 0 /* continuation */, []byte("mented"), true, -1)
+	if m := watcher.Next(t, wait); string(m.Data) != "fragmented" {
+		t.Fatalf("got %v", m)
+	}
+	c.Close()
+
+	for _, tc := range []struct {
+		name string
+		send func(c *rawConn)
+		want int
+	}{
+		{"control frame over 125 bytes", func(c *rawConn) { c.frame(t, true, websocket.PingMessage, make([]byte, 126), true, -1) }, websocket.CloseProtocolError},
+		{"invalid UTF-8 text", func(c *rawConn) { c.frame(t, true, websocket.TextMessage, []byte{0xc3, 0x28}, true, -1) }, websocket.CloseInvalidFramePayloadData},
+		{"close frame with a bad code", func(c *rawConn) { c.frame(t, true, websocket.CloseMessage, []byte{0x03, 0xe7}, true, -1) }, websocket.CloseProtocolError},
+		{"unmasked frame", func(c *rawConn) { c.frame(t, true, websocket.TextMessage, []byte("hi"), false, -1) }, websocket.CloseProtocolError},
+		{"huge declared length", func(c *rawConn) { c.frame(t, true, websocket.BinaryMessage, nil, true, 1<<62) }, websocket.CloseMessageTooBig},
+		{"half-open: never answers pings", func(*rawConn) {}, -1},
+	} {
+		c := rawDial(t, n, "/ws")
+		tc.send(c)
+		if got := c.closeCode(t); got != tc.want {
+			t.Errorf("%s: close code %d, want %d", tc.name, got, tc.want)
+		}
+		c.Close()
+	}
+
+	// 1,000 handshakes that never finish do not stop anyone else.
+	var stuck []net.Conn
+	for range 1000 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(n.URL(""), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stuck = append(stuck, conn)
+		_, _ = conn.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"))
+	}
+	late := dialWS(t, n.WSURL("/ws"), nil)
+	late.SendText(t, "still serving")
+	for _, c := range []*wsClient{watcher, late} {
+		if m := c.Next(t, wait); string(m.Data) != "still serving" {
+			t.Fatalf("got %v", m)
+		}
+	}
+	for _, conn := range stuck {
+		_ = conn.Close()
+	}
+	watcher.Close()
+	late.Close()
+	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d", base)
+}
