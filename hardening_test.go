@@ -2,17 +2,24 @@ package redisws
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func hardeningNode(t *testing.T, rsPort int, directives string) *caddyNode {
@@ -271,4 +278,129 @@ func TestHostileFrames(t *testing.T) {
 	watcher.Close()
 	late.Close()
 	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d", base)
+}
+
+// With basic_auth before redis_ws, each user hears only their own channel,
+// whatever the path, query or headers say; placeholder values are taken
+// literally, never expanded again.
+func TestAccessControl(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	hashed, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost) // fast to check
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := string(hashed)
+	n := startNode(t, "node", siteCaddyfile("", `
+	basic_auth /user/* {
+		alice `+hash+`
+		bob `+hash+`
+	}
+	redis_ws /user/* {
+		subscribe user:{http.auth.user.id}
+		publish off
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+	redis_ws /room {
+		subscribe room:{http.request.uri.query.name}
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	auth := func(user string, extra ...string) http.Header {
+		h := http.Header{}
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":secret")))
+		for i := 0; i+1 < len(extra); i += 2 {
+			h.Set(extra[i], extra[i+1])
+		}
+		return h
+	}
+	if _, resp, _ := tryDialWS(t, n.WSURL("/user/alice"), nil); resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no credentials: got %v, want 401", resp)
+	}
+	bad := http.Header{}
+	bad.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("bob:wrong")))
+	if _, resp, _ := tryDialWS(t, n.WSURL("/user/bob"), bad); resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong password: got %v, want 401", resp)
+	}
+	// Alice tries to reach Bob's channel every way a request can say "bob".
+	var alices []*wsClient
+	for _, try := range []struct {
+		path   string
+		header http.Header
+	}{
+		{"/user/alice", auth("alice")},
+		{"/user/bob", auth("alice")},
+		{"/user/bob?user=bob&id=bob", auth("alice")},
+		{"/user/%62ob", auth("alice", "X-User", "bob", "X-Forwarded-User", "bob")},
+		{"/user/{http.auth.user.id}", auth("alice", "Remote-User", "bob")},
+	} {
+		alices = append(alices, dialWS(t, n.WSURL(try.path), try.header))
+	}
+	bob := dialWS(t, n.WSURL("/user/bob"), auth("bob"))
+	if got := numsub(t, rdb, "user:bob"); got != 1 {
+		t.Fatalf("NUMSUB user:bob = %d, want 1 (one node, bob's client)", got)
+	}
+	publish(t, rdb, "user:bob", "for bob")
+	publish(t, rdb, "user:alice", "for alice")
+	if m := bob.Next(t, wait); string(m.Data) != "for bob" {
+		t.Fatalf("bob got %v", m)
+	}
+	for i, c := range alices {
+		if m := c.Next(t, wait); string(m.Data) != "for alice" {
+			t.Fatalf("alice's client %d got %v, want only her own message", i, m)
+		}
+	}
+
+	// A query value that looks like a placeholder stays text.
+	room := dialWS(t, n.WSURL("/room?name=%7Bhttp.auth.user.id%7D"), nil)
+	chans, err := rdb.PubSubChannels(context.Background(), "room:*").Result()
+	if err != nil || len(chans) != 1 || chans[0] != "room:{http.auth.user.id}" {
+		t.Fatalf("channels %q, %v; want the literal room:{http.auth.user.id}", chans, err)
+	}
+	room.Close()
+}
+
+// wss:// through Caddy's automatic HTTPS with its internal CA.
+func TestTLSInternal(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, "node", `{
+	admin 127.0.0.1:{$ADMIN_PORT}
+	skip_install_trust
+}
+
+https://localhost:{$PORT} {
+	tls internal
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+}
+`, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	rootFile := filepath.Join(n.dir, "data", "caddy", "pki", "authorities", "local", "root.crt")
+	var pem []byte
+	eventually(t, wait, func() bool { pem, _ = os.ReadFile(rootFile); return len(pem) > 0 }, "no internal CA root at %s", rootFile)
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatal("bad root certificate")
+	}
+	dialer := &websocket.Dialer{HandshakeTimeout: wait, TLSClientConfig: &tls.Config{RootCAs: roots}}
+	url := fmt.Sprintf("wss://localhost:%d/ws", n.Port)
+	var conns []*websocket.Conn
+	for range 2 {
+		var conn *websocket.Conn
+		eventually(t, wait, func() bool { // the certificate is issued in the background
+			var err error
+			conn, _, err = dialer.Dial(url, nil)
+			return err == nil
+		}, "wss dial failed")
+		defer conn.Close()
+		conns = append(conns, conn)
+	}
+	if err := conns[0].WriteMessage(websocket.TextMessage, []byte("over tls")); err != nil {
+		t.Fatal(err)
+	}
+	for _, conn := range conns {
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		if _, data, err := conn.ReadMessage(); err != nil || string(data) != "over tls" {
+			t.Fatalf("got %q, %v", data, err)
+		}
+	}
 }
