@@ -1,0 +1,103 @@
+package redisws
+
+import (
+	"encoding/binary"
+	"os"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// FuzzCaddyfile: the parser never panics, every error names its line, and
+// whatever it accepts also passes the checks that JSON configs get.
+func FuzzCaddyfile(f *testing.F) {
+	if src, err := os.ReadFile("Caddyfile.example"); err == nil {
+		f.Add(string(src))
+	}
+	for _, seed := range []string{
+		"redis_ws chat",
+		"redis_ws /ws chat {\n\tredis redis://127.0.0.1:6379\n\tmax_message_size 1MiB\n}",
+		"redis_ws {\n\tsubscribe room:{http.request.uri.path.1} news\n\tpublish off\n}",
+		"redis_ws chat {\n\tsend_queue 64KiB\n\tping_interval 5s\n\treload_close_delay off\n}",
+		"redis_ws chat {\n\torigins https://a.example *\n\trate_limit 10 20\n\tsubprotocols a b\n\tsubprotocol_optional\n\tmax_connections 5\n}",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		tokens, err := caddyfile.Tokenize([]byte(input), "Testfile")
+		if err != nil || len(tokens) == 0 || tokens[0].Text != "redis_ws" {
+			return // lexer errors and other directives are not ours
+		}
+		h := new(Handler)
+		if err := h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Fatalf("error without a line: %v", err)
+			}
+			return
+		}
+		if err := h.checkConfig(); err != nil {
+			t.Fatalf("accepted by the Caddyfile parser, refused at provision: %v\n%s", err, input)
+		}
+	})
+}
+
+// FuzzChannelPlaceholder: a placeholder's value is used literally, never
+// expanded again, and the channel is accepted exactly when it is a valid
+// name.
+func FuzzChannelPlaceholder(f *testing.F) {
+	for _, seed := range []string{"a", "", "{env.HOME}", "room:*", "a\x00b", "ü", "\xff", strings.Repeat("x", 300)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		repl := caddy.NewEmptyReplacer()
+		repl.Set("x", value)
+		ch, err := expandChannel(repl, "room:{x}")
+		if err != nil {
+			if value != "" && checkChannel("room:"+value) == nil {
+				t.Fatalf("%q refused: %v", value, err)
+			}
+			return
+		}
+		if ch != "room:"+value {
+			t.Fatalf("%q became %q", value, ch)
+		}
+		if err := checkChannel(ch); err != nil {
+			t.Fatalf("%q accepted but invalid: %v", ch, err)
+		}
+	})
+}
+
+// FuzzNewFrame: every payload becomes one final, unmasked frame that decodes
+// back to it, text exactly when it is valid UTF-8.
+func FuzzNewFrame(f *testing.F) {
+	for _, seed := range []string{"", "hi", strings.Repeat("x", 125), strings.Repeat("y", 126), strings.Repeat("z", 70000), "\xc3\x28"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, payload string) {
+		fr := newFrame(payload)
+		w := fr.wire
+		if len(w) < 2 || w[0]&0x80 == 0 || w[1]&0x80 != 0 {
+			t.Fatalf("header % x: want FIN set and no mask", w[:min(len(w), 2)])
+		}
+		wantOp := byte(2)
+		if utf8.ValidString(payload) {
+			wantOp = 1
+		}
+		if op := w[0] & 0x0f; op != wantOp {
+			t.Fatalf("opcode %d, want %d", op, wantOp)
+		}
+		n, hdr := int(w[1]&0x7f), 2
+		switch n {
+		case 126:
+			n, hdr = int(binary.BigEndian.Uint16(w[2:])), 4
+		case 127:
+			n, hdr = int(binary.BigEndian.Uint64(w[2:])), 10
+		}
+		if n != len(payload) || string(w[hdr:]) != payload || fr.size != len(payload) {
+			t.Fatalf("decoded length %d and %d bytes, want %d", n, len(w)-hdr, len(payload))
+		}
+	})
+}
