@@ -1,0 +1,263 @@
+package redisws
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Long versions of the soak and the drills run with these set, e.g.
+// REDISWS_SOAK_CONNS=10000 REDISWS_SOAK_DURATION=3m REDISWS_DRILL_RELOADS=50;
+// CI runs the short defaults.
+func envInt(t *testing.T, name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return n
+	}
+	return def
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return d
+	}
+	return def
+}
+
+// heapAfterGC returns the node's live heap in bytes, after a collection.
+func heapAfterGC(t *testing.T, n *caddyNode) uint64 {
+	t.Helper()
+	httpGet(t, "http://"+n.adminAddr()+"/debug/pprof/heap?gc=1") // runs a GC
+	_, body := httpGet(t, "http://"+n.adminAddr()+"/debug/vars")
+	var vars struct{ Memstats struct{ HeapAlloc uint64 } }
+	if err := json.Unmarshal([]byte(body), &vars); err != nil {
+		t.Fatalf("/debug/vars: %v", err)
+	}
+	return vars.Memstats.HeapAlloc
+}
+
+// counter is a light client for many connections: it only counts what it
+// reads and remembers the last message.
+type counter struct {
+	conn *websocket.Conn
+	got  atomic.Int64
+	last atomic.Value // string
+	done chan struct{}
+}
+
+func dialCounter(url string) (*counter, error) {
+	conn, _, err := wsDialer.Dial(url, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &counter{conn: conn, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			c.last.Store(string(data))
+			c.got.Add(1)
+		}
+	}()
+	return c, nil
+}
+
+func raiseTestOpenFiles(t *testing.T) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = lim.Max // children (the nodes) inherit it
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Many connections with steady traffic: nothing is lost, and once the
+// clients leave the node's goroutines and heap go back to where they were.
+func TestSoak(t *testing.T) {
+	conns := envInt(t, "REDISWS_SOAK_CONNS", 1000)
+	duration := envDuration(t, "REDISWS_SOAK_DURATION", 5*time.Second)
+	raiseTestOpenFiles(t)
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
+	baseGoroutines, baseHeap := n.Goroutines(t), heapAfterGC(t, n)
+
+	clients := make([]*counter, 0, conns)
+	defer func() {
+		for _, c := range clients {
+			_ = c.conn.Close()
+			<-c.done
+		}
+	}()
+	pace := time.NewTicker(time.Millisecond) // at most 1,000 connections a second
+	for range conns {
+		<-pace.C
+		c, err := dialCounter(n.WSURL("/ws"))
+		if err != nil {
+			t.Fatalf("connection %d: %v", len(clients), err)
+		}
+		clients = append(clients, c)
+	}
+	pace.Stop()
+	connectedGoroutines, connectedHeap := n.Goroutines(t), heapAfterGC(t, n)
+
+	// Steady traffic: 50 messages a second from Redis and 10 from clients.
+	sent := 0
+	tick := time.NewTicker(20 * time.Millisecond)
+	for end := time.Now().Add(duration); time.Now().Before(end); sent++ {
+		<-tick.C
+		if sent%5 == 0 {
+			if err := clients[sent%len(clients)].conn.WriteMessage(websocket.TextMessage, []byte(strconv.Itoa(sent))); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := rdb.Publish(context.Background(), "chat", strconv.Itoa(sent)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick.Stop()
+	eventually(t, wait, func() bool {
+		for _, c := range clients {
+			if c.got.Load() != int64(sent) {
+				return false
+			}
+		}
+		return true
+	}, "not every client got all %d messages", sent)
+
+	for _, c := range clients {
+		_ = c.conn.Close()
+		<-c.done
+	}
+	clients = nil
+	eventually(t, wait, func() bool { return n.Goroutines(t) <= baseGoroutines }, "goroutines did not go back to %d", baseGoroutines)
+	var afterHeap uint64
+	eventually(t, wait, func() bool { afterHeap = heapAfterGC(t, n); return afterHeap < baseHeap+4<<20 }, "heap grew from %d to %d bytes", baseHeap, afterHeap)
+	t.Logf("%d connections, %d messages each over %s: goroutines %d → %d → %d, live heap %.1f → %.1f → %.1f MiB (%.1f KiB per connection)",
+		conns, sent, duration, baseGoroutines, connectedGoroutines, n.Goroutines(t),
+		mib(baseHeap), mib(connectedHeap), mib(afterHeap), float64(connectedHeap-baseHeap)/1024/float64(conns))
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// Many reloads in a row under traffic: connected clients lose nothing, the
+// subscriber stays, nothing leaks.
+func TestReloadDrill(t *testing.T) {
+	reloads := envInt(t, "REDISWS_DRILL_RELOADS", 10)
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
+	id := subscriberID(t, rdb)
+	base := n.Goroutines(t)
+	clients := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)}
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var published atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond): // pacing the publisher
+			}
+			if rdb.Publish(context.Background(), "chat", strconv.Itoa(i)).Err() == nil {
+				published.Add(1)
+			}
+		}
+	}()
+	for i := range reloads { // each reload changes another route only
+		n.Reload(t, withExtraRoute(t, fmt.Sprintf("/reload-%d", i)))
+	}
+	close(stop)
+	wg.Wait()
+	total := int(published.Load())
+	for _, c := range clients {
+		for i, m := range c.Collect(t, total, wait) {
+			if string(m.Data) != strconv.Itoa(i) {
+				t.Fatalf("message %d is %v", i, m)
+			}
+		}
+	}
+	if after := subscriberID(t, rdb); after != id {
+		t.Fatalf("subscriber changed: %s → %s", id, after)
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d after %d reloads", base, reloads)
+	t.Logf("%d reloads, %d messages delivered to each client in order", reloads, total)
+}
+
+// A node killed with SIGKILL: its clients see the drop, the other node's
+// clients go on.
+func TestNodeKilled(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	ns := startNodes(t, 2, exampleCaddyfile(t), rs)
+	doomed, survivor := dialWS(t, ns[0].WSURL("/ws"), nil), dialWS(t, ns[1].WSURL("/ws"), nil)
+	ns[0].Kill(t)
+	if code, _ := doomed.WaitClosed(t, wait); code != -1 {
+		t.Fatalf("client of the killed node: close code %d, want an abnormal end", code)
+	}
+	publish(t, rdb, "chat", "after the kill")
+	if m := survivor.Next(t, wait); string(m.Data) != "after the kill" {
+		t.Fatalf("got %v", m)
+	}
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "the dead node's subscription is still counted")
+}
+
+// Redis restarted while the config reloads: the node ends up subscribed and
+// serving, through the one subscriber.
+func TestRedisRestartDuringReload(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	rs.Kill(t)
+	n.Reload(t, withExtraRoute(t, "/other"))
+	rs.Restart(t)
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 && len(subscriberIDs(t, rdb)) == 1 }, "not subscribed once after restart and reload")
+	publish(t, rdb, "chat", "after both")
+	if m := c.Next(t, wait); string(m.Data) != "after both" {
+		t.Fatalf("got %v", m)
+	}
+	fresh := dialWS(t, n.WSURL("/ws"), nil)
+	fresh.SendText(t, "new client")
+	for _, cl := range []*wsClient{c, fresh} {
+		if m := cl.Next(t, wait); string(m.Data) != "new client" {
+			t.Fatalf("got %v", m)
+		}
+	}
+}
+
+// withExtraRoute is the example Caddyfile with one more route, which leaves
+// its redis_ws handlers unchanged.
+func withExtraRoute(t *testing.T, path string) string {
+	return strings.Replace(exampleCaddyfile(t), "respond /health 200", "respond /health 200\n\trespond "+path+" 204", 1)
+}
