@@ -10,7 +10,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-	"github.com/redis/go-redis/v9"
 )
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -24,7 +23,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	redis_ws [<matcher>] [<channel>] {
 //		subscribe <channel...>
 //		publish <channel>|off
-//		redis <url>
+//		redis <url> | { addrs …, master_name …, cluster, … } (see parseRedis)
 //		origins <origin...>
 //		max_message_size <size>
 //		send_queue <size>
@@ -80,16 +79,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "redis":
-			url, err := oneArg(d)
-			if err != nil {
+			if h.Redis, err = parseRedis(d); err != nil {
 				return err
 			}
-			if !hasPlaceholder(url) {
-				if _, err := redis.ParseURL(url); err != nil {
-					return d.Errf("redis: %s", redactURLError(err, url))
-				}
-			}
-			h.Redis = &RedisConfig{URL: url}
 		case "origins":
 			h.Origins = d.RemainingArgs()
 			if len(h.Origins) == 0 {

@@ -22,7 +22,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/gorilla/websocket"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -121,14 +120,6 @@ type Handler struct {
 	metrics   *handlerMetrics
 }
 
-// RedisConfig says how to reach Redis.
-type RedisConfig struct {
-	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or
-	// unix://[[user]:password@]/path. Placeholders such as {env.REDIS_URL}
-	// are expanded at load time.
-	URL string `json:"url,omitempty"`
-}
-
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -194,18 +185,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.RateLimitBurst = int(math.Ceil(h.RateLimit))
 	}
 
-	redisURL := defaultRedisURL
-	if h.Redis != nil && h.Redis.URL != "" {
-		redisURL = caddy.NewReplacer().ReplaceKnown(h.Redis.URL, "")
+	rc := h.Redis
+	if rc == nil {
+		rc = new(RedisConfig)
 	}
-	opts, err := redis.ParseURL(redisURL)
+	setup, err := rc.resolve()
 	if err != nil {
-		return fmt.Errorf("redis url: %w", errors.New(redactURLError(err, redisURL)))
+		return fmt.Errorf("redis: %w", err)
 	}
-	opts.ClientName = "caddy-redis-ws"
-	poolKey := "url=" + redisURL
+	poolKey := setup.key()
 	val, _, err := brokers.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		return newBroker(redis.NewClient(opts)), nil
+		return newBroker(setup), nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting redis broker: %w", err)
@@ -262,7 +252,6 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("rate_limit: %g per second, burst %d: negative", h.RateLimit, h.RateLimitBurst)
 	case h.SubprotocolOptional && len(h.Subprotocols) == 0:
 		return errors.New("subprotocol_optional without subprotocols")
-
 	}
 	return nil
 }
@@ -339,19 +328,6 @@ func checkOrigin(o string) error {
 		return fmt.Errorf("%q is not an origin; want scheme://host[:port] or *", o)
 	}
 	return nil
-}
-
-// redactURLError keeps the password of a Redis URL out of an error message,
-// even when the URL is too malformed to parse.
-func redactURLError(err error, raw string) string {
-	msg := err.Error()
-	rest := raw[strings.Index(raw, "://")+1:] // whole string when there is no scheme
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		if _, password, ok := strings.Cut(rest[:at], ":"); ok && password != "" {
-			msg = strings.ReplaceAll(msg, password, "xxxxx")
-		}
-	}
-	return msg
 }
 
 // Interface guards

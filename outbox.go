@@ -32,20 +32,30 @@ type outMsg struct {
 // outbox publishes client frames through one goroutine, pipelined, in the
 // order they were queued, so every sender's frames keep their order.
 type outbox struct {
-	client *redis.Client
-	ctx    context.Context
-	up     func() <-chan struct{} // closed while the broker's subscriber is up
-	done   chan struct{}
-	wake   chan struct{} // cap 1
+	client  redis.UniversalClient
+	sharded bool // SPUBLISH, routed by slot, instead of PUBLISH
+	ctx     context.Context
+	up      func() <-chan struct{} // closed while the broker's subscriber is up
+	done    chan struct{}
+	wake    chan struct{} // cap 1
 
 	mu       sync.Mutex
 	queue    []outMsg
 	bytes    int
 	dropping bool // frames are being dropped; logged once until it stops
+
+	refusing bool // Redis refuses publishes; logged once until one succeeds (run's goroutine only)
 }
 
-func newOutbox(ctx context.Context, client *redis.Client, up func() <-chan struct{}) *outbox {
-	o := &outbox{client: client, ctx: ctx, up: up, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+// newOutbox starts an outbox that PUBLISHes.
+func newOutbox(ctx context.Context, client redis.UniversalClient, up func() <-chan struct{}) *outbox {
+	return startOutbox(ctx, client, false, up)
+}
+
+// startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
+// Pub/Sub) instead of PUBLISH.
+func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, up func() <-chan struct{}) *outbox {
+	o := &outbox{client: client, sharded: sharded, ctx: ctx, up: up, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go o.run()
 	return o
 }
@@ -151,19 +161,27 @@ func (o *outbox) run() {
 func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 	cmds, _ := o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range batch {
-			p.Publish(ctx, m.channel, m.data)
+			if o.sharded {
+				p.SPublish(ctx, m.channel, m.data)
+			} else {
+				p.Publish(ctx, m.channel, m.data)
+			}
 		}
 		return nil
 	})
 	for i, c := range cmds {
 		err := c.Err()
 		if err == nil {
+			o.refusing = false
 			continue
 		}
 		var refused redis.Error
 		if errors.As(err, &refused) { // an error reply (e.g. NOPERM): retrying will not help
-			logger().Warn("redis refused a publish; frame dropped",
-				zap.String("channel", batch[i].channel), zap.Error(err))
+			if !o.refusing { // once until a publish goes through: no line per frame
+				logger().Warn("redis refused a publish; frame dropped",
+					zap.String("channel", batch[i].channel), zap.Error(err))
+				o.refusing = true
+			}
 			continue
 		}
 		return i, err

@@ -1,0 +1,510 @@
+package redisws
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Tests of the Redis topologies: TLS, ACL users, Sentinel and Cluster, each
+// with real redis-server processes and Caddy nodes.
+
+// TLS with rediss:// (CA from the system roots: SSL_CERT_FILE) and with the
+// block form (CA file and a client certificate); a wrong CA is a clear error
+// in the log while the node keeps serving and retrying.
+func TestRedisTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	rs, tlsPort := startRedisTLS(t, pki)
+	rdb := rs.Client(t)
+	env := map[string]string{
+		"REDIS_TLS_PORT": strconv.Itoa(tlsPort), "SSL_CERT_FILE": pki.CA,
+		"CA": pki.CA, "CERT": pki.ClientCert, "KEY": pki.ClientKey,
+	}
+	byURL := startNode(t, "node-url", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis rediss://127.0.0.1:{$REDIS_TLS_PORT}
+	}`), env)
+	byBlock := startNode(t, "node-block", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			addrs 127.0.0.1:{$REDIS_TLS_PORT}
+			tls {
+				ca {$CA}
+				cert {$CERT}
+				key {$KEY}
+			}
+		}
+	}`), env)
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 2 }, "both nodes should subscribe over TLS")
+	a, b := dialWS(t, byURL.WSURL("/ws"), nil), dialWS(t, byBlock.WSURL("/ws"), nil)
+	a.SendText(t, "from url")
+	b.SendText(t, "from block")
+	for _, c := range []*wsClient{a, b} {
+		got := map[string]bool{}
+		for _, m := range c.Collect(t, 2, wait) {
+			got[string(m.Data)] = true
+		}
+		if !got["from url"] || !got["from block"] {
+			t.Fatalf("got %v", got)
+		}
+	}
+
+	// Wrong CA: through a relay that counts the connection attempts.
+	relay := startRelay(t, fmt.Sprintf("127.0.0.1:%d", tlsPort))
+	env["RELAY"] = relay.Addr
+	env["OTHER_CA"] = pki.OtherCA
+	wrong := startNode(t, "node-wrong-ca", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			addrs {$RELAY}
+			tls {
+				ca {$OTHER_CA}
+			}
+		}
+	}`), env)
+	eventually(t, wait, func() bool {
+		return countLines(wrong.Logs(), `"warn"`, "redis unavailable", "certificate signed by unknown authority") == 1
+	}, "no clear warning about the certificate")
+	c := dialWS(t, wrong.WSURL("/ws"), nil) // still serving
+	c.SendText(t, "held")
+	seen := relay.Conns()
+	eventually(t, wait, func() bool { return relay.Conns() >= seen+2 }, "the node stopped retrying")
+	if got := countLines(wrong.Logs(), "redis unavailable"); got != 1 {
+		t.Fatalf("%d warnings for one outage, want 1", got)
+	}
+}
+
+// An ACL user limited to the module's channels works; a user without the
+// rights gets a clear error in the log and the node keeps serving; passwords
+// never reach the logs.
+func TestRedisACL(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	const chatPW, nochanPW = "chat-pw-s3cr3t", "nochan-pw-s3cr3t"
+	for _, args := range [][]any{
+		{"ACL", "SETUSER", "chatuser", "on", ">" + chatPW, "resetchannels", "&chat*", "-@all",
+			"+subscribe", "+unsubscribe", "+publish", "+ping", "+hello", "+client|setname"},
+		{"ACL", "SETUSER", "nochan", "on", ">" + nochanPW, "resetchannels", "-@all",
+			"+subscribe", "+unsubscribe", "+publish", "+ping", "+hello", "+client|setname"},
+	} {
+		if err := rdb.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args[:3], err)
+		}
+	}
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			addrs 127.0.0.1:{$REDIS_PORT}
+			username chatuser
+			password {env.CHAT_PW}
+		}
+	}
+	redis_ws /other other {
+		redis {
+			addrs 127.0.0.1:{$REDIS_PORT}
+			username nochan
+			password {env.NOCHAN_PW}
+		}
+	}
+	redis_ws /badpw chat {
+		redis {
+			addrs 127.0.0.1:{$REDIS_PORT}
+			username chatuser
+			password wrong-pw-s3cr3t
+		}
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "CHAT_PW": chatPW, "NOCHAN_PW": nochanPW})
+
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chatuser did not subscribe")
+	c.SendText(t, "allowed")
+	if m := c.Next(t, wait); string(m.Data) != "allowed" {
+		t.Fatalf("got %v", m)
+	}
+	publish(t, rdb, "chat", "from redis")
+	if m := c.Next(t, wait); string(m.Data) != "from redis" {
+		t.Fatalf("got %v", m)
+	}
+
+	o := dialWS(t, n.WSURL("/other"), nil)
+	eventually(t, wait, func() bool {
+		return countLines(n.Logs(), `"warn"`, "redis refused a subscription", "NOPERM") == 1
+	}, "no clear error for a user without channel rights")
+	o.SendText(t, "refused")
+	eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis refused a publish", "NOPERM") == 1 }, "no clear error for the refused publish")
+	eventually(t, wait, func() bool {
+		return countLines(n.Logs(), `"warn"`, "redis unavailable", "WRONGPASS") == 1
+	}, "no clear error for a wrong password")
+
+	// The allowed user still works, and nothing crashed.
+	c.SendText(t, "still fine")
+	if m := c.Next(t, wait); string(m.Data) != "still fine" {
+		t.Fatalf("got %v", m)
+	}
+	for _, secret := range []string{chatPW, nochanPW, "wrong-pw-s3cr3t"} {
+		if strings.Contains(n.Logs(), secret) {
+			t.Fatalf("password %q in the logs", secret)
+		}
+	}
+}
+
+// timedLog records when each message reaches a client.
+type timedLog struct {
+	mu   sync.Mutex
+	at   []time.Time
+	data []string
+}
+
+// record pops c's messages into l until stop is closed.
+func (l *timedLog) record(c *wsClient, stop <-chan struct{}, done *sync.WaitGroup) {
+	defer done.Done()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		m, r := c.pop(time.Now().Add(50 * time.Millisecond))
+		if r == popClosed {
+			return
+		}
+		if r == popMessage {
+			l.mu.Lock()
+			l.at = append(l.at, time.Now())
+			l.data = append(l.data, string(m.Data))
+			l.mu.Unlock()
+		}
+	}
+}
+
+// reached reports whether a message "<sender>:<n>" with n >= seq arrived.
+func (l *timedLog) reached(sender, seq int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range l.data {
+		var s, n int
+		if _, err := fmt.Sscanf(d, "%d:%d", &s, &n); err == nil && s == sender && n >= seq {
+			return true
+		}
+	}
+	return false
+}
+
+// gap is the longest time between two deliveries after from.
+func (l *timedLog) gap(from time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var longest time.Duration
+	prev := from
+	for _, at := range l.at {
+		if at.Before(from) {
+			continue
+		}
+		longest = max(longest, at.Sub(prev))
+		prev = at
+	}
+	return longest
+}
+
+// traffic sends "<sender>:<seq>" from every client every 50ms until stopped,
+// and records what each client receives.
+type traffic struct {
+	logs    []*timedLog
+	seq     sync.Map // sender → last seq sent (int)
+	stop    chan struct{}
+	senders sync.WaitGroup
+	readers sync.WaitGroup
+}
+
+func startTraffic(clients []*wsClient) *traffic {
+	tr := &traffic{stop: make(chan struct{})}
+	for i, c := range clients {
+		l := new(timedLog)
+		tr.logs = append(tr.logs, l)
+		tr.readers.Add(1)
+		go l.record(c, tr.stop, &tr.readers)
+		tr.senders.Add(1)
+		go func() {
+			defer tr.senders.Done()
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for seq := 0; ; seq++ {
+				select {
+				case <-tr.stop:
+					return
+				case <-tick.C:
+				}
+				if c.TrySend(1, []byte(fmt.Sprintf("%d:%d", i, seq))) != nil {
+					return
+				}
+				tr.seq.Store(i, seq)
+			}
+		}()
+	}
+	return tr
+}
+
+// flowing waits until every client received a message sent now or later by
+// every sender.
+func (tr *traffic) flowing(t *testing.T, timeout time.Duration, what string) {
+	t.Helper()
+	marks := map[int]int{}
+	for i := range tr.logs {
+		v, _ := tr.seq.Load(i)
+		s, _ := v.(int)
+		marks[i] = s + 1
+	}
+	eventually(t, timeout, func() bool {
+		for _, l := range tr.logs {
+			for sender, seq := range marks {
+				if !l.reached(sender, seq) {
+					return false
+				}
+			}
+		}
+		return true
+	}, "traffic does not flow %s", what)
+}
+
+func (tr *traffic) halt() {
+	close(tr.stop)
+	tr.senders.Wait()
+	tr.readers.Wait()
+}
+
+// Sentinel: two nodes, three sentinels, a master and a replica. The master is
+// killed; traffic flows again through the new master on both nodes, with no
+// restart of Caddy. Then a SENTINEL FAILOVER moves the master back.
+func TestSentinelFailover(t *testing.T) {
+	s := startSentinels(t)
+	config := siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			addrs {$SENTINELS}
+			master_name mymaster
+		}
+	}`)
+	env := map[string]string{"SENTINELS": s.Addrs()}
+	ns := []*caddyNode{startNode(t, "node1", config, env), startNode(t, "node2", config, env)}
+	clients := []*wsClient{dialWS(t, ns[0].WSURL("/ws"), nil), dialWS(t, ns[1].WSURL("/ws"), nil)}
+	eventually(t, wait, func() bool { return numsub(t, s.Master.Client(t), "chat") == 2 }, "nodes did not subscribe on the master")
+	tr := startTraffic(clients)
+	defer tr.halt()
+	tr.flowing(t, wait, "before the failover")
+
+	killed := time.Now()
+	s.Master.Kill(t)
+	eventually(t, 60*time.Second, func() bool { return s.MasterAddr(t) == s.Replica.Addr }, "sentinels did not promote the replica")
+	promoted := time.Since(killed)
+	tr.flowing(t, 60*time.Second, "after the master was killed")
+	recovered := time.Since(killed)
+	var gaps []string
+	for i, l := range tr.logs {
+		gaps = append(gaps, fmt.Sprintf("client %d: %s", i+1, l.gap(killed.Add(-time.Second)).Round(time.Millisecond)))
+	}
+	t.Logf("sentinel failover (kill): replica promoted after %s, traffic on both nodes after %s; longest gap without deliveries: %s",
+		promoted.Round(time.Millisecond), recovered.Round(time.Millisecond), strings.Join(gaps, ", "))
+	if numsub(t, s.Replica.Client(t), "chat") != 2 {
+		t.Fatal("nodes are not subscribed on the new master")
+	}
+	for _, n := range ns {
+		eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "%s: no info on recovery", n.Name)
+		if got := countLines(n.Logs(), "redis subscription lost"); got != 1 {
+			t.Fatalf("%s: %d warnings for one failover, want 1", n.Name, got)
+		}
+	}
+
+	// The old master comes back as a replica; a planned failover moves the
+	// master back to it.
+	s.Master.Restart(t)
+	eventually(t, 60*time.Second, func() bool {
+		role, err := s.Master.Client(t).Do(context.Background(), "ROLE").Slice()
+		return err == nil && len(role) > 0 && role[0] == "slave"
+	}, "the old master did not rejoin as a replica")
+	// A sentinel refreshes a replica's state every few seconds and aborts a
+	// failover that finds no good replica: ask again until the master moved.
+	// Not more often than a failover takes, lest a second one moves it back.
+	sentinel := s.Sentinels[0].Client(t)
+	var asked time.Time
+	eventually(t, 60*time.Second, func() bool {
+		if s.MasterAddr(t) == s.Master.Addr {
+			return true
+		}
+		if time.Since(asked) > 10*time.Second {
+			asked = time.Now()
+			_ = sentinel.Do(context.Background(), "SENTINEL", "FAILOVER", s.MasterName).Err()
+		}
+		return false
+	}, "planned failover did not happen")
+	switched := time.Now()
+	tr.flowing(t, 60*time.Second, "after SENTINEL FAILOVER")
+	t.Logf("sentinel failover (planned): traffic on both nodes %s after the switch; longest gap: %s",
+		time.Since(switched).Round(time.Millisecond), tr.logs[0].gap(switched).Round(time.Millisecond))
+}
+
+// Cluster with sharded Pub/Sub: rooms on every shard work at once through
+// two nodes, each node subscribes on the master that owns each room, and
+// traffic resumes by itself when a master dies and its replica takes over,
+// and again when a planned CLUSTER FAILOVER moves the slots back (Redis then
+// sunsubscribes the channels on the demoted master). A third node in
+// classic mode interoperates with redis-cli publish.
+func TestClusterShardedPubSub(t *testing.T) {
+	const masters = 3
+	cl := startCluster(t, masters, 1)
+	channels := cl.ChannelsPerShard(t, "room:", masters, 2)
+	config := siteCaddyfile("", `
+	redis_ws /rooms/* {
+		subscribe room:{http.request.uri.path.1}
+		publish room:{http.request.uri.path.1}
+		redis {
+			addrs {$SEEDS}
+			cluster
+		}
+	}
+	redis_ws /lobby lobby {
+		redis {
+			addrs {$SEEDS_REVERSED}
+			cluster
+			pubsub sharded
+		}
+	}`)
+	var reversed []string
+	for i := len(cl.Nodes) - 1; i >= 0; i-- {
+		reversed = append(reversed, cl.Nodes[i].Addr)
+	}
+	env := map[string]string{"SEEDS": cl.Seeds(), "SEEDS_REVERSED": strings.Join(reversed, " ")}
+	ns := []*caddyNode{startNode(t, "node1", config, env), startNode(t, "node2", config, env)}
+
+	var clients []*wsClient
+	for _, ch := range channels {
+		room := strings.TrimPrefix(ch, "room:")
+		for _, n := range ns {
+			clients = append(clients, dialWS(t, n.WSURL("/rooms/"+room), nil))
+		}
+	}
+	ctx := context.Background()
+	for _, ch := range channels {
+		eventually(t, wait, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: want 2 sharded subscribers on its owner", ch)
+		if n, err := cl.client(t, cl.Owner(t, ch)).PubSubNumSub(ctx, ch).Result(); err != nil || n[ch] != 0 {
+			t.Fatalf("%s: classic subscribers %v %v; want none", ch, n, err)
+		}
+	}
+	// Each node holds one subscriber connection per master, none elsewhere,
+	// shared by both handlers (same Redis, seeds in another order), and a
+	// reload keeps them.
+	lobby := []*wsClient{dialWS(t, ns[0].WSURL("/lobby"), nil), dialWS(t, ns[1].WSURL("/lobby"), nil)}
+	eventually(t, wait, func() bool { return cl.ShardNumSub(t, "lobby") == 2 }, "lobby not subscribed")
+	slots := cl.slotTable(t)
+	ids := map[string][]string{}
+	for _, rs := range cl.Nodes {
+		want := 0
+		for _, s := range slots {
+			if s.Nodes[0].Addr == rs.Addr {
+				want = 2
+			}
+		}
+		ids[rs.Addr] = subscriberIDs(t, cl.client(t, rs))
+		if got := len(ids[rs.Addr]); got != want {
+			t.Fatalf("%s: %d subscriber connections, want %d", rs.Addr, got, want)
+		}
+	}
+	ns[0].Reload(t, strings.Replace(config, "redis_ws /lobby", "respond /health 200\n\tredis_ws /lobby", 1))
+	for _, rs := range cl.Nodes {
+		if got := subscriberIDs(t, cl.client(t, rs)); fmt.Sprint(got) != fmt.Sprint(ids[rs.Addr]) {
+			t.Fatalf("%s: subscriber connections changed across a reload: %v → %v", rs.Addr, ids[rs.Addr], got)
+		}
+	}
+	lobby[0].SendText(t, "lobby")
+	for _, c := range lobby {
+		if m := c.Next(t, wait); string(m.Data) != "lobby" {
+			t.Fatalf("lobby: got %v", m)
+		}
+	}
+	// Every room, both ways: a client frame and an SPUBLISH reach both nodes.
+	check := func(what string) {
+		t.Helper()
+		for i, ch := range channels {
+			a, b := clients[2*i], clients[2*i+1]
+			msg := fmt.Sprintf("%s %s", what, ch)
+			a.SendText(t, msg)
+			for _, c := range []*wsClient{a, b} {
+				if m := c.Next(t, wait); string(m.Data) != msg {
+					t.Fatalf("%s: got %v, want %q", ch, m, msg)
+				}
+			}
+			if got := cl.SPublish(t, ch, "s"+msg); got != 2 {
+				t.Fatalf("%s: SPUBLISH reached %d subscribers, want 2", ch, got)
+			}
+			for _, c := range []*wsClient{a, b} {
+				if m := c.Next(t, wait); string(m.Data) != "s"+msg {
+					t.Fatalf("%s: got %v, want %q", ch, m, "s"+msg)
+				}
+			}
+		}
+	}
+	check("before")
+
+	// Kill the master of the first room; its replica takes over.
+	victim := cl.Owner(t, channels[0])
+	killed := time.Now()
+	victim.Kill(t)
+	cl.WaitOK(t)
+	for _, ch := range channels {
+		eventually(t, 60*time.Second, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: not resubscribed after the failover", ch)
+	}
+	t.Logf("cluster failover: replica promoted and every room resubscribed %s after the kill", time.Since(killed).Round(time.Millisecond))
+	check("after kill")
+	for _, n := range ns {
+		eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "%s: no info on recovery", n.Name)
+		if got := countLines(n.Logs(), "redis subscription lost"); got != 1 {
+			t.Fatalf("%s: %d warnings for one failover, want 1", n.Name, got)
+		}
+	}
+
+	// The old master returns as a replica; CLUSTER FAILOVER on it moves the
+	// slots back, and Redis sunsubscribes the demoted master's subscribers.
+	victim.Restart(t)
+	eventually(t, 60*time.Second, func() bool {
+		role, err := cl.client(t, victim).Do(ctx, "ROLE").Slice()
+		return err == nil && len(role) > 0 && role[0] == "slave"
+	}, "the old master did not rejoin as a replica")
+	eventually(t, 60*time.Second, func() bool {
+		info, err := cl.client(t, victim).Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	}, "the old master did not sync")
+	if err := cl.client(t, victim).Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
+		t.Fatalf("CLUSTER FAILOVER: %v", err)
+	}
+	eventually(t, 60*time.Second, func() bool { return cl.Owner(t, channels[0]) == victim }, "planned failover did not happen")
+	cl.WaitOK(t)
+	for _, ch := range channels {
+		eventually(t, 60*time.Second, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: not resubscribed after the planned failover", ch)
+	}
+	check("after planned failover")
+
+	// Classic mode: PUBLISH is broadcast cluster-wide, so redis-cli publish
+	// on any node reaches the clients.
+	classic := startNode(t, "node-classic", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			addrs {$SEEDS}
+			cluster
+			pubsub classic
+		}
+	}`), env)
+	c := dialWS(t, classic.WSURL("/ws"), nil)
+	if err := cl.client(t, cl.Nodes[len(cl.Nodes)-1]).Publish(ctx, "chat", "classic").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Next(t, wait); string(m.Data) != "classic" {
+		t.Fatalf("got %v", m)
+	}
+	c.SendText(t, "from classic client")
+	if m := c.Next(t, wait); string(m.Data) != "from classic client" {
+		t.Fatalf("got %v", m)
+	}
+}
