@@ -261,3 +261,89 @@ func TestRedisRestartDuringReload(t *testing.T) {
 func withExtraRoute(t *testing.T, path string) string {
 	return strings.Replace(exampleCaddyfile(t), "respond /health 200", "respond /health 200\n\trespond "+path+" 204", 1)
 }
+
+// A slow-client storm: a tenth of the clients stop reading. They are closed;
+// every other client still gets every message, in order.
+func TestSlowClientStorm(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		send_queue 256KiB
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	const total, slowCount, count, size = 200, 20, 300, 16 << 10
+	var fast []*counter
+	var slow []*websocket.Conn
+	defer func() {
+		for _, c := range fast {
+			_ = c.conn.Close()
+			<-c.done
+		}
+		for _, c := range slow {
+			_ = c.Close()
+		}
+	}()
+	for i := range total {
+		if i%(total/slowCount) == 0 {
+			conn, _, err := wsDialer.Dial(n.WSURL("/ws"), nil) // never read
+			if err != nil {
+				t.Fatal(err)
+			}
+			slow = append(slow, conn)
+			continue
+		}
+		c, err := dialCounter(n.WSURL("/ws"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast = append(fast, c)
+	}
+	payload := strings.Repeat("x", size)
+	for i := range count {
+		publish(t, rdb, "chat", fmt.Sprintf("%06d %s", i, payload))
+		// Pace on the fast clients, as a real stream would be paced, so only
+		// the clients that do not read at all fall behind: 8 messages of
+		// 16 KiB stay well within the 256 KiB queue.
+		eventually(t, wait, func() bool {
+			for _, c := range fast {
+				if c.got.Load() < int64(i-8) {
+					return false
+				}
+			}
+			return true
+		}, "fast clients stalled at message %d", i)
+	}
+	eventually(t, wait, func() bool {
+		for _, c := range fast {
+			if c.got.Load() != count {
+				return false
+			}
+		}
+		return true
+	}, "a fast client missed messages")
+	for _, c := range fast {
+		if last, _ := c.last.Load().(string); !strings.HasPrefix(last, fmt.Sprintf("%06d ", count-1)) {
+			t.Fatalf("a fast client's last message is %.10q", last)
+		}
+	}
+	closed := 0
+	for _, conn := range slow {
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) && !websocket.IsUnexpectedCloseError(err) {
+					t.Fatalf("slow client: %v, want its connection closed", err)
+				}
+				closed++
+				break
+			}
+		}
+	}
+	if closed != slowCount {
+		t.Fatalf("%d of %d slow clients closed", closed, slowCount)
+	}
+	if got := scrapeMetrics(t, n)[`caddy_redis_ws_slow_clients_closed_total{handler="chat"}`]; got != slowCount {
+		t.Fatalf("slow_clients_closed_total = %v, want %d", got, slowCount)
+	}
+}
