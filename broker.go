@@ -71,6 +71,7 @@ type broker struct {
 	shards    map[string]*shard // sharded: by node address
 	reload    bool              // sharded: a slot moved; refresh the cluster state before routing
 	holdUntil time.Time         // sharded: no routing before, while the state reloads
+	counted   int               // subscribed channels as last added to the channels gauge
 }
 
 // channelState is a channel's wanted state (the hubs that need it, the shard
@@ -141,7 +142,60 @@ func (b *broker) Destruct() error {
 	b.cancel()
 	b.wg.Wait()
 	b.out.wait()
+	b.mu.Lock()
+	metrics.channels.Sub(float64(b.counted))
+	b.counted = 0
+	b.mu.Unlock()
 	return b.client.Close()
+}
+
+// countChannels brings the channels gauge up to date. It runs under b.mu.
+func (b *broker) countChannels() {
+	n := 0
+	for _, s := range b.allShards() {
+		for _, state := range s.subs {
+			if state == subOn {
+				n++
+			}
+		}
+	}
+	metrics.channels.Add(float64(n - b.counted))
+	b.counted = n
+}
+
+// allShards lists the subscriber connections. It runs under b.mu.
+func (b *broker) allShards() []*shard {
+	if b.single != nil {
+		return []*shard{b.single}
+	}
+	shards := make([]*shard, 0, len(b.shards))
+	for _, s := range b.shards {
+		shards = append(shards, s)
+	}
+	return shards
+}
+
+// gap tells the hubs of s's channels that messages may have been missed
+// while s was disconnected; each applies its handler's gap_policy.
+func (b *broker) gap(s *shard) {
+	metrics.gaps.Inc()
+	type hubChannel struct {
+		h  *hub
+		ch string
+	}
+	var affected []hubChannel
+	b.mu.RLock()
+	for ch, st := range b.channels {
+		if st.shard == s || b.single == s {
+			for _, h := range st.hubs {
+				affected = append(affected, hubChannel{h, ch})
+			}
+		}
+	}
+	b.mu.RUnlock()
+	for _, a := range affected {
+		a.h.gap(a.ch)
+	}
 }
 
 func logger() *zap.Logger { return caddy.Log().Named("http.handlers.redis_ws") }
@@ -390,8 +444,16 @@ func (s *shard) run() {
 	b := s.b
 	defer b.wg.Done()
 	backoff := minBackoff
+	connectedBefore := false
 	for {
-		err := s.session(func() { backoff = minBackoff })
+		err := s.session(func() {
+			backoff = minBackoff
+			if connectedBefore { // a reconnect: what was published meanwhile is lost
+				metrics.redisReconnects.Inc()
+				b.gap(s)
+			}
+			connectedBefore = true
+		})
 		if b.ctx.Err() != nil {
 			return
 		}
@@ -556,6 +618,7 @@ func (s *shard) reconcile(ps *redis.PubSub) error {
 			delete(b.channels, ch)
 		}
 	}
+	b.countChannels()
 	b.mu.Unlock()
 	if len(sub) > 0 {
 		if err := s.send(ps, true, sub); err != nil {
@@ -683,6 +746,7 @@ func (s *shard) dropped(ch string) {
 	}
 	s.subs[ch] = subGone
 	s.unroute(func(c string) bool { return c == ch })
+	b.countChannels()
 }
 
 func (b *broker) confirmed(s *shard, ch string) {
@@ -714,6 +778,7 @@ func (s *shard) disconnected() {
 	defer b.mu.Unlock()
 	s.up = false
 	clear(s.subs)
+	b.countChannels()
 	for ch, st := range b.channels {
 		if st.shard != s {
 			continue
@@ -733,6 +798,7 @@ func (s *shard) disconnected() {
 // dispatch hands one Redis message to every hub that has clients for its
 // channel. It never blocks on a client.
 func (b *broker) dispatch(m *redis.Message) {
+	metrics.messages.Inc()
 	b.mu.RLock()
 	var hubs []*hub
 	if st := b.channels[m.Channel]; st != nil {

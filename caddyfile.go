@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		rate_limit <messages-per-second> [<burst>]
 //		subprotocols <name...>
 //		subprotocol_optional
+//		gap_policy keep|close
 //	}
 //
 // The channel on the directive line is subscribed (and, alone, published to).
@@ -156,6 +157,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "subprotocols":
 			if h.Subprotocols = d.RemainingArgs(); len(h.Subprotocols) == 0 {
 				return d.ArgErr()
+			}
+		case "gap_policy":
+			if h.GapPolicy, err = oneArg(d); err != nil {
+				return err
+			}
+			if h.GapPolicy != gapKeep && h.GapPolicy != gapClose {
+				return d.Errf("gap_policy: %q is not keep or close", h.GapPolicy)
 			}
 		case "subprotocol_optional":
 			if d.NextArg() {

@@ -25,6 +25,7 @@ const (
 	closeGoingAway     = websocket.CloseGoingAway       // 1001: Caddy is exiting
 	closeTooSlow       = websocket.ClosePolicyViolation // 1008: send queue overflowed
 	closeServiceReload = websocket.CloseServiceRestart  // 1012: config changed
+	closeGap           = 4001                           // private use: messages may have been missed
 )
 
 // frame is one Redis message as a complete WebSocket frame on the wire,

@@ -10,9 +10,10 @@ import (
 // the broker for a channel when its first client of that channel arrives and
 // leaves when the last one goes, and fans every Redis message out to them.
 type hub struct {
-	broker  *broker
-	release func()       // drops this hub's reference to the broker; called once
-	active  atomic.Int64 // connections, counted from admission (max_connections)
+	broker     *broker
+	release    func()       // drops this hub's reference to the broker; called once
+	active     atomic.Int64 // connections, counted from admission (max_connections)
+	closeOnGap bool         // gap_policy close
 
 	mu       sync.RWMutex
 	channels map[string]map[*client]struct{}
@@ -94,6 +95,20 @@ func (h *hub) deliver(ch string, f *frame) {
 		c.enqueue(f)
 	}
 	h.mu.RUnlock()
+}
+
+// gap closes the clients of ch, when the handler's gap_policy says so,
+// because messages of ch may have been missed: they reconnect and reload
+// their state.
+func (h *hub) gap(ch string) {
+	if !h.closeOnGap {
+		return
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.channels[ch] {
+		c.close(closeGap, "messages may have been missed; reload state")
+	}
 }
 
 // retire is called when the hub's config is unloaded. closeAfter < 0 keeps

@@ -24,6 +24,7 @@ var metrics = struct {
 	publishDrops    *prometheus.CounterVec
 	publishErrors   prometheus.Counter
 	redisReconnects prometheus.Counter
+	gaps            prometheus.Counter
 	channels        prometheus.Gauge
 }{
 	connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -71,6 +72,10 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "redis_reconnects_total",
 		Help: "Subscriber connections re-established after being lost.",
 	}),
+	gaps: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "gaps_total",
+		Help: "Times a subscriber connection came back after an outage, so messages published meanwhile were missed.",
+	}),
 	channels: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "channels",
 		Help: "Redis channels the subscriber is subscribed to.",
@@ -83,7 +88,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		metrics.connections, metrics.framesReceived, metrics.deliveries, metrics.deliveryDrops,
 		metrics.slowClients, metrics.fanoutLatency, metrics.messages, metrics.published,
-		metrics.publishDrops, metrics.publishErrors, metrics.redisReconnects, metrics.channels,
+		metrics.publishDrops, metrics.publishErrors, metrics.redisReconnects, metrics.gaps, metrics.channels,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &already) {

@@ -45,6 +45,8 @@ const (
 	maxChannelLen = 256
 	// publishOff as the publish channel makes clients receive-only.
 	publishOff = "off"
+	// gap_policy values.
+	gapKeep, gapClose = "keep", "close"
 )
 
 // Handler serves WebSocket clients whose frames are published to Redis and
@@ -110,6 +112,12 @@ type Handler struct {
 
 	// Accept clients that offer none of Subprotocols, without a subprotocol.
 	SubprotocolOptional bool `json:"subprotocol_optional,omitempty"`
+
+	// What happens to clients when the Redis subscription comes back after
+	// an outage, so messages published meanwhile were missed: "keep" them
+	// (at most once delivery), or "close" them with 4001 so that they
+	// reconnect and reload their state. Default: keep.
+	GapPolicy string `json:"gap_policy,omitempty"`
 
 	publish   string // resolved Publish; "" = receive-only
 	configKey string // canonical JSON of the configuration
@@ -202,6 +210,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.broker = val.(*broker)
 	h.hub = newHub(h.broker, func() { _, _ = brokers.Delete(poolKey) })
+	h.hub.closeOnGap = h.GapPolicy == gapClose
 	for _, ch := range h.Subscribe {
 		if !hasPlaceholder(ch) {
 			h.hub.subscribeStatic(ch)
@@ -252,6 +261,8 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("rate_limit: %g per second, burst %d: negative", h.RateLimit, h.RateLimitBurst)
 	case h.SubprotocolOptional && len(h.Subprotocols) == 0:
 		return errors.New("subprotocol_optional without subprotocols")
+	case h.GapPolicy != "" && h.GapPolicy != gapKeep && h.GapPolicy != gapClose:
+		return fmt.Errorf("gap_policy: %q is not keep or close", h.GapPolicy)
 	}
 	return nil
 }

@@ -40,6 +40,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		rate_limit 20 40
 		subprotocols chat.v2 chat.v1
 		subprotocol_optional
+		gap_policy close
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +60,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		RateLimitBurst:      40,
 		Subprotocols:        []string{"chat.v2", "chat.v1"},
 		SubprotocolOptional: true,
+		GapPolicy:           "close",
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got  %+v\nwant %+v", h, want)
@@ -131,6 +133,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\tsubprotocols\n}", 2, "wrong argument count"},
 		{"redis_ws chat {\n\tsubprotocols a\n\tsubprotocol_optional yes\n}", 3, "wrong argument count"},
 		{"redis_ws chat {\n\tsubprotocol_optional\n}", 1, "subprotocol_optional without subprotocols"},
+		{"redis_ws chat {\n\tgap_policy reload\n}", 2, `"reload" is not keep or close`},
 	} {
 		_, err := parse(tc.input)
 		if err == nil {

@@ -69,6 +69,7 @@ func (o *outbox) add(ch string, data []byte) bool {
 		first := !o.dropping
 		o.dropping = true
 		o.mu.Unlock()
+		metrics.publishDrops.WithLabelValues("outbox_full").Inc()
 		if first {
 			logger().Warn("publish outbox full; dropping client frames",
 				zap.Int("max_messages", outboxMaxMessages), zap.Int("max_bytes", outboxMaxBytes))
@@ -139,6 +140,7 @@ func (o *outbox) run() {
 					}
 					continue
 				}
+				metrics.publishErrors.Inc()
 				if !failing {
 					logger().Warn("publishing to redis failed; holding client frames",
 						zap.Int("held", len(batch)), zap.Error(err))
@@ -173,10 +175,12 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 		err := c.Err()
 		if err == nil {
 			o.refusing = false
+			metrics.published.Inc()
 			continue
 		}
 		var refused redis.Error
 		if errors.As(err, &refused) { // an error reply (e.g. NOPERM): retrying will not help
+			metrics.publishDrops.WithLabelValues("refused").Inc()
 			if !o.refusing { // once until a publish goes through: no line per frame
 				logger().Warn("redis refused a publish; frame dropped",
 					zap.String("channel", batch[i].channel), zap.Error(err))
@@ -197,6 +201,7 @@ func (o *outbox) expire(batch []outMsg) []outMsg {
 		n++
 	}
 	if n > 0 {
+		metrics.publishDrops.WithLabelValues("expired").Add(float64(n))
 		logger().Warn("client frames dropped after waiting for redis",
 			zap.Int("dropped", n), zap.Duration("max_age", outboxMaxAge))
 	}
