@@ -18,10 +18,14 @@ import (
 
 var benchMetrics = newHandlerMetrics([]string{"bench"})
 
-// benchBroker is a broker with its channel table only: enough for hubs to
-// join, without a Redis connection.
-func benchBroker() *broker {
-	return &broker{channels: make(map[string]*channelState), wake: make(chan struct{}, 1)}
+// benchBroker is a broker with its channel table and fan-out workers only:
+// enough for hubs to join and messages to be dispatched, without Redis.
+func benchBroker(b *testing.B) *broker {
+	ctx, cancel := context.WithCancel(context.Background())
+	br := &broker{ctx: ctx, cancel: cancel, channels: make(map[string]*channelState), wake: make(chan struct{}, 1)}
+	br.startFanout()
+	b.Cleanup(func() { cancel(); br.wg.Wait() })
+	return br
 }
 
 // BenchmarkEnqueue measures the fan-out step of the hub alone: one prepared
@@ -29,7 +33,7 @@ func benchBroker() *broker {
 func BenchmarkEnqueue(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clients-%d", n), func(b *testing.B) {
-			br := benchBroker()
+			br := benchBroker(b)
 			h := newHub(br, func() {})
 			clients := make([]*client, n)
 			for i := range clients {
@@ -76,7 +80,7 @@ func sizeName(n int) string {
 }
 
 func benchFanOut(b *testing.B, n, size int) {
-	br := benchBroker()
+	br := benchBroker(b)
 	hb := newHub(br, func() {})
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024}}
 	var serving sync.WaitGroup

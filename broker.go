@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +32,9 @@ const (
 	// commandTimeout bounds each SUBSCRIBE/UNSUBSCRIBE/PING write.
 	commandTimeout = 5 * time.Second
 	minBackoff     = 100 * time.Millisecond
+	// fanoutQueue is how many messages a fan-out worker may have waiting
+	// before the subscriber waits for it.
+	fanoutQueue = 1024
 	// readyPing is the payload of the PING that follows a connection's first
 	// SUBSCRIBE.
 	readyPing  = "redis_ws:ready"
@@ -60,6 +65,10 @@ type broker struct {
 	wg     sync.WaitGroup // the router and the shards' goroutines
 
 	wake chan struct{} // sharded: a channel needs routing; cap 1
+
+	// fanout are the fan-out workers' queues; a channel always goes to the
+	// same worker, which keeps its messages in order.
+	fanout []chan delivery
 
 	mu        sync.RWMutex
 	up        bool          // every wanted channel's connection is established and confirmed
@@ -121,6 +130,7 @@ func newBroker(setup *redisSetup) *broker {
 		b.cluster = b.client.(*redis.ClusterClient)
 	}
 	b.out = startOutbox(ctx, b.client, setup.sharded, b.whenUp)
+	b.startFanout()
 	if b.cluster != nil {
 		b.wg.Add(1)
 		go b.router()
@@ -795,8 +805,16 @@ func (s *shard) disconnected() {
 	b.updateUp()
 }
 
-// dispatch hands one Redis message to every hub that has clients for its
-// channel. It never blocks on a client.
+// delivery is one Redis message on its way to the hubs of its channel.
+type delivery struct {
+	channel string
+	hubs    []*hub
+	f       *frame
+}
+
+// dispatch encodes one Redis message and hands it to the fan-out worker of
+// its channel, so that the subscriber goes back to reading Redis while the
+// message is fanned out. It never waits for a client.
 func (b *broker) dispatch(m *redis.Message) {
 	metrics.messages.Inc()
 	b.mu.RLock()
@@ -808,11 +826,39 @@ func (b *broker) dispatch(m *redis.Message) {
 	if len(hubs) == 0 {
 		return
 	}
-	f := newFrame(m.Payload)
-	for _, h := range hubs {
-		h.deliver(m.Channel, f)
+	d := delivery{channel: m.Channel, hubs: hubs, f: newFrame(m.Payload)}
+	select {
+	case b.fanout[maphash.String(fanoutSeed, m.Channel)%uint64(len(b.fanout))] <- d:
+	case <-b.ctx.Done():
 	}
 }
+
+// startFanout starts one fan-out worker per CPU.
+func (b *broker) startFanout() {
+	b.fanout = make([]chan delivery, runtime.GOMAXPROCS(0))
+	for i := range b.fanout {
+		b.fanout[i] = make(chan delivery, fanoutQueue)
+		b.wg.Add(1)
+		go b.deliverLoop(b.fanout[i])
+	}
+}
+
+// deliverLoop is a fan-out worker.
+func (b *broker) deliverLoop(queue chan delivery) {
+	defer b.wg.Done()
+	for {
+		select {
+		case d := <-queue:
+			for _, h := range d.hubs {
+				h.deliver(d.channel, d.f)
+			}
+		case <-b.ctx.Done():
+			return
+		}
+	}
+}
+
+var fanoutSeed = maphash.MakeSeed()
 
 // publish queues a client frame for Redis; false means it was dropped.
 func (b *broker) publish(ch string, data []byte) bool {
