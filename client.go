@@ -116,6 +116,9 @@ func (c *client) enqueue(f *frame) {
 	if c.queued+f.size > c.maxQueue && c.queued > 0 {
 		dropped := len(c.queue) + 1
 		c.closeLocked(closeTooSlow, "too slow")
+		if c.out != nil {
+			c.out.cut(closeWait)
+		}
 		c.mu.Unlock()
 		c.metrics.slowClients.Inc()
 		c.metrics.deliveryDrops.Add(float64(dropped))

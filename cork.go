@@ -3,6 +3,7 @@ package redisws
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,6 +16,7 @@ import (
 // every socket write gets a fresh one.
 type corkConn struct {
 	net.Conn
+	cutoff atomic.Int64 // unix nanos no write may last beyond; 0: none
 
 	mu     sync.Mutex
 	corked bool
@@ -43,7 +45,7 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 	c.buf = nil
 	var err error
 	if len(*buf) > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		c.setDeadline(timeout)
 		_, err = c.Conn.Write(*buf)
 	}
 	if cap(*buf) <= maxPooledBuffer {
@@ -72,8 +74,32 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		*c.buf = append(*c.buf, p...)
 		return len(p), nil
 	}
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(writeWait))
+	c.setDeadline(writeWait)
 	return c.Conn.Write(p)
+}
+
+// setDeadline gives the next socket write timeout, or less if cut sets an
+// earlier end. The cutoff is read again after the deadline is set: either
+// this sees it, or cut's own SetWriteDeadline comes after this one.
+func (c *corkConn) setDeadline(timeout time.Duration) {
+	d := time.Now().Add(timeout).UnixNano()
+	if cut := c.cutoff.Load(); cut != 0 {
+		d = min(d, cut)
+	}
+	_ = c.Conn.SetWriteDeadline(time.Unix(0, d))
+	if cut := c.cutoff.Load(); cut != 0 && cut < d {
+		_ = c.Conn.SetWriteDeadline(time.Unix(0, cut))
+	}
+}
+
+// cut makes every write, the one in progress included, end within grace.
+// A client that is closed for being too slow may still take its close frame
+// in that time; otherwise its socket, and the kernel buffers it pins, are
+// freed then instead of after writeWait.
+func (c *corkConn) cut(grace time.Duration) {
+	at := time.Now().Add(grace)
+	c.cutoff.Store(at.UnixNano())
+	_ = c.Conn.SetWriteDeadline(at)
 }
 
 // SetWriteDeadline ignores gorilla's deadlines: see the type's comment.

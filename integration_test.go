@@ -464,8 +464,9 @@ func TestSlowClient(t *testing.T) {
 	for {
 		_, _, err := slow.ReadMessage()
 		if err != nil {
-			if ce, ok := err.(*websocket.CloseError); ok && ce.Code != websocket.ClosePolicyViolation {
-				t.Fatalf("slow client closed with %d, want 1008", ce.Code)
+			// 1008 if it could still take the close frame, else cut (1006).
+			if ce, ok := err.(*websocket.CloseError); ok && ce.Code != websocket.ClosePolicyViolation && ce.Code != websocket.CloseAbnormalClosure {
+				t.Fatalf("slow client closed with %d, want 1008 or a cut connection", ce.Code)
 			}
 			break
 		}
