@@ -1,8 +1,14 @@
 package main
 
 import (
+	"errors"
 	"math/rand/v2"
+	"net"
+	"os"
+	"syscall"
 	"testing"
+
+	"github.com/gorilla/websocket"
 )
 
 func TestPayloadRoundTrip(t *testing.T) {
@@ -84,5 +90,119 @@ func TestLoopbackCheck(t *testing.T) {
 		if err := checkLoopbackURL(u, "ws", "wss"); err == nil {
 			t.Errorf("%s accepted", u)
 		}
+	}
+}
+
+func TestPlace(t *testing.T) {
+	c := &config{urls: []string{"ws://127.0.0.1:1/rooms/{room}", "ws://127.0.0.1:2/rooms/{room}"}, rooms: 30}
+	targets, rooms := place(c, 1000)
+	perNode := map[string]int{}
+	perRoom := map[int]map[string]int{}
+	for i, u := range targets {
+		node := u[:len("ws://127.0.0.1:1")]
+		if want := roomURL(c.urls[0], rooms[i])[len("ws://127.0.0.1:1"):]; u[len(node):] != want {
+			t.Fatalf("connection %d: %s in room %d", i, u, rooms[i])
+		}
+		perNode[node]++
+		if perRoom[rooms[i]] == nil {
+			perRoom[rooms[i]] = map[string]int{}
+		}
+		perRoom[rooms[i]][node]++
+	}
+	if len(perNode) != 2 || perNode["ws://127.0.0.1:1"] != 500 {
+		t.Errorf("nodes: %v", perNode)
+	}
+	if len(perRoom) != 30 {
+		t.Fatalf("%d rooms", len(perRoom))
+	}
+	for r, m := range perRoom {
+		if len(m) != 2 || m["ws://127.0.0.1:1"]-m["ws://127.0.0.1:2"] > 1 || m["ws://127.0.0.1:2"]-m["ws://127.0.0.1:1"] > 1 {
+			t.Errorf("room %d: %v", r, m)
+		}
+	}
+	// 30 publishers for 30 rooms: one each, half on each node
+	targets, rooms = place(c, 30)
+	n1 := 0
+	for i, u := range targets {
+		if rooms[i] != i {
+			t.Fatalf("publisher %d in room %d", i, rooms[i])
+		}
+		if u[:len("ws://127.0.0.1:1")] == "ws://127.0.0.1:1" {
+			n1++
+		}
+	}
+	if n1 != 15 {
+		t.Errorf("%d of 30 publishers on node 1", n1)
+	}
+	// no rooms: round-robin, URLs untouched
+	c = &config{urls: []string{"a", "b", "c"}}
+	targets, rooms = place(c, 7)
+	for i := range targets {
+		if targets[i] != c.urls[i%3] || rooms[i] != 0 {
+			t.Fatalf("no rooms: %v %v", targets, rooms)
+		}
+	}
+}
+
+func TestURLTemplate(t *testing.T) {
+	for _, tc := range []struct {
+		url   string
+		rooms int
+		ok    bool
+	}{
+		{"ws://127.0.0.1:8001/ws", 0, true},
+		{"ws://127.0.0.1:8001/rooms/{room}", 0, false},
+		{"ws://127.0.0.1:8001/rooms/{room}", 3, true},
+		{"ws://127.0.0.1:8001/r?room={room}", 3, true},
+		{"ws://127.0.0.1:8001/ws", 3, false},
+		{"ws://{room}:8001/x", 3, false},
+		{"ws://{room}@127.0.0.1:8001/{room}", 3, false},
+	} {
+		if err := checkURLTemplate(tc.url, tc.rooms); (err == nil) != tc.ok {
+			t.Errorf("%s with %d rooms: %v", tc.url, tc.rooms, err)
+		}
+	}
+	if u := roomURL("ws://127.0.0.1:8001/rooms/{room}", 29); u != "ws://127.0.0.1:8001/rooms/r29" {
+		t.Errorf("roomURL: %s", u)
+	}
+}
+
+func TestRoomStats(t *testing.T) {
+	c := &config{rooms: 2}
+	pubs := []*publisher{{room: 0, sent: 10}, {room: 1, sent: 5}, {room: 1, sent: 5}}
+	subs := []*subscriber{{room: 0}, {room: 0}, {room: 1}}
+	subs[0].received.Store(10)
+	subs[1].received.Store(9)
+	subs[2].received.Store(10)
+	st := roomStats(c, subs, pubs)
+	want := []roomStat{
+		{Room: "r0", Subs: 2, Pubs: 1, Sent: 10, Expected: 20, Received: 19, Loss: 1},
+		{Room: "r1", Subs: 1, Pubs: 2, Sent: 10, Expected: 10, Received: 10, Loss: 0},
+	}
+	for i := range want {
+		if st[i] != want[i] {
+			t.Errorf("room %d: %+v, want %+v", i, st[i], want[i])
+		}
+	}
+	if s := roomSent(c, pubs); s[0] != 10 || s[1] != 10 {
+		t.Errorf("roomSent %v", s)
+	}
+}
+
+func TestSlowEnd(t *testing.T) {
+	for err, want := range map[error]string{
+		&websocket.CloseError{Code: 1008}:                                             "1008",
+		&websocket.CloseError{Code: 1006, Text: "unexpected EOF"}:                     "eof",
+		&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}: "reset",
+		os.ErrDeadlineExceeded:                                                        "timeout",
+		errors.New("boom"):                                                            "error",
+	} {
+		if got := slowEnd(err); got != want {
+			t.Errorf("%v: %s, want %s", err, got, want)
+		}
+	}
+	closed, open := slowClosed(map[string]int{"1008": 2, "eof": 3, "reset": 1, "timeout": 4, "error": 1, "unfinished": 1})
+	if closed != 6 || open != 4 {
+		t.Errorf("closed %d open %d", closed, open)
 	}
 }

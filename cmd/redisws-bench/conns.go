@@ -67,7 +67,8 @@ func connsMode(c *config) int {
 
 	logf("opening %d idle connections to %d node(s) at %.0f/s ...", c.conns, len(c.urls), c.connectRate)
 	t0 := time.Now()
-	d := dialAll(c, c.conns, 0, 1024, 1024, t0.Add(connectBudget))
+	targets, _ := place(c, c.conns)
+	d := dialAll(c, targets, 1024, 1024, t0.Add(connectBudget))
 	res.ConnectPhaseS = round3(time.Since(t0).Seconds())
 	res.ConnectErrors = d.failed
 	if len(d.errs) > 0 {

@@ -24,13 +24,14 @@ const (
 	maxErrKeys  = 8
 )
 
-// dialAll opens n WebSocket connections, connection i to urls[(offset+i)%len(urls)],
-// at most c.connectRate per second and maxInFlight at once, and stops starting new
+// dialAll opens one WebSocket connection to each of targets, at most
+// c.connectRate per second and maxInFlight at once, and stops starting new
 // ones at deadline.
-func dialAll(c *config, n, offset, readBuf, writeBuf int, deadline time.Time) *dialResult {
+func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.Time) *dialResult {
+	n := len(targets)
 	r := &dialResult{
 		conns: make([]*websocket.Conn, n),
-		urls:  make([]string, n),
+		urls:  targets,
 		errs:  map[string]int{},
 	}
 	d := newWSDialer(c, readBuf, writeBuf)
@@ -55,7 +56,6 @@ func dialAll(c *config, n, offset, readBuf, writeBuf int, deadline time.Time) *d
 	}
 	start := time.Now()
 	for i := 0; i < n; i++ {
-		r.urls[i] = c.urls[(offset+i)%len(c.urls)]
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 			time.Sleep(wait)
 		}

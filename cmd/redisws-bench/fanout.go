@@ -25,8 +25,9 @@ func nowNs() int64 { return clockBaseUnix + int64(time.Since(clockBase)) }
 
 type subscriber struct {
 	conn   *websocket.Conn
+	room   int
 	h      hist
-	tracks []seqTrack
+	tracks []seqTrack // by sender id
 
 	received atomic.Uint64 // unique, valid deliveries
 	lastNs   atomic.Int64  // time of the last valid delivery
@@ -34,13 +35,15 @@ type subscriber struct {
 
 	dups      uint64
 	reordered uint64
-	foreign   uint64
+	foreign   uint64 // of another run, or an unknown sender
+	crossRoom uint64 // of this run, from another room's publisher
 	malformed uint64
 	endErr    error
 }
 
 type publisher struct {
-	id   int
+	id   int // sender id in the payloads
+	room int
 	conn *websocket.Conn
 
 	sent     uint64
@@ -57,10 +60,13 @@ type publisher struct {
 // fanoutResult is the JSON line of a fanout run. Field names are stable.
 type fanoutResult struct {
 	Mode        string   `json:"mode"`
+	Label       string   `json:"label,omitempty"`
 	Time        string   `json:"time"`
 	URLs        []string `json:"urls"`
 	Subs        int      `json:"subs"`
 	Pubs        int      `json:"pubs"`
+	Rooms       int      `json:"rooms"`
+	Slow        int      `json:"slow"`
 	RateAsked   float64  `json:"rate_asked"`
 	DurationS   float64  `json:"duration_s"`
 	SizeBytes   int      `json:"size_bytes"`
@@ -91,6 +97,7 @@ type fanoutResult struct {
 	Duplicates        uint64  `json:"duplicates"`
 	Reordered         uint64  `json:"reordered"`
 	Foreign           uint64  `json:"foreign"`
+	CrossRoom         uint64  `json:"cross_room"`
 	Malformed         uint64  `json:"malformed"`
 	DeliveriesPerS    float64 `json:"deliveries_per_s"`
 	DeliveriesWindowS float64 `json:"deliveries_window_s"`
@@ -104,6 +111,18 @@ type fanoutResult struct {
 	LatencyMaxMs  float64 `json:"latency_max_ms"`
 	LatencyMeanMs float64 `json:"latency_mean_ms"`
 
+	RoomSubsMin   int        `json:"room_subs_min"`
+	RoomSubsMax   int        `json:"room_subs_max"`
+	RoomsWithLoss int        `json:"rooms_with_loss"`
+	RoomStats     []roomStat `json:"room_stats,omitempty"`
+
+	SlowConnected  int            `json:"slow_connected"`
+	SlowClosed     int            `json:"slow_closed"`
+	SlowOpen       int            `json:"slow_open"`
+	SlowEnds       map[string]int `json:"slow_ends,omitempty"`
+	SlowFramesRead uint64         `json:"slow_frames_read"`
+	SlowCheckS     float64        `json:"slow_check_s"`
+
 	SubDisconnects int            `json:"sub_disconnects"`
 	SubCloseCodes  map[string]int `json:"sub_close_codes"`
 	PubDisconnects int            `json:"pub_disconnects"`
@@ -116,9 +135,12 @@ type fanoutResult struct {
 
 func fanoutMode(c *config) int {
 	wallStart := time.Now()
-	total := c.subs + c.pubs
+	total := c.subs + c.slow + c.pubs
 	connectBudget := time.Duration(float64(total)/c.connectRate*float64(time.Second)) + c.handshake + 10*time.Second
 	hardStop := connectBudget + c.settle + c.duration + c.drain + 20*time.Second
+	if c.slow > 0 {
+		hardStop += slowCheckMax + slowQuiet + 5*time.Second
+	}
 	watchdog := time.AfterFunc(hardStop, func() {
 		fmt.Fprintf(os.Stderr, "redisws-bench: watchdog: run exceeded %v, exiting\n", hardStop)
 		os.Exit(3)
@@ -127,8 +149,8 @@ func fanoutMode(c *config) int {
 
 	run := rand.Uint32()
 	res := &fanoutResult{
-		Mode: "fanout", Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls,
-		Subs: c.subs, Pubs: c.pubs, RateAsked: c.rate, DurationS: c.duration.Seconds(),
+		Mode: "fanout", Label: c.label, Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls,
+		Subs: c.subs, Pubs: c.pubs, Rooms: c.rooms, Slow: c.slow, RateAsked: c.rate, DurationS: c.duration.Seconds(),
 		SizeBytes: c.size, DrainMaxS: c.drain.Seconds(), ConnectRate: c.connectRate,
 		Nofile: nofile(), RunID: fmt.Sprintf("%08x", run),
 		SubCloseCodes: map[string]int{}, PubCloseCodes: map[string]int{},
@@ -140,50 +162,65 @@ func fanoutMode(c *config) int {
 		}
 	}
 
-	// Connect: subscribers first, then publishers, each round-robin over the URLs.
-	logf("connecting %d subscribers and %d publishers to %d node(s) at %.0f/s ...", c.subs, c.pubs, len(c.urls), c.connectRate)
+	// Connect: subscribers first, then the slow ones, then publishers, each
+	// spread over rooms and URLs by place.
+	logf("connecting %d subscribers (+%d slow) and %d publishers to %d node(s), %d room(s) (0: one channel), at %.0f/s ...",
+		c.subs, c.slow, c.pubs, len(c.urls), c.rooms, c.connectRate)
 	connStart := time.Now()
 	deadline := connStart.Add(connectBudget)
-	sd := dialAll(c, c.subs, 0, 4096, 1024, deadline)
-	pd := dialAll(c, c.pubs, 0, 4096, 4096, deadline)
+	subTargets, subRooms := place(c, c.subs)
+	slowTargets, _ := place(c, c.slow)
+	pubTargets, pubRooms := place(c, c.pubs)
+	sd := dialAll(c, subTargets, 4096, 1024, deadline)
+	slowd := dialAll(c, slowTargets, 1024, 1024, deadline)
+	pd := dialAll(c, pubTargets, 4096, 4096, deadline)
 	res.ConnectPhaseS = round3(time.Since(connStart).Seconds())
-	res.ConnectErrors = sd.failed + pd.failed
-	res.ConnectErrorMsg = sd.errs
-	for k, v := range pd.errs {
-		res.ConnectErrorMsg[k] += v
+	res.ConnectErrors = sd.failed + slowd.failed + pd.failed
+	res.ConnectErrorMsg = map[string]int{}
+	for _, d := range []*dialResult{sd, slowd, pd} {
+		for k, v := range d.errs {
+			res.ConnectErrorMsg[k] += v
+		}
 	}
 	if len(res.ConnectErrorMsg) == 0 {
 		res.ConnectErrorMsg = nil
 	}
-	p50, p99, pmax := durQuantiles(append(sd.times, pd.times...))
+	p50, p99, pmax := durQuantiles(append(append(sd.times, slowd.times...), pd.times...))
 	res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs = durMs(p50), durMs(p99), durMs(pmax)
 
 	var stopping atomic.Bool
 	var readers sync.WaitGroup
-	var subs []*subscriber
-	for _, conn := range sd.conns {
-		if conn == nil {
-			continue
-		}
-		s := &subscriber{conn: conn, tracks: make([]seqTrack, c.pubs)}
-		subs = append(subs, s)
-	}
 	var pubs []*publisher
-	for _, conn := range pd.conns {
+	var pubRoom []int // room of each sender id
+	for i, conn := range pd.conns {
 		if conn == nil {
 			continue
 		}
-		pubs = append(pubs, &publisher{id: len(pubs), conn: conn})
+		pubs = append(pubs, &publisher{id: len(pubs), room: pubRooms[i], conn: conn})
+		pubRoom = append(pubRoom, pubRooms[i])
+	}
+	var subs []*subscriber
+	for i, conn := range sd.conns {
+		if conn == nil {
+			continue
+		}
+		subs = append(subs, &subscriber{conn: conn, room: subRooms[i], tracks: make([]seqTrack, len(pubs))})
+	}
+	for _, conn := range slowd.conns {
+		if conn != nil {
+			res.SlowConnected++
+		}
 	}
 	res.SubsConnected, res.PubsConnected = len(subs), len(pubs)
-	logf("connected %d/%d subscribers, %d/%d publishers in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
-		len(subs), c.subs, len(pubs), c.pubs, res.ConnectPhaseS, res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs, res.ConnectErrors)
+	logf("connected %d/%d subscribers, %d/%d slow, %d/%d publishers in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
+		len(subs), c.subs, res.SlowConnected, c.slow, len(pubs), c.pubs, res.ConnectPhaseS, res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs, res.ConnectErrors)
 	for k, v := range res.ConnectErrorMsg {
 		logf("  connect error x%d: %s", v, k)
 	}
 	if len(subs) == 0 || len(pubs) == 0 {
 		res.Error = "no subscriber or no publisher connected"
 		closeAll(sd.conns)
+		closeAll(slowd.conns)
 		closeAll(pd.conns)
 		res.WallS = round3(time.Since(wallStart).Seconds())
 		emitJSON(res)
@@ -195,7 +232,7 @@ func fanoutMode(c *config) int {
 		readers.Add(1)
 		go func(s *subscriber) {
 			defer readers.Done()
-			s.read(c, run, &stopping)
+			s.read(c, run, pubRoom, &stopping)
 		}(s)
 	}
 	for _, p := range pubs {
@@ -246,19 +283,23 @@ func fanoutMode(c *config) int {
 		res.SentPerS = round3(float64(res.Sent) / sendEnd.Sub(sendStart).Seconds())
 	}
 
-	// Drain: wait until every live subscriber has every message, or -drain passed.
+	// Drain: wait until every live subscriber has every message of its
+	// room, or -drain passed.
+	sentIn := roomSent(c, pubs)
 	drainStart := time.Now()
 	drainEnd := drainStart.Add(c.drain)
 	for i := 0; ; i++ {
-		var aliveRecv, alive uint64
+		var aliveRecv, aliveWant uint64
+		alive := 0
 		for _, s := range subs {
 			if !s.dead.Load() {
 				alive++
 				aliveRecv += s.received.Load()
+				aliveWant += sentIn[s.room]
 			}
 		}
-		if aliveRecv >= alive*res.Sent {
-			res.Complete = alive == uint64(len(subs))
+		if aliveRecv >= aliveWant {
+			res.Complete = alive == len(subs)
 			break
 		}
 		if !time.Now().Before(drainEnd) || i > 100000 {
@@ -280,6 +321,14 @@ func fanoutMode(c *config) int {
 	case <-time.After(10 * time.Second):
 		res.Error = "some readers did not stop within 10s after close"
 	}
+	if res.SlowConnected > 0 {
+		logf("reading %d slow connections until they end or stay quiet for %v ...", res.SlowConnected, slowQuiet)
+		t0 := time.Now()
+		res.SlowEnds, res.SlowFramesRead = checkSlow(slowd.conns)
+		res.SlowClosed, res.SlowOpen = slowClosed(res.SlowEnds)
+		res.SlowCheckS = round3(time.Since(t0).Seconds())
+	}
+	closeAll(slowd.conns)
 
 	var h hist
 	var lastRecv int64
@@ -289,6 +338,7 @@ func fanoutMode(c *config) int {
 		res.Duplicates += s.dups
 		res.Reordered += s.reordered
 		res.Foreign += s.foreign
+		res.CrossRoom += s.crossRoom
 		res.Malformed += s.malformed
 		lastRecv = max(lastRecv, s.lastNs.Load())
 		if s.dead.Load() {
@@ -303,7 +353,19 @@ func fanoutMode(c *config) int {
 			res.PubCloseCodes[closeKey(p.endErr)]++
 		}
 	}
-	res.Expected = res.Sent * uint64(len(subs))
+	stats := roomStats(c, subs, pubs)
+	res.RoomSubsMin = len(subs)
+	for _, st := range stats {
+		res.Expected += st.Expected
+		res.RoomSubsMin = min(res.RoomSubsMin, st.Subs)
+		res.RoomSubsMax = max(res.RoomSubsMax, st.Subs)
+		if st.Loss != 0 {
+			res.RoomsWithLoss++
+		}
+	}
+	if c.rooms > 0 {
+		res.RoomStats = stats
+	}
 	res.Loss = int64(res.Expected) - int64(res.Received)
 	if res.Expected > 0 {
 		res.LossPct = round3(100 * float64(res.Loss) / float64(res.Expected))
@@ -327,8 +389,9 @@ func fanoutMode(c *config) int {
 	return 0
 }
 
-// read is the one reader of a subscriber connection.
-func (s *subscriber) read(c *config, run uint32, stopping *atomic.Bool) {
+// read is the one reader of a subscriber connection. pubRoom is the room
+// of each sender id.
+func (s *subscriber) read(c *config, run uint32, pubRoom []int, stopping *atomic.Bool) {
 	buf := make([]byte, max(c.size, headerSize))
 	for {
 		_, r, err := s.conn.NextReader()
@@ -363,6 +426,10 @@ func (s *subscriber) read(c *config, run uint32, stopping *atomic.Bool) {
 		}
 		if hd.run != run || int(hd.sender) >= len(s.tracks) {
 			s.foreign++
+			continue
+		}
+		if pubRoom[hd.sender] != s.room {
+			s.crossRoom++
 			continue
 		}
 		dup, reord := s.tracks[hd.sender].add(hd.seq)
@@ -464,16 +531,27 @@ func printFanout(r *fanoutResult) {
 	w := os.Stderr
 	fmt.Fprintf(w, "\n== fanout: %d subs, %d pubs over %d node(s), %d B, asked %.0f msg/s for %.1fs ==\n",
 		r.Subs, r.Pubs, len(r.URLs), r.SizeBytes, r.RateAsked, r.DurationS)
+	if r.Label != "" {
+		fmt.Fprintf(w, "label       %s\n", r.Label)
+	}
 	fmt.Fprintf(w, "connect     %d/%d subs, %d/%d pubs, %d errors; handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		r.SubsConnected, r.Subs, r.PubsConnected, r.Pubs, r.ConnectErrors, r.ConnectP50Ms, r.ConnectP99Ms, r.ConnectMaxMs)
 	fmt.Fprintf(w, "sent        %d in %.2fs = %.1f msg/s, %d send errors\n", r.Sent, r.SendWindowS, r.SentPerS, r.SendErrors)
 	fmt.Fprintf(w, "deliveries  %d of %d expected (loss %d = %.3f%%), %d duplicates, %d reordered, %d foreign, %d malformed\n",
 		r.Received, r.Expected, r.Loss, r.LossPct, r.Duplicates, r.Reordered, r.Foreign, r.Malformed)
+	if r.Rooms > 0 {
+		fmt.Fprintf(w, "rooms       %d, %d to %d subscribers each, %d with loss, %d cross-room deliveries\n",
+			r.Rooms, r.RoomSubsMin, r.RoomSubsMax, r.RoomsWithLoss, r.CrossRoom)
+	}
 	fmt.Fprintf(w, "throughput  %.0f deliveries/s (received / (last receipt - first send) = %.2fs); drain used %.2fs, complete=%v\n",
 		r.DeliveriesPerS, r.DeliveriesWindowS, r.DrainUsedS, r.Complete)
 	fmt.Fprintf(w, "latency     p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, mean %.2f ms\n",
 		r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.LatencyMeanMs)
 	fmt.Fprintf(w, "disconnects subs %d %s, pubs %d %s\n", r.SubDisconnects, codes(r.SubCloseCodes), r.PubDisconnects, codes(r.PubCloseCodes))
+	if r.Slow > 0 {
+		fmt.Fprintf(w, "slow        %d/%d connected; at the end %d closed by the server, %d still open %s; %d frames read in %.1fs\n",
+			r.SlowConnected, r.Slow, r.SlowClosed, r.SlowOpen, codes(r.SlowEnds), r.SlowFramesRead, r.SlowCheckS)
+	}
 	if r.RSSAfterKB >= 0 {
 		fmt.Fprintf(w, "server RSS  before %d KB, after %d KB (sum over pids)\n", r.RSSBeforeKB, r.RSSAfterKB)
 	}

@@ -4,6 +4,10 @@
 //
 //	fanout (default)  publishers send paced, stamped frames; subscribers on every
 //	                  node measure delivery, loss, duplicates, order and latency.
+//	                  -rooms N: URL templates with {room}, rooms r0..r(N-1), each
+//	                  subscriber expects its room's messages only. -slow N: N more
+//	                  subscribers that never read; the end reports whether the
+//	                  server closed them.
 //	conns             opens idle connections and reports the servers' RSS per connection.
 //	table             turns JSON result lines (files or stdin) into a Markdown table.
 //
@@ -47,6 +51,9 @@ type config struct {
 	pids        []int
 	admin       []string
 	handshake   time.Duration
+	rooms       int
+	slow        int
+	label       string
 }
 
 func main() {
@@ -64,7 +71,12 @@ func run(args []string) int {
 	fs.StringVar(&c.mode, "mode", mode, "fanout | conns | table (may also be given as the first argument)")
 	fs.StringVar(&urls, "urls", "ws://127.0.0.1:8001/ws,ws://127.0.0.1:8002/ws", "comma-separated ws:// URLs of the nodes (loopback only)")
 	fs.IntVar(&c.subs, "subs", 200, "fanout: subscriber connections, round-robin over -urls")
-	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls")
+	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls (at least -rooms)")
+	fs.IntVar(&c.rooms, "rooms", 0, "fanout: rooms r0..r(N-1); the -urls are templates with {room}, subscribers and publishers\n"+
+		"are spread round-robin over rooms and nodes, each subscriber expects its room's messages (0: one shared channel)")
+	fs.IntVar(&c.slow, "slow", 0, "fanout: extra subscriber connections that never read after the handshake (not in -subs);\n"+
+		"after the drain each is read until the server's close or a short quiet time")
+	fs.StringVar(&c.label, "label", "", "fanout: free text copied to the JSON line; table mode lists labelled runs in their own table")
 	fs.Float64Var(&c.rate, "rate", 1000, "fanout: total messages per second over all publishers")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "fanout: send window")
 	fs.IntVar(&c.size, "size", 64, fmt.Sprintf("fanout: payload bytes (>= %d, the header)", headerSize))
@@ -92,8 +104,16 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "redisws-bench: -urls: need at least one URL")
 		return 2
 	}
+	if c.mode != "fanout" && (c.rooms != 0 || c.slow != 0) {
+		fmt.Fprintln(os.Stderr, "redisws-bench: -rooms and -slow are for fanout only")
+		return 2
+	}
 	for _, u := range c.urls {
-		if err := checkLoopbackURL(u, "ws", "wss"); err != nil {
+		if err := checkURLTemplate(u, c.rooms); err != nil {
+			fmt.Fprintf(os.Stderr, "redisws-bench: %q: %v\n", u, err)
+			return 2
+		}
+		if err := checkLoopbackURL(roomURL(u, 0), "ws", "wss"); err != nil {
 			fmt.Fprintf(os.Stderr, "redisws-bench: refusing %q: %v\n", u, err)
 			return 2
 		}
@@ -124,16 +144,22 @@ func run(args []string) int {
 
 	switch c.mode {
 	case "fanout":
-		if c.subs < 1 || c.pubs < 1 || c.rate <= 0 || c.duration <= 0 || c.drain < 0 || c.settle < 0 {
-			fmt.Fprintln(os.Stderr, "redisws-bench: need -subs >= 1, -pubs >= 1, -rate > 0, -duration > 0, -drain >= 0, -settle >= 0")
+		if c.subs < 1 || c.pubs < 1 || c.rate <= 0 || c.duration <= 0 || c.drain < 0 || c.settle < 0 || c.rooms < 0 || c.slow < 0 {
+			fmt.Fprintln(os.Stderr, "redisws-bench: need -subs >= 1, -pubs >= 1, -rate > 0, -duration > 0, -drain >= 0, -settle >= 0, -rooms >= 0, -slow >= 0")
 			return 2
+		}
+		if c.pubs < c.rooms {
+			if !c.jsonOnly {
+				fmt.Fprintf(os.Stderr, "redisws-bench: -pubs %d < -rooms %d: using %d publishers, one per room\n", c.pubs, c.rooms, c.rooms)
+			}
+			c.pubs = c.rooms
 		}
 		if c.size < headerSize {
 			fmt.Fprintf(os.Stderr, "redisws-bench: -size must be at least %d (the header)\n", headerSize)
 			return 2
 		}
 		if c.pubs > maxSender+1 {
-			fmt.Fprintf(os.Stderr, "redisws-bench: at most %d publishers\n", maxSender+1)
+			fmt.Fprintf(os.Stderr, "redisws-bench: at most %d publishers (-pubs, -rooms)\n", maxSender+1)
 			return 2
 		}
 		return fanoutMode(&c)
@@ -158,6 +184,36 @@ func splitList(s string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// checkURLTemplate: with rooms > 0 a URL must contain {room}, outside its
+// host; without rooms it must not contain it.
+func checkURLTemplate(raw string, rooms int) error {
+	has := strings.Contains(raw, "{room}")
+	if rooms == 0 {
+		if has {
+			return errors.New("contains {room}: give -rooms N")
+		}
+		return nil
+	}
+	if !has {
+		return errors.New("-rooms needs URL templates containing {room}, e.g. ws://127.0.0.1:8001/rooms/{room}")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(u.Host, "{") || strings.Contains(u.User.String(), "{") {
+		return errors.New("{room} may only appear in the path or the query")
+	}
+	return nil
+}
+
+// roomURL is the URL of room r: {room} replaced with its name.
+func roomURL(tmpl string, r int) string {
+	return strings.ReplaceAll(tmpl, "{room}", roomName(r))
+}
+
+func roomName(r int) string { return "r" + strconv.Itoa(r) }
 
 // checkLoopbackURL accepts only URLs of the given schemes whose host
 // resolves to loopback addresses only (127.0.0.0/8 or ::1).

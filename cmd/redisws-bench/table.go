@@ -10,7 +10,8 @@ import (
 )
 
 // tableMode reads JSON result lines from the named files (or stdin) and
-// prints Markdown tables: one for fanout runs, one for conns runs.
+// prints Markdown tables: one for fanout runs, one for labelled fanout runs
+// (-label: with rooms and slow clients), one for conns runs.
 func tableMode(files []string) int {
 	var readers []io.Reader
 	for _, f := range files {
@@ -25,7 +26,7 @@ func tableMode(files []string) int {
 	if len(readers) == 0 {
 		readers = append(readers, os.Stdin)
 	}
-	var fan []fanoutResult
+	var fan, labelled []fanoutResult
 	var con []connsResult
 	sc := bufio.NewScanner(io.MultiReader(readers...))
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
@@ -43,7 +44,11 @@ func tableMode(files []string) int {
 		switch m.Mode {
 		case "fanout":
 			var r fanoutResult
-			if json.Unmarshal([]byte(line), &r) == nil {
+			switch {
+			case json.Unmarshal([]byte(line), &r) != nil:
+			case r.Label != "":
+				labelled = append(labelled, r)
+			default:
 				fan = append(fan, r)
 			}
 		case "conns":
@@ -62,6 +67,21 @@ func tableMode(files []string) int {
 				r.SubsConnected, r.PubsConnected, r.SizeBytes, r.RateAsked, r.SentPerS, r.DeliveriesPerS,
 				r.Loss, r.LossPct, r.Duplicates, r.Reordered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs,
 				r.SubDisconnects+r.PubDisconnects, kbMB(r.RSSAfterKB))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(labelled) > 0 {
+		fmt.Fprintln(w, "| setup | rooms | subs | pubs | size | rate asked | sent/s | deliveries/s | loss | dup | reord | p50 ms | p99 ms | max ms | sub disconnects | slow closed |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, r := range labelled {
+			slow := "–"
+			if r.Slow > 0 {
+				slow = fmt.Sprintf("%d of %d %s", r.SlowClosed, r.SlowConnected, codes(r.SlowEnds))
+			}
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %d B | %.0f | %.1f | %.0f | %d (%.3f%%) | %d | %d | %.2f | %.2f | %.2f | %d | %s |\n",
+				r.Label, r.Rooms, r.SubsConnected, r.PubsConnected, r.SizeBytes, r.RateAsked, r.SentPerS, r.DeliveriesPerS,
+				r.Loss, r.LossPct, r.Duplicates, r.Reordered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs,
+				r.SubDisconnects, slow)
 		}
 		fmt.Fprintln(w)
 	}
