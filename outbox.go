@@ -21,6 +21,10 @@ const (
 	// finalFlush bounds the last attempt to publish what is queued when the
 	// broker shuts down.
 	finalFlush = time.Second
+	// roomWait is how long a client's reader waits for room in a full outbox
+	// before its frame is dropped: publishers faster than Redis are slowed
+	// down (TCP pushes back on them) rather than dropped.
+	roomWait = time.Second
 )
 
 type outMsg struct {
@@ -42,7 +46,8 @@ type outbox struct {
 	mu       sync.Mutex
 	queue    []outMsg
 	bytes    int
-	dropping bool // frames are being dropped; logged once until it stops
+	room     chan struct{} // closed (and replaced) when take makes room
+	dropping bool          // frames are being dropped; logged once until it stops
 
 	refusing bool // Redis refuses publishes; logged once until one succeeds (run's goroutine only)
 }
@@ -55,17 +60,34 @@ func newOutbox(ctx context.Context, client redis.UniversalClient, up func() <-ch
 // startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
 // Pub/Sub) instead of PUBLISH.
 func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, up func() <-chan struct{}) *outbox {
-	o := &outbox{client: client, sharded: sharded, ctx: ctx, up: up, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	o := &outbox{client: client, sharded: sharded, ctx: ctx, up: up, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{})}
 	go o.run()
 	return o
 }
 
 func (o *outbox) wait() { <-o.done }
 
-// add queues a frame; false means the outbox is full and the frame dropped.
+// add queues a frame, waiting up to roomWait while the outbox is full; false
+// means the frame was dropped.
 func (o *outbox) add(ch string, data []byte) bool {
+	var timeout <-chan time.Time
 	o.mu.Lock()
-	if len(o.queue) >= outboxMaxMessages || o.bytes+len(data) > outboxMaxBytes {
+	for len(o.queue) >= outboxMaxMessages || o.bytes+len(data) > outboxMaxBytes {
+		room := o.room
+		o.mu.Unlock()
+		if timeout == nil {
+			timer := time.NewTimer(roomWait)
+			defer timer.Stop()
+			timeout = timer.C
+		}
+		select {
+		case <-room:
+			o.mu.Lock()
+			continue
+		case <-timeout:
+		case <-o.ctx.Done():
+		}
+		o.mu.Lock()
 		first := !o.dropping
 		o.dropping = true
 		o.mu.Unlock()
@@ -101,6 +123,10 @@ func (o *outbox) take(n int) []outMsg {
 	}
 	if len(o.queue) == 0 {
 		o.queue = nil
+	}
+	if n > 0 {
+		close(o.room)
+		o.room = make(chan struct{})
 	}
 	return batch
 }

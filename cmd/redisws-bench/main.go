@@ -8,6 +8,8 @@
 //	                  subscriber expects its room's messages only. -slow N: N more
 //	                  subscribers that never read; the end reports whether the
 //	                  server closed them.
+//	publish           connections send frames as fast as they can; bench/publish.sh
+//	                  counts what reaches Redis.
 //	conns             opens idle connections and reports the servers' RSS per connection.
 //	table             turns JSON result lines (files or stdin) into a Markdown table.
 //
@@ -68,7 +70,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("redisws-bench", flag.ContinueOnError)
 	var c config
 	var urls, pids, admin string
-	fs.StringVar(&c.mode, "mode", mode, "fanout | conns | table (may also be given as the first argument)")
+	fs.StringVar(&c.mode, "mode", mode, "fanout | publish | conns | table (may also be given as the first argument)")
 	fs.StringVar(&urls, "urls", "ws://127.0.0.1:8001/ws,ws://127.0.0.1:8002/ws", "comma-separated ws:// URLs of the nodes (loopback only)")
 	fs.IntVar(&c.subs, "subs", 200, "fanout: subscriber connections, round-robin over -urls")
 	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls (at least -rooms)")
@@ -163,6 +165,12 @@ func run(args []string) int {
 			return 2
 		}
 		return fanoutMode(&c)
+	case "publish":
+		if c.pubs < 1 || c.duration <= 0 || c.size < 1 {
+			fmt.Fprintln(os.Stderr, "redisws-bench: publish needs -pubs >= 1, -duration > 0, -size >= 1")
+			return 2
+		}
+		return publishMode(&c)
 	case "conns":
 		if c.conns < 1 {
 			fmt.Fprintln(os.Stderr, "redisws-bench: need -conns >= 1")
@@ -170,7 +178,7 @@ func run(args []string) int {
 		}
 		return connsMode(&c)
 	default:
-		fmt.Fprintf(os.Stderr, "redisws-bench: unknown mode %q (fanout, conns, table)\n", c.mode)
+		fmt.Fprintf(os.Stderr, "redisws-bench: unknown mode %q (fanout, publish, conns, table)\n", c.mode)
 		return 2
 	}
 }
