@@ -707,7 +707,12 @@ func TestOutboxLimits(t *testing.T) {
 	for i := range outboxMaxMessages + 3 { // each extra frame waits roomWait, then is dropped
 		c.SendText(t, strconv.Itoa(i))
 	}
-	eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "publish outbox full") == 1 }, "no warning when the outbox overflowed")
+	eventually(t, wait, func() bool {
+		return scrapeMetrics(t, n)[`caddy_redis_ws_publish_dropped_total{reason="outbox_full"}`] == 3
+	}, "the 3 frames beyond the outbox were not dropped")
+	if countLines(n.Logs(), `"warn"`, "publish outbox full") != 1 {
+		t.Fatal("want one warning when the outbox overflowed")
+	}
 
 	startRedisOnPort(t, port)
 	for i, m := range c.Collect(t, outboxMaxMessages, wait) {
