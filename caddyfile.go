@@ -34,6 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		subprotocols <name...>
 //		subprotocol_optional
 //		gap_policy keep|close
+//		send_buffer <size>
 //	}
 //
 // The channel on the directive line is subscribed (and, alone, published to).
@@ -158,6 +159,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.Subprotocols = d.RemainingArgs(); len(h.Subprotocols) == 0 {
 				return d.ArgErr()
 			}
+		case "send_buffer":
+			arg, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			size, err := humanize.ParseBytes(arg)
+			if err != nil || size < 4096 || size > 1<<30 {
+				return d.Errf("send_buffer: %q is not a size between 4KiB and 1GiB (e.g. 256KiB)", arg)
+			}
+			h.SendBuffer = int(size)
 		case "gap_policy":
 			if h.GapPolicy, err = oneArg(d); err != nil {
 				return err

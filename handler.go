@@ -51,7 +51,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	h.hub.add(c)
 	h.broker.waitReady(r.Context(), channels)
 
-	hj := &hijacker{ResponseWriter: w}
+	hj := &hijacker{ResponseWriter: w, sendBuffer: h.SendBuffer}
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		h.hub.remove(c)
@@ -209,13 +209,17 @@ func refuse(w http.ResponseWriter, status int, reason string) error {
 // gorilla the connection wrapped in a corkConn.
 type hijacker struct {
 	http.ResponseWriter
-	conn *corkConn
+	sendBuffer int // SO_SNDBUF to set; 0: leave it to the kernel
+	conn       *corkConn
 }
 
 func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok && w.sendBuffer > 0 {
+		_ = tcp.SetWriteBuffer(w.sendBuffer)
 	}
 	w.conn = &corkConn{Conn: conn}
 	return w.conn, brw, nil

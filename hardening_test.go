@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -402,5 +403,21 @@ https://localhost:{$PORT} {
 		if _, data, err := conn.ReadMessage(); err != nil || string(data) != "over tls" {
 			t.Fatalf("got %q, %v", data, err)
 		}
+	}
+}
+
+// send_buffer sets the kernel send buffer of each connection's socket.
+func TestSendBuffer(t *testing.T) {
+	rs := startRedis(t)
+	n := hardeningNode(t, rs.Port, "send_buffer 64KiB")
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	local := c.Conn.NetConn().LocalAddr().(*net.TCPAddr).Port
+	// ss shows the node's end of this connection: source = node, destination = our port.
+	out, err := exec.Command("ss", "-tmnH", "state", "established", fmt.Sprintf("( sport = :%d and dport = :%d )", n.Port, local)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ss (iproute2): %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), ",tb131072,") { // Linux doubles SO_SNDBUF
+		t.Fatalf("want the node's socket send buffer at 2 × 64 KiB, ss says:\n%s", out)
 	}
 }

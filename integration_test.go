@@ -704,7 +704,7 @@ func TestOutboxLimits(t *testing.T) {
 	c := dialWS(t, n.WSURL("/ws"), nil)
 	c.SendText(t, "too old")
 	time.Sleep(outboxMaxAge + 500*time.Millisecond) // let it age past the limit
-	for i := range outboxMaxMessages + 3 { // each extra frame waits roomWait, then is dropped
+	for i := range outboxMaxMessages + 3 {          // each extra frame waits roomWait, then is dropped
 		c.SendText(t, strconv.Itoa(i))
 	}
 	eventually(t, wait, func() bool {

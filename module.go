@@ -113,6 +113,12 @@ type Handler struct {
 	// Accept clients that offer none of Subprotocols, without a subprotocol.
 	SubprotocolOptional bool `json:"subprotocol_optional,omitempty"`
 
+	// Kernel send buffer of each connection's socket, in bytes (SO_SNDBUF;
+	// Linux doubles it). A client that stops reading pins up to this much
+	// kernel memory, besides its send_queue, and is found out sooner.
+	// Default: 0, the kernel's autotuning (up to megabytes per socket).
+	SendBuffer int `json:"send_buffer,omitempty"`
+
 	// What happens to clients when the Redis subscription comes back after
 	// an outage, so messages published meanwhile were missed: "keep" them
 	// (at most once delivery), or "close" them with 4001 so that they
@@ -255,6 +261,8 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("send_queue: %d is negative", h.SendQueue)
 	case h.PingInterval < 0:
 		return fmt.Errorf("ping_interval: %s is negative", time.Duration(h.PingInterval))
+	case h.SendBuffer < 0:
+		return fmt.Errorf("send_buffer: %d is negative", h.SendBuffer)
 	case h.MaxConnections < 0:
 		return fmt.Errorf("max_connections: %d is negative", h.MaxConnections)
 	case h.RateLimit < 0 || h.RateLimitBurst < 0:

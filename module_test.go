@@ -134,6 +134,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\tsubprotocols a\n\tsubprotocol_optional yes\n}", 3, "wrong argument count"},
 		{"redis_ws chat {\n\tsubprotocol_optional\n}", 1, "subprotocol_optional without subprotocols"},
 		{"redis_ws chat {\n\tgap_policy reload\n}", 2, `"reload" is not keep or close`},
+		{"redis_ws chat {\n\tsend_buffer 1KiB\n}", 2, `"1KiB" is not a size between 4KiB and 1GiB`},
 	} {
 		_, err := parse(tc.input)
 		if err == nil {

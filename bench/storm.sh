@@ -14,6 +14,7 @@
 # Environment knobs (defaults = the standard run):
 #   SUBS=1800 SLOW=200 PUBS=2 SIZE=4096 RATE=100 DURATION=15s DRAIN=5s REPEAT=2
 #   RESULTS=bench/storm-results   (writes $RESULTS.jsonl and $RESULTS.md)
+#   EXTRA="send_buffer 128KiB"     (one more directive on the route)
 set -euo pipefail
 NAME=storm
 source "$(dirname "$0")/lib.sh"
@@ -47,6 +48,10 @@ cat >"$RUN/Caddyfile" <<'CADDY'
 	}
 }
 CADDY
+# EXTRA: one more directive for the route, e.g. EXTRA="send_buffer 128KiB"
+if [[ -n ${EXTRA:-} ]]; then
+	sed -i "s|send_queue 256KiB|send_queue 256KiB\n\t\t$EXTRA|" "$RUN/Caddyfile"
+fi
 
 free_port P1 8601
 free_port P2 8602
@@ -114,7 +119,7 @@ done
 	echo "# redis_ws slow-client storm"
 	echo
 	echo "$(header_line)" \
-		"2 Caddy nodes (\`send_queue 256KiB\`) + 1 redis-server + the load tool on the same machine (loopback)."
+		"2 Caddy nodes (\`send_queue 256KiB${EXTRA:+; $EXTRA}\`) + 1 redis-server + the load tool on the same machine (loopback)."
 	echo "$SUBS subscribers that read, $PUBS publishers, $SIZE B messages at $RATE msg/s in all (each subscriber is offered" \
 		"$((RATE * SIZE / 1000)) KB/s), $DURATION, fresh nodes for each run; the second run adds $SLOW subscribers that never read" \
 		"after the handshake (not counted in subs, loss or latency). After the drain each slow connection is read until it ends" \
