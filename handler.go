@@ -22,8 +22,8 @@ import (
 // retryAfter is the Retry-After, in seconds, of a 503 for max_connections.
 const retryAfter = "10"
 
-// ServeHTTP upgrades the request and serves the connection until it ends.
-// The request's goroutine is the connection's reader.
+// ServeHTTP checks the request, subscribes its channels and upgrades it; the
+// connection is then served by its own reader goroutine (serve).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if !websocket.IsWebSocketUpgrade(r) {
 		return refuse(w, http.StatusBadRequest, "this is a WebSocket endpoint; connect with a WebSocket client")
