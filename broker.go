@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // brokers holds one broker per Redis configuration per process, shared by every
@@ -209,6 +210,20 @@ func (b *broker) gap(s *shard) {
 }
 
 func logger() *zap.Logger { return caddy.Log().Named("http.handlers.redis_ws") }
+
+// redisLogger puts go-redis's own messages (failed dials, discarded
+// connections) into Caddy's log at debug level; the broker's warn and info
+// lines already say what an operator needs, once per outage. go-redis's
+// logger is process-wide: this is set once, at init.
+type redisLogger struct{}
+
+func init() { redis.SetLogger(redisLogger{}) }
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if ce := logger().Check(zapcore.DebugLevel, "go-redis"); ce != nil {
+		ce.Write(zap.String("message", fmt.Sprintf(format, v...)))
+	}
+}
 
 // join registers h as needing channel ch.
 func (b *broker) join(ch string, h *hub) {

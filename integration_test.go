@@ -692,6 +692,12 @@ func TestRedisRestart(t *testing.T) {
 		if got := countLines(n.Logs(), "redis subscription lost"); got != 2 {
 			t.Fatalf("%s: %d warnings for 2 outages", n.Name, got)
 		}
+		// go-redis's own messages go through Caddy's logger too.
+		for _, line := range strings.Split(n.Logs(), "\n") {
+			if line != "" && !json.Valid([]byte(line)) {
+				t.Fatalf("%s: a log line outside Caddy's logger: %q", n.Name, line)
+			}
+		}
 	}
 }
 
