@@ -602,6 +602,17 @@ func TestStopClosesWithGoingAway(t *testing.T) {
 	}
 }
 
+// onlyJSONLogs fails unless every line the node wrote is one of Caddy's
+// JSON log entries: go-redis's own messages go through Caddy's logger too.
+func onlyJSONLogs(t *testing.T, n *caddyNode) {
+	t.Helper()
+	for _, line := range strings.Split(n.Logs(), "\n") {
+		if line != "" && !json.Valid([]byte(line)) {
+			t.Fatalf("%s: a log line outside Caddy's logger: %q", n.Name, line)
+		}
+	}
+}
+
 // countLines counts the log lines that contain every one of the words.
 func countLines(logs string, words ...string) int {
 	n := 0
@@ -692,12 +703,7 @@ func TestRedisRestart(t *testing.T) {
 		if got := countLines(n.Logs(), "redis subscription lost"); got != 2 {
 			t.Fatalf("%s: %d warnings for 2 outages", n.Name, got)
 		}
-		// go-redis's own messages go through Caddy's logger too.
-		for _, line := range strings.Split(n.Logs(), "\n") {
-			if line != "" && !json.Valid([]byte(line)) {
-				t.Fatalf("%s: a log line outside Caddy's logger: %q", n.Name, line)
-			}
-		}
+		onlyJSONLogs(t, n)
 	}
 }
 

@@ -344,6 +344,9 @@ func TestSentinelFailover(t *testing.T) {
 	tr.flowing(t, 60*time.Second, "after SENTINEL FAILOVER")
 	t.Logf("sentinel failover (planned): traffic on both nodes %s after the switch; longest gap: %s",
 		time.Since(switched).Round(time.Millisecond), tr.logs[0].gap(switched).Round(time.Millisecond))
+	for _, n := range ns {
+		onlyJSONLogs(t, n)
+	}
 }
 
 // Cluster with sharded Pub/Sub: rooms on every shard work at once through
