@@ -879,3 +879,20 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("metrics registration failed on reload")
 	}
 }
+
+// With no matcher, redis_ws serves every path of the site, like the
+// original app at ws://localhost:8001.
+func TestNoMatcher(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	a, b := dialWS(t, n.WSURL("/"), nil), dialWS(t, n.WSURL("/any/path?x=1"), nil)
+	b.SendText(t, "everywhere")
+	for _, c := range []*wsClient{a, b} {
+		if m := c.Next(t, wait); string(m.Data) != "everywhere" {
+			t.Fatalf("got %v", m)
+		}
+	}
+}
