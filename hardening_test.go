@@ -23,21 +23,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-func hardeningNode(t *testing.T, rsPort int, directives string) *caddyNode {
-	t.Helper()
-	return startNode(t, "node", siteCaddyfile("", `
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-		`+directives+`
-	}
-	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rsPort)})
-}
-
 // Beyond max_connections an upgrade gets 503 with Retry-After; the clients
 // already connected are not affected.
 func TestMaxConnections(t *testing.T) {
 	rs := startRedis(t)
-	n := hardeningNode(t, rs.Port, "max_connections 2")
+	n := chatNode(t, rs.Port, "max_connections 2")
 	a, b := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
 	_, resp, err := tryDialWS(t, n.WSURL("/ws"), nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
@@ -63,7 +53,7 @@ func TestMaxConnections(t *testing.T) {
 // with 1008; the others are not.
 func TestRateLimit(t *testing.T) {
 	rs := startRedis(t)
-	n := hardeningNode(t, rs.Port, "rate_limit 2 3")
+	n := chatNode(t, rs.Port, "rate_limit 2 3")
 	flood, calm := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
 	for i := range 20 {
 		if flood.TrySend(websocket.TextMessage, []byte(strconv.Itoa(i))) != nil {
@@ -223,7 +213,7 @@ func (c *rawConn) closeCode(t *testing.T) int {
 // Hostile frames get the RFC 6455 answer, and the node goes on serving.
 func TestHostileFrames(t *testing.T) {
 	rs := startRedis(t)
-	n := hardeningNode(t, rs.Port, "ping_interval 1s")
+	n := chatNode(t, rs.Port, "ping_interval 1s")
 	base := n.Goroutines(t)
 	watcher := dialWS(t, n.WSURL("/ws"), nil)
 
@@ -409,7 +399,7 @@ https://localhost:{$PORT} {
 // send_buffer sets the kernel send buffer of each connection's socket.
 func TestSendBuffer(t *testing.T) {
 	rs := startRedis(t)
-	n := hardeningNode(t, rs.Port, "send_buffer 64KiB")
+	n := chatNode(t, rs.Port, "send_buffer 64KiB")
 	c := dialWS(t, n.WSURL("/ws"), nil)
 	local := c.Conn.NetConn().LocalAddr().(*net.TCPAddr).Port
 	// ss shows the node's end of this connection: source = node, destination = our port.

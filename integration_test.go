@@ -41,6 +41,18 @@ func siteCaddyfile(globals, site string) string {
 	return "{\n\tadmin 127.0.0.1:{$ADMIN_PORT}\n" + globals + "\n}\n\n:{$PORT} {\n" + site + "\n}\n"
 }
 
+// chatNode starts a node whose site has redis_ws /ws chat, with directives
+// added to it, and respond /health.
+func chatNode(t *testing.T, rsPort int, directives string) *caddyNode {
+	t.Helper()
+	return startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		`+directives+`
+	}
+	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rsPort)})
+}
+
 func startNodes(t *testing.T, n int, caddyfile string, rs *redisServer) []*caddyNode {
 	t.Helper()
 	nodes := make([]*caddyNode, n)
@@ -401,11 +413,7 @@ func TestPlainHTTPAndOrigin(t *testing.T) {
 // else notices.
 func TestOversizeFrame(t *testing.T) {
 	rs := startRedis(t)
-	n := startNode(t, "node", siteCaddyfile("", `
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-		max_message_size 1KiB
-	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	n := chatNode(t, rs.Port, "max_message_size 1KiB")
 	big, other := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
 	big.SendText(t, strings.Repeat("x", 1024)) // at the limit: fine
 	big.Send(t, websocket.BinaryMessage, make([]byte, 1025))
@@ -426,11 +434,7 @@ func TestOversizeFrame(t *testing.T) {
 func TestSlowClient(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
-	n := startNode(t, "node", siteCaddyfile("", `
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-		send_queue 1MiB
-	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	n := chatNode(t, rs.Port, "send_queue 1MiB")
 	base := n.Goroutines(t)
 
 	slow, _, err := wsDialer.Dial(n.WSURL("/ws"), nil) // never read
@@ -824,11 +828,7 @@ func scrapeMetrics(t *testing.T, n *caddyNode) map[string]float64 {
 func TestMetrics(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
-	n := startNode(t, "node", siteCaddyfile("", `
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-	}
-	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	n := chatNode(t, rs.Port, "")
 	clients := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)}
 	const perClient, fromRedis = 10, 5
 	for _, c := range clients {

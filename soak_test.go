@@ -272,11 +272,7 @@ func withExtraRoute(t *testing.T, path string) string {
 func TestSlowClientStorm(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
-	n := startNode(t, "node", siteCaddyfile("", `
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-		send_queue 256KiB
-	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	n := chatNode(t, rs.Port, "send_queue 256KiB")
 	const total, slowCount, count, size = 200, 20, 300, 16 << 10
 	var fast []*counter
 	var slow []*websocket.Conn
