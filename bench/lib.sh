@@ -1,5 +1,5 @@
-# Helpers shared by bench/cluster.sh and bench/storm.sh (bench/matrix.sh keeps
-# its own copy). Source it after setting NAME; it cds to the repository root,
+# Helpers shared by the bench scripts (matrix.sh, publish.sh, cluster.sh, storm.sh).
+# Source it after setting NAME; it cds to the repository root,
 # makes a run directory $RUN and stops everything it started on exit.
 # Loopback only: every server binds 127.0.0.1.
 
