@@ -179,7 +179,7 @@ func BenchmarkPublish(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan struct{})
 	close(up)
-	o := newOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), func() <-chan struct{} { return up })
+	o := startOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, func() <-chan struct{} { return up })
 	defer func() { cancel(); o.wait() }()
 
 	payload := make([]byte, 64)

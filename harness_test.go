@@ -743,44 +743,17 @@ func (n *caddyNode) runCLI(t testing.TB, args ...string) (string, error) {
 // Reload writes a new config file and runs `caddy reload --config f
 // [--adapter caddyfile] --address 127.0.0.1:ADMIN` with the node's env, so
 // {$PORT} etc. resolve as at start. A JSON node is reloaded with JSON.
-// Caddy skips a reload whose config is identical to the running one: use
-// ReloadForce to reload anyway.
+// Caddy skips a reload whose config is identical to the running one.
 func (n *caddyNode) Reload(t testing.TB, config string) {
-	t.Helper()
-	n.reload(t, config, false)
-}
-
-// ReloadForce is Reload with --force (reload even if the config is unchanged).
-func (n *caddyNode) ReloadForce(t testing.TB, config string) {
-	t.Helper()
-	n.reload(t, config, true)
-}
-
-func (n *caddyNode) reload(t testing.TB, config string, force bool) {
 	t.Helper()
 	file := n.writeConfig(t, config)
 	args := []string{"reload", "--config", file, "--address", n.adminAddr()}
 	if n.adapter != "" {
 		args = append(args, "--adapter", n.adapter)
-	}
-	if force {
-		args = append(args, "--force")
 	}
 	if out, err := n.runCLI(t, args...); err != nil {
 		t.Fatalf("%s: caddy reload failed: %v\n%s", n.Name, err, out)
 	}
-}
-
-// TryReload is Reload that returns the error (and output) instead of failing,
-// for tests that expect a reload to be refused.
-func (n *caddyNode) TryReload(t testing.TB, config string) (string, error) {
-	t.Helper()
-	file := n.writeConfig(t, config)
-	args := []string{"reload", "--config", file, "--address", n.adminAddr()}
-	if n.adapter != "" {
-		args = append(args, "--adapter", n.adapter)
-	}
-	return n.runCLI(t, args...)
 }
 
 func (n *caddyNode) adminAddr() string {
@@ -818,12 +791,6 @@ func (n *caddyNode) Signal(t testing.TB, sig os.Signal) {
 	if err := n.proc.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("%s: %v", n.Name, err)
 	}
-}
-
-// ExitErr is the process's exit error (nil: status 0); valid after Exited.
-func (n *caddyNode) ExitErr() error {
-	<-n.proc.exited
-	return n.proc.err
 }
 
 // Logs returns all output of the process so far.
@@ -970,13 +937,6 @@ func (c *wsClient) Received() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.received
-}
-
-// Pending returns how many messages arrived and were not taken yet.
-func (c *wsClient) Pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.queue)
 }
 
 type popResult int
@@ -1135,16 +1095,6 @@ func (c *wsClient) Closed() bool {
 	}
 }
 
-// CloseErr is the error that ended the reader (nil while open).
-func (c *wsClient) CloseErr() error {
-	select {
-	case <-c.done:
-		return c.closeErr
-	default:
-		return nil
-	}
-}
-
 // Close sends a close frame (1000), waits up to 2s for the server's answer,
 // then closes the TCP connection and waits for the reader. Idempotent.
 func (c *wsClient) Close() {
@@ -1158,15 +1108,6 @@ func (c *wsClient) Close() {
 			case <-time.After(2 * time.Second):
 			}
 		}
-		_ = c.Conn.Close()
-		<-c.done
-	})
-}
-
-// Abort closes the TCP connection without a close frame and waits for the
-// reader.
-func (c *wsClient) Abort() {
-	c.closeOnce.Do(func() {
 		_ = c.Conn.Close()
 		<-c.done
 	})

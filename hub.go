@@ -87,7 +87,7 @@ func (h *hub) remove(c *client) {
 	}
 }
 
-// deliver enqueues m to every client of ch. Enqueueing never blocks: a client
+// deliver enqueues f to every client of ch. Enqueueing never blocks: a client
 // whose queue is full is closed alone.
 func (h *hub) deliver(ch string, f *frame) {
 	h.mu.RLock()

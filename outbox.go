@@ -52,11 +52,6 @@ type outbox struct {
 	refusing bool // Redis refuses publishes; logged once until one succeeds (run's goroutine only)
 }
 
-// newOutbox starts an outbox that PUBLISHes.
-func newOutbox(ctx context.Context, client redis.UniversalClient, up func() <-chan struct{}) *outbox {
-	return startOutbox(ctx, client, false, up)
-}
-
 // startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
 // Pub/Sub) instead of PUBLISH.
 func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, up func() <-chan struct{}) *outbox {
