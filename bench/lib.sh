@@ -4,6 +4,9 @@
 # Loopback only: every server binds 127.0.0.1.
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+for tool in go curl redis-server redis-cli; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install curl redis-server; Go 1.26+)" >&2; exit 1; }
+done
 ROOT=$PWD
 BIN=$ROOT/bench/.bin
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/redisws-$NAME.XXXXXX")
