@@ -18,13 +18,15 @@ import (
 
 var benchMetrics = newHandlerMetrics([]string{"bench"})
 
-// benchBroker is a broker with its channel table and fan-out workers only:
-// enough for hubs to join and messages to be dispatched, without Redis.
+// benchBroker is a broker on a redis-server of its own.
 func benchBroker(b *testing.B) *broker {
-	ctx, cancel := context.WithCancel(context.Background())
-	br := &broker{ctx: ctx, cancel: cancel, channels: make(map[string]*channelState), wake: make(chan struct{}, 1)}
-	br.startFanout()
-	b.Cleanup(func() { cancel(); br.wg.Wait() })
+	rs := startRedis(b)
+	setup, err := (&RedisConfig{URL: rs.URL()}).resolve()
+	if err != nil {
+		b.Fatal(err)
+	}
+	br := newBroker(setup)
+	b.Cleanup(func() { _ = br.Destruct() })
 	return br
 }
 
@@ -33,8 +35,7 @@ func benchBroker(b *testing.B) *broker {
 func BenchmarkEnqueue(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clients-%d", n), func(b *testing.B) {
-			br := benchBroker(b)
-			h := newHub(br, func() {})
+			h := newHub(newChannelTable(newAvailability("bench"), newSubConn(nil, "", nil), nil), func() {}, 0, false)
 			clients := make([]*client, n)
 			for i := range clients {
 				clients[i] = newClient([]string{"bench"}, "", 1<<30, benchMetrics)
@@ -81,7 +82,7 @@ func sizeName(n int) string {
 
 func benchFanOut(b *testing.B, n, size int) {
 	br := benchBroker(b)
-	hb := newHub(br, func() {})
+	hb := newHub(br.table, func() {}, 0, false)
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -177,9 +178,9 @@ func BenchmarkPublish(b *testing.B) {
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
-	up := make(chan struct{})
-	close(up)
-	o := startOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, func() <-chan struct{} { return up })
+	avail := newAvailability("bench")
+	avail.set(true)
+	o := startOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, avail)
 	defer func() { cancel(); o.wait() }()
 
 	payload := make([]byte, 64)
@@ -214,4 +215,44 @@ func raiseOpenFiles(b *testing.B) {
 		lim.Cur = lim.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
+}
+
+// BenchmarkChannels measures the channel bookkeeping with 10,000 channels
+// subscribed on a real Redis: join-leave is a new channel's first client
+// (joined, SUBSCRIBE confirmed) and its leaving; health-tick is the work of
+// one tick of the subscriber's loop when nothing changed.
+func BenchmarkChannels(b *testing.B) {
+	br := benchBroker(b)
+	h := newHub(br.table, func() {}, 0, false)
+	const n = 10000
+	for i := range n {
+		h.subscribeStatic(fmt.Sprintf("bench:%d", i))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for i := range n {
+		for !closed(br.table.readyChan(fmt.Sprintf("bench:%d", i))) {
+			if time.Now().After(deadline) {
+				b.Fatal("10,000 channels not subscribed within a minute")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ctx := context.Background()
+	b.Run("join-leave/subscribed-10000", func(b *testing.B) {
+		for i := range b.N {
+			ch := fmt.Sprintf("bench:extra:%d", i)
+			br.table.join(ch, h)
+			br.waitReady(ctx, []string{ch})
+			br.table.leave(ch, h)
+		}
+	})
+	b.Run("health-tick/subscribed-10000", func(b *testing.B) {
+		ps := br.client.Subscribe(ctx)
+		defer ps.Close()
+		for range b.N {
+			if err := br.table.single.reconcile(ps); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

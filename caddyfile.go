@@ -1,8 +1,11 @@
 package redisws
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -39,14 +42,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 // The channel on the directive line is subscribed (and, alone, published to).
 // subscribe may be repeated; every other subdirective may appear once.
-// Defaults are applied at provision, so `caddy adapt` shows what was written.
+//
+// It only parses: a value that is not of its setting's kind is refused here,
+// and so is a written 0 where JSON's 0 means the default (the Caddyfile says
+// that by leaving the line out). Every rule on the values is Validate's,
+// called at the end to point at the line at fault. Defaults are applied at
+// provision, so `caddy adapt` shows what was written.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
+	p := &lineMap{file: d.File(), at: map[string][]int{"": {d.Line()}}}
 	if d.NextArg() {
-		if err := checkChannelTemplate(d.Val()); err != nil {
-			return d.Errf("channel: %v", err)
-		}
 		h.Subscribe = append(h.Subscribe, d.Val())
+		p.add("subscribe", d.Line())
 		if d.NextArg() {
 			return d.Errf("unexpected argument %q: one channel goes on the directive line; use subscribe for more", d.Val())
 		}
@@ -58,6 +65,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("%s is already set", name)
 		}
 		seen[name] = true
+		line := d.Line()
 		var err error
 		switch name {
 		case "subscribe":
@@ -65,138 +73,85 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			for _, ch := range args {
-				if err := checkChannelTemplate(ch); err != nil {
-					return d.Errf("subscribe: %v", err)
-				}
+			for range args {
+				p.add(name, line)
 			}
 			h.Subscribe = append(h.Subscribe, args...)
 		case "publish":
-			if h.Publish, err = oneArg(d); err != nil {
-				return err
-			}
-			if h.Publish != publishOff {
-				if err := checkChannelTemplate(h.Publish); err != nil {
-					return d.Errf("publish: %v", err)
-				}
+			if h.Publish, err = oneArg(d); err == nil && h.Publish == "" {
+				err = d.Errf("publish: %v", checkChannel("")) // "" would mean the default
 			}
 		case "redis":
-			if h.Redis, err = parseRedis(d); err != nil {
-				return err
-			}
+			h.Redis, err = parseRedis(d, p)
 		case "origins":
-			h.Origins = d.RemainingArgs()
-			if len(h.Origins) == 0 {
-				return d.ArgErr()
-			}
-			for _, o := range h.Origins {
-				if err := checkOrigin(o); err != nil {
-					return d.Errf("origins: %v", err)
-				}
+			if h.Origins = d.RemainingArgs(); len(h.Origins) == 0 {
+				err = d.ArgErr()
 			}
 		case "max_message_size":
-			arg, err := oneArg(d)
-			if err != nil {
-				return err
-			}
-			size, err := humanize.ParseBytes(arg)
-			if err != nil || size == 0 || size > 1<<30 {
-				return d.Errf("max_message_size: %q is not a size between 1 byte and 1GiB (e.g. 64KiB)", arg)
-			}
-			h.MaxMessageSize = int64(size)
+			h.MaxMessageSize, err = parseSize(d)
 		case "send_queue":
-			arg, err := oneArg(d)
-			if err != nil {
-				return err
-			}
-			size, err := humanize.ParseBytes(arg)
-			if err != nil || size == 0 || size > 1<<30 {
-				return d.Errf("send_queue: %q is not a size between 1 byte and 1GiB (e.g. 1MiB)", arg)
-			}
+			var size int64
+			size, err = parseSize(d)
 			h.SendQueue = int(size)
+		case "send_buffer":
+			var size int64
+			size, err = parseSize(d)
+			h.SendBuffer = int(size)
 		case "ping_interval":
-			dur, err := positiveDuration(d)
-			if err != nil {
-				return err
-			}
-			h.PingInterval = dur
+			h.PingInterval, err = parseDuration(d)
 		case "reload_close_delay":
-			arg, err := oneArg(d)
-			if err != nil {
-				return err
-			}
-			delay := caddy.Duration(-1)
-			if arg != "off" {
-				dur, err := caddy.ParseDuration(arg)
-				if err != nil || dur < 0 {
-					return d.Errf("reload_close_delay: %q is not a duration (e.g. 10s, 0) or off", arg)
-				}
-				delay = caddy.Duration(dur)
-			}
-			h.ReloadCloseDelay = &delay
+			h.ReloadCloseDelay, err = parseCloseDelay(d)
 		case "max_connections":
-			if h.MaxConnections, err = positiveInt(d); err != nil {
-				return err
-			}
+			h.MaxConnections, err = parseCount(d, name)
 		case "rate_limit":
-			args := d.RemainingArgs()
-			if len(args) == 0 || len(args) > 2 {
-				return d.ArgErr()
-			}
-			rate, err := strconv.ParseFloat(args[0], 64)
-			if err != nil || rate <= 0 || math.IsInf(rate, 0) {
-				return d.Errf("rate_limit: %q is not a positive number of messages per second", args[0])
-			}
-			h.RateLimit = rate
-			if len(args) == 2 {
-				burst, err := strconv.Atoi(args[1])
-				if err != nil || burst < 1 {
-					return d.Errf("rate_limit: burst %q is not a positive number of messages", args[1])
-				}
-				h.RateLimitBurst = burst
-			}
+			err = h.parseRateLimit(d)
+			p.add("rate_limit_burst", line)
 		case "subprotocols":
 			if h.Subprotocols = d.RemainingArgs(); len(h.Subprotocols) == 0 {
-				return d.ArgErr()
-			}
-		case "send_buffer":
-			arg, err := oneArg(d)
-			if err != nil {
-				return err
-			}
-			size, err := humanize.ParseBytes(arg)
-			if err != nil || size < 4096 || size > 1<<30 {
-				return d.Errf("send_buffer: %q is not a size between 4KiB and 1GiB (e.g. 256KiB)", arg)
-			}
-			h.SendBuffer = int(size)
-		case "gap_policy":
-			if h.GapPolicy, err = oneArg(d); err != nil {
-				return err
-			}
-			if h.GapPolicy != gapKeep && h.GapPolicy != gapClose {
-				return d.Errf("gap_policy: %q is not keep or close", h.GapPolicy)
+				err = d.ArgErr()
 			}
 		case "subprotocol_optional":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
 			h.SubprotocolOptional = true
+			if d.NextArg() {
+				err = d.ArgErr()
+			}
+		case "gap_policy":
+			h.GapPolicy, err = oneArg(d)
 		default:
-			return d.Errf("unrecognized subdirective %q", name)
+			err = d.Errf("unrecognized subdirective %q", name)
+		}
+		if err != nil {
+			return err
+		}
+		if name != "redis" { // parseRedis records its own lines
+			p.add(name, line)
 		}
 	}
-	d.Reset() // errors below name the directive's line
-	d.Next()
-	if len(h.Subscribe) == 0 {
-		return d.Err("no channel: write one after the directive (redis_ws /ws chat) or use subscribe")
+	return p.locate(h.Validate())
+}
+
+// lineMap remembers the line of each setting, so that a fieldError from
+// Validate can name it.
+type lineMap struct {
+	file string
+	at   map[string][]int // by field; "" is the directive's line
+}
+
+func (p *lineMap) add(field string, line int) { p.at[field] = append(p.at[field], line) }
+
+// locate adds the file and line of the setting at fault to err: the line of
+// the field or, when it was not written, of the block it belongs to.
+func (p *lineMap) locate(err error) error {
+	var fe *fieldError
+	if !errors.As(err, &fe) {
+		return err
 	}
-	if h.Publish == "" && len(h.Subscribe) > 1 {
-		return d.Err("publish: several channels are subscribed; name the one client frames go to, or off")
+	field := fe.field
+	for field != "" && p.at[field] == nil {
+		field = field[:max(strings.LastIndexByte(field, '.'), 0)]
 	}
-	if h.SubprotocolOptional && len(h.Subprotocols) == 0 {
-		return d.Err("subprotocol_optional without subprotocols")
-	}
-	return nil
+	lines := p.at[field]
+	return fmt.Errorf("%w, at %s:%d", err, p.file, lines[min(fe.index, len(lines)-1)])
 }
 
 // oneArg reads exactly one argument.
@@ -211,31 +166,83 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 	return val, nil
 }
 
-// positiveInt reads exactly one integer greater than zero.
-func positiveInt(d *caddyfile.Dispenser) (int, error) {
+// parseSize reads one size such as 64KiB.
+func parseSize(d *caddyfile.Dispenser) (int64, error) {
 	name := d.Val()
 	arg, err := oneArg(d)
 	if err != nil {
 		return 0, err
 	}
+	size, err := humanize.ParseBytes(arg)
+	if err != nil || size == 0 || size > math.MaxInt64 {
+		return 0, d.Errf("%s: %q is not a size (e.g. 64KiB)", name, arg)
+	}
+	return int64(size), nil
+}
+
+// parseCount reads one integer other than 0.
+func parseCount(d *caddyfile.Dispenser, name string) (int, error) {
+	arg, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
 	n, err := strconv.Atoi(arg)
-	if err != nil || n < 1 {
+	if err != nil || n == 0 {
 		return 0, d.Errf("%s: %q is not a positive integer", name, arg)
 	}
 	return n, nil
 }
 
-// positiveDuration reads exactly one duration greater than zero. A bare
-// number is refused: it would be nanoseconds.
-func positiveDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
+// parseDuration reads one duration other than 0. A bare number is refused:
+// it would be nanoseconds.
+func parseDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	name := d.Val()
 	arg, err := oneArg(d)
 	if err != nil {
 		return 0, err
 	}
 	dur, err := time.ParseDuration(arg)
-	if err != nil || dur <= 0 {
+	if err != nil || dur == 0 {
 		return 0, d.Errf("%s: %q is not a positive duration (e.g. 30s)", name, arg)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// parseCloseDelay reads reload_close_delay: a duration, 0, or off (kept
+// open: a negative delay in JSON).
+func parseCloseDelay(d *caddyfile.Dispenser) (*caddy.Duration, error) {
+	arg, err := oneArg(d)
+	if err != nil {
+		return nil, err
+	}
+	delay := caddy.Duration(-1)
+	if arg != "off" {
+		dur, err := caddy.ParseDuration(arg)
+		if err != nil || dur < 0 {
+			return nil, d.Errf("reload_close_delay: %q is not a duration (e.g. 10s, 0) or off", arg)
+		}
+		delay = caddy.Duration(dur)
+	}
+	return &delay, nil
+}
+
+// parseRateLimit reads rate_limit <messages-per-second> [<burst>].
+func (h *Handler) parseRateLimit(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
+		return d.ArgErr()
+	}
+	rate, err := strconv.ParseFloat(args[0], 64)
+	if err != nil || rate == 0 {
+		return d.Errf("rate_limit: %q is not a positive number of messages per second", args[0])
+	}
+	h.RateLimit = rate
+	if len(args) == 2 {
+		burst, err := strconv.Atoi(args[1])
+		if err != nil || burst == 0 {
+			return d.Errf("rate_limit: burst %q is not a positive number of messages", args[1])
+		}
+		h.RateLimitBurst = burst
+	}
+	return nil
 }

@@ -1,10 +1,8 @@
 package redisws
 
 import (
-	"encoding/binary"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -27,38 +25,6 @@ const (
 	closeServiceReload = websocket.CloseServiceRestart  // 1012: config changed
 	closeGap           = 4001                           // private use: messages may have been missed
 )
-
-// frame is one Redis message as a complete WebSocket frame on the wire,
-// encoded once and shared by every client.
-type frame struct {
-	wire []byte
-	size int       // payload bytes, for the send queue limit
-	at   time.Time // received from Redis, for the fan-out latency
-}
-
-// newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2):
-// text when it is valid UTF-8, binary otherwise. Writers append these bytes
-// to the socket themselves: gorilla's WritePreparedMessage takes a lock
-// shared by every connection writing the same message, for every delivery.
-func newFrame(payload string) *frame {
-	opcode := byte(websocket.BinaryMessage)
-	if utf8.ValidString(payload) {
-		opcode = websocket.TextMessage
-	}
-	n := len(payload)
-	var wire []byte
-	switch {
-	case n <= 125:
-		wire = append(make([]byte, 0, 2+n), 0x80|opcode, byte(n))
-	case n <= 0xffff:
-		wire = append(make([]byte, 0, 4+n), 0x80|opcode, 126)
-		wire = binary.BigEndian.AppendUint16(wire, uint16(n))
-	default:
-		wire = append(make([]byte, 0, 10+n), 0x80|opcode, 127)
-		wire = binary.BigEndian.AppendUint64(wire, uint64(n))
-	}
-	return &frame{wire: append(wire, payload...), size: n, at: time.Now()}
-}
 
 // client is one WebSocket connection. At most one writer goroutine runs for
 // it, and only while there is something to write: an idle connection costs
@@ -83,8 +49,8 @@ type client struct {
 	pingDue   bool
 	ping      *time.Timer
 	closing   bool
-	closeCode int // 0: end without a close frame
-	closeText string
+	code      int // of the close frame; 0: end without one
+	reason    string
 }
 
 func newClient(channels []string, publish string, maxQueue int, m *handlerMetrics) *client {
@@ -143,9 +109,17 @@ func (c *client) closeLocked(code int, text string) {
 	if c.closing {
 		return
 	}
-	c.closing, c.closeCode, c.closeText = true, code, text
+	c.closing, c.code, c.reason = true, code, text
 	c.queue, c.queued = nil, 0
 	c.kick()
+}
+
+// closeCode is the code of the close frame the connection ended with, or is
+// ending with; 0 when there is none.
+func (c *client) closeCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.code
 }
 
 // kick starts a writer unless one runs. c.mu held.
@@ -187,7 +161,7 @@ func (c *client) write() {
 		}
 		if len(batch) > 0 && err == nil {
 			c.metrics.deliveries.Add(float64(len(batch)))
-			metrics.fanoutLatency.Observe(time.Since(batch[0].at).Seconds())
+			c.metrics.fanoutLatency.Observe(time.Since(batch[0].at).Seconds())
 		}
 		if ping {
 			c.ping.Reset(c.pingEvery)
@@ -207,9 +181,9 @@ func (c *client) write() {
 // ends the reader.
 func (c *client) finish() {
 	c.ping.Stop()
-	if c.closeCode != 0 {
+	if c.code != 0 {
 		c.out.cork()
-		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText), time.Time{})
+		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason), time.Time{})
 		_ = c.out.uncork(closeWait)
 	}
 	_ = c.conn.Close()

@@ -38,7 +38,8 @@ func FuzzCaddyfile(f *testing.F) {
 			}
 			return
 		}
-		if err := h.checkConfig(); err != nil {
+		h.setDefaults()
+		if err := h.Validate(); err != nil {
 			t.Fatalf("accepted by the Caddyfile parser, refused at provision: %v\n%s", err, input)
 		}
 	})

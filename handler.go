@@ -39,23 +39,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
-	if n := h.hub.active.Add(1); h.MaxConnections > 0 && n > int64(h.MaxConnections) {
-		h.hub.active.Add(-1)
-		w.Header().Set("Retry-After", retryAfter)
-		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
-	}
-
 	// Subscribe before the upgrade, so that a connected client misses
 	// nothing published after it is told so; messages wait in its queue.
 	c := newClient(channels, publish, h.SendQueue, h.metrics)
-	h.hub.add(c)
+	if !h.hub.add(c) {
+		w.Header().Set("Retry-After", retryAfter)
+		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
+	}
 	h.broker.waitReady(r.Context(), channels)
 
 	hj := &hijacker{ResponseWriter: w, sendBuffer: h.SendBuffer}
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		h.hub.remove(c)
-		h.hub.active.Add(-1)
 		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
 		return nil
 	}
@@ -74,14 +70,10 @@ func (h *Handler) serve(c *client, remote string) {
 	h.readLoop(c)
 	c.close(0, "")
 	h.hub.remove(c)
-	h.hub.active.Add(-1)
 	h.metrics.connections.Dec()
 	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
-		c.mu.Lock()
-		code := c.closeCode
-		c.mu.Unlock()
 		ce.Write(zap.String("remote", remote), zap.Strings("channels", c.channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", code))
+			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.closeCode()))
 	}
 }
 
@@ -121,43 +113,6 @@ func (h *Handler) readLoop(c *client) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}
-}
-
-// resolve expands the channel placeholders for one request and checks the
-// names that come out.
-func (h *Handler) resolve(repl *caddy.Replacer) (channels []string, publish string, err error) {
-	for _, tmpl := range h.Subscribe {
-		ch, err := expandChannel(repl, tmpl)
-		if err != nil {
-			return nil, "", err
-		}
-		if !slices.Contains(channels, ch) {
-			channels = append(channels, ch)
-		}
-	}
-	if h.publish != "" {
-		if publish, err = expandChannel(repl, h.publish); err != nil {
-			return nil, "", err
-		}
-	}
-	return channels, publish, nil
-}
-
-func expandChannel(repl *caddy.Replacer, tmpl string) (string, error) {
-	if !hasPlaceholder(tmpl) {
-		return tmpl, nil // checked at provision
-	}
-	if repl == nil {
-		repl = caddy.NewReplacer()
-	}
-	ch, err := repl.ReplaceOrErr(tmpl, true, true)
-	if err != nil {
-		return "", fmt.Errorf("channel %s: %w", tmpl, err)
-	}
-	if err := checkChannel(ch); err != nil {
-		return "", fmt.Errorf("channel %s: %w", tmpl, err)
-	}
-	return ch, nil
 }
 
 // subprotocolAccepted tells whether the client offers one of Subprotocols,
@@ -203,10 +158,11 @@ func refuse(w http.ResponseWriter, status int, reason string) error {
 	return err
 }
 
-// hijacker gives gorilla the http.Hijacker it asserts. Caddy ≥ 2.11.5 wraps
-// the response writer in types that only expose Unwrap, which
-// http.ResponseController follows (see FACTS.md, "THE big trap"). It hands
-// gorilla the connection wrapped in a corkConn.
+// hijacker gives gorilla the http.Hijacker it asserts: gorilla v1.5.3
+// type-asserts the response writer, but Caddy ≥ 2.11.5 wraps it in types
+// that implement Hijack only through Unwrap (unless access logging is on),
+// which http.ResponseController follows. It hands gorilla the connection
+// wrapped in a corkConn.
 type hijacker struct {
 	http.ResponseWriter
 	sendBuffer int // SO_SNDBUF to set; 0: leave it to the kernel

@@ -7,13 +7,15 @@ import (
 )
 
 // hub is one handler instance's set of local clients, by channel. It joins
-// the broker for a channel when its first client of that channel arrives and
-// leaves when the last one goes, and fans every Redis message out to them.
+// its broker's channel table for a channel when its first client of that
+// channel arrives and leaves when the last one goes, and fans every Redis
+// message of the channel out to them.
 type hub struct {
-	broker     *broker
-	release    func()       // drops this hub's reference to the broker; called once
-	active     atomic.Int64 // connections, counted from admission (max_connections)
-	closeOnGap bool         // gap_policy close
+	table      *channelTable
+	release    func() // drops this hub's reference to the broker; called once
+	maxClients int    // max_connections; 0: no limit
+	closeOnGap bool   // gap_policy close
+	active     atomic.Int64
 
 	mu       sync.RWMutex
 	channels map[string]map[*client]struct{}
@@ -24,14 +26,16 @@ type hub struct {
 	released bool
 }
 
-func newHub(b *broker, release func()) *hub {
+func newHub(table *channelTable, release func(), maxClients int, closeOnGap bool) *hub {
 	return &hub{
-		broker:   b,
-		release:  release,
-		channels: make(map[string]map[*client]struct{}),
-		static:   make(map[string]bool),
-		clients:  make(map[*client]struct{}),
-		empty:    make(chan struct{}),
+		table:      table,
+		release:    release,
+		maxClients: maxClients,
+		closeOnGap: closeOnGap,
+		channels:   make(map[string]map[*client]struct{}),
+		static:     make(map[string]bool),
+		clients:    make(map[*client]struct{}),
+		empty:      make(chan struct{}),
 	}
 }
 
@@ -46,13 +50,18 @@ func (h *hub) subscribeStatic(ch string) {
 	h.static[ch] = true
 	if h.channels[ch] == nil {
 		h.channels[ch] = make(map[*client]struct{})
-		h.broker.join(ch, h)
+		h.table.join(ch, h)
 	}
 }
 
-// add registers c for its channels. The broker is called under h.mu so that
-// the joins and leaves of one channel reach it in order.
-func (h *hub) add(c *client) {
+// add registers c for its channels, unless the hub already has maxClients;
+// false means c was refused. The table is called under h.mu so that the
+// joins and leaves of one channel reach it in order.
+func (h *hub) add(c *client) bool {
+	if n := h.active.Add(1); h.maxClients > 0 && n > int64(h.maxClients) {
+		h.active.Add(-1)
+		return false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.clients[c] = struct{}{}
@@ -61,10 +70,11 @@ func (h *hub) add(c *client) {
 		if set == nil {
 			set = make(map[*client]struct{})
 			h.channels[ch] = set
-			h.broker.join(ch, h)
+			h.table.join(ch, h)
 		}
 		set[c] = struct{}{}
 	}
+	return true
 }
 
 // remove undoes add. When a retired hub loses its last client, it lets go of
@@ -77,11 +87,12 @@ func (h *hub) remove(c *client) {
 		delete(set, c)
 		if len(set) == 0 && !h.static[ch] {
 			delete(h.channels, ch)
-			h.broker.leave(ch, h)
+			h.table.leave(ch, h)
 		}
 	}
 	done := h.retireDone()
 	h.mu.Unlock()
+	h.active.Add(-1)
 	if done {
 		h.release()
 	}
@@ -169,7 +180,7 @@ func (h *hub) retireDone() bool {
 	}
 	h.released = true
 	for ch := range h.channels {
-		h.broker.leave(ch, h)
+		h.table.leave(ch, h)
 	}
 	h.channels = nil
 	close(h.empty)

@@ -105,6 +105,7 @@ type handlerMetrics struct {
 	deliveries     prometheus.Counter
 	deliveryDrops  prometheus.Counter
 	slowClients    prometheus.Counter
+	fanoutLatency  prometheus.Observer // shared by every handler: no label
 }
 
 func newHandlerMetrics(subscribe []string) *handlerMetrics {
@@ -115,5 +116,6 @@ func newHandlerMetrics(subscribe []string) *handlerMetrics {
 		deliveries:     metrics.deliveries.WithLabelValues(label),
 		deliveryDrops:  metrics.deliveryDrops.WithLabelValues(label),
 		slowClients:    metrics.slowClients.WithLabelValues(label),
+		fanoutLatency:  metrics.fanoutLatency,
 	}
 }

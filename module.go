@@ -6,16 +6,11 @@ package redisws
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -41,12 +36,6 @@ const (
 	defaultReloadCloseDelay = 10 * time.Second
 	// exitWait bounds how long Caddy's exit waits for close frames to go out.
 	exitWait = 2 * time.Second
-	// maxChannelLen is the longest channel name accepted, in bytes.
-	maxChannelLen = 256
-	// publishOff as the publish channel makes clients receive-only.
-	publishOff = "off"
-	// gap_policy values.
-	gapKeep, gapClose = "keep", "close"
 )
 
 // Handler serves WebSocket clients whose frames are published to Redis and
@@ -125,8 +114,8 @@ type Handler struct {
 	// reconnect and reload their state. Default: keep.
 	GapPolicy string `json:"gap_policy,omitempty"`
 
-	publish   string // resolved Publish; "" = receive-only
-	configKey string // canonical JSON of the configuration
+	publish   string // publishChannel(); "" = receive-only
+	configKey string // the configuration's JSON with its defaults
 	broker    *broker
 	hub       *hub
 	upgrader  websocket.Upgrader
@@ -156,6 +145,11 @@ var liveHandlers = struct {
 // for Redis: Caddy starts and serves while Redis is down.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.setDefaults()
+	// Validate before anything is acquired; Caddy calls it again after.
+	if err := h.Validate(); err != nil {
+		return err
+	}
 	key, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("encoding configuration: %w", err)
@@ -165,6 +159,50 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	liveHandlers.count[h.configKey]++
 	liveHandlers.Unlock()
 
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	h.metrics = newHandlerMetrics(h.Subscribe)
+	h.publish = h.publishChannel()
+	h.upgrader = websocket.Upgrader{
+		CheckOrigin: func(*http.Request) bool { return true }, // checked before, with a clear 403
+		// Frames are written by the client's writer, not by gorilla; the
+		// pool only serves gorilla's own control frames, so no idle
+		// connection pins a write buffer.
+		WriteBufferPool: &writeBuffers,
+		// Frames from clients are small: a small read buffer of our own
+		// instead of the 4 KiB one net/http hands over.
+		ReadBufferSize: 1024,
+		Subprotocols:   h.Subprotocols,
+	}
+
+	rc := h.Redis
+	if rc == nil {
+		rc = new(RedisConfig)
+	}
+	setup, err := rc.resolve()
+	if err != nil {
+		return err
+	}
+	poolKey := setup.key()
+	val, _, err := brokers.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
+		return newBroker(setup), nil
+	})
+	if err != nil {
+		return fmt.Errorf("starting redis broker: %w", err)
+	}
+	h.broker = val.(*broker)
+	h.hub = newHub(h.broker.table, func() { _, _ = brokers.Delete(poolKey) }, h.MaxConnections, h.GapPolicy == gapClose)
+	for _, ch := range h.Subscribe {
+		if !hasPlaceholder(ch) {
+			h.hub.subscribeStatic(ch)
+		}
+	}
+	return nil
+}
+
+// setDefaults fills the settings left at zero.
+func (h *Handler) setDefaults() {
 	if h.MaxMessageSize == 0 {
 		h.MaxMessageSize = defaultMaxMessageSize
 	}
@@ -178,101 +216,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		d := caddy.Duration(defaultReloadCloseDelay)
 		h.ReloadCloseDelay = &d
 	}
-	if err := h.checkConfig(); err != nil {
-		return err
-	}
-	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return err
-	}
-	h.metrics = newHandlerMetrics(h.Subscribe)
-	h.upgrader = websocket.Upgrader{
-		CheckOrigin: func(*http.Request) bool { return true }, // checked before, with a clear 403
-		// Frames are written from prepared messages; a pool keeps gorilla
-		// from pinning a write buffer to every idle connection.
-		WriteBufferPool: &writeBuffers,
-		// Frames from clients are small: a small read buffer of our own
-		// instead of the 4 KiB one net/http hands over.
-		ReadBufferSize: 1024,
-		Subprotocols:   h.Subprotocols,
-	}
 	if h.RateLimit > 0 && h.RateLimitBurst == 0 {
 		h.RateLimitBurst = int(math.Ceil(h.RateLimit))
 	}
-
-	rc := h.Redis
-	if rc == nil {
-		rc = new(RedisConfig)
-	}
-	setup, err := rc.resolve()
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	poolKey := setup.key()
-	val, _, err := brokers.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		return newBroker(setup), nil
-	})
-	if err != nil {
-		return fmt.Errorf("starting redis broker: %w", err)
-	}
-	h.broker = val.(*broker)
-	h.hub = newHub(h.broker, func() { _, _ = brokers.Delete(poolKey) })
-	h.hub.closeOnGap = h.GapPolicy == gapClose
-	for _, ch := range h.Subscribe {
-		if !hasPlaceholder(ch) {
-			h.hub.subscribeStatic(ch)
-		}
-	}
-	return nil
-}
-
-// checkConfig validates the settings after defaults are applied and resolves
-// the publish channel.
-func (h *Handler) checkConfig() error {
-	if len(h.Subscribe) == 0 {
-		return errors.New("subscribe: at least one channel is required")
-	}
-	for _, ch := range h.Subscribe {
-		if err := checkChannelTemplate(ch); err != nil {
-			return fmt.Errorf("subscribe: %w", err)
-		}
-	}
-	switch {
-	case h.Publish == publishOff:
-		h.publish = ""
-	case h.Publish != "":
-		if err := checkChannelTemplate(h.Publish); err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		h.publish = h.Publish
-	case len(h.Subscribe) == 1:
-		h.publish = h.Subscribe[0]
-	default:
-		return errors.New("publish: several channels are subscribed; name the one client frames go to, or off")
-	}
-	for _, o := range h.Origins {
-		if err := checkOrigin(o); err != nil {
-			return fmt.Errorf("origins: %w", err)
-		}
-	}
-	switch {
-	case h.MaxMessageSize < 0:
-		return fmt.Errorf("max_message_size: %d is negative", h.MaxMessageSize)
-	case h.SendQueue < 0:
-		return fmt.Errorf("send_queue: %d is negative", h.SendQueue)
-	case h.PingInterval < 0:
-		return fmt.Errorf("ping_interval: %s is negative", time.Duration(h.PingInterval))
-	case h.SendBuffer < 0:
-		return fmt.Errorf("send_buffer: %d is negative", h.SendBuffer)
-	case h.MaxConnections < 0:
-		return fmt.Errorf("max_connections: %d is negative", h.MaxConnections)
-	case h.RateLimit < 0 || h.RateLimitBurst < 0:
-		return fmt.Errorf("rate_limit: %g per second, burst %d: negative", h.RateLimit, h.RateLimitBurst)
-	case h.SubprotocolOptional && len(h.Subprotocols) == 0:
-		return errors.New("subprotocol_optional without subprotocols")
-	case h.GapPolicy != "" && h.GapPolicy != gapKeep && h.GapPolicy != gapClose:
-		return fmt.Errorf("gap_policy: %q is not keep or close", h.GapPolicy)
-	}
-	return nil
 }
 
 // Cleanup runs when the config that provisioned h is unloaded. Connections
@@ -305,53 +251,10 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
-
-// checkChannel validates a channel name as it will be sent to Redis.
-func checkChannel(ch string) error {
-	switch {
-	case ch == "":
-		return errors.New("channel name is empty")
-	case len(ch) > maxChannelLen:
-		return fmt.Errorf("channel name is %d bytes long; the limit is %d", len(ch), maxChannelLen)
-	case !utf8.ValidString(ch):
-		return errors.New("channel name is not valid UTF-8")
-	case strings.IndexFunc(ch, unicode.IsControl) >= 0:
-		return fmt.Errorf("channel name %q holds a control character", ch)
-	}
-	return nil
-}
-
-// checkChannelTemplate validates a configured channel: fully when it has no
-// placeholders, otherwise only what the placeholders cannot change.
-func checkChannelTemplate(ch string) error {
-	if ch == publishOff {
-		return errors.New(`"off" cannot be a channel name`)
-	}
-	if hasPlaceholder(ch) {
-		if strings.IndexFunc(ch, unicode.IsControl) >= 0 {
-			return fmt.Errorf("channel name %q holds a control character", ch)
-		}
-		return nil
-	}
-	return checkChannel(ch)
-}
-
-// checkOrigin validates an allowed origin: "*" or scheme://host[:port].
-func checkOrigin(o string) error {
-	if o == "*" {
-		return nil
-	}
-	u, err := url.Parse(o)
-	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return fmt.Errorf("%q is not an origin; want scheme://host[:port] or *", o)
-	}
-	return nil
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)

@@ -18,6 +18,8 @@ const (
 	outboxMaxAge      = 10 * time.Second
 	// publishBatch caps the PUBLISHes sent in one pipeline (one round trip).
 	publishBatch = 512
+	// publishTimeout bounds one pipeline.
+	publishTimeout = 5 * time.Second
 	// finalFlush bounds the last attempt to publish what is queued when the
 	// broker shuts down.
 	finalFlush = time.Second
@@ -39,7 +41,7 @@ type outbox struct {
 	client  redis.UniversalClient
 	sharded bool // SPUBLISH, routed by slot, instead of PUBLISH
 	ctx     context.Context
-	up      func() <-chan struct{} // closed while the broker's subscriber is up
+	avail   *availability // of the broker's subscription
 	done    chan struct{}
 	wake    chan struct{} // cap 1
 
@@ -53,9 +55,9 @@ type outbox struct {
 }
 
 // startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
-// Pub/Sub) instead of PUBLISH.
-func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, up func() <-chan struct{}) *outbox {
-	o := &outbox{client: client, sharded: sharded, ctx: ctx, up: up, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{})}
+// Pub/Sub) instead of PUBLISH. It publishes while avail is up.
+func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, avail *availability) *outbox {
+	o := &outbox{client: client, sharded: sharded, ctx: ctx, avail: avail, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{})}
 	go o.run()
 	return o
 }
@@ -97,10 +99,7 @@ func (o *outbox) add(ch string, data []byte) bool {
 	o.queue = append(o.queue, outMsg{channel: ch, data: data, at: time.Now()})
 	o.bytes += len(data)
 	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	signal(o.wake)
 	return true
 }
 
@@ -129,7 +128,7 @@ func (o *outbox) take(n int) []outMsg {
 func (o *outbox) run() {
 	defer close(o.done)
 	failing := false
-	backoff := minBackoff
+	var retry backoff
 	for {
 		select {
 		case <-o.wake:
@@ -142,22 +141,23 @@ func (o *outbox) run() {
 				// After an outage, publish only once this node listens again,
 				// so its own clients get what they sent meanwhile.
 				select {
-				case <-o.up():
+				case <-o.avail.whenUp():
 				case <-o.ctx.Done():
 					o.flush()
 					return
 				}
-				if batch = o.expire(batch); len(batch) == 0 {
+				if batch = expire(batch); len(batch) == 0 {
 					break
 				}
-				ctx, cancel := context.WithTimeout(o.ctx, commandTimeout)
+				ctx, cancel := context.WithTimeout(o.ctx, publishTimeout)
 				n, err := o.send(ctx, batch)
 				cancel()
 				batch = batch[n:]
 				if err == nil {
 					if failing {
 						logger().Info("publishing to redis restored")
-						failing, backoff = false, minBackoff
+						failing = false
+						retry.reset()
 					}
 					continue
 				}
@@ -167,13 +167,10 @@ func (o *outbox) run() {
 						zap.Int("held", len(batch)), zap.Error(err))
 					failing = true
 				}
-				select {
-				case <-time.After(backoff):
-				case <-o.ctx.Done():
+				if !retry.wait(o.ctx) {
 					o.flush()
 					return
 				}
-				backoff = min(2*backoff, maxBackoff)
 			}
 		}
 	}
@@ -215,7 +212,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 }
 
 // expire drops the frames that waited longer than outboxMaxAge.
-func (o *outbox) expire(batch []outMsg) []outMsg {
+func expire(batch []outMsg) []outMsg {
 	cutoff := time.Now().Add(-outboxMaxAge)
 	n := 0
 	for n < len(batch) && batch[n].at.Before(cutoff) {

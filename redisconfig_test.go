@@ -79,11 +79,6 @@ func TestRedisBlockEveryField(t *testing.T) {
 
 // Bad combinations fail at adapt time, naming the line at fault.
 func TestRedisBlockErrors(t *testing.T) {
-	dir := t.TempDir()
-	notPEM := filepath.Join(dir, "not.pem")
-	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		block string // lines inside `redis {`, which is line 2
 		line  int
@@ -102,9 +97,7 @@ func TestRedisBlockErrors(t *testing.T) {
 		{"url redis://127.0.0.1\ntls", 4, "needs rediss://"},
 		{"addrs 127.0.0.1:1\ndb -1", 4, "is not a database number"},
 		{"addrs 127.0.0.1:1\ndb", 4, "wrong argument count"},
-		{"addrs 127.0.0.1:1\ntls {\nca /nonexistent/ca.pem\n}", 5, "no such file"},
-		{"addrs 127.0.0.1:1\ntls {\nca " + notPEM + "\n}", 5, "no PEM certificate"},
-		{"addrs 127.0.0.1:1\ntls {\ncert " + notPEM + "\n}", 4, "cert and key go together"},
+		{"addrs 127.0.0.1:1\ntls {\ncert /etc/redis/client.pem\n}", 4, "cert and key go together"},
 		{"addrs 127.0.0.1:1\ntls {\nbogus x\n}", 5, `unrecognized subdirective "bogus"`},
 		{"addrs 127.0.0.1:1\nbogus", 4, `unrecognized subdirective "bogus"`},
 		{"addrs 127.0.0.1:1\naddrs 127.0.0.1:2", 4, "addrs is already set"},
@@ -127,9 +120,23 @@ func TestRedisBlockErrors(t *testing.T) {
 	}
 }
 
-// JSON gets the same checks at provision, and passwords stay out of errors.
+// The Caddyfile names TLS files without reading them, so that `caddy adapt`
+// gives the same answer on every machine; they are read at provision.
+func TestCaddyfileReadsNoFile(t *testing.T) {
+	h, err := parse("redis_ws chat {\n\tredis {\n\t\taddrs 127.0.0.1:1\n\t\ttls {\n\t\t\tca /nonexistent/ca.pem\n\t\t}\n\t}\n}")
+	if err != nil || h.Redis.TLS.CA != "/nonexistent/ca.pem" {
+		t.Fatalf("got %+v, %v; want the file named and no error", h.Redis, err)
+	}
+}
+
+// JSON gets the same checks at provision, and passwords stay out of errors;
+// TLS files are read then, and an error names the file.
 func TestRedisConfigResolve(t *testing.T) {
 	t.Setenv("TEST_REDIS_PASSWORD", "hunter2")
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		rc   RedisConfig
 		want string
@@ -138,6 +145,9 @@ func TestRedisConfigResolve(t *testing.T) {
 		{RedisConfig{MasterName: "m"}, "need addrs"},
 		{RedisConfig{URL: "redis://:{env.TEST_REDIS_PASSWORD}@127.0.0.1:notaport"}, "url: "},
 		{RedisConfig{Addrs: []string{"127.0.0.1:1"}, Password: "{env.TEST_REDIS_PASSWORD}", TLS: &RedisTLS{CA: "/nonexistent"}}, "reading ca"},
+		{RedisConfig{Addrs: []string{"127.0.0.1:1"}, TLS: &RedisTLS{CA: "/nonexistent/ca.pem"}}, "/nonexistent/ca.pem: no such file"},
+		{RedisConfig{Addrs: []string{"127.0.0.1:1"}, TLS: &RedisTLS{CA: notPEM}}, "no PEM certificate in ca file " + notPEM},
+		{RedisConfig{Addrs: []string{"127.0.0.1:1"}, TLS: &RedisTLS{Cert: notPEM, Key: notPEM}}, "loading client certificate " + notPEM},
 	} {
 		_, err := tc.rc.resolve()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2") {

@@ -1,19 +1,64 @@
 package redisws
 
 import (
+	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
 )
+
+// frame is one Redis message as a complete WebSocket frame on the wire,
+// encoded once and shared by every client.
+type frame struct {
+	wire []byte
+	size int       // payload bytes, for the send queue limit
+	at   time.Time // received from Redis, for the fan-out latency
+}
+
+// newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2):
+// text when it is valid UTF-8, binary otherwise. Writers append these bytes
+// to the socket themselves: gorilla's WritePreparedMessage takes a lock
+// shared by every connection writing the same message, for every delivery.
+func newFrame(payload string) *frame {
+	opcode := byte(websocket.BinaryMessage)
+	if utf8.ValidString(payload) {
+		opcode = websocket.TextMessage
+	}
+	n := len(payload)
+	var wire []byte
+	switch {
+	case n <= 125:
+		wire = append(make([]byte, 0, 2+n), 0x80|opcode, byte(n))
+	case n <= 0xffff:
+		wire = append(make([]byte, 0, 4+n), 0x80|opcode, 126)
+		wire = binary.BigEndian.AppendUint16(wire, uint16(n))
+	default:
+		wire = append(make([]byte, 0, 10+n), 0x80|opcode, 127)
+		wire = binary.BigEndian.AppendUint64(wire, uint64(n))
+	}
+	return &frame{wire: append(wire, payload...), size: n, at: time.Now()}
+}
 
 // corkConn is the connection under gorilla. gorilla writes every frame with
 // its own write system call; while corked, writes are collected instead and
 // uncork sends them in one. The write syscall per frame is what limits
 // fan-out, so the writer corks around each batch of queued frames.
 //
-// It also owns the write deadline: gorilla's own deadlines are ignored, and
-// every socket write gets a fresh one.
+// It relies on what gorilla/websocket v1.5.3 does with the connection it is
+// given (wire_test.go fails if a new version stops doing it):
+//   - every write gorilla makes by itself is one Write call of whole frames:
+//     the handshake response, and each control frame of WriteControl (pings,
+//     the pong and close replies its reader sends). We never call its
+//     WriteMessage or NextWriter, which may split one frame over two Writes;
+//     our frames are appended by appendFrames, so frames never interleave.
+//   - WriteControl may run on the reader's goroutine while the writer writes;
+//     gorilla only orders its own writes, so c.mu orders them with ours.
+//   - gorilla sets a write deadline before each write; they are ignored, and
+//     every socket write gets a fresh one here.
 type corkConn struct {
 	net.Conn
 	cutoff atomic.Int64 // unix nanos no write may last beyond; 0: none
@@ -55,8 +100,7 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 	return err
 }
 
-// appendFrames adds whole frames to the batch. gorilla's own writes are
-// whole frames too (control frames), so frames never interleave.
+// appendFrames adds whole frames to the batch.
 func (c *corkConn) appendFrames(frames []*frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

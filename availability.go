@@ -1,0 +1,82 @@
+package redisws
+
+import (
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// availability tells whether a broker's subscription is up: every wanted
+// channel is on a connection that Redis has confirmed. The outbox publishes
+// only while it is up, and an upgrade does not wait for confirmations while
+// it is down. It logs each outage once: a warning when it starts, an info
+// line when it ends.
+type availability struct {
+	desc string // names the Redis in logs; no credentials
+
+	mu        sync.Mutex
+	up        bool
+	upCh      chan struct{} // closed while up
+	everUp    bool
+	downSince time.Time // an outage is logged; zero when none
+}
+
+func newAvailability(desc string) *availability {
+	return &availability{desc: desc, upCh: make(chan struct{})}
+}
+
+// whenUp returns a channel that is closed while the subscription is up.
+func (a *availability) whenUp() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.upCh
+}
+
+// outage reports whether an outage has been logged and not yet ended.
+func (a *availability) outage() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.downSince.IsZero()
+}
+
+// set records whether the subscription is up, and logs the end of an outage.
+func (a *availability) set(up bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if up == a.up {
+		return
+	}
+	a.up = up
+	if !up {
+		a.upCh = make(chan struct{})
+		return
+	}
+	close(a.upCh)
+	a.everUp = true
+	if !a.downSince.IsZero() {
+		logger().Info("redis subscription restored",
+			zap.String("redis", a.desc), zap.Duration("down_for", time.Since(a.downSince)))
+		a.downSince = time.Time{}
+	}
+}
+
+// failed logs the start of an outage, once until it ends. node names the
+// cluster node whose connection failed; "" when there is only one.
+func (a *availability) failed(node string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.downSince.IsZero() {
+		return
+	}
+	a.downSince = time.Now()
+	msg := "redis subscription lost; retrying"
+	if !a.everUp {
+		msg = "redis unavailable; retrying"
+	}
+	fields := []zap.Field{zap.String("redis", a.desc), zap.Error(err)}
+	if node != "" {
+		fields = append(fields, zap.String("node", node))
+	}
+	logger().Warn(msg, fields...)
+}

@@ -1,0 +1,234 @@
+package redisws
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// channelTable is a broker's record of its channels: which hubs need each
+// one, which subscriber connection serves it, and what each connection has
+// asked Redis for. Every change of that state is one of its methods, under
+// its mutex; none does I/O. The work of each is proportional to what changed,
+// not to the number of channels: a connection keeps the set of its channels
+// whose wanted state changed (dirty) and sends commands for those only.
+type channelTable struct {
+	avail  *availability
+	single *subConn      // the one connection without sharding; nil with
+	route  chan struct{} // sharded: the router has channels to route; cap 1
+
+	// byName maps a name to its *channelState. Writes happen under mu;
+	// dispatch reads it without the lock, once per Redis message.
+	byName sync.Map
+
+	mu       sync.Mutex
+	conns    map[string]*subConn        // sharded: by node address
+	unrouted map[*channelState]struct{} // sharded: wanted, without a connection
+	reload   bool                       // sharded: a slot moved; refresh the cluster state before routing
+}
+
+// channelState is one channel.
+type channelState struct {
+	name string
+	hubs atomic.Pointer[[]*hub] // copy-on-write: dispatch reads it without the lock
+
+	// under channelTable.mu
+	conn        *subConn // the connection that should subscribe it; nil: not routed yet
+	subscribers int      // connections that hold a subscription entry for it
+	ready       chan struct{}
+	readyClosed bool
+}
+
+// newChannelTable makes the table of a broker with one connection, single,
+// or of a sharded broker (single nil) whose router listens on route.
+func newChannelTable(avail *availability, single *subConn, route chan struct{}) *channelTable {
+	return &channelTable{
+		avail:    avail,
+		single:   single,
+		route:    route,
+		conns:    make(map[string]*subConn),
+		unrouted: make(map[*channelState]struct{}),
+	}
+}
+
+func (st *channelState) hubList() []*hub {
+	if p := st.hubs.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (t *channelTable) lookup(name string) *channelState {
+	if v, ok := t.byName.Load(name); ok {
+		return v.(*channelState)
+	}
+	return nil
+}
+
+// hubs lists the hubs that need a channel; it takes no lock.
+func (t *channelTable) hubs(name string) []*hub {
+	if st := t.lookup(name); st != nil {
+		return st.hubList()
+	}
+	return nil
+}
+
+// join registers h as needing channel name.
+func (t *channelTable) join(name string, h *hub) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.lookup(name)
+	if st == nil {
+		st = &channelState{name: name, ready: make(chan struct{})}
+		t.byName.Store(name, st)
+		if t.single != nil {
+			t.routeTo(st, t.single)
+		}
+	}
+	old := st.hubList()
+	hubs := append(old[:len(old):len(old)], h)
+	st.hubs.Store(&hubs)
+	if len(old) == 0 {
+		t.wanted(st)
+	}
+}
+
+// leave undoes join.
+func (t *channelTable) leave(name string, h *hub) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.lookup(name)
+	if st == nil {
+		return
+	}
+	old := st.hubList()
+	hubs := slices.DeleteFunc(slices.Clone(old), func(x *hub) bool { return x == h })
+	st.hubs.Store(&hubs)
+	if len(old) > 0 && len(hubs) == 0 {
+		t.wanted(st)
+	}
+}
+
+// wanted follows a channel that became wanted or unwanted: its connection
+// must subscribe or unsubscribe it, or the router must find it one.
+func (t *channelTable) wanted(st *channelState) {
+	want := len(st.hubList()) > 0
+	switch {
+	case st.conn != nil:
+		st.conn.mark(st)
+	case want:
+		t.unrouted[st] = struct{}{}
+		signal(t.route)
+	default:
+		delete(t.unrouted, st)
+	}
+	t.forgetIfUnused(st)
+	t.updateUp()
+}
+
+// routeTo makes c the connection that serves st.
+func (t *channelTable) routeTo(st *channelState, c *subConn) {
+	st.conn = c
+	c.routed[st] = struct{}{}
+	delete(t.unrouted, st)
+}
+
+// unroute takes st from its connection, which unsubscribes what go-redis
+// still lists, and hands it to the router once the cluster state is fresh.
+func (t *channelTable) unroute(st *channelState) {
+	c := st.conn
+	delete(c.routed, st)
+	st.conn = nil
+	c.mark(st)
+	st.renewReady() // its next connection subscribes it
+	t.reload = true
+	t.wanted(st)
+}
+
+// forgetIfUnused drops a channel that no hub needs and no connection has a
+// subscription entry for.
+func (t *channelTable) forgetIfUnused(st *channelState) {
+	if len(st.hubList()) > 0 || st.subscribers > 0 {
+		return
+	}
+	t.byName.CompareAndDelete(st.name, st)
+	if st.conn != nil {
+		delete(st.conn.routed, st)
+		st.conn = nil
+	}
+	delete(t.unrouted, st)
+	st.closeReady()
+}
+
+// closeReady releases the upgrades waiting for st's confirmation.
+func (st *channelState) closeReady() {
+	if !st.readyClosed {
+		st.readyClosed = true
+		close(st.ready)
+	}
+}
+
+// renewReady makes new upgrades wait for the reply to a SUBSCRIBE that is
+// about to be sent, once the waiters of the last one were released.
+func (st *channelState) renewReady() {
+	if st.readyClosed {
+		st.ready, st.readyClosed = make(chan struct{}), false
+	}
+}
+
+// readyChan is closed once Redis has confirmed the subscription of a
+// channel; nil when there is nothing to wait for (an outage, or a channel
+// nobody joined).
+func (t *channelTable) readyChan(name string) <-chan struct{} {
+	if t.avail.outage() {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.lookup(name); st != nil {
+		return st.ready
+	}
+	return nil
+}
+
+// hubChannel is one hub's interest in one channel.
+type hubChannel struct {
+	hub     *hub
+	channel string
+}
+
+// routedHubs lists the hubs of c's channels.
+func (t *channelTable) routedHubs(c *subConn) []hubChannel {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var list []hubChannel
+	for st := range c.routed {
+		for _, h := range st.hubList() {
+			list = append(list, hubChannel{h, st.name})
+		}
+	}
+	return list
+}
+
+// idle reports whether c serves no channel and has none to unsubscribe.
+func (t *channelTable) idle(c *subConn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(c.routed) == 0 && len(c.subs) == 0
+}
+
+// updateUp tells the availability whether every wanted channel is on a
+// connection that is up. Sharded, that is: none waits for a route, and every
+// connection that serves one is up.
+func (t *channelTable) updateUp() {
+	up := true
+	if t.single != nil {
+		up = t.single.up
+	} else {
+		up = len(t.unrouted) == 0
+		for _, c := range t.conns {
+			up = up && (c.up || len(c.routed) == 0)
+		}
+	}
+	t.avail.set(up)
+}

@@ -1,0 +1,221 @@
+package redisws
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// rerouteDelay gives go-redis's lazy cluster-state reload time to finish
+// before channels are routed again after a slot moved.
+const rerouteDelay = 300 * time.Millisecond
+
+// router assigns every wanted channel of a sharded cluster to the connection
+// of the master that owns its slot, and starts connections as they are
+// needed.
+func (b *broker) router() {
+	defer b.wg.Done()
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	var holdUntil time.Time // no routing before, while the cluster state reloads
+	for {
+		select {
+		case <-b.routeWake:
+		case <-retry.C:
+		case <-b.ctx.Done():
+			return
+		}
+		if wait := time.Until(holdUntil); wait > 0 {
+			retry.Reset(wait)
+			continue
+		}
+		if b.table.takeReload() {
+			// Route nothing until go-redis has had time to load the new
+			// slots: the old ones would send channels straight back to
+			// their old node.
+			holdUntil = time.Now().Add(rerouteDelay)
+			b.cluster.ReloadState(b.ctx)
+			retry.Reset(rerouteDelay)
+			continue
+		}
+		if after := b.route(); after > 0 {
+			retry.Reset(after)
+		}
+	}
+}
+
+// route routes the channels that wait for a connection and returns when to
+// try again (0: no need).
+func (b *broker) route() time.Duration {
+	todo := b.table.unroutedNames()
+	if len(todo) == 0 {
+		return 0
+	}
+	owners := make(map[string]*redis.Client, len(todo))
+	var err error
+	for _, ch := range todo {
+		var c *redis.Client
+		err = command(b.ctx, func(ctx context.Context) error {
+			var err error
+			c, err = b.cluster.MasterForKey(ctx, ch)
+			return err
+		})
+		if err != nil {
+			break
+		}
+		owners[ch] = c
+	}
+	b.table.assign(owners, func(node string, client *redis.Client) *subConn {
+		c := newSubConn(b, node, client)
+		b.wg.Add(1)
+		go c.run()
+		return c
+	})
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.avail.failed("", fmt.Errorf("finding the node of a channel: %w", err))
+		}
+		return time.Second
+	}
+	return 0
+}
+
+// unroutedNames lists the wanted channels that have no connection.
+func (t *channelTable) unroutedNames() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	names := make([]string, 0, len(t.unrouted))
+	for st := range t.unrouted {
+		names = append(names, st.name)
+	}
+	return names
+}
+
+// assign routes each channel to the connection of its owner's node, made by
+// start when there is none yet.
+func (t *channelTable) assign(owners map[string]*redis.Client, start func(node string, client *redis.Client) *subConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for name, client := range owners {
+		st := t.lookup(name)
+		if st == nil || st.conn != nil || len(st.hubList()) == 0 {
+			continue
+		}
+		node := client.Options().Addr
+		c := t.conns[node]
+		if c == nil {
+			c = start(node, client)
+			t.conns[node] = c
+		}
+		t.routeTo(st, c)
+		c.mark(st)
+	}
+	t.updateUp()
+}
+
+// takeReload reports whether a slot moved since it was last asked.
+func (t *channelTable) takeReload() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	reload := t.reload
+	t.reload = false
+	return reload
+}
+
+// unrouteAll sends every channel of c back to the router.
+func (t *channelTable) unrouteAll(c *subConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for st := range c.routed {
+		t.unroute(st)
+	}
+}
+
+// retireIfIdle removes c from the connections when it serves no channel and
+// has none to unsubscribe; the caller then ends its loop.
+func (t *channelTable) retireIfIdle(c *subConn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(c.routed) > 0 || len(c.subs) > 0 {
+		return false
+	}
+	delete(t.conns, c.node)
+	t.updateUp()
+	return true
+}
+
+// moved handles a MOVED reply to an SSUBSCRIBE on c: the slot has another
+// owner, so its channels go back to the router.
+func (t *channelTable) moved(c *subConn, slot int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for st := range c.routed {
+		if keySlot(st.name) != slot {
+			continue
+		}
+		s := c.subs[st]
+		if s.state == subOn {
+			s.state = subGone
+		}
+		s.pending = 0 // MOVED was the reply
+		t.setSub(c, st, s)
+		t.unroute(st)
+	}
+}
+
+// dropped handles a sunsubscribe on c. One we did not ask for comes from
+// Redis when the channel's slot moved to another node (migration,
+// failover): the channel goes back to the router, which finds its new owner.
+func (t *channelTable) dropped(c *subConn, name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.lookup(name)
+	if st == nil {
+		return
+	}
+	s := c.subs[st]
+	if s.state != subOn { // we unsubscribed it ourselves
+		return
+	}
+	s.state = subGone
+	t.setSub(c, st, s)
+	if st.conn == c {
+		t.unroute(st)
+	}
+}
+
+// movedSlot reads the slot of a "MOVED <slot> <host:port>" error reply.
+func movedSlot(err error) (int, bool) {
+	f := strings.Fields(err.Error())
+	if len(f) != 3 || f[0] != "MOVED" {
+		return 0, false
+	}
+	slot, err := strconv.Atoi(f[1])
+	return slot, err == nil
+}
+
+// keySlot is Redis Cluster's slot of a key or channel: CRC16 (XMODEM) of the
+// key, or of its {hash tag}, modulo 16384. go-redis has it only internally.
+func keySlot(key string) int {
+	if open := strings.IndexByte(key, '{'); open >= 0 {
+		if n := strings.IndexByte(key[open+1:], '}'); n > 0 {
+			key = key[open+1 : open+1+n]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
+}

@@ -1,0 +1,129 @@
+package redisws
+
+import (
+	"testing"
+	"time"
+)
+
+// In-process tests of the hub over a bare channel table: its clients have no
+// connection, so what is delivered stays in their queues.
+
+func testHub(maxClients int, closeOnGap bool) (*hub, *channelTable, *int) {
+	tb, _ := singleTable()
+	released := new(int)
+	return newHub(tb, func() { *released++ }, maxClients, closeOnGap), tb, released
+}
+
+func testClient(channels ...string) *client {
+	return newClient(channels, "", 1<<20, newHandlerMetrics([]string{"test"}))
+}
+
+func queued(c *client) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+func TestHubMaxClients(t *testing.T) {
+	h, _, _ := testHub(2, false)
+	a, b, c := testClient("x"), testClient("x"), testClient("x")
+	if !h.add(a) || !h.add(b) {
+		t.Fatal("refused below max_connections")
+	}
+	if h.add(c) {
+		t.Fatal("accepted beyond max_connections")
+	}
+	h.remove(a)
+	if !h.add(c) {
+		t.Fatal("refused after a client left")
+	}
+}
+
+// A message reaches the clients of its channel, and only them; the hub
+// joins a channel with its first client and leaves it with its last.
+func TestHubDeliver(t *testing.T) {
+	h, tb, _ := testHub(0, false)
+	a, ab, b := testClient("a"), testClient("a", "b"), testClient("b")
+	for _, c := range []*client{a, ab, b} {
+		h.add(c)
+	}
+	if len(tb.hubs("a")) != 1 || len(tb.hubs("b")) != 1 {
+		t.Fatal("the hub did not join its clients' channels once each")
+	}
+	h.deliver("a", newFrame("hi"))
+	if queued(a) != 1 || queued(ab) != 1 || queued(b) != 0 {
+		t.Fatalf("queued %d, %d, %d; want 1, 1, 0", queued(a), queued(ab), queued(b))
+	}
+	h.remove(b)
+	if len(tb.hubs("a")) != 1 || len(tb.hubs("b")) != 1 {
+		t.Fatal("left a channel that a client still has")
+	}
+	h.remove(ab)
+	if len(tb.hubs("b")) != 0 {
+		t.Fatal("kept a channel after its last client left")
+	}
+}
+
+// A static channel stays joined without clients.
+func TestHubStatic(t *testing.T) {
+	h, tb, _ := testHub(0, false)
+	h.subscribeStatic("news")
+	c := testClient("news")
+	h.add(c)
+	h.remove(c)
+	if len(tb.hubs("news")) != 1 {
+		t.Fatal("a static channel was left with its last client")
+	}
+}
+
+func TestHubGapPolicy(t *testing.T) {
+	for _, closeOnGap := range []bool{false, true} {
+		h, _, _ := testHub(0, closeOnGap)
+		a, b := testClient("a"), testClient("b")
+		h.add(a)
+		h.add(b)
+		h.gap("a")
+		want := 0
+		if closeOnGap {
+			want = closeGap
+		}
+		if a.closeCode() != want || b.closeCode() != 0 {
+			t.Fatalf("gap_policy close=%v: close codes %d, %d; want %d, 0", closeOnGap, a.closeCode(), b.closeCode(), want)
+		}
+	}
+}
+
+// Retired: clients are closed with the code (or kept), and the hub lets go of
+// its channels and of the broker once, when its last client is gone.
+func TestHubRetire(t *testing.T) {
+	h, tb, released := testHub(0, false)
+	h.subscribeStatic("news")
+	a, b := testClient("news"), testClient("room")
+	h.add(a)
+	h.add(b)
+	h.retire(closeServiceReload, "config reloaded", 0)
+	if a.closeCode() != closeServiceReload || b.closeCode() != closeServiceReload {
+		t.Fatalf("close codes %d, %d; want 1012", a.closeCode(), b.closeCode())
+	}
+	h.remove(a)
+	if *released != 0 {
+		t.Fatal("released with a client left")
+	}
+	h.remove(b)
+	if *released != 1 || tb.lookup("news") != nil || tb.lookup("room") != nil {
+		t.Fatalf("released %d times; channels left: %v, %v", *released, tb.lookup("news"), tb.lookup("room"))
+	}
+	h.waitEmpty(time.Second)
+
+	h, _, released = testHub(0, false)
+	c := testClient("x")
+	h.add(c)
+	h.retire(0, "", -1)
+	if c.closeCode() != 0 || *released != 0 {
+		t.Fatal("a kept client was closed, or the hub released with a client left")
+	}
+	h.remove(c)
+	if *released != 1 {
+		t.Fatal("not released after the last kept client left")
+	}
+}

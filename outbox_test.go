@@ -1,0 +1,167 @@
+package redisws
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+)
+
+// In-process tests of the outbox against a redis-server of their own.
+
+// startTestOutbox starts an outbox publishing to rs as user (""; default),
+// while avail is up, stopped at cleanup.
+func startTestOutbox(t *testing.T, rs *redisServer, user string, avail *availability) *outbox {
+	t.Helper()
+	rc := &RedisConfig{URL: rs.URL()}
+	if user != "" {
+		rc.URL = fmt.Sprintf("redis://%s:pw@%s", user, rs.Addr)
+	}
+	setup, err := rc.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := setup.client()
+	ctx, cancel := context.WithCancel(context.Background())
+	o := startOutbox(ctx, client, false, avail)
+	t.Cleanup(func() {
+		cancel()
+		o.wait()
+		_ = client.Close()
+	})
+	return o
+}
+
+// subscribed returns the messages of ch, once Redis has confirmed the
+// subscription.
+func subscribed(t *testing.T, rdb *redis.Client, ch string) <-chan *redis.Message {
+	t.Helper()
+	ps := rdb.Subscribe(context.Background(), ch)
+	t.Cleanup(func() { _ = ps.Close() })
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return ps.Channel(redis.WithChannelSize(20000))
+}
+
+func nextPayload(t *testing.T, msgs <-chan *redis.Message) string {
+	t.Helper()
+	select {
+	case m := <-msgs:
+		return m.Payload
+	case <-time.After(wait):
+		t.Fatal("no message from Redis")
+		return ""
+	}
+}
+
+func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// Frames wait while the subscription is down and are published, in order,
+// once it is up: a message published to Redis meanwhile comes first.
+func TestOutboxHoldsUntilUp(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	msgs := subscribed(t, rdb, "chat")
+	avail := newAvailability("test")
+	o := startTestOutbox(t, rs, "", avail)
+	const n = 1500 // three pipelines
+	for i := range n {
+		if !o.add("chat", []byte(strconv.Itoa(i))) {
+			t.Fatalf("frame %d dropped", i)
+		}
+	}
+	if err := rdb.Publish(context.Background(), "chat", "marker").Err(); err != nil {
+		t.Fatal(err)
+	}
+	avail.set(true)
+	if got := nextPayload(t, msgs); got != "marker" {
+		t.Fatalf("first message %q: frames published while the subscription was down", got)
+	}
+	for i := range n {
+		if got := nextPayload(t, msgs); got != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, got)
+		}
+	}
+}
+
+// A full outbox makes add wait for room and then drop the frame, counted;
+// room made while it waits lets the frame in.
+func TestOutboxFull(t *testing.T) {
+	rs := startRedis(t)
+	msgs := subscribed(t, rs.Client(t), "chat")
+	avail := newAvailability("test")
+	o := startTestOutbox(t, rs, "", avail)
+	drops := metrics.publishDrops.WithLabelValues("outbox_full")
+	before := counterValue(t, drops)
+	accepted := 0
+	for accepted <= outboxMaxMessages+publishBatch && o.add("chat", []byte(strconv.Itoa(accepted))) {
+		accepted++
+	}
+	if accepted < outboxMaxMessages || accepted > outboxMaxMessages+publishBatch {
+		t.Fatalf("%d frames accepted; want the outbox's %d, plus the batch being sent", accepted, outboxMaxMessages)
+	}
+	if got := counterValue(t, drops) - before; got != 1 {
+		t.Fatalf("publish_dropped_total{reason=outbox_full} moved by %v, want 1", got)
+	}
+	added := make(chan bool)
+	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted))) }()
+	avail.set(true)
+	if !<-added {
+		t.Fatal("a frame waiting for room was dropped although room was made")
+	}
+	for i := range accepted + 1 {
+		if got := nextPayload(t, msgs); got != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, got)
+		}
+	}
+}
+
+// Frames older than outboxMaxAge are dropped, and counted.
+func TestOutboxExpire(t *testing.T) {
+	drops := metrics.publishDrops.WithLabelValues("expired")
+	before := counterValue(t, drops)
+	old := time.Now().Add(-outboxMaxAge - time.Second)
+	batch := []outMsg{{channel: "a", at: old}, {channel: "b", at: old}, {channel: "c", at: time.Now()}}
+	if rest := expire(batch); len(rest) != 1 || rest[0].channel != "c" {
+		t.Fatalf("kept %+v, want only the fresh frame", rest)
+	}
+	if got := counterValue(t, drops) - before; got != 2 {
+		t.Fatalf("publish_dropped_total{reason=expired} moved by %v, want 2", got)
+	}
+}
+
+// A publish Redis refuses (NOPERM) is dropped and counted; the frames around
+// it are published.
+func TestOutboxRefused(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	if err := rdb.Do(context.Background(), "ACL", "SETUSER", "limited", "on", ">pw", "resetchannels", "&ok", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := subscribed(t, rdb, "ok")
+	avail := newAvailability("test")
+	avail.set(true)
+	o := startTestOutbox(t, rs, "limited", avail)
+	refused := metrics.publishDrops.WithLabelValues("refused")
+	before := counterValue(t, refused)
+	o.add("ok", []byte("1"))
+	o.add("forbidden", []byte("x"))
+	o.add("ok", []byte("2"))
+	if a, b := nextPayload(t, msgs), nextPayload(t, msgs); a != "1" || b != "2" {
+		t.Fatalf("got %q, %q; want 1, 2", a, b)
+	}
+	eventually(t, wait, func() bool { return counterValue(t, refused)-before == 1 },
+		"publish_dropped_total{reason=refused} did not move by 1")
+}

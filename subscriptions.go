@@ -1,0 +1,132 @@
+package redisws
+
+// The channel table's record of what each subscriber connection has asked
+// Redis for, and the replies it waits for: the actual state, which the
+// connection's commands bring to the wanted one (channeltable.go).
+
+// subscription is a channel's state on one connection. Replies are counted
+// per connection because Redis answers each command on the connection it
+// came on.
+type subscription struct {
+	state   subState
+	pending int // replies to SUBSCRIBE still expected
+}
+
+type subState int8
+
+const (
+	subOff  subState = iota // nothing to undo: UNSUBSCRIBE sent, or never subscribed
+	subOn                   // SUBSCRIBE sent
+	subGone                 // Redis dropped it (slot moved); go-redis still lists it
+)
+
+// setSub stores a channel's subscription on c, and keeps the count of
+// connections holding one and the channels gauge.
+func (t *channelTable) setSub(c *subConn, st *channelState, s subscription) {
+	old, had := c.subs[st]
+	switch {
+	case old.state != subOn && s.state == subOn:
+		metrics.channels.Inc()
+	case old.state == subOn && s.state != subOn:
+		metrics.channels.Dec()
+	}
+	keep := s.state != subOff || s.pending > 0
+	switch {
+	case keep:
+		if !had {
+			st.subscribers++
+		}
+		c.subs[st] = s
+	case had:
+		delete(c.subs, st)
+		st.subscribers--
+	}
+}
+
+// changes returns what c must send to make its subscriptions match what the
+// hubs need, and records it as sent.
+func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for st := range c.dirty {
+		want := st.conn == c && len(st.hubList()) > 0
+		s := c.subs[st]
+		switch {
+		case want && s.state != subOn:
+			st.renewReady()
+			s.state = subOn
+			s.pending++
+			sub = append(sub, st.name)
+		case !want && s.state != subOff:
+			s.state = subOff
+			unsub = append(unsub, st.name)
+		}
+		t.setSub(c, st, s)
+		t.forgetIfUnused(st)
+	}
+	clear(c.dirty)
+	return sub, unsub
+}
+
+// confirmed counts Redis's reply to a SUBSCRIBE of name on c.
+func (t *channelTable) confirmed(c *subConn, name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.lookup(name)
+	if st == nil {
+		return
+	}
+	s := c.subs[st]
+	if s.pending == 0 {
+		return
+	}
+	s.pending--
+	t.setSub(c, st, s)
+	if s.pending == 0 && s.state == subOn && st.conn == c {
+		st.closeReady()
+	}
+	t.forgetIfUnused(st)
+}
+
+// refused handles an error reply to a SUBSCRIBE on c (NOPERM from an ACL):
+// the confirmations its channels wait for will not come.
+func (t *channelTable) refused(c *subConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for st, s := range c.subs {
+		if s.pending > 0 {
+			s.pending = 0
+			t.setSub(c, st, s)
+			st.closeReady()
+			t.forgetIfUnused(st)
+		}
+	}
+}
+
+// connected records that Redis confirmed every SUBSCRIBE c sent when it
+// connected.
+func (t *channelTable) connected(c *subConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.up = true
+	t.updateUp()
+}
+
+// disconnected resets c's subscriptions after its connection ended: the next
+// one subscribes every channel routed to it. It releases their waiters: with
+// Redis down there is nothing to wait for.
+func (t *channelTable) disconnected(c *subConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c.up = false
+	for st := range c.subs {
+		t.setSub(c, st, subscription{})
+		t.forgetIfUnused(st)
+	}
+	for st := range c.routed {
+		c.dirty[st] = struct{}{}
+		st.closeReady()
+		t.forgetIfUnused(st)
+	}
+	t.updateUp()
+}

@@ -1,0 +1,134 @@
+package redisws
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Limits of the settings.
+const (
+	maxSize       = 1 << 30 // of max_message_size, send_queue and send_buffer
+	minSendBuffer = 4 << 10 // below this a socket cannot hold one frame of a burst
+)
+
+// gap_policy values.
+const gapKeep, gapClose = "keep", "close"
+
+// fieldError is a setting that breaks a rule. field is its JSON name, with
+// a dot before the name of a nested one (redis.tls); index is the element of
+// a list at fault. The Caddyfile uses both to point at the line.
+type fieldError struct {
+	field string
+	index int
+	err   error
+}
+
+func (e *fieldError) Error() string {
+	return strings.ReplaceAll(e.field, ".", ": ") + ": " + e.err.Error()
+}
+
+func (e *fieldError) Unwrap() error { return e.err }
+
+func fieldErr(field string, err error) error { return &fieldError{field: field, err: err} }
+
+// Validate implements caddy.Validator: it is the one place of every rule on
+// the settings, for JSON and Caddyfile alike (the Caddyfile calls it after
+// parsing to name the line at fault). A zero value means the default and is
+// always valid, so Validate holds before and after Provision.
+func (h *Handler) Validate() error {
+	if len(h.Subscribe) == 0 {
+		return fieldErr("subscribe", errors.New("no channel: at least one channel is required"))
+	}
+	for i, ch := range h.Subscribe {
+		if err := checkChannelTemplate(ch); err != nil {
+			return &fieldError{field: "subscribe", index: i, err: err}
+		}
+	}
+	switch {
+	case h.Publish == publishOff:
+	case h.Publish != "":
+		if err := checkChannelTemplate(h.Publish); err != nil {
+			return fieldErr("publish", err)
+		}
+	case len(h.Subscribe) > 1:
+		return fieldErr("publish", errors.New("several channels are subscribed; name the one client frames go to, or off"))
+	}
+	if h.Redis != nil {
+		if err := h.Redis.check(); err != nil {
+			return err
+		}
+	}
+	for i, o := range h.Origins {
+		if err := checkOrigin(o); err != nil {
+			return &fieldError{field: "origins", index: i, err: err}
+		}
+	}
+	if err := checkSize("max_message_size", h.MaxMessageSize, 1); err != nil {
+		return err
+	}
+	if err := checkSize("send_queue", int64(h.SendQueue), 1); err != nil {
+		return err
+	}
+	if err := checkSize("send_buffer", int64(h.SendBuffer), minSendBuffer); err != nil {
+		return err
+	}
+	switch {
+	case h.PingInterval < 0:
+		return fieldErr("ping_interval", fmt.Errorf("%q is not a positive duration (e.g. 30s)", time.Duration(h.PingInterval)))
+	case h.MaxConnections < 0:
+		return fieldErr("max_connections", fmt.Errorf("%d is negative", h.MaxConnections))
+	case h.RateLimit < 0 || math.IsNaN(h.RateLimit) || math.IsInf(h.RateLimit, 0):
+		return fieldErr("rate_limit", fmt.Errorf("%q is not a positive number of messages per second", fmt.Sprint(h.RateLimit)))
+	case h.RateLimitBurst < 0:
+		return fieldErr("rate_limit_burst", fmt.Errorf("%d is negative", h.RateLimitBurst))
+	case h.SubprotocolOptional && len(h.Subprotocols) == 0:
+		return fieldErr("subprotocols", errors.New("subprotocol_optional without subprotocols"))
+	case h.GapPolicy != "" && h.GapPolicy != gapKeep && h.GapPolicy != gapClose:
+		return fieldErr("gap_policy", fmt.Errorf("%q is not keep or close", h.GapPolicy))
+	}
+	return nil
+}
+
+// checkSize checks a size in bytes: 0 (the default), or from least to
+// maxSize.
+func checkSize(field string, n, least int64) error {
+	switch {
+	case n < 0:
+		return fieldErr(field, fmt.Errorf("%d is negative", n))
+	case n != 0 && (n < least || n > maxSize):
+		return fieldErr(field, fmt.Errorf("%q is not a size between %s and %s", formatSize(n), formatSize(least), formatSize(maxSize)))
+	}
+	return nil
+}
+
+// formatSize writes a size as the Caddyfile would: 4KiB, 1GiB, 1 byte.
+func formatSize(n int64) string {
+	if n == 1 {
+		return "1 byte"
+	}
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprint(n)
+}
+
+// checkOrigin validates an allowed origin: "*" or scheme://host[:port].
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return fmt.Errorf("%q is not an origin; want scheme://host[:port] or *", o)
+	}
+	return nil
+}
