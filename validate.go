@@ -100,16 +100,17 @@ func checkSize(field string, n, least int64) error {
 	case n < 0:
 		return fieldErr(field, fmt.Errorf("%d is negative", n))
 	case n != 0 && (n < least || n > maxSize):
-		return fieldErr(field, fmt.Errorf("%q is not a size between %s and %s", formatSize(n), formatSize(least), formatSize(maxSize)))
+		lower := formatSize(least)
+		if least == 1 {
+			lower = "1 byte"
+		}
+		return fieldErr(field, fmt.Errorf("%q is not a size between %s and %s", formatSize(n), lower, formatSize(maxSize)))
 	}
 	return nil
 }
 
-// formatSize writes a size as the Caddyfile would: 4KiB, 1GiB, 1 byte.
+// formatSize writes a size as the Caddyfile would: 4KiB, 1GiB, 1000.
 func formatSize(n int64) string {
-	if n == 1 {
-		return "1 byte"
-	}
 	for _, u := range []struct {
 		name string
 		size int64
