@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -23,6 +24,25 @@ const (
 	maxInFlight = 256
 	maxErrKeys  = 8
 )
+
+// newWSDialer connects to loopback addresses only, whatever the URL resolved to.
+func newWSDialer(c *config, readBuf, writeBuf int) *websocket.Dialer {
+	return &websocket.Dialer{
+		NetDialContext:   loopbackDialer.DialContext,
+		HandshakeTimeout: c.handshake,
+		ReadBufferSize:   readBuf,
+		WriteBufferSize:  writeBuf,
+	}
+}
+
+// header is the handshake's request header: Origin when -origin is set.
+func (c *config) header() http.Header {
+	h := http.Header{}
+	if c.origin != "" {
+		h.Set("Origin", c.origin)
+	}
+	return h
+}
 
 // dialAll opens one WebSocket connection to each of targets, at most
 // c.connectRate per second and maxInFlight at once, and stops starting new
