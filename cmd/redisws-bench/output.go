@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 )
 
 // emitJSON prints v as one line of JSON on stdout, the result the bench
@@ -15,4 +16,24 @@ func emitJSON(v any) {
 		return
 	}
 	os.Stdout.Write(append(b, '\n'))
+}
+
+// codes lists a count by key, sorted by key: "(1006 x2, io_error x1)".
+func codes(m map[string]int) string {
+	if len(m) == 0 {
+		return "(none)"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s := "("
+	for i, k := range keys {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s x%d", k, m[k])
+	}
+	return s + ")"
 }
