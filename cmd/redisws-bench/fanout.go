@@ -124,15 +124,10 @@ func fanoutMode(c *config) int {
 
 	time.Sleep(c.settle)
 
-	// Send: message k of the whole run (k = 0..N-1) is due at k/R and is sent
-	// by publisher k mod P, so the publishers together form one even stream.
+	// Send: -rate × -duration messages, shared out over the publishers.
 	n := uint64(math.Round(c.rate * c.duration.Seconds()))
 	np := uint64(len(pubs))
-	for _, p := range pubs {
-		if n > uint64(p.id) {
-			p.quota = (n-1-uint64(p.id))/np + 1
-		}
-	}
+	shareOut(pubs, n)
 	logf("sending %d messages of %d B at %.0f/s for %v over %d publisher(s) ...", n, c.size, c.rate, c.duration, len(pubs))
 	sendStart := time.Now()
 	var pw sync.WaitGroup
@@ -145,47 +140,13 @@ func fanoutMode(c *config) int {
 	}
 	pw.Wait()
 	sendEnd := time.Now()
-	var firstSend, lastSend int64 = math.MaxInt64, 0
-	for _, p := range pubs {
-		res.Sent += p.sent
-		res.SendErrors += p.errs
-		if p.sendErr != nil && res.SendError == "" {
-			res.SendError = p.sendErr.Error()
-		}
-		if p.sent > 0 {
-			firstSend = min(firstSend, p.firstNs)
-			lastSend = max(lastSend, p.lastNs)
-		}
-	}
-	res.SendWindowS = round3(sendEnd.Sub(sendStart).Seconds())
-	if res.SendWindowS > 0 {
-		res.SentPerS = round3(float64(res.Sent) / sendEnd.Sub(sendStart).Seconds())
-	}
+	firstSend := res.countSends(pubs, sendStart, sendEnd)
 
 	// Drain: wait until every live subscriber has every message of its
 	// room, or -drain passed.
 	sentIn := roomSent(c, pubs)
 	drainStart := time.Now()
-	drainEnd := drainStart.Add(c.drain)
-	for i := 0; ; i++ {
-		var aliveRecv, aliveWant uint64
-		alive := 0
-		for _, s := range subs {
-			if !s.dead.Load() {
-				alive++
-				aliveRecv += s.received.Load()
-				aliveWant += sentIn[s.room]
-			}
-		}
-		if aliveRecv >= aliveWant {
-			res.Complete = alive == len(subs)
-			break
-		}
-		if !time.Now().Before(drainEnd) || i > 100000 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	res.Complete = awaitDeliveries(subs, sentIn, drainStart.Add(c.drain))
 	res.DrainUsedS = round3(time.Since(drainStart).Seconds())
 	res.RSSAfterKB = sumRSSKB(c.pids)
 
@@ -209,56 +170,7 @@ func fanoutMode(c *config) int {
 	}
 	closeAll(slowd.conns)
 
-	var h hist
-	var lastRecv int64
-	for _, s := range subs {
-		h.merge(&s.h)
-		res.Received += s.received.Load()
-		res.Duplicates += s.dups
-		res.Reordered += s.reordered
-		res.Foreign += s.foreign
-		res.CrossRoom += s.crossRoom
-		res.Malformed += s.malformed
-		lastRecv = max(lastRecv, s.lastNs.Load())
-		if s.dead.Load() {
-			res.SubDisconnects++
-			res.SubCloseCodes[closeKey(s.endErr)]++
-		}
-	}
-	for _, p := range pubs {
-		res.PubReceived += p.received.Load()
-		if p.dead.Load() {
-			res.PubDisconnects++
-			res.PubCloseCodes[closeKey(p.endErr)]++
-		}
-	}
-	stats := roomStats(c, subs, pubs)
-	res.RoomSubsMin = len(subs)
-	for _, st := range stats {
-		res.Expected += st.Expected
-		res.RoomSubsMin = min(res.RoomSubsMin, st.Subs)
-		res.RoomSubsMax = max(res.RoomSubsMax, st.Subs)
-		if st.Loss != 0 {
-			res.RoomsWithLoss++
-		}
-	}
-	if c.rooms > 0 {
-		res.RoomStats = stats
-	}
-	res.Loss = int64(res.Expected) - int64(res.Received)
-	if res.Expected > 0 {
-		res.LossPct = round3(100 * float64(res.Loss) / float64(res.Expected))
-	}
-	if lastRecv > firstSend && firstSend != math.MaxInt64 {
-		w := float64(lastRecv-firstSend) / 1e9
-		res.DeliveriesWindowS = round3(w)
-		res.DeliveriesPerS = round3(float64(res.Received) / w)
-	}
-	res.LatencyP50Ms = usToMs(h.quantile(0.50))
-	res.LatencyP90Ms = usToMs(h.quantile(0.90))
-	res.LatencyP99Ms = usToMs(h.quantile(0.99))
-	res.LatencyMaxMs = usToMs(h.maxUs)
-	res.LatencyMeanMs = round3(h.meanUs() / 1000)
+	res.countDeliveries(c, subs, pubs, firstSend)
 	res.WallS = round3(time.Since(wallStart).Seconds())
 
 	emitJSON(res)
@@ -266,4 +178,28 @@ func fanoutMode(c *config) int {
 		printFanout(res)
 	}
 	return 0
+}
+
+// awaitDeliveries polls until every live subscriber has received every
+// message its room's publishers sent (sentIn, by room), or until drainEnd.
+// complete: all arrived and no subscriber ended early.
+func awaitDeliveries(subs []*subscriber, sentIn []uint64, drainEnd time.Time) (complete bool) {
+	for i := 0; ; i++ {
+		var aliveRecv, aliveWant uint64
+		alive := 0
+		for _, s := range subs {
+			if !s.dead.Load() {
+				alive++
+				aliveRecv += s.received.Load()
+				aliveWant += sentIn[s.room]
+			}
+		}
+		if aliveRecv >= aliveWant {
+			return alive == len(subs)
+		}
+		if !time.Now().Before(drainEnd) || i > 100000 {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

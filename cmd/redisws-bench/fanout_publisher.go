@@ -26,22 +26,15 @@ type publisher struct {
 	sendErr  error
 }
 
-// drain reads and discards what a publisher gets back (its own and others'
-// messages), so that the server never sees it as a slow client.
-func (p *publisher) drain(stopping *atomic.Bool) {
-	for {
-		_, r, err := p.conn.NextReader()
-		if err == nil {
-			_, err = io.Copy(io.Discard, r)
+// shareOut sets each publisher's quota of the run's n messages: message k
+// (k = 0..n-1) is due at k/rate and is sent by publisher k mod len(pubs), so
+// the publishers together form one even stream.
+func shareOut(pubs []*publisher, n uint64) {
+	np := uint64(len(pubs))
+	for _, p := range pubs {
+		if n > uint64(p.id) {
+			p.quota = (n-1-uint64(p.id))/np + 1
 		}
-		if err != nil {
-			if !stopping.Load() {
-				p.endErr = err
-				p.dead.Store(true)
-			}
-			return
-		}
-		p.received.Add(1)
 	}
 }
 
@@ -100,5 +93,24 @@ func (p *publisher) send(c *config, run uint32, np uint64, start time.Time) {
 			return
 		}
 		<-ticker.C
+	}
+}
+
+// drain reads and discards what a publisher gets back (its own and others'
+// messages), so that the server never sees it as a slow client.
+func (p *publisher) drain(stopping *atomic.Bool) {
+	for {
+		_, r, err := p.conn.NextReader()
+		if err == nil {
+			_, err = io.Copy(io.Discard, r)
+		}
+		if err != nil {
+			if !stopping.Load() {
+				p.endErr = err
+				p.dead.Store(true)
+			}
+			return
+		}
+		p.received.Add(1)
 	}
 }

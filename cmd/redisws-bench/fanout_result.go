@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"time"
 )
 
 // fanoutResult is the JSON line of a fanout run. Field names are stable.
@@ -79,6 +81,86 @@ type fanoutResult struct {
 	RSSAfterKB     int64          `json:"rss_after_kb"`
 	WallS          float64        `json:"wall_s"`
 	Error          string         `json:"error,omitempty"`
+}
+
+// countSends adds up what the publishers sent in the send window from
+// sendStart to sendEnd and returns the time of the first send
+// (math.MaxInt64 when none was sent).
+func (res *fanoutResult) countSends(pubs []*publisher, sendStart, sendEnd time.Time) (firstSend int64) {
+	firstSend = math.MaxInt64
+	var lastSend int64
+	for _, p := range pubs {
+		res.Sent += p.sent
+		res.SendErrors += p.errs
+		if p.sendErr != nil && res.SendError == "" {
+			res.SendError = p.sendErr.Error()
+		}
+		if p.sent > 0 {
+			firstSend = min(firstSend, p.firstNs)
+			lastSend = max(lastSend, p.lastNs)
+		}
+	}
+	res.SendWindowS = round3(sendEnd.Sub(sendStart).Seconds())
+	if res.SendWindowS > 0 {
+		res.SentPerS = round3(float64(res.Sent) / sendEnd.Sub(sendStart).Seconds())
+	}
+	return firstSend
+}
+
+// countDeliveries adds up what the subscribers received, in all and per
+// room, with its latency and throughput, and how the connections that ended
+// early ended.
+func (res *fanoutResult) countDeliveries(c *config, subs []*subscriber, pubs []*publisher, firstSend int64) {
+	var h hist
+	var lastRecv int64
+	for _, s := range subs {
+		h.merge(&s.h)
+		res.Received += s.received.Load()
+		res.Duplicates += s.dups
+		res.Reordered += s.reordered
+		res.Foreign += s.foreign
+		res.CrossRoom += s.crossRoom
+		res.Malformed += s.malformed
+		lastRecv = max(lastRecv, s.lastNs.Load())
+		if s.dead.Load() {
+			res.SubDisconnects++
+			res.SubCloseCodes[closeKey(s.endErr)]++
+		}
+	}
+	for _, p := range pubs {
+		res.PubReceived += p.received.Load()
+		if p.dead.Load() {
+			res.PubDisconnects++
+			res.PubCloseCodes[closeKey(p.endErr)]++
+		}
+	}
+	stats := roomStats(c, subs, pubs)
+	res.RoomSubsMin = len(subs)
+	for _, st := range stats {
+		res.Expected += st.Expected
+		res.RoomSubsMin = min(res.RoomSubsMin, st.Subs)
+		res.RoomSubsMax = max(res.RoomSubsMax, st.Subs)
+		if st.Loss != 0 {
+			res.RoomsWithLoss++
+		}
+	}
+	if c.rooms > 0 {
+		res.RoomStats = stats
+	}
+	res.Loss = int64(res.Expected) - int64(res.Received)
+	if res.Expected > 0 {
+		res.LossPct = round3(100 * float64(res.Loss) / float64(res.Expected))
+	}
+	if lastRecv > firstSend && firstSend != math.MaxInt64 {
+		w := float64(lastRecv-firstSend) / 1e9
+		res.DeliveriesWindowS = round3(w)
+		res.DeliveriesPerS = round3(float64(res.Received) / w)
+	}
+	res.LatencyP50Ms = usToMs(h.quantile(0.50))
+	res.LatencyP90Ms = usToMs(h.quantile(0.90))
+	res.LatencyP99Ms = usToMs(h.quantile(0.99))
+	res.LatencyMaxMs = usToMs(h.maxUs)
+	res.LatencyMeanMs = round3(h.meanUs() / 1000)
 }
 
 func printFanout(r *fanoutResult) {
