@@ -18,7 +18,6 @@ type publisher struct {
 	sent     uint64
 	errs     uint64
 	firstNs  int64
-	lastNs   int64
 	quota    uint64
 	received atomic.Uint64 // frames the publisher got back (not deliveries)
 	dead     atomic.Bool
@@ -86,7 +85,6 @@ func (p *publisher) send(c *config, run uint32, np uint64, start time.Time) {
 			if p.sent == 0 {
 				p.firstNs = ts
 			}
-			p.lastNs = ts
 			p.sent++
 		}
 		if p.sent >= p.quota || now.After(stop) {

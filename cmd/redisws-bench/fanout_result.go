@@ -88,7 +88,6 @@ type fanoutResult struct {
 // (math.MaxInt64 when none was sent).
 func (res *fanoutResult) countSends(pubs []*publisher, sendStart, sendEnd time.Time) (firstSend int64) {
 	firstSend = math.MaxInt64
-	var lastSend int64
 	for _, p := range pubs {
 		res.Sent += p.sent
 		res.SendErrors += p.errs
@@ -97,7 +96,6 @@ func (res *fanoutResult) countSends(pubs []*publisher, sendStart, sendEnd time.T
 		}
 		if p.sent > 0 {
 			firstSend = min(firstSend, p.firstNs)
-			lastSend = max(lastSend, p.lastNs)
 		}
 	}
 	res.SendWindowS = round3(sendEnd.Sub(sendStart).Seconds())
