@@ -90,8 +90,7 @@ func run(args []string) int {
 	if c.mode == "table" {
 		return tableMode(fs.Args())
 	}
-	var err error
-	if c.urls, err = splitList(urls); err != nil || len(c.urls) == 0 {
+	if c.urls = splitList(urls); len(c.urls) == 0 {
 		fmt.Fprintln(os.Stderr, "redisws-bench: -urls: need at least one URL")
 		return 2
 	}
@@ -109,18 +108,14 @@ func run(args []string) int {
 			return 2
 		}
 	}
-	if c.admin, err = splitList(admin); err != nil {
-		fmt.Fprintln(os.Stderr, "redisws-bench: -admin:", err)
-		return 2
-	}
+	c.admin = splitList(admin)
 	for _, u := range c.admin {
 		if err := checkLoopbackURL(u, "http", "https"); err != nil {
 			fmt.Fprintf(os.Stderr, "redisws-bench: refusing admin %q: %v\n", u, err)
 			return 2
 		}
 	}
-	ps, _ := splitList(pids)
-	for _, p := range ps {
+	for _, p := range splitList(pids) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 {
 			fmt.Fprintf(os.Stderr, "redisws-bench: -pids: bad pid %q\n", p)
@@ -172,12 +167,13 @@ func run(args []string) int {
 	}
 }
 
-func splitList(s string) ([]string, error) {
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
 	}
-	return out, nil
+	return out
 }
