@@ -12,20 +12,15 @@ import (
 
 // connsResult is the JSON line of a conns run. Field names are stable.
 type connsResult struct {
-	Mode            string         `json:"mode"`
-	Time            string         `json:"time"`
-	URLs            []string       `json:"urls"`
-	Conns           int            `json:"conns"`
-	ConnectRate     float64        `json:"connect_rate"`
-	Nofile          uint64         `json:"nofile"`
-	Pids            []int          `json:"pids"`
-	Opened          int            `json:"opened"`
-	ConnectErrors   int            `json:"connect_errors"`
-	ConnectErrorMsg map[string]int `json:"connect_error_samples,omitempty"`
-	ConnectP50Ms    float64        `json:"connect_p50_ms"`
-	ConnectP99Ms    float64        `json:"connect_p99_ms"`
-	ConnectMaxMs    float64        `json:"connect_max_ms"`
-	ConnectPhaseS   float64        `json:"connect_phase_s"`
+	Mode        string   `json:"mode"`
+	Time        string   `json:"time"`
+	URLs        []string `json:"urls"`
+	Conns       int      `json:"conns"`
+	ConnectRate float64  `json:"connect_rate"`
+	Nofile      uint64   `json:"nofile"`
+	Pids        []int    `json:"pids"`
+	Opened      int      `json:"opened"`
+	connectStats
 	RSSBeforeKB     int64          `json:"rss_before_kb"`
 	RSSAfterKB      int64          `json:"rss_after_kb"`
 	KBPerConn       float64        `json:"kb_per_conn"`
@@ -69,13 +64,7 @@ func connsMode(c *config) int {
 	t0 := time.Now()
 	targets, _ := place(c, c.conns)
 	d := dialAll(c, targets, 1024, 1024, t0.Add(connectBudget))
-	res.ConnectPhaseS = round3(time.Since(t0).Seconds())
-	res.ConnectErrors = d.failed
-	if len(d.errs) > 0 {
-		res.ConnectErrorMsg = d.errs
-	}
-	p50, p99, pmax := durQuantiles(d.times)
-	res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs = durMs(p50), durMs(p99), durMs(pmax)
+	res.countConnects(t0, d)
 
 	// One reader per connection: answers pings, notices closes, discards messages.
 	var stopping atomic.Bool

@@ -20,6 +20,36 @@ type dialResult struct {
 	errs   map[string]int // error text → count (at most maxErrKeys keys)
 }
 
+// connectStats is the connect phase in a JSON line. The fanout and conns
+// results embed it where these fields always stood, so their lines keep
+// their shape.
+type connectStats struct {
+	ConnectErrors   int            `json:"connect_errors"`
+	ConnectErrorMsg map[string]int `json:"connect_error_samples,omitempty"`
+	ConnectP50Ms    float64        `json:"connect_p50_ms"`
+	ConnectP99Ms    float64        `json:"connect_p99_ms"`
+	ConnectMaxMs    float64        `json:"connect_max_ms"`
+	ConnectPhaseS   float64        `json:"connect_phase_s"`
+}
+
+// countConnects fills s from the dials of a connect phase that began at start.
+func (s *connectStats) countConnects(start time.Time, dials ...*dialResult) {
+	s.ConnectPhaseS = round3(time.Since(start).Seconds())
+	var times []time.Duration
+	for _, d := range dials {
+		s.ConnectErrors += d.failed
+		for k, v := range d.errs {
+			if s.ConnectErrorMsg == nil {
+				s.ConnectErrorMsg = map[string]int{}
+			}
+			s.ConnectErrorMsg[k] += v
+		}
+		times = append(times, d.times...)
+	}
+	p50, p99, pmax := durQuantiles(times)
+	s.ConnectP50Ms, s.ConnectP99Ms, s.ConnectMaxMs = durMs(p50), durMs(p99), durMs(pmax)
+}
+
 const (
 	maxInFlight = 256
 	maxErrKeys  = 8

@@ -53,19 +53,7 @@ func fanoutMode(c *config) int {
 	sd := dialAll(c, subTargets, 4096, 1024, deadline)
 	slowd := dialAll(c, slowTargets, 1024, 1024, deadline)
 	pd := dialAll(c, pubTargets, 4096, 4096, deadline)
-	res.ConnectPhaseS = round3(time.Since(connStart).Seconds())
-	res.ConnectErrors = sd.failed + slowd.failed + pd.failed
-	res.ConnectErrorMsg = map[string]int{}
-	for _, d := range []*dialResult{sd, slowd, pd} {
-		for k, v := range d.errs {
-			res.ConnectErrorMsg[k] += v
-		}
-	}
-	if len(res.ConnectErrorMsg) == 0 {
-		res.ConnectErrorMsg = nil
-	}
-	p50, p99, pmax := durQuantiles(append(append(sd.times, slowd.times...), pd.times...))
-	res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs = durMs(p50), durMs(p99), durMs(pmax)
+	res.countConnects(connStart, sd, slowd, pd)
 
 	var stopping atomic.Bool
 	var readers sync.WaitGroup

@@ -25,14 +25,9 @@ type fanoutResult struct {
 	Nofile      uint64   `json:"nofile"`
 	RunID       string   `json:"run_id"`
 
-	SubsConnected   int            `json:"subs_connected"`
-	PubsConnected   int            `json:"pubs_connected"`
-	ConnectErrors   int            `json:"connect_errors"`
-	ConnectErrorMsg map[string]int `json:"connect_error_samples,omitempty"`
-	ConnectP50Ms    float64        `json:"connect_p50_ms"`
-	ConnectP99Ms    float64        `json:"connect_p99_ms"`
-	ConnectMaxMs    float64        `json:"connect_max_ms"`
-	ConnectPhaseS   float64        `json:"connect_phase_s"`
+	SubsConnected int `json:"subs_connected"`
+	PubsConnected int `json:"pubs_connected"`
+	connectStats
 
 	Sent        uint64  `json:"sent"`
 	SendWindowS float64 `json:"send_window_s"`
