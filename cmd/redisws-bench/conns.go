@@ -37,30 +37,21 @@ type connsResult struct {
 
 func connsMode(c *config) int {
 	wallStart := time.Now()
-	connectBudget := time.Duration(float64(c.conns)/c.connectRate*float64(time.Second)) + c.handshake + 10*time.Second
+	connectBudget := c.connectBudget(c.conns)
 	hardStop := connectBudget + 40*time.Second
-	watchdog := time.AfterFunc(hardStop, func() {
-		fmt.Fprintf(os.Stderr, "redisws-bench: watchdog: run exceeded %v, exiting\n", hardStop)
-		os.Exit(3)
-	})
-	defer watchdog.Stop()
-	logf := func(format string, a ...any) {
-		if !c.jsonOnly {
-			fmt.Fprintf(os.Stderr, format+"\n", a...)
-		}
-	}
+	defer startWatchdog(hardStop).Stop()
 	res := &connsResult{
 		Mode: "conns", Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls, Conns: c.conns,
 		ConnectRate: c.connectRate, Nofile: nofile(), Pids: c.pids, CloseCodes: map[string]int{},
 		RSSAfterKB: -1, GoroutinesAft: -1, GoroutinesClose: -1,
 	}
 	if len(c.pids) == 0 {
-		logf("no -pids: RSS is not measured")
+		c.logf("no -pids: RSS is not measured")
 	}
 	res.RSSBeforeKB = settleRSS(c.pids, 5*time.Second)
 	res.GoroutinesBef = goroutines(c.admin)
 
-	logf("opening %d idle connections to %d node(s) at %.0f/s ...", c.conns, len(c.urls), c.connectRate)
+	c.logf("opening %d idle connections to %d node(s) at %.0f/s ...", c.conns, len(c.urls), c.connectRate)
 	t0 := time.Now()
 	targets, _ := place(c, c.conns)
 	d := dialAll(c, targets, 1024, 1024, t0.Add(connectBudget))
@@ -94,10 +85,10 @@ func connsMode(c *config) int {
 			}
 		}(conn)
 	}
-	logf("opened %d/%d in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
+	c.logf("opened %d/%d in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
 		res.Opened, c.conns, res.ConnectPhaseS, res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs, res.ConnectErrors)
 	for k, v := range d.errs {
-		logf("  connect error x%d: %s", v, k)
+		c.logf("  connect error x%d: %s", v, k)
 	}
 
 	res.RSSAfterKB = settleRSS(c.pids, 5*time.Second)
@@ -114,12 +105,8 @@ func connsMode(c *config) int {
 
 	stopping.Store(true)
 	closeAll(d.conns)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		res.Error = "some readers did not stop within 10s after close"
+	if err := awaitReaders(&wg); err != nil {
+		res.Error = err.Error()
 	}
 	if len(c.admin) > 0 {
 		// give the servers a moment to notice the closes

@@ -74,6 +74,12 @@ func (c *config) header() http.Header {
 	return h
 }
 
+// connectBudget is how long opening n connections may take: n at
+// -connect-rate, plus one handshake timeout and 10 s to spare.
+func (c *config) connectBudget(n int) time.Duration {
+	return time.Duration(float64(n)/c.connectRate*float64(time.Second)) + c.handshake + 10*time.Second
+}
+
 // dialAll opens one WebSocket connection to each of targets, at most
 // c.connectRate per second and maxInFlight at once, and stops starting new
 // ones at deadline.

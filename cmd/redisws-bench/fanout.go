@@ -15,16 +15,12 @@ import (
 func fanoutMode(c *config) int {
 	wallStart := time.Now()
 	total := c.subs + c.slow + c.pubs
-	connectBudget := time.Duration(float64(total)/c.connectRate*float64(time.Second)) + c.handshake + 10*time.Second
+	connectBudget := c.connectBudget(total)
 	hardStop := connectBudget + c.settle + c.duration + c.drain + 20*time.Second
 	if c.slow > 0 {
 		hardStop += slowCheckMax + slowQuiet + 5*time.Second
 	}
-	watchdog := time.AfterFunc(hardStop, func() {
-		fmt.Fprintf(os.Stderr, "redisws-bench: watchdog: run exceeded %v, exiting\n", hardStop)
-		os.Exit(3)
-	})
-	defer watchdog.Stop()
+	defer startWatchdog(hardStop).Stop()
 
 	run := rand.Uint32()
 	res := &fanoutResult{
@@ -35,15 +31,10 @@ func fanoutMode(c *config) int {
 		SubCloseCodes: map[string]int{}, PubCloseCodes: map[string]int{},
 		RSSBeforeKB: sumRSSKB(c.pids), RSSAfterKB: -1,
 	}
-	logf := func(format string, a ...any) {
-		if !c.jsonOnly {
-			fmt.Fprintf(os.Stderr, format+"\n", a...)
-		}
-	}
 
 	// Connect: subscribers first, then the slow ones, then publishers, each
 	// spread over rooms and URLs by place.
-	logf("connecting %d subscribers (+%d slow) and %d publishers to %d node(s), %d room(s) (0: one channel), at %.0f/s ...",
+	c.logf("connecting %d subscribers (+%d slow) and %d publishers to %d node(s), %d room(s) (0: one channel), at %.0f/s ...",
 		c.subs, c.slow, c.pubs, len(c.urls), c.rooms, c.connectRate)
 	connStart := time.Now()
 	deadline := connStart.Add(connectBudget)
@@ -79,10 +70,10 @@ func fanoutMode(c *config) int {
 		}
 	}
 	res.SubsConnected, res.PubsConnected = len(subs), len(pubs)
-	logf("connected %d/%d subscribers, %d/%d slow, %d/%d publishers in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
+	c.logf("connected %d/%d subscribers, %d/%d slow, %d/%d publishers in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
 		len(subs), c.subs, res.SlowConnected, c.slow, len(pubs), c.pubs, res.ConnectPhaseS, res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs, res.ConnectErrors)
 	for k, v := range res.ConnectErrorMsg {
-		logf("  connect error x%d: %s", v, k)
+		c.logf("  connect error x%d: %s", v, k)
 	}
 	if len(subs) == 0 || len(pubs) == 0 {
 		res.Error = "no subscriber or no publisher connected"
@@ -116,7 +107,7 @@ func fanoutMode(c *config) int {
 	n := uint64(math.Round(c.rate * c.duration.Seconds()))
 	np := uint64(len(pubs))
 	shareOut(pubs, n)
-	logf("sending %d messages of %d B at %.0f/s for %v over %d publisher(s) ...", n, c.size, c.rate, c.duration, len(pubs))
+	c.logf("sending %d messages of %d B at %.0f/s for %v over %d publisher(s) ...", n, c.size, c.rate, c.duration, len(pubs))
 	sendStart := time.Now()
 	var pw sync.WaitGroup
 	for _, p := range pubs {
@@ -142,15 +133,11 @@ func fanoutMode(c *config) int {
 	stopping.Store(true)
 	closeAll(sd.conns)
 	closeAll(pd.conns)
-	done := make(chan struct{})
-	go func() { readers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		res.Error = "some readers did not stop within 10s after close"
+	if err := awaitReaders(&readers); err != nil {
+		res.Error = err.Error()
 	}
 	if res.SlowConnected > 0 {
-		logf("reading %d slow connections until they end or stay quiet for %v ...", res.SlowConnected, slowQuiet)
+		c.logf("reading %d slow connections until they end or stay quiet for %v ...", res.SlowConnected, slowQuiet)
 		t0 := time.Now()
 		res.SlowEnds, res.SlowFramesRead = checkSlow(slowd.conns)
 		res.SlowClosed, res.SlowOpen = slowClosed(res.SlowEnds)

@@ -18,6 +18,13 @@ func emitJSON(v any) {
 	os.Stdout.Write(append(b, '\n'))
 }
 
+// logf prints a line of progress on stderr, unless -json.
+func (c *config) logf(format string, a ...any) {
+	if !c.jsonOnly {
+		fmt.Fprintf(os.Stderr, format+"\n", a...)
+	}
+}
+
 // codes lists a count by key, sorted by key: "(1006 x2, io_error x1)".
 func codes(m map[string]int) string {
 	if len(m) == 0 {
