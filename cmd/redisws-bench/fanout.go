@@ -178,3 +178,18 @@ func awaitDeliveries(subs []*subscriber, sentIn []uint64, drainEnd time.Time) (c
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// readerEnd is how the reader of a fanout connection ended, when that was
+// before the run stopped it.
+type readerEnd struct {
+	dead   atomic.Bool // ended before the run stopped it
+	endErr error       // why; set before dead
+}
+
+// end records err as the connection's end, unless the run is stopping.
+func (e *readerEnd) end(err error, stopping *atomic.Bool) {
+	if !stopping.Load() {
+		e.endErr = err
+		e.dead.Store(true)
+	}
+}

@@ -20,9 +20,8 @@ type publisher struct {
 	firstNs  int64
 	quota    uint64
 	received atomic.Uint64 // frames the publisher got back (not deliveries)
-	dead     atomic.Bool
-	endErr   error
 	sendErr  error
+	readerEnd
 }
 
 // shareOut sets each publisher's quota of the run's n messages: message k
@@ -103,10 +102,7 @@ func (p *publisher) drain(stopping *atomic.Bool) {
 			_, err = io.Copy(io.Discard, r)
 		}
 		if err != nil {
-			if !stopping.Load() {
-				p.endErr = err
-				p.dead.Store(true)
-			}
+			p.end(err, stopping)
 			return
 		}
 		p.received.Add(1)

@@ -18,14 +18,13 @@ type subscriber struct {
 
 	received atomic.Uint64 // unique, valid deliveries
 	lastNs   atomic.Int64  // time of the last valid delivery
-	dead     atomic.Bool   // ended before the run stopped it
+	readerEnd
 
 	dups      uint64
 	reordered uint64
 	foreign   uint64 // of another run, or an unknown sender
 	crossRoom uint64 // of this run, from another room's publisher
 	malformed uint64
-	endErr    error
 }
 
 // read is the one reader of a subscriber connection. pubRoom is the room
@@ -35,10 +34,7 @@ func (s *subscriber) read(c *config, run uint32, pubRoom []int, stopping *atomic
 	for {
 		_, r, err := s.conn.NextReader()
 		if err != nil {
-			if !stopping.Load() {
-				s.endErr = err
-				s.dead.Store(true)
-			}
+			s.end(err, stopping)
 			return
 		}
 		n, err := io.ReadFull(r, buf)
@@ -51,10 +47,7 @@ func (s *subscriber) read(c *config, run uint32, pubRoom []int, stopping *atomic
 			}
 		case io.EOF, io.ErrUnexpectedEOF:
 		default:
-			if !stopping.Load() {
-				s.endErr = err
-				s.dead.Store(true)
-			}
+			s.end(err, stopping)
 			return
 		}
 		now := nowNs()
