@@ -12,20 +12,15 @@ import (
 
 // connsResult is the JSON line of a conns run. Field names are stable.
 type connsResult struct {
-	Mode            string         `json:"mode"`
-	Time            string         `json:"time"`
-	URLs            []string       `json:"urls"`
-	Conns           int            `json:"conns"`
-	ConnectRate     float64        `json:"connect_rate"`
-	Nofile          uint64         `json:"nofile"`
-	Pids            []int          `json:"pids"`
-	Opened          int            `json:"opened"`
-	ConnectErrors   int            `json:"connect_errors"`
-	ConnectErrorMsg map[string]int `json:"connect_error_samples,omitempty"`
-	ConnectP50Ms    float64        `json:"connect_p50_ms"`
-	ConnectP99Ms    float64        `json:"connect_p99_ms"`
-	ConnectMaxMs    float64        `json:"connect_max_ms"`
-	ConnectPhaseS   float64        `json:"connect_phase_s"`
+	Mode        string   `json:"mode"`
+	Time        string   `json:"time"`
+	URLs        []string `json:"urls"`
+	Conns       int      `json:"conns"`
+	ConnectRate float64  `json:"connect_rate"`
+	Nofile      uint64   `json:"nofile"`
+	Pids        []int    `json:"pids"`
+	Opened      int      `json:"opened"`
+	connectStats
 	RSSBeforeKB     int64          `json:"rss_before_kb"`
 	RSSAfterKB      int64          `json:"rss_after_kb"`
 	KBPerConn       float64        `json:"kb_per_conn"`
@@ -42,40 +37,25 @@ type connsResult struct {
 
 func connsMode(c *config) int {
 	wallStart := time.Now()
-	connectBudget := time.Duration(float64(c.conns)/c.connectRate*float64(time.Second)) + c.handshake + 10*time.Second
+	connectBudget := c.connectBudget(c.conns)
 	hardStop := connectBudget + 40*time.Second
-	watchdog := time.AfterFunc(hardStop, func() {
-		fmt.Fprintf(os.Stderr, "redisws-bench: watchdog: run exceeded %v, exiting\n", hardStop)
-		os.Exit(3)
-	})
-	defer watchdog.Stop()
-	logf := func(format string, a ...any) {
-		if !c.jsonOnly {
-			fmt.Fprintf(os.Stderr, format+"\n", a...)
-		}
-	}
+	defer startWatchdog(hardStop).Stop()
 	res := &connsResult{
 		Mode: "conns", Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls, Conns: c.conns,
 		ConnectRate: c.connectRate, Nofile: nofile(), Pids: c.pids, CloseCodes: map[string]int{},
 		RSSAfterKB: -1, GoroutinesAft: -1, GoroutinesClose: -1,
 	}
 	if len(c.pids) == 0 {
-		logf("no -pids: RSS is not measured")
+		c.logf("no -pids: RSS is not measured")
 	}
 	res.RSSBeforeKB = settleRSS(c.pids, 5*time.Second)
 	res.GoroutinesBef = goroutines(c.admin)
 
-	logf("opening %d idle connections to %d node(s) at %.0f/s ...", c.conns, len(c.urls), c.connectRate)
+	c.logf("opening %d idle connections to %d node(s) at %.0f/s ...", c.conns, len(c.urls), c.connectRate)
 	t0 := time.Now()
 	targets, _ := place(c, c.conns)
 	d := dialAll(c, targets, 1024, 1024, t0.Add(connectBudget))
-	res.ConnectPhaseS = round3(time.Since(t0).Seconds())
-	res.ConnectErrors = d.failed
-	if len(d.errs) > 0 {
-		res.ConnectErrorMsg = d.errs
-	}
-	p50, p99, pmax := durQuantiles(d.times)
-	res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs = durMs(p50), durMs(p99), durMs(pmax)
+	res.countConnects(t0, d)
 
 	// One reader per connection: answers pings, notices closes, discards messages.
 	var stopping atomic.Bool
@@ -105,10 +85,10 @@ func connsMode(c *config) int {
 			}
 		}(conn)
 	}
-	logf("opened %d/%d in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
+	c.logf("opened %d/%d in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
 		res.Opened, c.conns, res.ConnectPhaseS, res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs, res.ConnectErrors)
 	for k, v := range d.errs {
-		logf("  connect error x%d: %s", v, k)
+		c.logf("  connect error x%d: %s", v, k)
 	}
 
 	res.RSSAfterKB = settleRSS(c.pids, 5*time.Second)
@@ -125,12 +105,8 @@ func connsMode(c *config) int {
 
 	stopping.Store(true)
 	closeAll(d.conns)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		res.Error = "some readers did not stop within 10s after close"
+	if err := awaitReaders(&wg); err != nil {
+		res.Error = err.Error()
 	}
 	if len(c.admin) > 0 {
 		// give the servers a moment to notice the closes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -19,10 +20,65 @@ type dialResult struct {
 	errs   map[string]int // error text → count (at most maxErrKeys keys)
 }
 
+// connectStats is the connect phase in a JSON line. The fanout and conns
+// results embed it where these fields always stood, so their lines keep
+// their shape.
+type connectStats struct {
+	ConnectErrors   int            `json:"connect_errors"`
+	ConnectErrorMsg map[string]int `json:"connect_error_samples,omitempty"`
+	ConnectP50Ms    float64        `json:"connect_p50_ms"`
+	ConnectP99Ms    float64        `json:"connect_p99_ms"`
+	ConnectMaxMs    float64        `json:"connect_max_ms"`
+	ConnectPhaseS   float64        `json:"connect_phase_s"`
+}
+
+// countConnects fills s from the dials of a connect phase that began at start.
+func (s *connectStats) countConnects(start time.Time, dials ...*dialResult) {
+	s.ConnectPhaseS = round3(time.Since(start).Seconds())
+	var times []time.Duration
+	for _, d := range dials {
+		s.ConnectErrors += d.failed
+		for k, v := range d.errs {
+			if s.ConnectErrorMsg == nil {
+				s.ConnectErrorMsg = map[string]int{}
+			}
+			s.ConnectErrorMsg[k] += v
+		}
+		times = append(times, d.times...)
+	}
+	p50, p99, pmax := durQuantiles(times)
+	s.ConnectP50Ms, s.ConnectP99Ms, s.ConnectMaxMs = durMs(p50), durMs(p99), durMs(pmax)
+}
+
 const (
 	maxInFlight = 256
 	maxErrKeys  = 8
 )
+
+// newWSDialer connects to loopback addresses only, whatever the URL resolved to.
+func newWSDialer(c *config, readBuf, writeBuf int) *websocket.Dialer {
+	return &websocket.Dialer{
+		NetDialContext:   loopbackDialer.DialContext,
+		HandshakeTimeout: c.handshake,
+		ReadBufferSize:   readBuf,
+		WriteBufferSize:  writeBuf,
+	}
+}
+
+// header is the handshake's request header: Origin when -origin is set.
+func (c *config) header() http.Header {
+	h := http.Header{}
+	if c.origin != "" {
+		h.Set("Origin", c.origin)
+	}
+	return h
+}
+
+// connectBudget is how long opening n connections may take: n at
+// -connect-rate, plus one handshake timeout and 10 s to spare.
+func (c *config) connectBudget(n int) time.Duration {
+	return time.Duration(float64(n)/c.connectRate*float64(time.Second)) + c.handshake + 10*time.Second
+}
 
 // dialAll opens one WebSocket connection to each of targets, at most
 // c.connectRate per second and maxInFlight at once, and stops starting new

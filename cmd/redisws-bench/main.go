@@ -17,23 +17,12 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 type config struct {
@@ -101,8 +90,7 @@ func run(args []string) int {
 	if c.mode == "table" {
 		return tableMode(fs.Args())
 	}
-	var err error
-	if c.urls, err = splitList(urls); err != nil || len(c.urls) == 0 {
+	if c.urls = splitList(urls); len(c.urls) == 0 {
 		fmt.Fprintln(os.Stderr, "redisws-bench: -urls: need at least one URL")
 		return 2
 	}
@@ -120,18 +108,14 @@ func run(args []string) int {
 			return 2
 		}
 	}
-	if c.admin, err = splitList(admin); err != nil {
-		fmt.Fprintln(os.Stderr, "redisws-bench: -admin:", err)
-		return 2
-	}
+	c.admin = splitList(admin)
 	for _, u := range c.admin {
 		if err := checkLoopbackURL(u, "http", "https"); err != nil {
 			fmt.Fprintf(os.Stderr, "redisws-bench: refusing admin %q: %v\n", u, err)
 			return 2
 		}
 	}
-	ps, _ := splitList(pids)
-	for _, p := range ps {
+	for _, p := range splitList(pids) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 {
 			fmt.Fprintf(os.Stderr, "redisws-bench: -pids: bad pid %q\n", p)
@@ -183,238 +167,13 @@ func run(args []string) int {
 	}
 }
 
-func splitList(s string) ([]string, error) {
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
 	}
-	return out, nil
-}
-
-// checkURLTemplate: with rooms > 0 a URL must contain {room}, outside its
-// host; without rooms it must not contain it.
-func checkURLTemplate(raw string, rooms int) error {
-	has := strings.Contains(raw, "{room}")
-	if rooms == 0 {
-		if has {
-			return errors.New("contains {room}: give -rooms N")
-		}
-		return nil
-	}
-	if !has {
-		return errors.New("-rooms needs URL templates containing {room}, e.g. ws://127.0.0.1:8001/rooms/{room}")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	if strings.Contains(u.Host, "{") || strings.Contains(u.User.String(), "{") {
-		return errors.New("{room} may only appear in the path or the query")
-	}
-	return nil
-}
-
-// roomURL is the URL of room r: {room} replaced with its name.
-func roomURL(tmpl string, r int) string {
-	return strings.ReplaceAll(tmpl, "{room}", roomName(r))
-}
-
-func roomName(r int) string { return "r" + strconv.Itoa(r) }
-
-// checkLoopbackURL accepts only URLs of the given schemes whose host
-// resolves to loopback addresses only (127.0.0.0/8 or ::1).
-func checkLoopbackURL(raw string, schemes ...string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	ok := false
-	for _, s := range schemes {
-		ok = ok || u.Scheme == s
-	}
-	if !ok {
-		return fmt.Errorf("scheme must be one of %v", schemes)
-	}
-	host := u.Hostname()
-	if host == "" {
-		return errors.New("no host")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-	if err != nil {
-		return fmt.Errorf("resolve %s: %v", host, err)
-	}
-	if len(addrs) == 0 {
-		return fmt.Errorf("%s resolves to nothing", host)
-	}
-	for _, a := range addrs {
-		if !a.IP.IsLoopback() {
-			return fmt.Errorf("%s resolves to %s, which is not loopback (127.0.0.0/8, ::1); this tool only targets this machine", host, a.IP)
-		}
-	}
-	return nil
-}
-
-// loopbackDialer refuses, at connect time, any address that is not loopback,
-// whatever a resolver said before.
-var loopbackDialer = &net.Dialer{
-	Timeout: 10 * time.Second,
-	Control: func(network, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		ip := net.ParseIP(host)
-		if ip == nil || !ip.IsLoopback() {
-			return fmt.Errorf("refusing to connect to non-loopback address %s", address)
-		}
-		return nil
-	},
-}
-
-func newWSDialer(c *config, readBuf, writeBuf int) *websocket.Dialer {
-	return &websocket.Dialer{
-		NetDialContext:   loopbackDialer.DialContext,
-		HandshakeTimeout: c.handshake,
-		ReadBufferSize:   readBuf,
-		WriteBufferSize:  writeBuf,
-	}
-}
-
-func (c *config) header() http.Header {
-	h := http.Header{}
-	if c.origin != "" {
-		h.Set("Origin", c.origin)
-	}
-	return h
-}
-
-var httpClient = &http.Client{
-	Timeout:   5 * time.Second,
-	Transport: &http.Transport{DialContext: loopbackDialer.DialContext, Proxy: nil},
-}
-
-func raiseNofile(quiet bool) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return
-	}
-	if rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil && !quiet {
-			fmt.Fprintln(os.Stderr, "redisws-bench: raising RLIMIT_NOFILE:", err)
-		}
-	}
-}
-
-func nofile() uint64 {
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil {
-		return 0
-	}
-	return rl.Cur
-}
-
-// readRSSKB returns VmRSS of pid in KiB.
-func readRSSKB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
-
-// sumRSSKB sums VmRSS over pids; -1 when pids is empty or one is unreadable.
-func sumRSSKB(pids []int) int64 {
-	if len(pids) == 0 {
-		return -1
-	}
-	var sum int64
-	for _, p := range pids {
-		kb, err := readRSSKB(p)
-		if err != nil {
-			return -1
-		}
-		sum += kb
-	}
-	return sum
-}
-
-// settleRSS polls the summed RSS every 250 ms until three consecutive
-// readings lie within 1% of each other, or max has elapsed.
-func settleRSS(pids []int, max time.Duration) int64 {
-	if len(pids) == 0 {
-		return -1
-	}
-	deadline := time.Now().Add(max)
-	prev := sumRSSKB(pids)
-	stable := 0
-	for i := 0; i < 100 && time.Now().Before(deadline); i++ {
-		time.Sleep(250 * time.Millisecond)
-		cur := sumRSSKB(pids)
-		if prev > 0 && cur > 0 && absInt64(cur-prev)*100 <= prev {
-			stable++
-			if stable >= 2 {
-				return cur
-			}
-		} else {
-			stable = 0
-		}
-		prev = cur
-	}
-	return prev
-}
-
-func absInt64(v int64) int64 {
-	if v < 0 {
-		return -v
-	}
-	return v
-}
-
-// goroutines sums "goroutine profile: total N" over admin endpoints; -1 on any failure.
-func goroutines(admin []string) int64 {
-	if len(admin) == 0 {
-		return -1
-	}
-	var sum int64
-	for _, a := range admin {
-		resp, err := httpClient.Get(strings.TrimRight(a, "/") + "/debug/pprof/goroutine?debug=1")
-		if err != nil {
-			return -1
-		}
-		line, _ := bufio.NewReader(io.LimitReader(resp.Body, 4096)).ReadString('\n')
-		resp.Body.Close()
-		line = strings.TrimSpace(line)
-		rest, ok := strings.CutPrefix(line, "goroutine profile: total ")
-		if !ok {
-			return -1
-		}
-		v, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-		if err != nil {
-			return -1
-		}
-		sum += v
-	}
-	return sum
-}
-
-func emitJSON(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "redisws-bench: json:", err)
-		return
-	}
-	os.Stdout.Write(append(b, '\n'))
+	return out
 }

@@ -40,7 +40,7 @@ func publishMode(c *config) int {
 	for i := range targets {
 		targets[i] = c.urls[i%len(c.urls)]
 	}
-	d := dialAll(c, targets, 4096, 4096, time.Now().Add(time.Duration(float64(c.pubs)/c.connectRate*float64(time.Second))+c.handshake+10*time.Second))
+	d := dialAll(c, targets, 4096, 4096, time.Now().Add(c.connectBudget(c.pubs)))
 	batch := maskedFrames(c.size, publishBatch)
 	var sent atomic.Uint64
 	var errs atomic.Int64

@@ -1,5 +1,42 @@
 package main
 
+import (
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// checkURLTemplate: with rooms > 0 a URL must contain {room}, outside its
+// host; without rooms it must not contain it.
+func checkURLTemplate(raw string, rooms int) error {
+	has := strings.Contains(raw, "{room}")
+	if rooms == 0 {
+		if has {
+			return errors.New("contains {room}: give -rooms N")
+		}
+		return nil
+	}
+	if !has {
+		return errors.New("-rooms needs URL templates containing {room}, e.g. ws://127.0.0.1:8001/rooms/{room}")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(u.Host, "{") || strings.Contains(u.User.String(), "{") {
+		return errors.New("{room} may only appear in the path or the query")
+	}
+	return nil
+}
+
+// roomURL is the URL of room r: {room} replaced with its name.
+func roomURL(tmpl string, r int) string {
+	return strings.ReplaceAll(tmpl, "{room}", roomName(r))
+}
+
+func roomName(r int) string { return "r" + strconv.Itoa(r) }
+
 // place spreads n connections over rooms and nodes. Connection i joins room
 // i mod R (R = -rooms, or 1 for the one shared channel); the k-th member of
 // room r goes to node (r+k) mod len(-urls), so every room with two members or

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"time"
+)
+
+// fanoutResult is the JSON line of a fanout run. Field names are stable.
+type fanoutResult struct {
+	Mode        string   `json:"mode"`
+	Label       string   `json:"label,omitempty"`
+	Time        string   `json:"time"`
+	URLs        []string `json:"urls"`
+	Subs        int      `json:"subs"`
+	Pubs        int      `json:"pubs"`
+	Rooms       int      `json:"rooms"`
+	Slow        int      `json:"slow"`
+	RateAsked   float64  `json:"rate_asked"`
+	DurationS   float64  `json:"duration_s"`
+	SizeBytes   int      `json:"size_bytes"`
+	DrainMaxS   float64  `json:"drain_max_s"`
+	ConnectRate float64  `json:"connect_rate"`
+	Nofile      uint64   `json:"nofile"`
+	RunID       string   `json:"run_id"`
+
+	SubsConnected int `json:"subs_connected"`
+	PubsConnected int `json:"pubs_connected"`
+	connectStats
+
+	Sent        uint64  `json:"sent"`
+	SendWindowS float64 `json:"send_window_s"`
+	SentPerS    float64 `json:"sent_per_s"`
+	SendErrors  uint64  `json:"send_errors"`
+	SendError   string  `json:"send_error_sample,omitempty"`
+
+	Expected          uint64  `json:"expected_deliveries"`
+	Received          uint64  `json:"received_deliveries"`
+	Loss              int64   `json:"loss"`
+	LossPct           float64 `json:"loss_pct"`
+	Duplicates        uint64  `json:"duplicates"`
+	Reordered         uint64  `json:"reordered"`
+	Foreign           uint64  `json:"foreign"`
+	CrossRoom         uint64  `json:"cross_room"`
+	Malformed         uint64  `json:"malformed"`
+	DeliveriesPerS    float64 `json:"deliveries_per_s"`
+	DeliveriesWindowS float64 `json:"deliveries_window_s"`
+	DrainUsedS        float64 `json:"drain_used_s"`
+	Complete          bool    `json:"complete"`
+	PubReceived       uint64  `json:"pub_received"`
+
+	LatencyP50Ms  float64 `json:"latency_p50_ms"`
+	LatencyP90Ms  float64 `json:"latency_p90_ms"`
+	LatencyP99Ms  float64 `json:"latency_p99_ms"`
+	LatencyMaxMs  float64 `json:"latency_max_ms"`
+	LatencyMeanMs float64 `json:"latency_mean_ms"`
+
+	RoomSubsMin   int        `json:"room_subs_min"`
+	RoomSubsMax   int        `json:"room_subs_max"`
+	RoomsWithLoss int        `json:"rooms_with_loss"`
+	RoomStats     []roomStat `json:"room_stats,omitempty"`
+
+	SlowConnected  int            `json:"slow_connected"`
+	SlowClosed     int            `json:"slow_closed"`
+	SlowOpen       int            `json:"slow_open"`
+	SlowEnds       map[string]int `json:"slow_ends,omitempty"`
+	SlowFramesRead uint64         `json:"slow_frames_read"`
+	SlowCheckS     float64        `json:"slow_check_s"`
+
+	SubDisconnects int            `json:"sub_disconnects"`
+	SubCloseCodes  map[string]int `json:"sub_close_codes"`
+	PubDisconnects int            `json:"pub_disconnects"`
+	PubCloseCodes  map[string]int `json:"pub_close_codes"`
+	RSSBeforeKB    int64          `json:"rss_before_kb"`
+	RSSAfterKB     int64          `json:"rss_after_kb"`
+	WallS          float64        `json:"wall_s"`
+	Error          string         `json:"error,omitempty"`
+}
+
+// countSends adds up what the publishers sent in the send window from
+// sendStart to sendEnd and returns the time of the first send
+// (math.MaxInt64 when none was sent).
+func (res *fanoutResult) countSends(pubs []*publisher, sendStart, sendEnd time.Time) (firstSend int64) {
+	firstSend = math.MaxInt64
+	for _, p := range pubs {
+		res.Sent += p.sent
+		res.SendErrors += p.errs
+		if p.sendErr != nil && res.SendError == "" {
+			res.SendError = p.sendErr.Error()
+		}
+		if p.sent > 0 {
+			firstSend = min(firstSend, p.firstNs)
+		}
+	}
+	res.SendWindowS = round3(sendEnd.Sub(sendStart).Seconds())
+	if res.SendWindowS > 0 {
+		res.SentPerS = round3(float64(res.Sent) / sendEnd.Sub(sendStart).Seconds())
+	}
+	return firstSend
+}
+
+// countDeliveries adds up what the subscribers received, in all and per
+// room, with its latency and throughput, and how the connections that ended
+// early ended.
+func (res *fanoutResult) countDeliveries(c *config, subs []*subscriber, pubs []*publisher, firstSend int64) {
+	var h hist
+	var lastRecv int64
+	for _, s := range subs {
+		h.merge(&s.h)
+		res.Received += s.received.Load()
+		res.Duplicates += s.dups
+		res.Reordered += s.reordered
+		res.Foreign += s.foreign
+		res.CrossRoom += s.crossRoom
+		res.Malformed += s.malformed
+		lastRecv = max(lastRecv, s.lastNs.Load())
+		if s.dead.Load() {
+			res.SubDisconnects++
+			res.SubCloseCodes[closeKey(s.endErr)]++
+		}
+	}
+	for _, p := range pubs {
+		res.PubReceived += p.received.Load()
+		if p.dead.Load() {
+			res.PubDisconnects++
+			res.PubCloseCodes[closeKey(p.endErr)]++
+		}
+	}
+	stats := roomStats(c, subs, pubs)
+	res.RoomSubsMin = len(subs)
+	for _, st := range stats {
+		res.Expected += st.Expected
+		res.RoomSubsMin = min(res.RoomSubsMin, st.Subs)
+		res.RoomSubsMax = max(res.RoomSubsMax, st.Subs)
+		if st.Loss != 0 {
+			res.RoomsWithLoss++
+		}
+	}
+	if c.rooms > 0 {
+		res.RoomStats = stats
+	}
+	res.Loss = int64(res.Expected) - int64(res.Received)
+	if res.Expected > 0 {
+		res.LossPct = round3(100 * float64(res.Loss) / float64(res.Expected))
+	}
+	if lastRecv > firstSend && firstSend != math.MaxInt64 {
+		w := float64(lastRecv-firstSend) / 1e9
+		res.DeliveriesWindowS = round3(w)
+		res.DeliveriesPerS = round3(float64(res.Received) / w)
+	}
+	res.LatencyP50Ms = usToMs(h.quantile(0.50))
+	res.LatencyP90Ms = usToMs(h.quantile(0.90))
+	res.LatencyP99Ms = usToMs(h.quantile(0.99))
+	res.LatencyMaxMs = usToMs(h.maxUs)
+	res.LatencyMeanMs = round3(h.meanUs() / 1000)
+}
+
+func printFanout(r *fanoutResult) {
+	w := os.Stderr
+	fmt.Fprintf(w, "\n== fanout: %d subs, %d pubs over %d node(s), %d B, asked %.0f msg/s for %.1fs ==\n",
+		r.Subs, r.Pubs, len(r.URLs), r.SizeBytes, r.RateAsked, r.DurationS)
+	if r.Label != "" {
+		fmt.Fprintf(w, "label       %s\n", r.Label)
+	}
+	fmt.Fprintf(w, "connect     %d/%d subs, %d/%d pubs, %d errors; handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+		r.SubsConnected, r.Subs, r.PubsConnected, r.Pubs, r.ConnectErrors, r.ConnectP50Ms, r.ConnectP99Ms, r.ConnectMaxMs)
+	fmt.Fprintf(w, "sent        %d in %.2fs = %.1f msg/s, %d send errors\n", r.Sent, r.SendWindowS, r.SentPerS, r.SendErrors)
+	fmt.Fprintf(w, "deliveries  %d of %d expected (loss %d = %.3f%%), %d duplicates, %d reordered, %d foreign, %d malformed\n",
+		r.Received, r.Expected, r.Loss, r.LossPct, r.Duplicates, r.Reordered, r.Foreign, r.Malformed)
+	if r.Rooms > 0 {
+		fmt.Fprintf(w, "rooms       %d, %d to %d subscribers each, %d with loss, %d cross-room deliveries\n",
+			r.Rooms, r.RoomSubsMin, r.RoomSubsMax, r.RoomsWithLoss, r.CrossRoom)
+	}
+	fmt.Fprintf(w, "throughput  %.0f deliveries/s (received / (last receipt - first send) = %.2fs); drain used %.2fs, complete=%v\n",
+		r.DeliveriesPerS, r.DeliveriesWindowS, r.DrainUsedS, r.Complete)
+	fmt.Fprintf(w, "latency     p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, mean %.2f ms\n",
+		r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.LatencyMeanMs)
+	fmt.Fprintf(w, "disconnects subs %d %s, pubs %d %s\n", r.SubDisconnects, codes(r.SubCloseCodes), r.PubDisconnects, codes(r.PubCloseCodes))
+	if r.Slow > 0 {
+		fmt.Fprintf(w, "slow        %d/%d connected; at the end %d closed by the server, %d still open %s; %d frames read in %.1fs\n",
+			r.SlowConnected, r.Slow, r.SlowClosed, r.SlowOpen, codes(r.SlowEnds), r.SlowFramesRead, r.SlowCheckS)
+	}
+	if r.RSSAfterKB >= 0 {
+		fmt.Fprintf(w, "server RSS  before %d KB, after %d KB (sum over pids)\n", r.RSSBeforeKB, r.RSSAfterKB)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "error       %s\n", r.Error)
+	}
+	fmt.Fprintf(w, "wall        %.1fs\n", r.WallS)
+}

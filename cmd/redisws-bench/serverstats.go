@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The servers' cost as the tool sees it from outside: resident memory from
+// /proc/PID/status, goroutines from the admin endpoint's pprof.
+
+// readRSSKB returns VmRSS of pid in KiB.
+func readRSSKB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// sumRSSKB sums VmRSS over pids; -1 when pids is empty or one is unreadable.
+func sumRSSKB(pids []int) int64 {
+	if len(pids) == 0 {
+		return -1
+	}
+	var sum int64
+	for _, p := range pids {
+		kb, err := readRSSKB(p)
+		if err != nil {
+			return -1
+		}
+		sum += kb
+	}
+	return sum
+}
+
+// settleRSS polls the summed RSS every 250 ms until three consecutive
+// readings lie within 1% of each other, or max has elapsed.
+func settleRSS(pids []int, max time.Duration) int64 {
+	if len(pids) == 0 {
+		return -1
+	}
+	deadline := time.Now().Add(max)
+	prev := sumRSSKB(pids)
+	stable := 0
+	for i := 0; i < 100 && time.Now().Before(deadline); i++ {
+		time.Sleep(250 * time.Millisecond)
+		cur := sumRSSKB(pids)
+		if prev > 0 && cur > 0 && absInt64(cur-prev)*100 <= prev {
+			stable++
+			if stable >= 2 {
+				return cur
+			}
+		} else {
+			stable = 0
+		}
+		prev = cur
+	}
+	return prev
+}
+
+func absInt64(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// httpClient reads the admin endpoints: loopback only, never through a proxy.
+var httpClient = &http.Client{
+	Timeout:   5 * time.Second,
+	Transport: &http.Transport{DialContext: loopbackDialer.DialContext, Proxy: nil},
+}
+
+// goroutines sums "goroutine profile: total N" over admin endpoints; -1 on any failure.
+func goroutines(admin []string) int64 {
+	if len(admin) == 0 {
+		return -1
+	}
+	var sum int64
+	for _, a := range admin {
+		resp, err := httpClient.Get(strings.TrimRight(a, "/") + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			return -1
+		}
+		line, _ := bufio.NewReader(io.LimitReader(resp.Body, 4096)).ReadString('\n')
+		resp.Body.Close()
+		line = strings.TrimSpace(line)
+		rest, ok := strings.CutPrefix(line, "goroutine profile: total ")
+		if !ok {
+			return -1
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		if err != nil {
+			return -1
+		}
+		sum += v
+	}
+	return sum
+}
