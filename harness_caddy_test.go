@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -343,22 +342,4 @@ func (n *caddyNode) URL(path string) string {
 // WSURL returns "ws://127.0.0.1:PORT"+path.
 func (n *caddyNode) WSURL(path string) string {
 	return fmt.Sprintf("ws://127.0.0.1:%d%s", n.Port, path)
-}
-
-var goroutineTotal = regexp.MustCompile(`goroutine profile: total (\d+)`)
-
-// Goroutines returns the node's goroutine count from the admin endpoint's
-// /debug/pprof/goroutine?debug=1.
-func (n *caddyNode) Goroutines(t testing.TB) int {
-	t.Helper()
-	status, body := httpGet(t, fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", n.adminAddr()))
-	if status != http.StatusOK {
-		t.Fatalf("%s: pprof goroutine: status %d: %s", n.Name, status, tail(body, 500))
-	}
-	m := goroutineTotal.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("%s: pprof goroutine: no total in %q", n.Name, tail(body, 500))
-	}
-	v, _ := strconv.Atoi(m[1])
-	return v
 }

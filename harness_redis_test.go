@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,4 +283,46 @@ func TestHarnessRedis(t *testing.T) {
 	if !strings.Contains(c.Logs(), "Ready to accept connections") {
 		t.Fatalf("logs: %s", c.Logs())
 	}
+}
+
+// numsub returns how many subscribers Redis counts on ch.
+func numsub(t *testing.T, rdb *redis.Client, ch string) int64 {
+	t.Helper()
+	counts, err := rdb.PubSubNumSub(context.Background(), ch).Result()
+	if err != nil {
+		t.Fatalf("PUBSUB NUMSUB %s: %v", ch, err)
+	}
+	return counts[ch]
+}
+
+func publish(t *testing.T, rdb *redis.Client, ch, msg string) {
+	t.Helper()
+	if err := rdb.Publish(context.Background(), ch, msg).Err(); err != nil {
+		t.Fatalf("PUBLISH %s: %v", ch, err)
+	}
+}
+
+// subscriberID waits for the one Pub/Sub connection of our module and
+// returns its id.
+func subscriberID(t *testing.T, rdb *redis.Client) string {
+	t.Helper()
+	var ids []string
+	eventually(t, wait, func() bool { ids = subscriberIDs(t, rdb); return len(ids) == 1 }, "want 1 subscriber connection, got %v", ids)
+	return ids[0]
+}
+
+// subscriberIDs returns the ids of the Pub/Sub connections of our module.
+func subscriberIDs(t *testing.T, rdb *redis.Client) []string {
+	t.Helper()
+	list, err := rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, "name=caddy-redis-ws") && strings.Contains(line, "flags=P") {
+			ids = append(ids, regexp.MustCompile(`\bid=(\d+)`).FindStringSubmatch(line)[1])
+		}
+	}
+	return ids
 }

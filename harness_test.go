@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -107,4 +108,31 @@ func httpGet(t testing.TB, url string) (int, string) {
 		t.Fatalf("GET %s: reading body: %v", url, err)
 	}
 	return resp.StatusCode, string(body)
+}
+
+const wait = 20 * time.Second // deadline of every poll and receive
+
+// Long versions of the soak and the drills run with these set, e.g.
+// REDISWS_SOAK_CONNS=10000 REDISWS_SOAK_DURATION=3m REDISWS_DRILL_RELOADS=50;
+// CI runs the short defaults.
+func envInt(t *testing.T, name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return n
+	}
+	return def
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return d
+	}
+	return def
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -23,86 +22,6 @@ import (
 
 // These tests run Caddy as separate processes built from ./cmd/caddy, against
 // redis-server processes of their own, with real WebSocket clients.
-
-const wait = 20 * time.Second // deadline of every poll and receive
-
-func exampleCaddyfile(t *testing.T) string {
-	t.Helper()
-	src, err := os.ReadFile("Caddyfile.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(src)
-}
-
-// siteCaddyfile wraps site directives in the admin and site blocks the
-// harness expects.
-func siteCaddyfile(globals, site string) string {
-	return "{\n\tadmin 127.0.0.1:{$ADMIN_PORT}\n" + globals + "\n}\n\n:{$PORT} {\n" + site + "\n}\n"
-}
-
-// chatNode starts a node whose site has redis_ws /ws chat, with directives
-// added to it, and respond /health.
-func chatNode(t *testing.T, rsPort int, directives string) *caddyNode {
-	t.Helper()
-	return startNode(t, "node", siteCaddyfile("", `
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-		`+directives+`
-	}
-	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rsPort)})
-}
-
-func startNodes(t *testing.T, n int, caddyfile string, rs *redisServer) []*caddyNode {
-	t.Helper()
-	nodes := make([]*caddyNode, n)
-	for i := range nodes {
-		nodes[i] = startNode(t, fmt.Sprintf("node%d", i+1), caddyfile, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
-	}
-	return nodes
-}
-
-// numsub returns how many subscribers Redis counts on ch.
-func numsub(t *testing.T, rdb *redis.Client, ch string) int64 {
-	t.Helper()
-	counts, err := rdb.PubSubNumSub(context.Background(), ch).Result()
-	if err != nil {
-		t.Fatalf("PUBSUB NUMSUB %s: %v", ch, err)
-	}
-	return counts[ch]
-}
-
-func publish(t *testing.T, rdb *redis.Client, ch, msg string) {
-	t.Helper()
-	if err := rdb.Publish(context.Background(), ch, msg).Err(); err != nil {
-		t.Fatalf("PUBLISH %s: %v", ch, err)
-	}
-}
-
-// subscriberID waits for the one Pub/Sub connection of our module and
-// returns its id.
-func subscriberID(t *testing.T, rdb *redis.Client) string {
-	t.Helper()
-	var ids []string
-	eventually(t, wait, func() bool { ids = subscriberIDs(t, rdb); return len(ids) == 1 }, "want 1 subscriber connection, got %v", ids)
-	return ids[0]
-}
-
-// subscriberIDs returns the ids of the Pub/Sub connections of our module.
-func subscriberIDs(t *testing.T, rdb *redis.Client) []string {
-	t.Helper()
-	list, err := rdb.ClientList(context.Background()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, line := range strings.Split(list, "\n") {
-		if strings.Contains(line, "name=caddy-redis-ws") && strings.Contains(line, "flags=P") {
-			ids = append(ids, regexp.MustCompile(`\bid=(\d+)`).FindStringSubmatch(line)[1])
-		}
-	}
-	return ids
-}
 
 func TestListModules(t *testing.T) {
 	out, err := exec.Command(caddyBinary(t), "list-modules").CombinedOutput()
@@ -606,32 +525,6 @@ func TestStopClosesWithGoingAway(t *testing.T) {
 	}
 }
 
-// onlyJSONLogs fails unless every line the node wrote is one of Caddy's
-// JSON log entries: go-redis's own messages go through Caddy's logger too.
-func onlyJSONLogs(t *testing.T, n *caddyNode) {
-	t.Helper()
-	for _, line := range strings.Split(n.Logs(), "\n") {
-		if line != "" && !json.Valid([]byte(line)) {
-			t.Fatalf("%s: a log line outside Caddy's logger: %q", n.Name, line)
-		}
-	}
-}
-
-// countLines counts the log lines that contain every one of the words.
-func countLines(logs string, words ...string) int {
-	n := 0
-	for _, line := range strings.Split(logs, "\n") {
-		all := true
-		for _, w := range words {
-			all = all && strings.Contains(line, w)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
 // Redis down at start: the node serves; it connects by itself once Redis is
 // there, with one warning and one info.
 func TestRedisDownAtStart(t *testing.T) {
@@ -799,29 +692,6 @@ func TestLogs(t *testing.T) {
 			t.Fatalf("not a structured log line: %q", line)
 		}
 	}
-}
-
-// scrapeMetrics reads our metrics from the node's admin endpoint, keyed by
-// name and labels as exposed ("caddy_redis_ws_connections{handler=\"chat\"}").
-func scrapeMetrics(t *testing.T, n *caddyNode) map[string]float64 {
-	t.Helper()
-	status, body := httpGet(t, "http://"+n.adminAddr()+"/metrics")
-	if status != http.StatusOK {
-		t.Fatalf("GET /metrics: %d", status)
-	}
-	out := make(map[string]float64)
-	for _, line := range strings.Split(body, "\n") {
-		if !strings.HasPrefix(line, "caddy_redis_ws_") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out
 }
 
 // The metrics add up after traffic, and survive a reload.

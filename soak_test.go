@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,31 +14,6 @@ import (
 
 	"github.com/gorilla/websocket"
 )
-
-// Long versions of the soak and the drills run with these set, e.g.
-// REDISWS_SOAK_CONNS=10000 REDISWS_SOAK_DURATION=3m REDISWS_DRILL_RELOADS=50;
-// CI runs the short defaults.
-func envInt(t *testing.T, name string, def int) int {
-	if v := os.Getenv(name); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return n
-	}
-	return def
-}
-
-func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
-	if v := os.Getenv(name); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return d
-	}
-	return def
-}
 
 // heapAfterGC returns the node's live heap in bytes, after a collection.
 func heapAfterGC(t *testing.T, n *caddyNode) uint64 {
@@ -259,12 +233,6 @@ func TestRedisRestartDuringReload(t *testing.T) {
 			t.Fatalf("got %v", m)
 		}
 	}
-}
-
-// withExtraRoute is the example Caddyfile with one more route, which leaves
-// its redis_ws handlers unchanged.
-func withExtraRoute(t *testing.T, path string) string {
-	return strings.Replace(exampleCaddyfile(t), "respond /health 200", "respond /health 200\n\trespond "+path+" 204", 1)
 }
 
 // A slow-client storm: a tenth of the clients stop reading. They are closed;

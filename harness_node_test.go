@@ -1,0 +1,124 @@
+package redisws
+
+// What the tests run on a Caddy node and read back from it: the
+// Caddyfiles, the log lines, the metrics and the goroutine count.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func exampleCaddyfile(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(src)
+}
+
+// siteCaddyfile wraps site directives in the admin and site blocks the
+// harness expects.
+func siteCaddyfile(globals, site string) string {
+	return "{\n\tadmin 127.0.0.1:{$ADMIN_PORT}\n" + globals + "\n}\n\n:{$PORT} {\n" + site + "\n}\n"
+}
+
+// chatNode starts a node whose site has redis_ws /ws chat, with directives
+// added to it, and respond /health.
+func chatNode(t *testing.T, rsPort int, directives string) *caddyNode {
+	t.Helper()
+	return startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		`+directives+`
+	}
+	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rsPort)})
+}
+
+func startNodes(t *testing.T, n int, caddyfile string, rs *redisServer) []*caddyNode {
+	t.Helper()
+	nodes := make([]*caddyNode, n)
+	for i := range nodes {
+		nodes[i] = startNode(t, fmt.Sprintf("node%d", i+1), caddyfile, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	}
+	return nodes
+}
+
+// withExtraRoute is the example Caddyfile with one more route, which leaves
+// its redis_ws handlers unchanged.
+func withExtraRoute(t *testing.T, path string) string {
+	return strings.Replace(exampleCaddyfile(t), "respond /health 200", "respond /health 200\n\trespond "+path+" 204", 1)
+}
+
+// countLines counts the log lines that contain every one of the words.
+func countLines(logs string, words ...string) int {
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// onlyJSONLogs fails unless every line the node wrote is one of Caddy's
+// JSON log entries: go-redis's own messages go through Caddy's logger too.
+func onlyJSONLogs(t *testing.T, n *caddyNode) {
+	t.Helper()
+	for _, line := range strings.Split(n.Logs(), "\n") {
+		if line != "" && !json.Valid([]byte(line)) {
+			t.Fatalf("%s: a log line outside Caddy's logger: %q", n.Name, line)
+		}
+	}
+}
+
+// scrapeMetrics reads our metrics from the node's admin endpoint, keyed by
+// name and labels as exposed ("caddy_redis_ws_connections{handler=\"chat\"}").
+func scrapeMetrics(t *testing.T, n *caddyNode) map[string]float64 {
+	t.Helper()
+	status, body := httpGet(t, "http://"+n.adminAddr()+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", status)
+	}
+	out := make(map[string]float64)
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, "caddy_redis_ws_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+var goroutineTotal = regexp.MustCompile(`goroutine profile: total (\d+)`)
+
+// Goroutines returns the node's goroutine count from the admin endpoint's
+// /debug/pprof/goroutine?debug=1.
+func (n *caddyNode) Goroutines(t testing.TB) int {
+	t.Helper()
+	status, body := httpGet(t, fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", n.adminAddr()))
+	if status != http.StatusOK {
+		t.Fatalf("%s: pprof goroutine: status %d: %s", n.Name, status, tail(body, 500))
+	}
+	m := goroutineTotal.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("%s: pprof goroutine: no total in %q", n.Name, tail(body, 500))
+	}
+	v, _ := strconv.Atoi(m[1])
+	return v
+}
