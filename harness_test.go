@@ -22,6 +22,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,4 +136,22 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// raiseOpenFiles raises the open files limit to 65536 (or to the hard limit
+// when that is higher) where the process may raise its hard limit, else to
+// the hard limit. Children (the nodes) inherit it.
+func raiseOpenFiles(tb testing.TB) {
+	tb.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatal(err)
+	}
+	want := syscall.Rlimit{Cur: max(lim.Max, 1<<16), Max: max(lim.Max, 1<<16)}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,17 +55,6 @@ func dialCounter(url string) (*counter, error) {
 	return c, nil
 }
 
-func raiseTestOpenFiles(t *testing.T) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	lim.Cur = lim.Max // children (the nodes) inherit it
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // Many connections with steady traffic: nothing is lost, and once the
 // clients leave the node's goroutines go back to where they were and its
 // heap does not grow from one round of clients to the next. A first, short
@@ -76,7 +64,7 @@ func raiseTestOpenFiles(t *testing.T) {
 func TestSoak(t *testing.T) {
 	conns := envInt(t, "REDISWS_SOAK_CONNS", 1000)
 	duration := envDuration(t, "REDISWS_SOAK_DURATION", 5*time.Second)
-	raiseTestOpenFiles(t)
+	raiseOpenFiles(t)
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
