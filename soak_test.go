@@ -181,48 +181,6 @@ func TestReloadDrill(t *testing.T) {
 	t.Logf("%d reloads, %d messages delivered to each client in order", reloads, total)
 }
 
-// A node killed with SIGKILL: its clients see the drop, the other node's
-// clients go on.
-func TestNodeKilled(t *testing.T) {
-	rs := startRedis(t)
-	rdb := rs.Client(t)
-	ns := startNodes(t, 2, exampleCaddyfile(t), rs)
-	doomed, survivor := dialWS(t, ns[0].WSURL("/ws"), nil), dialWS(t, ns[1].WSURL("/ws"), nil)
-	ns[0].Kill(t)
-	if code, _ := doomed.WaitClosed(t, wait); code != -1 {
-		t.Fatalf("client of the killed node: close code %d, want an abnormal end", code)
-	}
-	publish(t, rdb, "chat", "after the kill")
-	if m := survivor.Next(t, wait); string(m.Data) != "after the kill" {
-		t.Fatalf("got %v", m)
-	}
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "the dead node's subscription is still counted")
-}
-
-// Redis restarted while the config reloads: the node ends up subscribed and
-// serving, through the one subscriber.
-func TestRedisRestartDuringReload(t *testing.T) {
-	rs := startRedis(t)
-	rdb := rs.Client(t)
-	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
-	c := dialWS(t, n.WSURL("/ws"), nil)
-	rs.Kill(t)
-	n.Reload(t, withExtraRoute(t, "/other"))
-	rs.Restart(t)
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 && len(subscriberIDs(t, rdb)) == 1 }, "not subscribed once after restart and reload")
-	publish(t, rdb, "chat", "after both")
-	if m := c.Next(t, wait); string(m.Data) != "after both" {
-		t.Fatalf("got %v", m)
-	}
-	fresh := dialWS(t, n.WSURL("/ws"), nil)
-	fresh.SendText(t, "new client")
-	for _, cl := range []*wsClient{c, fresh} {
-		if m := cl.Next(t, wait); string(m.Data) != "new client" {
-			t.Fatalf("got %v", m)
-		}
-	}
-}
-
 // A slow-client storm: a tenth of the clients stop reading. They are closed;
 // every other client still gets every message, in order.
 func TestSlowClientStorm(t *testing.T) {
