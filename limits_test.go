@@ -1,8 +1,14 @@
 package redisws
 
+// Limits: max_connections, rate_limit, max_message_size, send_queue (a
+// client that stops reading) and send_buffer. A client over a limit is
+// refused or closed; the others are not affected.
+
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,44 +17,55 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// These tests run Caddy as separate processes built from ./cmd/caddy, against
-// redis-server processes of their own, with real WebSocket clients.
-
-func TestPlainHTTPAndOrigin(t *testing.T) {
+// Beyond max_connections an upgrade gets 503 with Retry-After; the clients
+// already connected are not affected.
+func TestMaxConnections(t *testing.T) {
 	rs := startRedis(t)
-	n := startNode(t, "node", siteCaddyfile("", `
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
+	n := chatNode(t, rs.Port, "max_connections 2")
+	a, b := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
+	_, resp, err := tryDialWS(t, n.WSURL("/ws"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third connection: want 503 with Retry-After, got %v %v", resp, err)
 	}
-	redis_ws /open chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-		origins https://app.example.com
-	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
-
-	status, body := httpGet(t, n.URL("/ws"))
-	if status != http.StatusBadRequest || !strings.Contains(body, "WebSocket endpoint") {
-		t.Fatalf("plain GET: %d %q", status, body)
+	a.SendText(t, "still fine")
+	for _, c := range []*wsClient{a, b} {
+		if m := c.Next(t, wait); string(m.Data) != "still fine" {
+			t.Fatalf("got %v", m)
+		}
 	}
-	for _, tc := range []struct {
-		path, origin string
-		status       int
-	}{
-		{"/ws", "http://evil.example", http.StatusForbidden},
-		{"/ws", "http://" + strings.TrimPrefix(n.URL(""), "http://"), http.StatusSwitchingProtocols},
-		{"/ws", "", http.StatusSwitchingProtocols},
-		{"/open", "https://app.example.com", http.StatusSwitchingProtocols},
-		{"/open", "https://evil.example.com", http.StatusForbidden},
-	} {
-		header := http.Header{}
-		if tc.origin != "" {
-			header.Set("Origin", tc.origin)
-		}
-		c, resp, _ := tryDialWS(t, n.WSURL(tc.path), header)
-		if resp == nil || resp.StatusCode != tc.status {
-			t.Fatalf("%s with Origin %q: got %v, want %d", tc.path, tc.origin, resp, tc.status)
-		}
-		if c != nil {
+	a.Close()
+	eventually(t, wait, func() bool {
+		c, _, err := tryDialWS(t, n.WSURL("/ws"), nil)
+		if err == nil {
 			c.Close()
+		}
+		return err == nil
+	}, "no room after a client left")
+}
+
+// A client that sends faster than rate_limit (beyond its burst) is closed
+// with 1008; the others are not.
+func TestRateLimit(t *testing.T) {
+	rs := startRedis(t)
+	n := chatNode(t, rs.Port, "rate_limit 2 3")
+	flood, calm := dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)
+	for i := range 20 {
+		if flood.TrySend(websocket.TextMessage, []byte(strconv.Itoa(i))) != nil {
+			break
+		}
+	}
+	if code, _ := flood.WaitClosed(t, wait); code != websocket.ClosePolicyViolation {
+		t.Fatalf("flooding client closed with %d, want 1008", code)
+	}
+	for i, m := range calm.Collect(t, 3, wait) { // the burst went through
+		if string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("message %d is %v", i, m)
+		}
+	}
+	calm.SendText(t, "calm")
+	for {
+		if m := calm.Next(t, wait); string(m.Data) == "calm" {
+			break
 		}
 	}
 }
@@ -129,4 +146,20 @@ func TestSlowClient(t *testing.T) {
 		c.Close()
 	}
 	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d", base)
+}
+
+// send_buffer sets the kernel send buffer of each connection's socket.
+func TestSendBuffer(t *testing.T) {
+	rs := startRedis(t)
+	n := chatNode(t, rs.Port, "send_buffer 64KiB")
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	local := c.Conn.NetConn().LocalAddr().(*net.TCPAddr).Port
+	// ss shows the node's end of this connection: source = node, destination = our port.
+	out, err := exec.Command("ss", "-tmnH", "state", "established", fmt.Sprintf("( sport = :%d and dport = :%d )", n.Port, local)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ss (iproute2): %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), ",tb131072,") { // Linux doubles SO_SNDBUF
+		t.Fatalf("want the node's socket send buffer at 2 × 64 KiB, ss says:\n%s", out)
+	}
 }
