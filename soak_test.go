@@ -1,5 +1,10 @@
 package redisws
 
+// The soak and the drills: many connections under steady traffic, many
+// reloads in a row, a storm of slow clients. The soak and the reload drill
+// run short by default; envInt and envDuration read the settings of their
+// long versions.
+
 import (
 	"context"
 	"encoding/json"
@@ -24,35 +29,6 @@ func heapAfterGC(t *testing.T, n *caddyNode) uint64 {
 		t.Fatalf("/debug/vars: %v", err)
 	}
 	return vars.Memstats.HeapAlloc
-}
-
-// counter is a light client for many connections: it only counts what it
-// reads and remembers the last message.
-type counter struct {
-	conn *websocket.Conn
-	got  atomic.Int64
-	last atomic.Value // string
-	done chan struct{}
-}
-
-func dialCounter(url string) (*counter, error) {
-	conn, _, err := wsDialer.Dial(url, nil)
-	if err != nil {
-		return nil, err
-	}
-	c := &counter{conn: conn, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				return
-			}
-			c.last.Store(string(data))
-			c.got.Add(1)
-		}
-	}()
-	return c, nil
 }
 
 // Many connections with steady traffic: nothing is lost, and once the
