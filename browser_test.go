@@ -94,8 +94,8 @@ func TestChatBrowser(t *testing.T) {
 	}
 	select {
 	case <-node2.Exited():
-	case <-time.After(exampleWait):
-		t.Fatalf("node 2 still running %s after SIGTERM", exampleWait)
+	case <-time.After(wait):
+		t.Fatalf("node 2 still running %s after SIGTERM", wait)
 	}
 	startExampleNode(t, "node2-again", rs, map[string]string{
 		"PORT":       strconv.Itoa(node2.Port),

@@ -131,7 +131,7 @@ func openChat(t *testing.T, browser context.Context, name, url string) *chatPage
 
 func (p *chatPage) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, exampleWait)
+	ctx, cancel := context.WithTimeout(p.ctx, wait)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		t.Fatalf("%s: %v", p.name, err)
@@ -140,7 +140,7 @@ func (p *chatPage) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 
 func pageEval[T any](t *testing.T, p *chatPage, expression string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, exampleWait)
+	ctx, cancel := context.WithTimeout(p.ctx, wait)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expression))
 	if err != nil {
@@ -169,14 +169,14 @@ func (p *chatPage) waitState(t *testing.T, state string) {
 // what it saw, which the failure message shows.
 func waitForPage(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(exampleWait)
+	deadline := time.Now().Add(wait)
 	for {
 		ok, seen := cond()
 		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last seen: %s", what, exampleWait, seen)
+			t.Fatalf("%s: not within %s; last seen: %s", what, wait, seen)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -221,7 +221,7 @@ func saveScreenshot(t *testing.T, pages ...*chatPage) {
 	var shots []image.Image
 	width, height := -gap, 0
 	for _, p := range pages {
-		ctx, cancel := context.WithTimeout(p.ctx, exampleWait)
+		ctx, cancel := context.WithTimeout(p.ctx, wait)
 		data, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		cancel()
 		if err != nil {

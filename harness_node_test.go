@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,11 +15,7 @@ import (
 
 func exampleCaddyfile(t *testing.T) string {
 	t.Helper()
-	src, err := os.ReadFile("Caddyfile.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(src)
+	return readExample(t, "Caddyfile.example")
 }
 
 // siteCaddyfile wraps site directives in the admin and site blocks the
