@@ -15,50 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
-
-const (
-	nodeCaddyfile     = "examples/cluster/node.caddyfile"
-	balancerCaddyfile = "examples/cluster/lb.caddyfile"
-)
-
-func readExample(t *testing.T, path string) string {
-	t.Helper()
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(src)
-}
-
-// startExampleNode runs examples/cluster/node.caddyfile as run.sh does. The
-// harness runs Caddy in a temporary directory, so the page's directory is
-// given as an absolute CHAT_ROOT (run.sh passes it too).
-func startExampleNode(t *testing.T, name string, rs *redisServer, env map[string]string) *caddyNode {
-	t.Helper()
-	root, err := filepath.Abs("examples/chat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "CHAT_ROOT": root}
-	for k, v := range env {
-		all[k] = v
-	}
-	return startNode(t, name, readExample(t, nodeCaddyfile), all)
-}
-
-// startExampleBalancer runs examples/cluster/lb.caddyfile in front of the nodes.
-func startExampleBalancer(t *testing.T, node1, node2 *caddyNode) *caddyNode {
-	t.Helper()
-	return startNode(t, "lb", readExample(t, balancerCaddyfile), map[string]string{
-		"NODE1": fmt.Sprintf("127.0.0.1:%d", node1.Port),
-		"NODE2": fmt.Sprintf("127.0.0.1:%d", node2.Port),
-	})
-}
 
 // redialLikeThePage connects again the way the chat page does after its
 // socket dropped: wait (0.5s, doubling up to 10s, each between half and all

@@ -1,12 +1,15 @@
 package redisws
 
 // What the tests run on a Caddy node and read back from it: the
-// Caddyfiles, the log lines, the metrics and the goroutine count.
+// Caddyfiles (the example files among them, and the nodes and balancer of
+// the cluster example), the log lines, the metrics and the goroutine count.
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,6 +52,45 @@ func startNodes(t *testing.T, n int, caddyfile string, rs *redisServer) []*caddy
 // its redis_ws handlers unchanged.
 func withExtraRoute(t *testing.T, path string) string {
 	return strings.Replace(exampleCaddyfile(t), "respond /health 200", "respond /health 200\n\trespond "+path+" 204", 1)
+}
+
+const (
+	nodeCaddyfile     = "examples/cluster/node.caddyfile"
+	balancerCaddyfile = "examples/cluster/lb.caddyfile"
+)
+
+func readExample(t *testing.T, path string) string {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(src)
+}
+
+// startExampleNode runs examples/cluster/node.caddyfile as run.sh does. The
+// harness runs Caddy in a temporary directory, so the page's directory is
+// given as an absolute CHAT_ROOT (run.sh passes it too).
+func startExampleNode(t *testing.T, name string, rs *redisServer, env map[string]string) *caddyNode {
+	t.Helper()
+	root, err := filepath.Abs("examples/chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "CHAT_ROOT": root}
+	for k, v := range env {
+		all[k] = v
+	}
+	return startNode(t, name, readExample(t, nodeCaddyfile), all)
+}
+
+// startExampleBalancer runs examples/cluster/lb.caddyfile in front of the nodes.
+func startExampleBalancer(t *testing.T, node1, node2 *caddyNode) *caddyNode {
+	t.Helper()
+	return startNode(t, "lb", readExample(t, balancerCaddyfile), map[string]string{
+		"NODE1": fmt.Sprintf("127.0.0.1:%d", node1.Port),
+		"NODE2": fmt.Sprintf("127.0.0.1:%d", node2.Port),
+	})
 }
 
 // countLines counts the log lines that contain every one of the words.

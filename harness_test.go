@@ -10,10 +10,12 @@ package redisws
 // test binary).
 //
 // This file holds what every kind of test uses; harness_proc_test.go runs
-// child processes, harness_caddy_test.go the Caddy nodes,
+// child processes, harness_caddy_test.go the Caddy nodes (and
+// harness_node_test.go what tests run on them and read back),
 // harness_redis_test.go the redis-server processes, harness_tls_test.go,
 // harness_topology_test.go and harness_relay_test.go the TLS, Sentinel,
-// Cluster and relay set-ups, harness_ws_test.go the WebSocket clients.
+// Cluster and relay set-ups, harness_ws_test.go the WebSocket clients,
+// harness_browser_test.go headless Chromium.
 
 import (
 	"io"
