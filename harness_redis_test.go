@@ -1,7 +1,9 @@
 package redisws
 
 // redis-server processes on free loopback ports (never 6379), which a test
-// kills, restarts or stops (SIGSTOP), and go-redis clients for assertions.
+// kills, restarts or stops (SIGSTOP); go-redis clients for assertions, and
+// the assertions made through them (subscriber counts, the module's
+// subscriber connections, PUBLISH).
 
 import (
 	"bufio"

@@ -1,7 +1,8 @@
 package redisws
 
-// The WebSocket test client (gorilla): a reader goroutine queues every
-// message, and every wait has a deadline.
+// The WebSocket test clients (gorilla): wsClient, whose reader goroutine
+// queues every message and whose every wait has a deadline, and counter, a
+// light one for many connections that only counts what it reads.
 
 import (
 	"errors"
