@@ -2,7 +2,8 @@ package redisws
 
 // Hostile input: plain HTTP and foreign origins refused before the upgrade,
 // frames no real client would send, handshakes that never finish, and users
-// who try to hear another user's channel.
+// who try to hear another user's channel (placeholder values are taken
+// literally).
 
 import (
 	"bufio"

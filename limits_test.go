@@ -1,8 +1,9 @@
 package redisws
 
-// Limits: max_connections, rate_limit, max_message_size, send_queue (a
-// client that stops reading) and send_buffer. A client over a limit is
-// refused or closed; the others are not affected.
+// Limits: max_connections, rate_limit, max_message_size and send_queue (a
+// client that stops reading) refuse or close the one client over them and
+// leave the others alone; send_buffer sets each connection's kernel send
+// buffer.
 
 import (
 	"fmt"

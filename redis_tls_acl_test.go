@@ -1,8 +1,9 @@
 package redisws
 
 // A Redis that asks for TLS or for an ACL user: the node connects with
-// rediss:// or the redis block's tls, username and password, and says
-// clearly in its log what Redis refused.
+// rediss:// or the redis block's tls, username and password; a wrong CA, a
+// user without rights or a wrong password is a clear warning in its log
+// while it keeps serving, and no password reaches the log.
 
 import (
 	"context"
