@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -201,20 +200,6 @@ func BenchmarkPublish(b *testing.B) {
 		b.Fatalf("redis delivered %d of %d published frames", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
-}
-
-// raiseOpenFiles raises the open files limit to 65536 where the process
-// may raise its hard limit, else to the hard limit.
-func raiseOpenFiles(b *testing.B) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		b.Fatal(err)
-	}
-	want := syscall.Rlimit{Cur: max(lim.Max, 1<<16), Max: max(lim.Max, 1<<16)}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
 }
 
 // BenchmarkChannels measures the channel bookkeeping with 10,000 channels

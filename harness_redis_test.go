@@ -1,470 +1,330 @@
 package redisws
 
-// Harness additions for Redis topologies: TLS certificates made by the test,
-// Sentinel (sentinels, master, replica) and Redis Cluster, all real
-// redis-server processes on free loopback ports.
+// redis-server processes on free loopback ports (never 6379), which a test
+// kills, restarts or stops (SIGSTOP); go-redis clients for assertions, and
+// the assertions made through them (subscriber counts, the module's
+// subscriber connections, PUBLISH).
 
 import (
+	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
-// testPKI holds PEM files: a CA, a server certificate for 127.0.0.1 and
-// localhost signed by it, a client certificate, and an unrelated CA.
-type testPKI struct {
-	CA, ServerCert, ServerKey, ClientCert, ClientKey, OtherCA string
+type redisServer struct {
+	Port int
+	Addr string // "127.0.0.1:port"
+
+	args []string // the full argument list (port, bind, … , extra)
+	dir  string
+	sink *logSink
+
+	mu   sync.Mutex
+	proc *proc
 }
 
-type testCert struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-var serial atomic.Int64
-
-// issue makes a certificate signed by parent (self-signed when parent is
-// nil) and writes it and its key as PEM files dir/name.pem, dir/name-key.pem.
-func issue(t testing.TB, dir, name string, parent *testCert, tmpl *x509.Certificate) (*testCert, string, string) {
+// startRedis starts a redis-server on a free loopback port (never 6379) and
+// waits until it answers PING. Extra arguments go after the defaults.
+func startRedis(t testing.TB, extraArgs ...string) *redisServer {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = big.NewInt(serial.Add(1))
-	tmpl.Subject = pkix.Name{CommonName: name}
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	write := func(file, typ string, der []byte) {
-		if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(certFile, "CERTIFICATE", der)
-	write(keyFile, "EC PRIVATE KEY", keyDER)
-	return &testCert{cert: cert, key: key}, certFile, keyFile
-}
-
-func newCA(t testing.TB, dir, name string) (*testCert, string) {
-	t.Helper()
-	ca, file, _ := issue(t, dir, name, nil, &x509.Certificate{
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	})
-	return ca, file
-}
-
-// writeTestCA writes a CA certificate into dir and returns its path.
-func writeTestCA(t testing.TB, dir string) string {
-	t.Helper()
-	_, file := newCA(t, dir, "ca")
-	return file
-}
-
-func newTestPKI(t testing.TB) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	p := new(testPKI)
-	var ca *testCert
-	ca, p.CA = newCA(t, dir, "ca")
-	_, p.OtherCA = newCA(t, dir, "other-ca")
-	_, p.ServerCert, p.ServerKey = issue(t, dir, "server", ca, &x509.Certificate{
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-	})
-	_, p.ClientCert, p.ClientKey = issue(t, dir, "client", ca, &x509.Certificate{
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	return p
-}
-
-// startRedisTLS starts a redis-server that speaks TLS on TLSPort (and plain
-// TCP on Port, for the harness and the assertions). A client certificate is
-// verified when one is presented.
-func startRedisTLS(t testing.TB, p *testPKI) (r *redisServer, tlsPort int) {
-	t.Helper()
-	tlsPort = freePort(t)
-	r = startRedis(t, "--tls-port", strconv.Itoa(tlsPort),
-		"--tls-cert-file", p.ServerCert, "--tls-key-file", p.ServerKey,
-		"--tls-ca-cert-file", p.CA, "--tls-auth-clients", "optional")
-	return r, tlsPort
-}
-
-// ---------------------------------------------------------------------------
-// Sentinel
-// ---------------------------------------------------------------------------
-
-type sentinelSetup struct {
-	Master, Replica *redisServer
-	Sentinels       []*redisServer
-	MasterName      string
-}
-
-// Addrs returns the sentinels' addresses, space-separated for a Caddyfile.
-func (s *sentinelSetup) Addrs() string {
-	var a []string
-	for _, r := range s.Sentinels {
-		a = append(a, r.Addr)
-	}
-	return strings.Join(a, " ")
-}
-
-// startSentinels starts a master, a replica and three sentinels that
-// monitor them (quorum 2; a master is down after 1s of silence), and waits
-// until every sentinel knows the replica and the other sentinels.
-func startSentinels(t testing.TB) *sentinelSetup {
-	t.Helper()
-	s := &sentinelSetup{MasterName: "mymaster"}
-	s.Master = startRedis(t)
-	s.Replica = startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port))
+	var lastErr error
 	for range 3 {
-		s.Sentinels = append(s.Sentinels, startSentinel(t, s.MasterName, s.Master.Port))
+		r, err := newRedis(t, freePort(t), extraArgs)
+		if err == nil {
+			return r
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "in use") {
+			break
+		}
+		t.Logf("redis: port taken, retrying on another port: %v", err)
 	}
-	ctx := context.Background()
-	for _, sn := range s.Sentinels {
-		c := sn.Client(t)
-		eventually(t, wait, func() bool {
-			m, err := c.Do(ctx, "SENTINEL", "MASTER", s.MasterName).Result()
-			if err != nil {
-				return false
-			}
-			info := fmt.Sprint(m)
-			return strings.Contains(info, "num-slaves:1") && strings.Contains(info, "num-other-sentinels:2")
-		}, "sentinel %s does not see the replica and the other sentinels", sn.Addr)
-	}
-	return s
+	t.Fatalf("startRedis: %v", lastErr)
+	return nil
 }
 
-func startSentinel(t testing.TB, master string, masterPort int) *redisServer {
+// startRedisOnPort is startRedis on a given port.
+func startRedisOnPort(t testing.TB, port int, extraArgs ...string) *redisServer {
 	t.Helper()
-	port := freePort(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "sentinel.conf")
-	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
-		"sentinel monitor %s 127.0.0.1 %d 2\n"+
-		"sentinel down-after-milliseconds %s 1000\n"+
-		"sentinel failover-timeout %s 10000\n"+
-		"sentinel parallel-syncs %s 1\n", port, dir, master, masterPort, master, master, master)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
+	r, err := newRedis(t, port, extraArgs)
+	if err != nil {
+		t.Fatalf("startRedisOnPort(%d): %v", port, err)
 	}
+	return r
+}
+
+func newRedis(t testing.TB, port int, extraArgs []string) (*redisServer, error) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server is not on PATH (these integration tests need a real Redis; install it, e.g. apt-get install redis-server): %v", err)
+	}
+	dir := t.TempDir()
 	r := &redisServer{
 		Port: port,
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		args: []string{conf, "--sentinel"},
 		dir:  dir,
-		sink: &logSink{t: t, prefix: fmt.Sprintf("sentinel:%d", port)},
+		sink: &logSink{t: t, prefix: fmt.Sprintf("redis:%d", port)},
 	}
+	r.args = append([]string{
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", dir,
+	}, extraArgs...)
 	if err := r.start(); err != nil {
-		t.Fatalf("starting sentinel: %v", err)
+		r.sink.silence()
+		return nil, err
 	}
 	t.Cleanup(func() {
 		if err := r.kill(); err != nil {
-			t.Errorf("sentinel:%d cleanup: %v", r.Port, err)
+			t.Errorf("redis:%d cleanup: %v", r.Port, err)
 		}
 		r.sink.silence()
 	})
-	return r
+	return r, nil
 }
 
-// MasterAddr asks a sentinel for the current master's address.
-func (s *sentinelSetup) MasterAddr(t testing.TB) string {
+// start launches the process and waits for PING (10s); on failure the
+// process is gone again.
+func (r *redisServer) start() error {
+	p, err := launch(r.sink, r.dir, "redis-server", r.args, os.Environ())
+	if err != nil {
+		return fmt.Errorf("starting redis-server: %w", err)
+	}
+	r.mu.Lock()
+	r.proc = p
+	r.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if p.done() {
+			return fmt.Errorf("redis-server on port %d exited during startup (%s):\n%s", r.Port, exitDesc(p), tail(r.sink.String(), 4000))
+		}
+		if redisPing(r.Addr) == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			_ = p.kill()
+			return fmt.Errorf("redis-server on port %d did not answer PING within 10s:\n%s", r.Port, tail(r.sink.String(), 4000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// redisPing sends a raw RESP PING and expects +PONG.
+func redisPing(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+func (r *redisServer) kill() error {
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.kill()
+}
+
+// Kill sends SIGKILL and waits for the exit. Idempotent.
+func (r *redisServer) Kill(t testing.TB) {
 	t.Helper()
-	addr, err := s.Sentinels[0].Client(t).Do(context.Background(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", s.MasterName).StringSlice()
-	if err != nil || len(addr) != 2 {
-		t.Fatalf("SENTINEL GET-MASTER-ADDR-BY-NAME: %v %v", addr, err)
+	if err := r.kill(); err != nil {
+		t.Fatalf("redis:%d: %v", r.Port, err)
 	}
-	return net.JoinHostPort(addr[0], addr[1])
 }
 
-// ---------------------------------------------------------------------------
-// Cluster
-// ---------------------------------------------------------------------------
-
-type clusterSetup struct {
-	Nodes []*redisServer // the first ones were created masters, the rest replicas
-
-	mu      sync.Mutex
-	clients map[*redisServer]*redis.Client
-}
-
-// Seeds returns every node's address, space-separated for a Caddyfile.
-func (c *clusterSetup) Seeds() string {
-	var a []string
-	for _, n := range c.Nodes {
-		a = append(a, n.Addr)
-	}
-	return strings.Join(a, " ")
-}
-
-// startCluster starts masters+masters*replicas cluster-enabled servers,
-// creates the cluster with redis-cli --cluster create, and waits until every
-// node reports cluster_state:ok.
-func startCluster(t testing.TB, masters, replicas int) *clusterSetup {
+// Restart kills the server and starts it again on the same port with the
+// same arguments (empty: nothing is persisted), waiting for PING.
+func (r *redisServer) Restart(t testing.TB) {
 	t.Helper()
-	c := new(clusterSetup)
-	var addrs []string
-	for range masters * (1 + replicas) {
-		n := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0")
-		c.Nodes = append(c.Nodes, n)
-		addrs = append(addrs, n.Addr)
+	r.Kill(t)
+	if err := r.start(); err != nil {
+		t.Fatalf("redis:%d restart: %v", r.Port, err)
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+}
+
+// Signal sends sig (e.g. SIGSTOP, SIGCONT) to the server process.
+func (r *redisServer) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	if p == nil || p.done() {
+		t.Fatalf("redis:%d: not running", r.Port)
 	}
-	c.WaitOK(t)
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("redis:%d: %v", r.Port, err)
+	}
+}
+
+// Running reports whether the process is running.
+func (r *redisServer) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proc != nil && !r.proc.done()
+}
+
+// Logs returns the server's output so far (across restarts).
+func (r *redisServer) Logs() string { return r.sink.String() }
+
+// URL returns "redis://127.0.0.1:P".
+func (r *redisServer) URL() string { return "redis://" + r.Addr }
+
+// Client returns a go-redis client for assertions, closed at cleanup.
+func (r *redisServer) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Addr:            r.Addr,
+		DialTimeout:     2 * time.Second,
+		ReadTimeout:     5 * time.Second,
+		WriteTimeout:    5 * time.Second,
+		DisableIdentity: true, // no CLIENT SETINFO (Redis 7.0 does not know it)
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+	})
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
-// WaitOK waits until every running node says cluster_state:ok and they all
-// agree on the owners of all slots, which are running nodes.
-func (c *clusterSetup) WaitOK(t testing.TB) {
-	t.Helper()
+// TestHarnessRedis checks the Redis part of the harness itself, without
+// Caddy.
+func TestHarnessRedis(t *testing.T) {
 	ctx := context.Background()
-	eventually(t, 60*time.Second, func() bool {
-		var owners string
-		for _, n := range c.Nodes {
-			if !n.Running() {
-				continue
-			}
-			info, err := c.client(t, n).ClusterInfo(ctx).Result()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") {
-				return false
-			}
-			slots := c.slotOwners(t, n)
-			if slots == "" || (owners != "" && slots != owners) {
-				return false
-			}
-			owners = slots
+	a := startRedis(t)
+	b := startRedis(t)
+	if a.Port == b.Port || a.Port == 6379 || b.Port == 6379 {
+		t.Fatalf("bad ports %d %d", a.Port, b.Port)
+	}
+	if a.URL() != "redis://127.0.0.1:"+strconv.Itoa(a.Port) {
+		t.Fatalf("URL %q", a.URL())
+	}
+	ca, cb := a.Client(t), b.Client(t)
+	for _, c := range []*redis.Client{ca, cb} {
+		if got, err := c.Ping(ctx).Result(); err != nil || got != "PONG" {
+			t.Fatalf("PING: %q %v", got, err)
 		}
-		return true
-	}, "cluster not ok")
+	}
+	// the two servers are distinct
+	if err := ca.Set(ctx, "k", "a", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := cb.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Fatalf("b sees a's key: %d %v", n, err)
+	}
+
+	// Pub/Sub through the assertion client works
+	sub := cb.Subscribe(ctx, "harness")
+	if _, err := sub.ReceiveTimeout(ctx, 5*time.Second); err != nil { // subscription confirmation
+		t.Fatal(err)
+	}
+	if n, err := cb.Publish(ctx, "harness", "hi").Result(); err != nil || n != 1 {
+		t.Fatalf("PUBLISH: %d %v", n, err)
+	}
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != "hi" {
+		t.Fatalf("message: %v %v", msg, err)
+	}
+	_ = sub.Close()
+
+	// Kill: the port stops answering; Kill is idempotent
+	a.Kill(t)
+	a.Kill(t)
+	if a.Running() {
+		t.Fatal("still running after Kill")
+	}
+	if err := redisPing(a.Addr); err == nil {
+		t.Fatal("PING answered after Kill")
+	}
+	// Restart: same port, empty data, the old client reconnects by itself
+	a.Restart(t)
+	eventually(t, 10*time.Second, func() bool { return ca.Ping(ctx).Err() == nil }, "client did not reconnect after restart")
+	if n, err := ca.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Fatalf("data survived restart: %d %v", n, err)
+	}
+
+	// startRedisOnPort on a port chosen earlier, and extra args
+	p := freePort(t)
+	c := startRedisOnPort(t, p, "--maxmemory", "10mb")
+	if got, err := c.Client(t).ConfigGet(ctx, "maxmemory").Result(); err != nil || got["maxmemory"] != "10485760" {
+		t.Fatalf("extra args: %v %v", got, err)
+	}
+	c.Restart(t)
+	if got, err := c.Client(t).ConfigGet(ctx, "maxmemory").Result(); err != nil || got["maxmemory"] != "10485760" {
+		t.Fatalf("extra args after restart: %v %v", got, err)
+	}
+	if !strings.Contains(c.Logs(), "Ready to accept connections") {
+		t.Fatalf("logs: %s", c.Logs())
+	}
 }
 
-// slotOwners describes which address serves each slot range, as n sees it.
-func (c *clusterSetup) slotOwners(t testing.TB, n *redisServer) string {
+// numsub returns how many subscribers Redis counts on ch.
+func numsub(t *testing.T, rdb *redis.Client, ch string) int64 {
 	t.Helper()
-	slots, err := c.client(t, n).ClusterSlots(context.Background()).Result()
+	counts, err := rdb.PubSubNumSub(context.Background(), ch).Result()
 	if err != nil {
-		return ""
+		t.Fatalf("PUBSUB NUMSUB %s: %v", ch, err)
 	}
-	total := 0
-	var b strings.Builder
-	for _, s := range slots {
-		total += s.End - s.Start + 1
-		fmt.Fprintf(&b, "%d-%d:%s ", s.Start, s.End, s.Nodes[0].Addr)
-		for _, m := range c.Nodes {
-			if m.Addr == s.Nodes[0].Addr && !m.Running() {
-				return "" // a dead master still owns slots
-			}
-		}
-	}
-	if total != 16384 {
-		return ""
-	}
-	return b.String()
+	return counts[ch]
 }
 
-// Owner returns the node that serves channel ch's slot now, as a running
-// node sees it.
-func (c *clusterSetup) Owner(t testing.TB, ch string) *redisServer {
+func publish(t *testing.T, rdb *redis.Client, ch, msg string) {
 	t.Helper()
-	return c.owner(t, c.slotTable(t), ch)
+	if err := rdb.Publish(context.Background(), ch, msg).Err(); err != nil {
+		t.Fatalf("PUBLISH %s: %v", ch, err)
+	}
 }
 
-// slotTable returns CLUSTER SLOTS as the first running node that answers
-// sees it.
-func (c *clusterSetup) slotTable(t testing.TB) []redis.ClusterSlot {
+// subscriberID waits for the one Pub/Sub connection of our module and
+// returns its id.
+func subscriberID(t *testing.T, rdb *redis.Client) string {
 	t.Helper()
-	for _, n := range c.Nodes {
-		if !n.Running() {
-			continue
-		}
-		if slots, err := c.client(t, n).ClusterSlots(context.Background()).Result(); err == nil {
-			return slots
-		}
-	}
-	t.Fatal("no cluster node answers CLUSTER SLOTS")
-	return nil
+	var ids []string
+	eventually(t, wait, func() bool { ids = subscriberIDs(t, rdb); return len(ids) == 1 }, "want 1 subscriber connection, got %v", ids)
+	return ids[0]
 }
 
-func (c *clusterSetup) owner(t testing.TB, slots []redis.ClusterSlot, ch string) *redisServer {
+// subscriberIDs returns the ids of the Pub/Sub connections of our module.
+func subscriberIDs(t *testing.T, rdb *redis.Client) []string {
 	t.Helper()
-	slot := keySlot(ch)
-	for _, s := range slots {
-		if slot >= s.Start && slot <= s.End {
-			for _, m := range c.Nodes {
-				if m.Addr == s.Nodes[0].Addr {
-					return m
-				}
-			}
-		}
-	}
-	t.Fatalf("no owner found for %q (slot %d)", ch, slot)
-	return nil
-}
-
-// client returns one assertion client per node for the cluster's life.
-func (c *clusterSetup) client(t testing.TB, n *redisServer) *redis.Client {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.clients == nil {
-		c.clients = make(map[*redisServer]*redis.Client)
-	}
-	if cl := c.clients[n]; cl != nil {
-		return cl
-	}
-	cl := n.Client(t)
-	c.clients[n] = cl
-	return cl
-}
-
-// ChannelsPerShard returns names with the given prefix, perShard of them on
-// each of the masters.
-func (c *clusterSetup) ChannelsPerShard(t testing.TB, prefix string, masters, perShard int) []string {
-	t.Helper()
-	slots := c.slotTable(t)
-	buckets := map[*redisServer]int{}
-	var out []string
-	for i := 0; len(out) < masters*perShard && i < 100000; i++ {
-		ch := prefix + strconv.Itoa(i)
-		o := c.owner(t, slots, ch)
-		if buckets[o] < perShard {
-			buckets[o]++
-			out = append(out, ch)
-		}
-	}
-	if len(out) != masters*perShard {
-		t.Fatalf("could not spread %d channels over %d masters: %v", masters*perShard, masters, buckets)
-	}
-	return out
-}
-
-// SPublish sends SPUBLISH to the owner of ch and returns its receiver count.
-func (c *clusterSetup) SPublish(t testing.TB, ch, msg string) int64 {
-	t.Helper()
-	n, err := c.client(t, c.Owner(t, ch)).SPublish(context.Background(), ch, msg).Result()
-	if err != nil {
-		t.Fatalf("SPUBLISH %s: %v", ch, err)
-	}
-	return n
-}
-
-// ShardNumSub returns the sharded subscribers of ch in its shard: PUBSUB
-// SHARDNUMSUB summed over every running node (other shards have none). A
-// replica serves SSUBSCRIBE for its master's slots, and an old master that
-// is demoted keeps its subscribers, who still get the messages.
-func (c *clusterSetup) ShardNumSub(t testing.TB, ch string) int64 {
-	t.Helper()
-	var total int64
-	for _, n := range c.Nodes {
-		if !n.Running() {
-			continue
-		}
-		m, err := c.client(t, n).PubSubShardNumSub(context.Background(), ch).Result()
-		if err != nil {
-			t.Fatalf("PUBSUB SHARDNUMSUB %s on %s: %v", ch, n.Addr, err)
-		}
-		total += m[ch]
-	}
-	return total
-}
-
-// ---------------------------------------------------------------------------
-// a TCP relay that counts connections (to see a client retry)
-// ---------------------------------------------------------------------------
-
-type tcpRelay struct {
-	Addr  string
-	ln    net.Listener
-	conns atomic.Int64
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	open  []net.Conn
-}
-
-// startRelay forwards every connection on a free loopback port to target.
-func startRelay(t testing.TB, target string) *tcpRelay {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	list, err := rdb.ClientList(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &tcpRelay{Addr: ln.Addr().String(), ln: ln}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			r.conns.Add(1)
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = in.Close()
-				continue
-			}
-			r.mu.Lock()
-			r.open = append(r.open, in, out)
-			r.mu.Unlock()
-			r.wg.Add(2)
-			go func() { defer r.wg.Done(); _, _ = io.Copy(out, in); _ = out.Close() }()
-			go func() { defer r.wg.Done(); _, _ = io.Copy(in, out); _ = in.Close() }()
+	var ids []string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, "name=caddy-redis-ws") && strings.Contains(line, "flags=P") {
+			ids = append(ids, regexp.MustCompile(`\bid=(\d+)`).FindStringSubmatch(line)[1])
 		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		r.mu.Lock()
-		for _, c := range r.open {
-			_ = c.Close()
-		}
-		r.mu.Unlock()
-		r.wg.Wait()
-	})
-	return r
+	}
+	return ids
 }
-
-// Conns returns how many connections were accepted so far.
-func (r *tcpRelay) Conns() int64 { return r.conns.Load() }

@@ -1,45 +1,23 @@
 package redisws
 
+// The soak and the drills: many connections under steady traffic, many
+// reloads in a row, a storm of slow clients. The soak and the reload drill
+// run short by default; envInt and envDuration read the settings of their
+// long versions.
+
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
-
-// Long versions of the soak and the drills run with these set, e.g.
-// REDISWS_SOAK_CONNS=10000 REDISWS_SOAK_DURATION=3m REDISWS_DRILL_RELOADS=50;
-// CI runs the short defaults.
-func envInt(t *testing.T, name string, def int) int {
-	if v := os.Getenv(name); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return n
-	}
-	return def
-}
-
-func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
-	if v := os.Getenv(name); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return d
-	}
-	return def
-}
 
 // heapAfterGC returns the node's live heap in bytes, after a collection.
 func heapAfterGC(t *testing.T, n *caddyNode) uint64 {
@@ -53,46 +31,6 @@ func heapAfterGC(t *testing.T, n *caddyNode) uint64 {
 	return vars.Memstats.HeapAlloc
 }
 
-// counter is a light client for many connections: it only counts what it
-// reads and remembers the last message.
-type counter struct {
-	conn *websocket.Conn
-	got  atomic.Int64
-	last atomic.Value // string
-	done chan struct{}
-}
-
-func dialCounter(url string) (*counter, error) {
-	conn, _, err := wsDialer.Dial(url, nil)
-	if err != nil {
-		return nil, err
-	}
-	c := &counter{conn: conn, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				return
-			}
-			c.last.Store(string(data))
-			c.got.Add(1)
-		}
-	}()
-	return c, nil
-}
-
-func raiseTestOpenFiles(t *testing.T) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	lim.Cur = lim.Max // children (the nodes) inherit it
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // Many connections with steady traffic: nothing is lost, and once the
 // clients leave the node's goroutines go back to where they were and its
 // heap does not grow from one round of clients to the next. A first, short
@@ -102,7 +40,7 @@ func raiseTestOpenFiles(t *testing.T) {
 func TestSoak(t *testing.T) {
 	conns := envInt(t, "REDISWS_SOAK_CONNS", 1000)
 	duration := envDuration(t, "REDISWS_SOAK_DURATION", 5*time.Second)
-	raiseTestOpenFiles(t)
+	raiseOpenFiles(t)
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
@@ -217,54 +155,6 @@ func TestReloadDrill(t *testing.T) {
 	}
 	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d after %d reloads", base, reloads)
 	t.Logf("%d reloads, %d messages delivered to each client in order", reloads, total)
-}
-
-// A node killed with SIGKILL: its clients see the drop, the other node's
-// clients go on.
-func TestNodeKilled(t *testing.T) {
-	rs := startRedis(t)
-	rdb := rs.Client(t)
-	ns := startNodes(t, 2, exampleCaddyfile(t), rs)
-	doomed, survivor := dialWS(t, ns[0].WSURL("/ws"), nil), dialWS(t, ns[1].WSURL("/ws"), nil)
-	ns[0].Kill(t)
-	if code, _ := doomed.WaitClosed(t, wait); code != -1 {
-		t.Fatalf("client of the killed node: close code %d, want an abnormal end", code)
-	}
-	publish(t, rdb, "chat", "after the kill")
-	if m := survivor.Next(t, wait); string(m.Data) != "after the kill" {
-		t.Fatalf("got %v", m)
-	}
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "the dead node's subscription is still counted")
-}
-
-// Redis restarted while the config reloads: the node ends up subscribed and
-// serving, through the one subscriber.
-func TestRedisRestartDuringReload(t *testing.T) {
-	rs := startRedis(t)
-	rdb := rs.Client(t)
-	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
-	c := dialWS(t, n.WSURL("/ws"), nil)
-	rs.Kill(t)
-	n.Reload(t, withExtraRoute(t, "/other"))
-	rs.Restart(t)
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 && len(subscriberIDs(t, rdb)) == 1 }, "not subscribed once after restart and reload")
-	publish(t, rdb, "chat", "after both")
-	if m := c.Next(t, wait); string(m.Data) != "after both" {
-		t.Fatalf("got %v", m)
-	}
-	fresh := dialWS(t, n.WSURL("/ws"), nil)
-	fresh.SendText(t, "new client")
-	for _, cl := range []*wsClient{c, fresh} {
-		if m := cl.Next(t, wait); string(m.Data) != "new client" {
-			t.Fatalf("got %v", m)
-		}
-	}
-}
-
-// withExtraRoute is the example Caddyfile with one more route, which leaves
-// its redis_ws handlers unchanged.
-func withExtraRoute(t *testing.T, path string) string {
-	return strings.Replace(exampleCaddyfile(t), "respond /health 200", "respond /health 200\n\trespond "+path+" 204", 1)
 }
 
 // A slow-client storm: a tenth of the clients stop reading. They are closed;

@@ -15,53 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
-
-const (
-	nodeCaddyfile     = "examples/cluster/node.caddyfile"
-	balancerCaddyfile = "examples/cluster/lb.caddyfile"
-	exampleWait       = 20 * time.Second // deadline of every poll and receive here
-)
-
-func readExample(t *testing.T, path string) string {
-	t.Helper()
-	src, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(src)
-}
-
-// startExampleNode runs examples/cluster/node.caddyfile as run.sh does. The
-// harness runs Caddy in a temporary directory, so the page's directory is
-// given as an absolute CHAT_ROOT (run.sh passes it too).
-func startExampleNode(t *testing.T, name string, rs *redisServer, env map[string]string) *caddyNode {
-	t.Helper()
-	root, err := filepath.Abs("examples/chat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "CHAT_ROOT": root}
-	for k, v := range env {
-		all[k] = v
-	}
-	return startNode(t, name, readExample(t, nodeCaddyfile), all)
-}
-
-// startExampleBalancer runs examples/cluster/lb.caddyfile in front of the nodes.
-func startExampleBalancer(t *testing.T, node1, node2 *caddyNode) *caddyNode {
-	t.Helper()
-	return startNode(t, "lb", readExample(t, balancerCaddyfile), map[string]string{
-		"NODE1": fmt.Sprintf("127.0.0.1:%d", node1.Port),
-		"NODE2": fmt.Sprintf("127.0.0.1:%d", node2.Port),
-	})
-}
 
 // redialLikeThePage connects again the way the chat page does after its
 // socket dropped: wait (0.5s, doubling up to 10s, each between half and all
@@ -90,19 +47,12 @@ func redialLikeThePage(t *testing.T, url string, header http.Header, deadline ti
 	}
 }
 
-func publishChat(t *testing.T, rdb *redis.Client, msg string) {
-	t.Helper()
-	if err := rdb.Publish(context.Background(), "chat", msg).Err(); err != nil {
-		t.Fatalf("PUBLISH chat: %v", err)
-	}
-}
-
 // collectTexts takes n messages from c and returns their texts, sorted:
 // messages of different senders may arrive in any order.
 func collectTexts(t *testing.T, c *wsClient, n int) []string {
 	t.Helper()
 	var got []string
-	for _, m := range c.Collect(t, n, exampleWait) {
+	for _, m := range c.Collect(t, n, wait) {
 		got = append(got, string(m.Data))
 	}
 	slices.Sort(got)
@@ -148,7 +98,7 @@ func TestClusterThroughBalancer(t *testing.T) {
 		c.SendText(t, msg)
 		want = append(want, msg)
 	}
-	publishChat(t, rdb, "from redis")
+	publish(t, rdb, "chat", "from redis")
 	want = append(want, "from redis")
 	slices.Sort(want)
 	for i, c := range clients {
@@ -168,10 +118,10 @@ func TestClusterThroughBalancer(t *testing.T) {
 		}
 		return ids
 	}
-	eventually(t, exampleWait, func() bool { return len(closed()) == n/2 }, "want the %d clients of node 2 closed", n/2)
+	eventually(t, wait, func() bool { return len(closed()) == n/2 }, "want the %d clients of node 2 closed", n/2)
 	moved := closed()
 	for _, i := range moved {
-		if code, _ := clients[i].WaitClosed(t, exampleWait); code != 1001 {
+		if code, _ := clients[i].WaitClosed(t, wait); code != 1001 {
 			t.Errorf("client %d: closed with %d, want 1001 (going away)", i, code)
 		}
 	}
@@ -181,7 +131,7 @@ func TestClusterThroughBalancer(t *testing.T) {
 	// picks the stopped node, which has no connection left, unless a health
 	// check has already taken it out; lb_try_duration makes the balancer try
 	// node 1 instead of answering 502, so the first attempt succeeds.
-	deadline := time.Now().Add(exampleWait)
+	deadline := time.Now().Add(wait)
 	for _, i := range moved {
 		c, attempts := redialLikeThePage(t, lb.WSURL("/ws"), pageOrigin, deadline)
 		if attempts != 1 {
@@ -192,7 +142,7 @@ func TestClusterThroughBalancer(t *testing.T) {
 
 	// Traffic goes on, from a moved client and from Redis, to everyone.
 	clients[moved[0]].SendText(t, "after the failover")
-	publishChat(t, rdb, "from redis after the failover")
+	publish(t, rdb, "chat", "from redis after the failover")
 	want = []string{"after the failover", "from redis after the failover"}
 	for i, c := range clients {
 		if got := collectTexts(t, c, len(want)); !slices.Equal(got, want) {
@@ -205,7 +155,7 @@ func TestClusterThroughBalancer(t *testing.T) {
 	// node 1 closes them all with 1001.
 	node1.Stop(t)
 	for i, c := range clients {
-		if code, _ := c.WaitClosed(t, exampleWait); code != 1001 {
+		if code, _ := c.WaitClosed(t, wait); code != 1001 {
 			t.Errorf("client %d: closed with %d when node 1 stopped, want 1001", i, code)
 		}
 	}

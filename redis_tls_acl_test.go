@@ -1,0 +1,153 @@
+package redisws
+
+// A Redis that asks for TLS or for an ACL user: the node connects with
+// rediss:// or the redis block's tls, username and password; a wrong CA, a
+// user without rights or a wrong password is a clear warning in its log
+// while it keeps serving, and no password reaches the log.
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TLS with rediss:// (CA from the system roots: SSL_CERT_FILE) and with the
+// block form (CA file and a client certificate); a wrong CA is a clear error
+// in the log while the node keeps serving and retrying.
+func TestRedisTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	rs, tlsPort := startRedisTLS(t, pki)
+	rdb := rs.Client(t)
+	env := map[string]string{
+		"REDIS_TLS_PORT": strconv.Itoa(tlsPort), "SSL_CERT_FILE": pki.CA,
+		"CA": pki.CA, "CERT": pki.ClientCert, "KEY": pki.ClientKey,
+	}
+	byURL := startNode(t, "node-url", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis rediss://127.0.0.1:{$REDIS_TLS_PORT}
+	}`), env)
+	byBlock := startNode(t, "node-block", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			addrs 127.0.0.1:{$REDIS_TLS_PORT}
+			tls {
+				ca {$CA}
+				cert {$CERT}
+				key {$KEY}
+			}
+		}
+	}`), env)
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 2 }, "both nodes should subscribe over TLS")
+	a, b := dialWS(t, byURL.WSURL("/ws"), nil), dialWS(t, byBlock.WSURL("/ws"), nil)
+	a.SendText(t, "from url")
+	b.SendText(t, "from block")
+	for _, c := range []*wsClient{a, b} {
+		got := map[string]bool{}
+		for _, m := range c.Collect(t, 2, wait) {
+			got[string(m.Data)] = true
+		}
+		if !got["from url"] || !got["from block"] {
+			t.Fatalf("got %v", got)
+		}
+	}
+
+	// Wrong CA: through a relay that counts the connection attempts.
+	relay := startRelay(t, fmt.Sprintf("127.0.0.1:%d", tlsPort))
+	env["RELAY"] = relay.Addr
+	env["OTHER_CA"] = pki.OtherCA
+	wrong := startNode(t, "node-wrong-ca", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			addrs {$RELAY}
+			tls {
+				ca {$OTHER_CA}
+			}
+		}
+	}`), env)
+	eventually(t, wait, func() bool {
+		return countLines(wrong.Logs(), `"warn"`, "redis unavailable", "certificate signed by unknown authority") == 1
+	}, "no clear warning about the certificate")
+	c := dialWS(t, wrong.WSURL("/ws"), nil) // still serving
+	c.SendText(t, "held")
+	seen := relay.Conns()
+	eventually(t, wait, func() bool { return relay.Conns() >= seen+2 }, "the node stopped retrying")
+	if got := countLines(wrong.Logs(), "redis unavailable"); got != 1 {
+		t.Fatalf("%d warnings for one outage, want 1", got)
+	}
+}
+
+// An ACL user limited to the module's channels works; a user without the
+// rights gets a clear error in the log and the node keeps serving; passwords
+// never reach the logs.
+func TestRedisACL(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	ctx := context.Background()
+	const chatPW, nochanPW = "chat-pw-s3cr3t", "nochan-pw-s3cr3t"
+	for _, args := range [][]any{
+		{"ACL", "SETUSER", "chatuser", "on", ">" + chatPW, "resetchannels", "&chat*", "-@all",
+			"+subscribe", "+unsubscribe", "+publish", "+ping", "+hello", "+client|setname"},
+		{"ACL", "SETUSER", "nochan", "on", ">" + nochanPW, "resetchannels", "-@all",
+			"+subscribe", "+unsubscribe", "+publish", "+ping", "+hello", "+client|setname"},
+	} {
+		if err := rdb.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args[:3], err)
+		}
+	}
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			addrs 127.0.0.1:{$REDIS_PORT}
+			username chatuser
+			password {env.CHAT_PW}
+		}
+	}
+	redis_ws /other other {
+		redis {
+			addrs 127.0.0.1:{$REDIS_PORT}
+			username nochan
+			password {env.NOCHAN_PW}
+		}
+	}
+	redis_ws /badpw chat {
+		redis {
+			addrs 127.0.0.1:{$REDIS_PORT}
+			username chatuser
+			password wrong-pw-s3cr3t
+		}
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "CHAT_PW": chatPW, "NOCHAN_PW": nochanPW})
+
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chatuser did not subscribe")
+	c.SendText(t, "allowed")
+	if m := c.Next(t, wait); string(m.Data) != "allowed" {
+		t.Fatalf("got %v", m)
+	}
+	publish(t, rdb, "chat", "from redis")
+	if m := c.Next(t, wait); string(m.Data) != "from redis" {
+		t.Fatalf("got %v", m)
+	}
+
+	o := dialWS(t, n.WSURL("/other"), nil)
+	eventually(t, wait, func() bool {
+		return countLines(n.Logs(), `"warn"`, "redis refused a subscription", "NOPERM") == 1
+	}, "no clear error for a user without channel rights")
+	o.SendText(t, "refused")
+	eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis refused a publish", "NOPERM") == 1 }, "no clear error for the refused publish")
+	eventually(t, wait, func() bool {
+		return countLines(n.Logs(), `"warn"`, "redis unavailable", "WRONGPASS") == 1
+	}, "no clear error for a wrong password")
+
+	// The allowed user still works, and nothing crashed.
+	c.SendText(t, "still fine")
+	if m := c.Next(t, wait); string(m.Data) != "still fine" {
+		t.Fatalf("got %v", m)
+	}
+	for _, secret := range []string{chatPW, nochanPW, "wrong-pw-s3cr3t"} {
+		if strings.Contains(n.Logs(), secret) {
+			t.Fatalf("password %q in the logs", secret)
+		}
+	}
+}
