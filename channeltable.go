@@ -14,7 +14,7 @@ import (
 // whose wanted state changed (dirty) and sends commands for those only.
 type channelTable struct {
 	avail  *availability
-	single *subConn      // the one connection without sharding; nil with
+	single *subConn      // the one connection; nil with sharded Pub/Sub
 	route  chan struct{} // sharded: the router has channels to route; cap 1
 
 	// byName maps a name to its *channelState. Writes happen under mu;
