@@ -173,12 +173,8 @@ func (t *channelTable) moved(c *subConn, slot int) {
 func (t *channelTable) dropped(c *subConn, name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := t.lookup(name)
-	if st == nil {
-		return
-	}
-	s := c.subs[st]
-	if s.state != subOn { // we unsubscribed it ourselves
+	st, s := t.subscriptionOf(c, name)
+	if st == nil || s.state != subOn { // unknown, or we unsubscribed it ourselves
 		return
 	}
 	s.state = subGone

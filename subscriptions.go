@@ -43,6 +43,15 @@ func (t *channelTable) setSub(c *subConn, st *channelState, s subscription) {
 	}
 }
 
+// subscriptionOf finds a channel and its subscription on c; st is nil when
+// the channel is unknown.
+func (t *channelTable) subscriptionOf(c *subConn, name string) (st *channelState, s subscription) {
+	if st = t.lookup(name); st != nil {
+		s = c.subs[st]
+	}
+	return st, s
+}
+
 // changes returns what c must send to make its subscriptions match what the
 // hubs need, and records it as sent.
 func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
@@ -72,12 +81,8 @@ func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
 func (t *channelTable) confirmed(c *subConn, name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := t.lookup(name)
-	if st == nil {
-		return
-	}
-	s := c.subs[st]
-	if s.pending == 0 {
+	st, s := t.subscriptionOf(c, name)
+	if st == nil || s.pending == 0 {
 		return
 	}
 	s.pending--
