@@ -34,17 +34,17 @@ func benchBroker(b *testing.B) *broker {
 func BenchmarkEnqueue(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clients-%d", n), func(b *testing.B) {
-			h := newHub(newChannelTable(newAvailability("bench"), newSubConn(nil, "", nil), nil), func() {}, 0, false)
+			h := newHub(newChannelTable(newAvailability("bench"), newSubConn(nil, "", nil), nil), func() {}, hubOptions{})
 			clients := make([]*client, n)
 			for i := range clients {
-				clients[i] = newClient([]string{"bench"}, "", 1<<30, benchMetrics)
+				clients[i] = newClient([]string{"bench"}, "", false, 1<<30, benchMetrics)
 				h.add(clients[i])
 			}
-			f := newFrame(strings.Repeat("x", 64))
+			m := &message{channel: "bench", payload: strings.Repeat("x", 64)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				h.deliver("bench", f)
+				h.deliver(m)
 				if i%256 == 255 { // what a writer does: take the queue, keep the slice
 					for _, c := range clients {
 						c.queue, c.queued = c.queue[:0], 0
@@ -81,11 +81,11 @@ func sizeName(n int) string {
 
 func benchFanOut(b *testing.B, n, size int) {
 	br := benchBroker(b)
-	hb := newHub(br.table, func() {}, 0, false)
+	hb := newHub(br.table, func() {}, hubOptions{})
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := newClient([]string{"bench"}, "", 1<<30, benchMetrics)
+		c := newClient([]string{"bench"}, "", false, 1<<30, benchMetrics)
 		hj := &hijacker{ResponseWriter: w}
 		conn, err := h.upgrader.Upgrade(hj, r, nil)
 		if err != nil {
@@ -187,7 +187,7 @@ func BenchmarkPublish(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for !o.add("bench", payload) { // outbox full: let it drain
+		for !o.add("bench", payload, nil) { // outbox full: let it drain
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
@@ -208,7 +208,7 @@ func BenchmarkPublish(b *testing.B) {
 // one tick of the subscriber's loop when nothing changed.
 func BenchmarkChannels(b *testing.B) {
 	br := benchBroker(b)
-	h := newHub(br.table, func() {}, 0, false)
+	h := newHub(br.table, func() {}, hubOptions{})
 	const n = 10000
 	for i := range n {
 		h.subscribeStatic(fmt.Sprintf("bench:%d", i))

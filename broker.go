@@ -108,38 +108,53 @@ func (b *broker) waitReady(ctx context.Context, channels []string) {
 }
 
 // gap tells the hubs of c's channels that messages may have been missed
-// while c was disconnected; each applies its handler's gap_policy.
+// while c was disconnected; each applies its handler's gap_policy. Channels
+// with history are not among them: their resubscription fills the gap
+// (resumeHistory).
 func (b *broker) gap(c *subConn) {
 	metrics.gaps.Inc()
-	for _, hc := range b.table.routedHubs(c) {
-		hc.hub.gap(hc.channel)
+	for _, st := range b.table.routedWithoutHistory(c) {
+		b.gapChannel(st)
 	}
 }
 
-// publish queues a client frame for Redis; false means it was dropped.
-func (b *broker) publish(ch string, data []byte) bool {
-	return b.out.add(ch, data)
+// publish queues a client frame for Redis, recorded in the channel's history
+// when hist is set; false means it was dropped.
+func (b *broker) publish(ch string, data []byte, hist *History) bool {
+	return b.out.add(ch, data, hist)
 }
 
-// delivery is one Redis message on its way to the hubs of its channel.
+// delivery is one message on its way to the hubs of its channel.
 type delivery struct {
-	channel string
-	hubs    []*hub
-	f       *frame
+	hubs []*hub
+	m    *message
 }
 
-// dispatch encodes one Redis message and hands it to the fan-out worker of
-// its channel, so that the subscriber goes back to reading Redis while the
-// message is fanned out. It never waits for a client, and takes no lock.
-func (b *broker) dispatch(m *redis.Message) {
+// dispatch hands one Redis message to the fan-out worker of its channel, so
+// that the subscriber goes back to reading Redis while the message is fanned
+// out; a message of a channel with history goes through its record
+// (dispatchHistory) first. It never waits for a client, and takes no lock
+// but the channel's history's.
+func (b *broker) dispatch(rm *redis.Message) {
 	metrics.messages.Inc()
-	hubs := b.table.hubs(m.Channel)
-	if len(hubs) == 0 {
+	st := b.table.lookup(rm.Channel)
+	if st == nil || len(st.hubList()) == 0 {
 		return
 	}
-	d := delivery{channel: m.Channel, hubs: hubs, f: newFrame(m.Payload)}
+	m := parseMessage(rm.Channel, rm.Payload)
+	if h := st.history.Load(); h != nil {
+		b.dispatchHistory(st, h, m)
+		return
+	}
+	b.enqueue(st, m)
+}
+
+// enqueue hands m to the fan-out worker of its channel: one worker per
+// channel keeps its messages in order.
+func (b *broker) enqueue(st *channelState, m *message) {
+	d := delivery{hubs: st.hubList(), m: m}
 	select {
-	case b.fanout[maphash.String(fanoutSeed, m.Channel)%uint64(len(b.fanout))] <- d:
+	case b.fanout[maphash.String(fanoutSeed, st.name)%uint64(len(b.fanout))] <- d:
 	case <-b.ctx.Done():
 	}
 }
@@ -164,7 +179,7 @@ func (b *broker) deliverLoop(queue chan delivery) {
 		select {
 		case d := <-queue:
 			for _, h := range d.hubs {
-				h.deliver(d.channel, d.f)
+				h.deliver(d.m)
 			}
 		case <-b.ctx.Done():
 			return

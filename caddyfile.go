@@ -37,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		subprotocols <name...>
 //		subprotocol_optional
 //		gap_policy keep|close
+//		history <size> [<ttl>]
 //		send_buffer <size>
 //	}
 //
@@ -117,6 +118,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "gap_policy":
 			h.GapPolicy, err = oneArg(d)
+		case "history":
+			h.History, err = parseHistory(d)
 		default:
 			err = d.Errf("unrecognized subdirective %q", name)
 		}
@@ -224,6 +227,27 @@ func parseCloseDelay(d *caddyfile.Dispenser) (*caddy.Duration, error) {
 		delay = caddy.Duration(dur)
 	}
 	return &delay, nil
+}
+
+// parseHistory reads history <size> [<ttl>].
+func parseHistory(d *caddyfile.Dispenser) (*History, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
+		return nil, d.ArgErr()
+	}
+	size, err := strconv.Atoi(args[0])
+	if err != nil {
+		return nil, d.Errf("history: %q is not a number of messages", args[0])
+	}
+	hc := &History{Size: size}
+	if len(args) == 2 {
+		ttl, err := caddy.ParseDuration(args[1])
+		if err != nil || ttl == 0 {
+			return nil, d.Errf("history: %q is not a positive duration (e.g. 1h)", args[1])
+		}
+		hc.TTL = caddy.Duration(ttl)
+	}
+	return hc, nil
 }
 
 // parseRateLimit reads rate_limit <messages-per-second> [<burst>].

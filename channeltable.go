@@ -31,6 +31,8 @@ type channelTable struct {
 type channelState struct {
 	name string
 	hubs atomic.Pointer[[]*hub] // copy-on-write: dispatch reads it without the lock
+	// set once a hub with history joins: the node fills the channel's gaps
+	history atomic.Pointer[channelHistory]
 
 	// under channelTable.mu
 	conn        *subConn // the connection that should subscribe it; nil: not routed yet
@@ -84,6 +86,9 @@ func (t *channelTable) join(name string, h *hub) {
 		if t.single != nil {
 			t.routeTo(st, t.single)
 		}
+	}
+	if h.opts.history != nil && st.history.Load() == nil {
+		st.history.Store(new(channelHistory))
 	}
 	old := st.hubList()
 	hubs := append(old[:len(old):len(old)], h)
@@ -191,20 +196,14 @@ func (t *channelTable) readyChan(name string) <-chan struct{} {
 	return nil
 }
 
-// hubChannel is one hub's interest in one channel.
-type hubChannel struct {
-	hub     *hub
-	channel string
-}
-
-// routedHubs lists the hubs of c's channels.
-func (t *channelTable) routedHubs(c *subConn) []hubChannel {
+// routedWithoutHistory lists c's channels that the node cannot fill.
+func (t *channelTable) routedWithoutHistory(c *subConn) []*channelState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var list []hubChannel
+	var list []*channelState
 	for st := range c.routed {
-		for _, h := range st.hubList() {
-			list = append(list, hubChannel{h, st.name})
+		if st.history.Load() == nil {
+			list = append(list, st)
 		}
 	}
 	return list

@@ -1,6 +1,7 @@
 package redisws
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -35,17 +36,23 @@ type client struct {
 	out      *corkConn
 	channels []string // channels delivered to this client
 	publish  string   // channel its frames go to; "" = receive-only
+	envelope bool     // it speaks redis_ws.v1: messages as JSON envelopes
 	metrics  *handlerMetrics
 
 	pingEvery time.Duration
 
-	mu        sync.Mutex
-	queue     []*frame
-	queued    int // bytes in queue
-	maxQueue  int
-	spare     []*frame // the last batch, reused for the next queue
-	writing   bool     // a writer goroutine is running (or the connection is closed)
-	connected bool     // conn is set: writers may start
+	mu       sync.Mutex
+	queue    []*frame
+	queued   int // bytes in queue
+	maxQueue int
+	spare    []*frame // the last batch, reused for the next queue
+	head     int      // frames at the queue's head put there by prepend
+	// seen is the last recorded message of each channel that a replay
+	// (prepend) gave it: the live copies of those are skipped. nil without
+	// a replay.
+	seen      map[string]position
+	writing   bool // a writer goroutine is running (or the connection is closed)
+	connected bool // conn is set: writers may start
 	pingDue   bool
 	ping      *time.Timer
 	closing   bool
@@ -53,8 +60,8 @@ type client struct {
 	reason    string
 }
 
-func newClient(channels []string, publish string, maxQueue int, m *handlerMetrics) *client {
-	return &client{channels: channels, publish: publish, maxQueue: maxQueue, metrics: m}
+func newClient(channels []string, publish string, envelope bool, maxQueue int, m *handlerMetrics) *client {
+	return &client{channels: channels, publish: publish, envelope: envelope, maxQueue: maxQueue, metrics: m}
 }
 
 // start begins writing to conn; frames queued before the upgrade go first.
@@ -75,7 +82,7 @@ func (c *client) start(conn *websocket.Conn, out *corkConn, pingInterval time.Du
 // closed, and nobody else waits for it.
 func (c *client) enqueue(f *frame) {
 	c.mu.Lock()
-	if c.closing {
+	if c.closing || c.replayed(f.msg) {
 		c.mu.Unlock()
 		return
 	}
@@ -96,6 +103,59 @@ func (c *client) enqueue(f *frame) {
 	c.mu.Unlock()
 }
 
+// replayed reports whether a replay gave the client m already. c.mu held.
+func (c *client) replayed(m *message) bool {
+	if c.seen == nil || m == nil || !m.recorded() {
+		return false
+	}
+	p, ok := c.seen[m.channel]
+	return ok && p.epoch == m.pos.epoch && m.pos.offset <= p.offset
+}
+
+// prepend puts frames of one channel before everything queued and after
+// what earlier calls put there, before the connection starts: the
+// subscribed frame and a replay go before live messages. With upTo, the
+// frames replay that channel's history up to it, and its live copies queued
+// or still to come are dropped.
+func (c *client) prepend(ch string, frames []*frame, upTo *position) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if upTo != nil {
+		if c.seen == nil {
+			c.seen = make(map[string]position, len(c.channels))
+		}
+		c.seen[ch] = *upTo
+		live := c.queue[c.head:]
+		kept := live[:0]
+		for _, f := range live {
+			if c.replayed(f.msg) {
+				c.queued -= f.size
+				continue
+			}
+			kept = append(kept, f)
+		}
+		clear(live[len(kept):])
+		c.queue = c.queue[:c.head+len(kept)]
+	}
+	// Not counted in queued: a replay is bounded by the history's size, and
+	// must not make the first live message look like a slow client.
+	c.queue = slices.Insert(c.queue, c.head, frames...)
+	c.head += len(frames)
+}
+
+// firstQueued is the offset of the first queued recorded message of ch in
+// epoch, or 0.
+func (c *client) firstQueued(ch, epoch string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.queue[c.head:] {
+		if m := f.msg; m != nil && m.channel == ch && m.recorded() && m.pos.epoch == epoch {
+			return m.pos.offset
+		}
+	}
+	return 0
+}
+
 // close asks the writer to end the connection, with a close frame unless code
 // is 0. Only the first call counts.
 func (c *client) close(code int, text string) {
@@ -110,7 +170,7 @@ func (c *client) closeLocked(code int, text string) {
 		return
 	}
 	c.closing, c.code, c.reason = true, code, text
-	c.queue, c.queued = nil, 0
+	c.queue, c.queued, c.head = nil, 0, 0
 	c.kick()
 }
 
@@ -142,7 +202,7 @@ func (c *client) write() {
 			return
 		}
 		batch := c.queue
-		c.queue, c.queued, c.spare = c.spare, 0, nil
+		c.queue, c.queued, c.spare, c.head = c.spare, 0, nil, 0
 		c.pingDue = false
 		c.mu.Unlock()
 

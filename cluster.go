@@ -197,10 +197,8 @@ func movedSlot(err error) (int, bool) {
 // keySlot is Redis Cluster's slot of a key or channel: CRC16 (XMODEM) of the
 // key, or of its {hash tag}, modulo 16384. go-redis has it only internally.
 func keySlot(key string) int {
-	if open := strings.IndexByte(key, '{'); open >= 0 {
-		if n := strings.IndexByte(key[open+1:], '}'); n > 0 {
-			key = key[open+1 : open+1+n]
-		}
+	if tag, ok := hashTag(key); ok {
+		key = tag
 	}
 	var crc uint16
 	for i := 0; i < len(key); i++ {

@@ -39,14 +39,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
+	resume, err := h.parseResume(r.URL.Query(), channels)
+	if err != nil {
+		return refuse(w, http.StatusBadRequest, err.Error())
+	}
 	// Subscribe before the upgrade, so that a connected client misses
 	// nothing published after it is told so; messages wait in its queue.
-	c := newClient(channels, publish, h.SendQueue, h.metrics)
+	envelope := slices.Contains(websocket.Subprotocols(r), envelopeProtocol)
+	c := newClient(channels, publish, envelope, h.SendQueue, h.metrics)
 	if !h.hub.add(c) {
 		w.Header().Set("Retry-After", retryAfter)
 		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
 	}
 	h.broker.waitReady(r.Context(), channels)
+	if envelope || resume != nil {
+		if err := h.catchUp(r.Context(), c, resume); err != nil {
+			h.hub.remove(c)
+			h.logger.Debug("resume refused", zap.Error(err))
+			w.Header().Set("Retry-After", retryAfter)
+			return refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
+		}
+	}
 
 	hj := &hijacker{ResponseWriter: w, sendBuffer: h.SendBuffer}
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
@@ -109,7 +122,7 @@ func (h *Handler) readLoop(c *client) {
 		if c.publish == "" {
 			continue // receive-only: frames are discarded
 		}
-		if !h.broker.publish(c.publish, data) {
+		if !h.broker.publish(c.publish, data, h.History) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}
@@ -122,7 +135,7 @@ func (h *Handler) subprotocolAccepted(r *http.Request) bool {
 		return true
 	}
 	for _, p := range websocket.Subprotocols(r) {
-		if slices.Contains(h.Subprotocols, p) {
+		if p == envelopeProtocol || slices.Contains(h.Subprotocols, p) {
 			return true
 		}
 	}

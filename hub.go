@@ -11,11 +11,10 @@ import (
 // channel arrives and leaves when the last one goes, and fans every Redis
 // message of the channel out to them.
 type hub struct {
-	table      *channelTable
-	release    func() // drops this hub's reference to the broker; called once
-	maxClients int    // max_connections; 0: no limit
-	closeOnGap bool   // gap_policy close
-	active     atomic.Int64
+	table   *channelTable
+	release func() // drops this hub's reference to the broker; called once
+	opts    hubOptions
+	active  atomic.Int64
 
 	mu       sync.RWMutex
 	channels map[string]map[*client]struct{}
@@ -26,16 +25,22 @@ type hub struct {
 	released bool
 }
 
-func newHub(table *channelTable, release func(), maxClients int, closeOnGap bool) *hub {
+// hubOptions are the settings of the handler that a hub applies.
+type hubOptions struct {
+	maxClients int      // max_connections; 0: no limit
+	closeOnGap bool     // gap_policy close
+	history    *History // nil: none
+}
+
+func newHub(table *channelTable, release func(), opts hubOptions) *hub {
 	return &hub{
-		table:      table,
-		release:    release,
-		maxClients: maxClients,
-		closeOnGap: closeOnGap,
-		channels:   make(map[string]map[*client]struct{}),
-		static:     make(map[string]bool),
-		clients:    make(map[*client]struct{}),
-		empty:      make(chan struct{}),
+		table:    table,
+		release:  release,
+		opts:     opts,
+		channels: make(map[string]map[*client]struct{}),
+		static:   make(map[string]bool),
+		clients:  make(map[*client]struct{}),
+		empty:    make(chan struct{}),
 	}
 }
 
@@ -58,7 +63,7 @@ func (h *hub) subscribeStatic(ch string) {
 // false means c was refused. The table is called under h.mu so that the
 // joins and leaves of one channel reach it in order.
 func (h *hub) add(c *client) bool {
-	if n := h.active.Add(1); h.maxClients > 0 && n > int64(h.maxClients) {
+	if n := h.active.Add(1); h.opts.maxClients > 0 && n > int64(h.opts.maxClients) {
 		h.active.Add(-1)
 		return false
 	}
@@ -98,12 +103,14 @@ func (h *hub) remove(c *client) {
 	}
 }
 
-// deliver enqueues f to every client of ch. Enqueueing never blocks: a client
-// whose queue is full is closed alone.
-func (h *hub) deliver(ch string, f *frame) {
+// deliver enqueues m to every client of its channel, as the frame of the
+// client's kind. Enqueueing never blocks: a client whose queue is full is
+// closed alone. Only the channel's fan-out worker calls it, which makes the
+// message's frames once.
+func (h *hub) deliver(m *message) {
 	h.mu.RLock()
-	for c := range h.channels[ch] {
-		c.enqueue(f)
+	for c := range h.channels[m.channel] {
+		c.enqueue(m.frameFor(c.envelope))
 	}
 	h.mu.RUnlock()
 }
@@ -112,7 +119,7 @@ func (h *hub) deliver(ch string, f *frame) {
 // because messages of ch may have been missed: they reconnect and reload
 // their state.
 func (h *hub) gap(ch string) {
-	if !h.closeOnGap {
+	if !h.opts.closeOnGap {
 		return
 	}
 	h.mu.RLock()

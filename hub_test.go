@@ -11,11 +11,11 @@ import (
 func testHub(maxClients int, closeOnGap bool) (*hub, *channelTable, *int) {
 	tb, _ := singleTable()
 	released := new(int)
-	return newHub(tb, func() { *released++ }, maxClients, closeOnGap), tb, released
+	return newHub(tb, func() { *released++ }, hubOptions{maxClients: maxClients, closeOnGap: closeOnGap}), tb, released
 }
 
 func testClient(channels ...string) *client {
-	return newClient(channels, "", 1<<20, newHandlerMetrics([]string{"test"}))
+	return newClient(channels, "", false, 1<<20, newHandlerMetrics([]string{"test"}))
 }
 
 func queued(c *client) int {
@@ -50,7 +50,7 @@ func TestHubDeliver(t *testing.T) {
 	if len(tb.hubs("a")) != 1 || len(tb.hubs("b")) != 1 {
 		t.Fatal("the hub did not join its clients' channels once each")
 	}
-	h.deliver("a", newFrame("hi"))
+	h.deliver(&message{channel: "a", payload: "hi"})
 	if queued(a) != 1 || queued(ab) != 1 || queued(b) != 0 {
 		t.Fatalf("queued %d, %d, %d; want 1, 1, 0", queued(a), queued(ab), queued(b))
 	}

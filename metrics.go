@@ -25,6 +25,8 @@ var metrics = struct {
 	publishErrors   prometheus.Counter
 	redisReconnects prometheus.Counter
 	gaps            prometheus.Counter
+	gapsFilled      prometheus.Counter
+	gapsUnfillable  prometheus.Counter
 	channels        prometheus.Gauge
 }{
 	connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -76,6 +78,14 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "gaps_total",
 		Help: "Times a subscriber connection came back after an outage, so messages published meanwhile were missed.",
 	}),
+	gapsFilled: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "gaps_filled_total",
+		Help: "Gaps of channels with history that the node filled from the history: every missed message delivered.",
+	}),
+	gapsUnfillable: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "gaps_unfillable_total",
+		Help: "Gaps of channels with history that the history could not fill (epoch changed, entries trimmed or expired, Redis unreadable); gap_policy applied.",
+	}),
 	channels: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "channels",
 		Help: "Redis channels the subscriber is subscribed to.",
@@ -88,7 +98,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		metrics.connections, metrics.framesReceived, metrics.deliveries, metrics.deliveryDrops,
 		metrics.slowClients, metrics.fanoutLatency, metrics.messages, metrics.published,
-		metrics.publishDrops, metrics.publishErrors, metrics.redisReconnects, metrics.gaps, metrics.channels,
+		metrics.publishDrops, metrics.publishErrors, metrics.redisReconnects, metrics.gaps, metrics.gapsFilled, metrics.gapsUnfillable, metrics.channels,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &already) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -114,6 +115,12 @@ type Handler struct {
 	// reconnect and reload their state. Default: keep.
 	GapPolicy string `json:"gap_policy,omitempty"`
 
+	// Keep the last messages of each channel in Redis: client frames are
+	// recorded with an offset, clients can resume (since) or replay
+	// (rewind), and the node fills its own gaps from the history; then
+	// gap_policy applies only to what the history cannot give. Default: off.
+	History *History `json:"history,omitempty"`
+
 	publish   string // publishChannel(); "" = receive-only
 	configKey string // the configuration's JSON with its defaults
 	broker    *broker
@@ -173,7 +180,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// Frames from clients are small: a small read buffer of our own
 		// instead of the 4 KiB one net/http hands over.
 		ReadBufferSize: 1024,
-		Subprotocols:   h.Subprotocols,
+		// The envelope comes first: a client that offers it gets it.
+		Subprotocols: append([]string{envelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool { return p == envelopeProtocol })...),
 	}
 
 	rc := h.Redis
@@ -192,7 +200,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("starting redis broker: %w", err)
 	}
 	h.broker = val.(*broker)
-	h.hub = newHub(h.broker.table, func() { _, _ = brokers.Delete(poolKey) }, h.MaxConnections, h.GapPolicy == gapClose)
+	h.hub = newHub(h.broker.table, func() { _, _ = brokers.Delete(poolKey) }, hubOptions{
+		maxClients: h.MaxConnections,
+		closeOnGap: h.GapPolicy == gapClose,
+		history:    h.History,
+	})
 	for _, ch := range h.Subscribe {
 		if !hasPlaceholder(ch) {
 			h.hub.subscribeStatic(ch)

@@ -3,6 +3,8 @@ package redisws
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +34,7 @@ const (
 type outMsg struct {
 	channel string
 	data    []byte
+	history *History // record it; nil: live
 	at      time.Time
 }
 
@@ -64,9 +67,10 @@ func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool
 
 func (o *outbox) wait() { <-o.done }
 
-// add queues a frame, waiting up to roomWait while the outbox is full; false
-// means the frame was dropped.
-func (o *outbox) add(ch string, data []byte) bool {
+// add queues a frame, recorded in the channel's history when hist is set,
+// waiting up to roomWait while the outbox is full; false means the frame was
+// dropped.
+func (o *outbox) add(ch string, data []byte, hist *History) bool {
 	var timeout <-chan time.Time
 	o.mu.Lock()
 	for len(o.queue) >= outboxMaxMessages || o.bytes+len(data) > outboxMaxBytes {
@@ -96,7 +100,10 @@ func (o *outbox) add(ch string, data []byte) bool {
 		return false
 	}
 	o.dropping = false
-	o.queue = append(o.queue, outMsg{channel: ch, data: data, at: time.Now()})
+	if hist == nil {
+		data = escapeLive(data)
+	}
+	o.queue = append(o.queue, outMsg{channel: ch, data: data, history: hist, at: time.Now()})
 	o.bytes += len(data)
 	o.mu.Unlock()
 	signal(o.wake)
@@ -128,6 +135,7 @@ func (o *outbox) take(n int) []outMsg {
 func (o *outbox) run() {
 	defer close(o.done)
 	failing := false
+	reloaded := false // the script was loaded for this try: no second time
 	var retry backoff
 	for {
 		select {
@@ -153,7 +161,12 @@ func (o *outbox) run() {
 				n, err := o.send(ctx, batch)
 				cancel()
 				batch = batch[n:]
+				if errors.Is(err, errScriptLoaded) && !reloaded {
+					reloaded = true
+					continue
+				}
 				if err == nil {
+					reloaded = false
 					if failing {
 						logger().Info("publishing to redis restored")
 						failing = false
@@ -177,38 +190,95 @@ func (o *outbox) run() {
 }
 
 // send publishes batch in one pipeline and returns how many frames are done
-// (published, or refused by Redis and dropped) before the first one to retry.
+// (published, or refused by Redis and dropped) before the first one to
+// retry. Recorded frames go by runs of one channel, one script call each.
 func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
+	runs := recordRuns(batch)
 	cmds, _ := o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, m := range batch {
-			if o.sharded {
+		for _, r := range runs {
+			m := batch[r.start]
+			switch {
+			case m.history != nil:
+				p.EvalSha(ctx, publishScript.Hash(), historyKeys(m.channel), o.recordArgs(batch[r.start:r.end])...)
+			case o.sharded:
 				p.SPublish(ctx, m.channel, m.data)
-			} else {
+			default:
 				p.Publish(ctx, m.channel, m.data)
 			}
 		}
 		return nil
 	})
 	for i, c := range cmds {
+		r := runs[i]
 		err := c.Err()
+		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			// Redis lost its scripts (restart, failover): load it, and send
+			// again from here.
+			if lerr := publishScript.Load(ctx, o.client).Err(); lerr != nil {
+				return r.start, fmt.Errorf("loading the publish script: %w", lerr)
+			}
+			return r.start, errScriptLoaded
+		}
 		if err == nil {
 			o.refusing = false
-			metrics.published.Inc()
+			metrics.published.Add(float64(r.end - r.start))
 			continue
 		}
 		var refused redis.Error
 		if errors.As(err, &refused) { // an error reply (e.g. NOPERM): retrying will not help
-			metrics.publishDrops.WithLabelValues("refused").Inc()
+			metrics.publishDrops.WithLabelValues("refused").Add(float64(r.end - r.start))
 			if !o.refusing { // once until a publish goes through: no line per frame
 				logger().Warn("redis refused a publish; frame dropped",
-					zap.String("channel", batch[i].channel), zap.Error(err))
+					zap.String("channel", batch[r.start].channel), zap.Error(err))
 				o.refusing = true
 			}
 			continue
 		}
-		return i, err
+		return r.start, err
 	}
 	return len(batch), nil
+}
+
+// errScriptLoaded asks run to send the rest of a batch again at once.
+var errScriptLoaded = errors.New("publish script loaded")
+
+// maxRecordRun caps the recorded frames of one script call, which holds
+// Redis for its whole run.
+const maxRecordRun = 64
+
+// sendRun is batch[start:end]: one live frame, or recorded frames of one
+// channel.
+type sendRun struct{ start, end int }
+
+func recordRuns(batch []outMsg) []sendRun {
+	runs := make([]sendRun, 0, len(batch))
+	for i, m := range batch {
+		if n := len(runs); n > 0 && m.history != nil {
+			last := &runs[n-1]
+			first := batch[last.start]
+			if first.history == m.history && first.channel == m.channel && last.end-last.start < maxRecordRun {
+				last.end = i + 1
+				continue
+			}
+		}
+		runs = append(runs, sendRun{i, i + 1})
+	}
+	return runs
+}
+
+// recordArgs are publish.lua's arguments for a run of frames.
+func (o *outbox) recordArgs(run []outMsg) []any {
+	h := run[0].history
+	sharded := "0"
+	if o.sharded {
+		sharded = "1"
+	}
+	args := make([]any, 0, 5+len(run))
+	args = append(args, run[0].channel, h.Size, h.ttl().Milliseconds(), h.metaTTL().Milliseconds(), sharded)
+	for _, m := range run {
+		args = append(args, m.data)
+	}
+	return args
 }
 
 // expire drops the frames that waited longer than outboxMaxAge.
@@ -235,7 +305,12 @@ func (o *outbox) flush() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), finalFlush)
 	defer cancel()
-	if n, err := o.send(ctx, batch); err != nil {
+	n, err := o.send(ctx, batch)
+	if errors.Is(err, errScriptLoaded) {
+		batch = batch[n:]
+		n, err = o.send(ctx, batch)
+	}
+	if err != nil {
 		logger().Warn("client frames not published at shutdown", zap.Int("dropped", len(batch)-n), zap.Error(err))
 	}
 }

@@ -78,7 +78,7 @@ func TestOutboxHoldsUntilUp(t *testing.T) {
 	o := startTestOutbox(t, rs, "", avail)
 	const n = 1500 // three pipelines
 	for i := range n {
-		if !o.add("chat", []byte(strconv.Itoa(i))) {
+		if !o.add("chat", []byte(strconv.Itoa(i)), nil) {
 			t.Fatalf("frame %d dropped", i)
 		}
 	}
@@ -106,7 +106,7 @@ func TestOutboxFull(t *testing.T) {
 	drops := metrics.publishDrops.WithLabelValues("outbox_full")
 	before := counterValue(t, drops)
 	accepted := 0
-	for accepted <= outboxMaxMessages+publishBatch && o.add("chat", []byte(strconv.Itoa(accepted))) {
+	for accepted <= outboxMaxMessages+publishBatch && o.add("chat", []byte(strconv.Itoa(accepted)), nil) {
 		accepted++
 	}
 	if accepted < outboxMaxMessages || accepted > outboxMaxMessages+publishBatch {
@@ -116,7 +116,7 @@ func TestOutboxFull(t *testing.T) {
 		t.Fatalf("publish_dropped_total{reason=outbox_full} moved by %v, want 1", got)
 	}
 	added := make(chan bool)
-	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted))) }()
+	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted)), nil) }()
 	avail.set(true)
 	if !<-added {
 		t.Fatal("a frame waiting for room was dropped although room was made")
@@ -156,9 +156,9 @@ func TestOutboxRefused(t *testing.T) {
 	o := startTestOutbox(t, rs, "limited", avail)
 	refused := metrics.publishDrops.WithLabelValues("refused")
 	before := counterValue(t, refused)
-	o.add("ok", []byte("1"))
-	o.add("forbidden", []byte("x"))
-	o.add("ok", []byte("2"))
+	o.add("ok", []byte("1"), nil)
+	o.add("forbidden", []byte("x"), nil)
+	o.add("ok", []byte("2"), nil)
 	if a, b := nextPayload(t, msgs), nextPayload(t, msgs); a != "1" || b != "2" {
 		t.Fatalf("got %q, %q; want 1, 2", a, b)
 	}

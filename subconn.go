@@ -260,7 +260,11 @@ func (c *subConn) receive(ps *redis.PubSub, up chan struct{}) error {
 		case *redis.Subscription:
 			switch m.Kind {
 			case "subscribe", "ssubscribe":
-				b.table.confirmed(c, m.Channel)
+				if st := b.table.confirmed(c, m.Channel); st != nil {
+					if h := st.history.Load(); h != nil {
+						b.resumeHistory(st, h)
+					}
+				}
 			case "sunsubscribe":
 				b.table.dropped(c, m.Channel)
 			}

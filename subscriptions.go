@@ -77,20 +77,24 @@ func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
 	return sub, unsub
 }
 
-// confirmed counts Redis's reply to a SUBSCRIBE of name on c.
-func (t *channelTable) confirmed(c *subConn, name string) {
+// confirmed counts Redis's reply to a SUBSCRIBE of name on c, and returns
+// the channel when its subscription is now confirmed on the connection
+// that serves it.
+func (t *channelTable) confirmed(c *subConn, name string) *channelState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st, s := t.subscriptionOf(c, name)
 	if st == nil || s.pending == 0 {
-		return
+		return nil
 	}
 	s.pending--
 	t.setSub(c, st, s)
+	t.forgetIfUnused(st)
 	if s.pending == 0 && s.state == subOn && st.conn == c {
 		st.closeReady()
+		return st
 	}
-	t.forgetIfUnused(st)
+	return nil
 }
 
 // refused handles an error reply to a SUBSCRIBE on c (NOPERM from an ACL):

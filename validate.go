@@ -90,6 +90,14 @@ func (h *Handler) Validate() error {
 	case h.GapPolicy != "" && h.GapPolicy != gapKeep && h.GapPolicy != gapClose:
 		return fieldErr("gap_policy", fmt.Errorf("%q is not keep or close", h.GapPolicy))
 	}
+	if hc := h.History; hc != nil {
+		switch {
+		case hc.Size < 1 || hc.Size > maxHistorySize:
+			return fieldErr("history.size", fmt.Errorf("%d is not a number of messages from 1 to %d", hc.Size, maxHistorySize))
+		case hc.TTL < 0:
+			return fieldErr("history.ttl", fmt.Errorf("%q is not a positive duration (e.g. 1h)", time.Duration(hc.TTL)))
+		}
+	}
 	return nil
 }
 

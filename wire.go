@@ -17,6 +17,7 @@ type frame struct {
 	wire []byte
 	size int       // payload bytes, for the send queue limit
 	at   time.Time // received from Redis, for the fan-out latency
+	msg  *message  // the message it carries; nil for a frame of our own
 }
 
 // newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2):

@@ -1,0 +1,248 @@
+package redisws
+
+import (
+	"sync"
+
+	"go.uber.org/zap"
+)
+
+const (
+	// maxHeld bounds the messages a channel holds while its gap is filled;
+	// beyond it they are dropped and read from the stream afterwards.
+	maxHeld = 10_000
+	// fillAttempts is how often a fill tries to read the stream before the
+	// gap counts as unfillable.
+	fillAttempts = 3
+)
+
+// channelHistory is a node's own record of a history channel: the last
+// recorded message it delivered to its clients, so that it sees its gaps (a
+// subscription that came back, an offset that jumps) and fills them from the
+// channel's stream, holding newer messages meanwhile.
+type channelHistory struct {
+	mu        sync.Mutex
+	delivered position   // the last recorded message delivered; zero: none yet
+	filling   bool       // a fill runs: messages from Redis wait in held
+	held      []*message // in the order Redis sent them
+	reread    bool       // the running fill must read again when it is done
+}
+
+// hold keeps m until the fill is done. h.mu held.
+func (h *channelHistory) hold(m *message) {
+	if len(h.held) >= maxHeld {
+		// Recorded messages are in the stream: the fill reads them again.
+		// Live ones are lost, like any live message during an outage.
+		h.held, h.reread = nil, true
+	}
+	h.held = append(h.held, m)
+}
+
+// dispatchHistory delivers a message of a history channel in order, or
+// holds it while a gap is filled; a gap seen here starts a fill. It runs on
+// the subscriber's goroutine, so the fill is always started before the next
+// message is looked at.
+func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *message) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.filling {
+		h.hold(m)
+		return
+	}
+	if !b.deliverInOrder(st, h, m) {
+		h.hold(m)
+		b.startFill(st, h)
+	}
+}
+
+// deliverInOrder delivers m if it is next: live, the first recorded one, or
+// the offset after the last one delivered. false means there is a gap
+// before it. h.mu held.
+func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *message) bool {
+	d := h.delivered
+	switch {
+	case !m.recorded():
+	case d.epoch == "" || m.pos.epoch == d.epoch && m.pos.offset == d.offset+1:
+		h.delivered = m.pos
+	case m.pos.epoch == d.epoch && m.pos.offset <= d.offset:
+		return true // delivered already (by a fill)
+	default:
+		return false
+	}
+	b.enqueue(st, m)
+	return true
+}
+
+// resumeHistory reads what a channel missed, now that its subscription is
+// confirmed: on a first subscription, to learn its position; after a
+// reconnect or a slot move, to deliver what was published meanwhile.
+// Messages that come after the confirmation are held until then.
+func (b *broker) resumeHistory(st *channelState, h *channelHistory) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.filling {
+		h.reread = true
+		return
+	}
+	b.startFill(st, h)
+}
+
+// startFill starts the channel's fill. h.mu held.
+func (b *broker) startFill(st *channelState, h *channelHistory) {
+	h.filling = true
+	b.wg.Add(1)
+	go b.fill(st, h)
+}
+
+// fill reads the stream after the last delivered offset and delivers what
+// is missing, then what was held, until the channel is in order again.
+func (b *broker) fill(st *channelState, h *channelHistory) {
+	defer b.wg.Done()
+	unfillable := false
+	for {
+		h.mu.Lock()
+		from := h.delivered
+		h.reread = false
+		h.mu.Unlock()
+
+		r, reset, err := b.readForFill(st.name, from)
+		if b.ctx.Err() != nil {
+			return
+		}
+		h.mu.Lock()
+		switch {
+		case err != nil:
+			// Redis cannot be read: what was missed is lost; the next
+			// recorded message gives the position again.
+			h.delivered = position{}
+			unfillable = true
+		case reset:
+			h.delivered = r.latest
+			unfillable = true
+		default:
+			var lost bool
+			h.delivered, lost = b.applyRead(st, h, from, r)
+			unfillable = unfillable || lost
+		}
+		again := h.reread
+		if !again {
+			again = b.releaseHeld(st, h, from.epoch)
+		}
+		if !again {
+			h.filling = false
+		}
+		h.mu.Unlock()
+		if again {
+			continue
+		}
+		if unfillable {
+			metrics.gapsUnfillable.Inc()
+			b.gapChannel(st)
+		}
+		return
+	}
+}
+
+// readForFill reads the entries after from, a few times if Redis fails; a
+// channel without a position asks for its position only. When Redis's
+// history went back below from (a replica without the newest entries took
+// over), the channel gets a new epoch (reset): its offsets after that point
+// would name other messages than the ones delivered.
+func (b *broker) readForFill(ch string, from position) (r *historyRead, reset bool, err error) {
+	var retry backoff
+	for attempt := 1; ; attempt++ {
+		if from.epoch == "" {
+			r, err = readHistory(b.ctx, b.client, ch, -1, 0)
+		} else {
+			r, err = readHistory(b.ctx, b.client, ch, from.offset, 0)
+		}
+		if err == nil && r.latest.epoch == from.epoch && r.latest.offset < from.offset {
+			var at position
+			if at, err = resetEpoch(b.ctx, b.client, ch, from); err == nil {
+				logger().Warn("history went back: the channel gets a new epoch",
+					zap.String("channel", ch), zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset))
+				return &historyRead{latest: at}, true, nil
+			}
+		}
+		if err == nil || b.ctx.Err() != nil {
+			return r, false, err
+		}
+		if attempt == fillAttempts || !retry.wait(b.ctx) {
+			logger().Warn("cannot read the history to fill a gap", zap.String("channel", ch), zap.Error(err))
+			return nil, false, err
+		}
+	}
+}
+
+// applyRead delivers the entries a fill read and returns the channel's new
+// position, and whether some messages could not be filled. h.mu held.
+func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r *historyRead) (position, bool) {
+	switch {
+	case from.epoch == "":
+		// A first position: the last offset before the held messages.
+		at := r.latest
+		for _, m := range h.held {
+			if m.recorded() && m.pos.epoch == at.epoch {
+				at.offset = min(at.offset, m.pos.offset-1)
+				break
+			}
+		}
+		return at, false
+	case r.latest.epoch != from.epoch:
+		// The history was lost: everything of the new epoch is new here.
+		at := position{epoch: r.latest.epoch}
+		if full, err := readHistory(b.ctx, b.client, st.name, 0, 0); err == nil && full.latest.epoch == at.epoch {
+			at = b.deliverEntries(st, at, full)
+		}
+		return at, true
+	case r.latest.offset == from.offset:
+		return r.latest, false // nothing missed
+	}
+	lost := !r.contiguousAfter(from.offset)
+	at := b.deliverEntries(st, from, r)
+	if !lost {
+		metrics.gapsFilled.Inc()
+	}
+	return position{r.latest.epoch, max(at.offset, r.latest.offset)}, lost
+}
+
+// deliverEntries delivers the entries of r after at, in order, and returns
+// the position of the last one.
+func (b *broker) deliverEntries(st *channelState, at position, r *historyRead) position {
+	for _, e := range r.entries {
+		if e.offset <= at.offset {
+			continue
+		}
+		at.offset = e.offset
+		b.enqueue(st, &message{channel: st.name, pos: at, payload: e.payload})
+	}
+	return at
+}
+
+// releaseHeld delivers the held messages that follow the channel's position,
+// and drops those delivered already. It reports whether one of them shows
+// another gap: the fill must read again, holding the rest. oldEpoch is the
+// epoch before the fill: held messages of it that the new epoch left behind
+// are delivered as they are. h.mu held.
+func (b *broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch string) bool {
+	for i, m := range h.held {
+		if m.recorded() && m.pos.epoch != h.delivered.epoch && m.pos.epoch == oldEpoch {
+			b.enqueue(st, m)
+			continue
+		}
+		if !b.deliverInOrder(st, h, m) {
+			h.held = append(h.held[:0], h.held[i:]...)
+			return true
+		}
+	}
+	clear(h.held)
+	h.held = h.held[:0]
+	return false
+}
+
+// gapChannel applies the gap_policy of every hub of a channel whose gap
+// could not be filled.
+func (b *broker) gapChannel(st *channelState) {
+	for _, hb := range st.hubList() {
+		hb.gap(st.name)
+	}
+}

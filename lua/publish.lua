@@ -1,0 +1,27 @@
+-- Records messages of one channel and publishes them, in one atomic step.
+-- KEYS[1]: the channel's meta hash (e: epoch, o: last offset); KEYS[2]: its
+-- stream, whose entry IDs are <offset>-0. ARGV: channel, size, stream TTL in
+-- ms, meta TTL in ms, "1" to SPUBLISH (sharded) or "0" to PUBLISH, then the
+-- payloads. Returns {epoch, last offset}.
+local meta, stream = KEYS[1], KEYS[2]
+local channel, size, ttl, metaTTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local publish = ARGV[5] == '1' and 'SPUBLISH' or 'PUBLISH'
+
+local epoch = redis.call('HGET', meta, 'e')
+if not epoch then
+  -- The history is new or was lost: a new epoch, and no entry of the old one.
+  local t = redis.call('TIME')
+  epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
+  redis.call('HSET', meta, 'e', epoch, 'o', 0)
+  redis.call('DEL', stream)
+end
+
+local offset
+for i = 6, #ARGV do
+  offset = redis.call('HINCRBY', meta, 'o', 1)
+  redis.call('XADD', stream, 'MAXLEN', size, offset .. '-0', 'd', ARGV[i])
+  redis.call(publish, channel, '\0rws:' .. epoch .. ':' .. offset .. ':' .. ARGV[i])
+end
+redis.call('PEXPIRE', stream, ttl)
+redis.call('PEXPIRE', meta, metaTTL)
+return {epoch, offset}

@@ -1,0 +1,146 @@
+package redisws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// resumeRequest is what a client asks of the history on its upgrade URL:
+// ?since=<epoch>:<offset> (several channels: ?since=<channel>@<epoch>:<offset>,
+// once per channel) or ?rewind=<n>.
+type resumeRequest struct {
+	since  map[string]position // by channel
+	rewind int                 // messages of each channel to replay; 0: none
+}
+
+// parseResume reads since and rewind; nil when the client asks for neither.
+// Its errors say why, for a 400.
+func (h *Handler) parseResume(query url.Values, channels []string) (*resumeRequest, error) {
+	sinces, rewinds := query["since"], query["rewind"]
+	if len(sinces) == 0 && len(rewinds) == 0 {
+		return nil, nil
+	}
+	switch {
+	case h.History == nil:
+		return nil, errors.New("since and rewind need the route's history, which is off")
+	case len(sinces) > 0 && len(rewinds) > 0:
+		return nil, errors.New("since and rewind cannot be combined")
+	case len(rewinds) > 1:
+		return nil, errors.New("rewind is given more than once")
+	}
+	req := &resumeRequest{}
+	if len(rewinds) == 1 {
+		n, err := strconv.Atoi(rewinds[0])
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("rewind %q is not a number of messages (0 or more)", rewinds[0])
+		}
+		req.rewind = min(n, h.History.Size)
+		return req, nil
+	}
+	req.since = make(map[string]position, len(sinces))
+	for _, s := range sinces {
+		ch, p, err := parseSince(s, channels)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := req.since[ch]; dup {
+			return nil, fmt.Errorf("since is given twice for channel %s", ch)
+		}
+		req.since[ch] = p
+	}
+	return req, nil
+}
+
+// parseSince reads one since value: <epoch>:<offset>, or
+// <channel>@<epoch>:<offset> (required when the route has several channels).
+func parseSince(s string, channels []string) (string, position, error) {
+	ch, pos := "", s
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		ch, pos = s[:at], s[at+1:]
+		if !slices.Contains(channels, ch) {
+			return "", position{}, fmt.Errorf("since %q names channel %q, which this connection does not subscribe", s, ch)
+		}
+	} else if len(channels) == 1 {
+		ch = channels[0]
+	} else {
+		return "", position{}, fmt.Errorf("since %q: this route has several channels; name one: since=<channel>@<epoch>:<offset>", s)
+	}
+	epoch, off, ok := strings.Cut(pos, ":")
+	n, err := strconv.ParseInt(off, 10, 64)
+	if !ok || !validEpoch(epoch) || err != nil || n < 0 {
+		return "", position{}, fmt.Errorf("since %q is not <epoch>:<offset> (an epoch of [A-Za-z0-9_-] and an offset of 0 or more)", s)
+	}
+	return ch, position{epoch, n}, nil
+}
+
+// errHistoryUnavailable refuses a resume that Redis cannot answer now.
+var errHistoryUnavailable = errors.New("the history cannot be read now")
+
+// catchUp puts at the head of c's queue, before its connection starts, what
+// comes before live messages: for an envelope client the subscribed frame of
+// each channel, and for a client that asked, its replay. Live messages
+// queued since the subscription that the replay already holds are dropped,
+// so there is no gap and no duplicate at the seam. Without resume, a
+// history that cannot be read leaves the subscribed frame without a
+// position; with it, the upgrade is refused (errHistoryUnavailable).
+func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) error {
+	for _, ch := range c.channels {
+		if h.History == nil {
+			c.prepend(ch, []*frame{subscribedFrame(ch, nil, nil)}, nil)
+			continue
+		}
+		var since *position
+		after, last := int64(-1), 0
+		if req != nil {
+			if p, ok := req.since[ch]; ok {
+				since, after = &p, p.offset
+			}
+			last = req.rewind
+		}
+		if !c.envelope && since == nil && last == 0 {
+			continue // nothing to say to a raw client about this channel
+		}
+		r, err := readHistory(ctx, h.broker.client, ch, after, last)
+		if err != nil {
+			if req != nil {
+				return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
+			}
+			c.prepend(ch, []*frame{subscribedFrame(ch, nil, nil)}, nil)
+			continue
+		}
+		var frames []*frame
+		at := r.latest
+		var recovered *bool
+		replay := r.entries
+		switch {
+		case since != nil:
+			ok := since.epoch == r.latest.epoch && r.contiguousAfter(since.offset)
+			recovered = &ok
+			if !ok {
+				replay = nil
+			}
+		case last == 0: // no replay: the position before the first queued message
+			if first := c.firstQueued(ch, at.epoch); first > 0 && first <= at.offset {
+				at.offset = first - 1
+			}
+		}
+		if c.envelope {
+			frames = append(frames, subscribedFrame(ch, &at, recovered))
+		}
+		for _, e := range replay {
+			m := &message{channel: ch, pos: position{r.latest.epoch, e.offset}, payload: e.payload}
+			frames = append(frames, m.frameFor(c.envelope))
+		}
+		var upTo *position
+		if since != nil || last > 0 {
+			upTo = &r.latest
+		}
+		c.prepend(ch, frames, upTo)
+	}
+	return nil
+}
