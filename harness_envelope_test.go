@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -117,5 +120,125 @@ func sequenceTexts(t testing.TB, c *wsClient, prefix string, first, n int) {
 		if want := fmt.Sprintf("%s%d", prefix, i); string(m.Data) != want {
 			t.Fatalf("%s: got %v, want %q", c.URL, m, want)
 		}
+	}
+}
+
+// follower is an envelope client that follows one channel the way a
+// resuming client does: it checks that the offsets it reads go 1, 2, 3, …
+// with no hole and no duplicate, and when its connection ends it connects
+// again with ?since=<epoch>:<last offset> and expects recovered:true. It
+// runs on its own goroutine, so it records errors instead of failing.
+type follower struct {
+	base string // upgrade URL without query
+	ch   string
+
+	mu       sync.Mutex
+	epoch    string
+	last     int64
+	closes   []int // close codes of the connections that ended
+	errs     []string
+	resumed  int // connections after the first
+	caughtUp time.Time
+}
+
+// follow runs until offset until was read or the deadline passed.
+func (f *follower) follow(t testing.TB, until int64, deadline time.Time) {
+	since := ""
+	for time.Now().Before(deadline) {
+		c, _, err := tryDialWS(t, f.base+since, envelopeHeader())
+		if err != nil {
+			time.Sleep(100 * time.Millisecond) // the client's own backoff between tries
+			continue
+		}
+		done := f.read(c, since != "", until, deadline)
+		c.Close()
+		if done {
+			return
+		}
+		f.mu.Lock()
+		f.closes = append(f.closes, c.closeCode)
+		f.resumed++
+		since = "?since=" + f.epoch + ":" + strconv.FormatInt(f.last, 10)
+		f.mu.Unlock()
+	}
+	f.fail("gave up at offset %d of %d", f.offsetNow(), until)
+}
+
+// read reads one connection; true when offset until was read.
+func (f *follower) read(c *wsClient, resuming bool, until int64, deadline time.Time) bool {
+	subscribed := false
+	for {
+		m, r := c.pop(deadline)
+		if r != popMessage {
+			return false
+		}
+		var e envelopeFrameJSON
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			f.fail("not JSON: %v", m)
+			continue
+		}
+		f.mu.Lock()
+		switch {
+		case e.Type == "subscribed":
+			subscribed = true
+			if resuming && (e.Recovered == nil || !*e.Recovered) {
+				f.errs = append(f.errs, fmt.Sprintf("resumed at %s:%d: %v", f.epoch, f.last, e))
+			}
+			if f.epoch == "" {
+				f.epoch, f.last = e.Epoch, e.offset()
+			}
+		case !subscribed || e.Channel != f.ch:
+			f.errs = append(f.errs, fmt.Sprintf("unexpected before the subscribed frame of %s: %v", f.ch, e))
+		case e.Epoch != f.epoch || e.offset() != f.last+1:
+			f.errs = append(f.errs, fmt.Sprintf("after %s:%d got %v", f.epoch, f.last, e))
+			f.epoch, f.last = e.Epoch, e.offset()
+		default:
+			f.last++
+		}
+		done := f.last >= until
+		if done && f.caughtUp.IsZero() {
+			f.caughtUp = time.Now()
+		}
+		f.mu.Unlock()
+		if done {
+			return true
+		}
+	}
+}
+
+func (f *follower) fail(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.errs = append(f.errs, fmt.Sprintf(format, args...))
+}
+
+func (f *follower) offsetNow() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// check fails the test with the follower's errors.
+func (f *follower) check(t testing.TB) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.errs) > 0 {
+		t.Fatalf("%s: %d errors, first ones: %s", f.base, len(f.errs), strings.Join(f.errs[:min(5, len(f.errs))], "; "))
+	}
+}
+
+// sendPaced sends "<prefix><i>" for i in 1..n from c at rate per second,
+// calling at(i) before each; it returns when all are sent.
+func sendPaced(t testing.TB, c *wsClient, prefix string, n, rate int, at func(i int)) {
+	t.Helper()
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := 1; i <= n; i++ {
+		<-tick.C
+		if at != nil {
+			at(i)
+		}
+		c.SendText(t, prefix+strconv.Itoa(i))
 	}
 }

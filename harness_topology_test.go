@@ -34,14 +34,31 @@ func (s *sentinelSetup) Addrs() string {
 	return strings.Join(a, " ")
 }
 
+// noSyncDelay makes a master start a replica's diskless full sync at once
+// instead of after 5 s (Redis 7's default), so that a replica holds the
+// master's data before a test kills the master.
+var noSyncDelay = []string{"--repl-diskless-sync-delay", "0"}
+
+// waitSynced waits until a replica's link to its master is up: its first
+// full sync is done.
+func waitSynced(t testing.TB, replica *redis.Client) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() bool {
+		info, err := replica.Info(context.Background(), "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	}, "replica %s did not sync with its master", replica.Options().Addr)
+}
+
 // startSentinels starts a master, a replica and three sentinels that
 // monitor them (quorum 2; a master is down after 1s of silence), and waits
-// until every sentinel knows the replica and the other sentinels.
+// until the replica synced and every sentinel knows the replica and the
+// other sentinels.
 func startSentinels(t testing.TB) *sentinelSetup {
 	t.Helper()
 	s := &sentinelSetup{MasterName: "mymaster"}
-	s.Master = startRedis(t)
-	s.Replica = startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port))
+	s.Master = startRedis(t, noSyncDelay...)
+	s.Replica = startRedis(t, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port)}, noSyncDelay...)...)
+	waitSynced(t, s.Replica.Client(t))
 	for range 3 {
 		s.Sentinels = append(s.Sentinels, startSentinel(t, s.MasterName, s.Master.Port))
 	}
@@ -120,14 +137,14 @@ func (c *clusterSetup) Seeds() string {
 
 // startCluster starts masters+masters*replicas cluster-enabled servers,
 // creates the cluster with redis-cli --cluster create, and waits until every
-// node reports cluster_state:ok.
+// node reports cluster_state:ok and every replica synced.
 func startCluster(t testing.TB, masters, replicas int) *clusterSetup {
 	t.Helper()
 	c := new(clusterSetup)
 	var addrs []string
 	for range masters * (1 + replicas) {
-		n := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0")
+		n := startRedis(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"}, noSyncDelay...)...)
 		c.Nodes = append(c.Nodes, n)
 		addrs = append(addrs, n.Addr)
 	}
@@ -139,6 +156,11 @@ func startCluster(t testing.TB, masters, replicas int) *clusterSetup {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitOK(t)
+	for _, n := range c.Nodes {
+		if info, err := c.client(t, n).Info(context.Background(), "replication").Result(); err == nil && strings.Contains(info, "role:slave") {
+			waitSynced(t, c.client(t, n))
+		}
+	}
 	return c
 }
 
