@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,17 +229,46 @@ func (f *follower) check(t testing.TB) {
 	}
 }
 
-// sendPaced sends "<prefix><i>" for i in 1..n from c at rate per second,
-// calling at(i) before each; it returns when all are sent.
-func sendPaced(t testing.TB, c *wsClient, prefix string, n, rate int, at func(i int)) {
-	t.Helper()
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	for i := 1; i <= n; i++ {
-		<-tick.C
-		if at != nil {
-			at(i)
+// pacedSender sends "<prefix><i>" for i in 1..n from one client at a steady
+// rate on its own goroutine, so that the test can break things meanwhile.
+type pacedSender struct {
+	sent atomic.Int64
+	done chan struct{}
+	err  error // valid after done
+}
+
+func startPaced(c *wsClient, prefix string, n, rate int) *pacedSender {
+	p := &pacedSender{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for i := 1; i <= n; i++ {
+			<-tick.C
+			if p.err = c.TrySend(websocket.TextMessage, []byte(prefix+strconv.Itoa(i))); p.err != nil {
+				return
+			}
+			p.sent.Store(int64(i))
 		}
-		c.SendText(t, prefix+strconv.Itoa(i))
+	}()
+	return p
+}
+
+// waitSent waits until i messages are sent.
+func (p *pacedSender) waitSent(t testing.TB, i int) {
+	t.Helper()
+	eventually(t, wait, func() bool { return p.sent.Load() >= int64(i) }, "sender stuck at %d of %d", p.sent.Load(), i)
+}
+
+// finish waits until every message is sent.
+func (p *pacedSender) finish(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(2 * wait):
+		t.Fatalf("sender stuck at %d", p.sent.Load())
+	}
+	if p.err != nil {
+		t.Fatalf("sender: %v", p.err)
 	}
 }

@@ -5,11 +5,13 @@ package redisws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -319,4 +321,56 @@ func (c *clusterSetup) ShardNumSub(t testing.TB, ch string) int64 {
 		total += m[ch]
 	}
 	return total
+}
+
+// Masters lists the running masters, as the slot table says.
+func (c *clusterSetup) Masters(t testing.TB) []*redisServer {
+	t.Helper()
+	var out []*redisServer
+	for _, s := range c.slotTable(t) {
+		for _, n := range c.Nodes {
+			if n.Addr == s.Nodes[0].Addr && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// MigrateSlot moves a slot and its keys from one master to another while
+// clients use it, as redis-cli --cluster reshard does: IMPORTING on the
+// target, MIGRATING on the source, MIGRATE of every key, then SETSLOT NODE
+// on every master.
+func (c *clusterSetup) MigrateSlot(t testing.TB, slot int, from, to *redisServer) {
+	t.Helper()
+	ctx := context.Background()
+	src, dst := c.client(t, from), c.client(t, to)
+	srcID, err1 := src.Do(ctx, "CLUSTER", "MYID").Text()
+	dstID, err2 := dst.Do(ctx, "CLUSTER", "MYID").Text()
+	if err := errors.Join(err1, err2,
+		dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(),
+		src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err()); err != nil {
+		t.Fatalf("preparing the migration of slot %d: %v", slot, err)
+	}
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		if err != nil {
+			t.Fatalf("CLUSTER GETKEYSINSLOT %d: %v", slot, err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", "127.0.0.1", to.Port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if err := src.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("MIGRATE %v: %v", keys, err)
+		}
+	}
+	for _, m := range append([]*redisServer{to, from}, c.Masters(t)...) {
+		if err := c.client(t, m).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err(); err != nil {
+			t.Fatalf("CLUSTER SETSLOT %d NODE on %s: %v", slot, m.Addr, err)
+		}
+	}
 }

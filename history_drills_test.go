@@ -54,19 +54,14 @@ func TestHistoryDrillClientKill(t *testing.T) {
 	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 2 }, "nodes subscribed")
 
 	const total, rate = 1200, 200
-	var kills sync.WaitGroup
-	sendPaced(t, raws[0], "m", total, rate, func(i int) {
-		if i == total/3 || i == 2*total/3 {
-			kills.Add(1)
-			go func() { // traffic goes on while the nodes resubscribe
-				defer kills.Done()
-				if err := rdb.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
-					t.Errorf("CLIENT KILL: %v", err)
-				}
-			}()
+	p := startPaced(raws[0], "m", total, rate)
+	for _, at := range []int{total / 3, 2 * total / 3} {
+		p.waitSent(t, at) // traffic goes on while the nodes resubscribe
+		if err := rdb.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
+			t.Fatal(err)
 		}
-	})
-	kills.Wait()
+	}
+	p.finish(t)
 	for _, c := range raws {
 		sequenceTexts(t, c, "m", 1, total)
 	}
@@ -110,11 +105,10 @@ func TestHistoryDrillReload(t *testing.T) {
 	}
 	eventually(t, wait, func() bool { return scrapeMetrics(t, ns[0])[`caddy_redis_ws_connections{handler="chat"}`] == clients }, "followers connected")
 	sender := dialWS(t, ns[1].WSURL("/ws"), nil)
-	sendPaced(t, sender, "m", total, rate, func(i int) {
-		if i == total/2 {
-			ns[0].Reload(t, drillCaddyfile("reload_close_delay 0\n\t\tmax_connections 1000"))
-		}
-	})
+	p := startPaced(sender, "m", total, rate)
+	p.waitSent(t, total/2)
+	ns[0].Reload(t, drillCaddyfile("reload_close_delay 0\n\t\tmax_connections 1000"))
+	p.finish(t)
 	wg.Wait()
 	for _, f := range followers {
 		f.check(t)
