@@ -138,8 +138,9 @@ type follower struct {
 	last     int64
 	closes   []int // close codes of the connections that ended
 	errs     []string
-	resumed  int // connections after the first
-	caughtUp time.Time
+	resumed  int       // connections after the first
+	backAt   time.Time // a resumed connection replayed up to its subscribed offset
+	doneAt   time.Time // the last offset was read
 }
 
 // follow runs until offset until was read or the deadline passed.
@@ -168,6 +169,7 @@ func (f *follower) follow(t testing.TB, until int64, deadline time.Time) {
 // read reads one connection; true when offset until was read.
 func (f *follower) read(c *wsClient, resuming bool, until int64, deadline time.Time) bool {
 	subscribed := false
+	target := int64(-1) // resuming: the latest offset when it came back
 	for {
 		m, r := c.pop(deadline)
 		if r != popMessage {
@@ -185,6 +187,9 @@ func (f *follower) read(c *wsClient, resuming bool, until int64, deadline time.T
 			if resuming && (e.Recovered == nil || !*e.Recovered) {
 				f.errs = append(f.errs, fmt.Sprintf("resumed at %s:%d: %v", f.epoch, f.last, e))
 			}
+			if resuming {
+				target = e.offset()
+			}
 			if f.epoch == "" {
 				f.epoch, f.last = e.Epoch, e.offset()
 			}
@@ -196,9 +201,12 @@ func (f *follower) read(c *wsClient, resuming bool, until int64, deadline time.T
 		default:
 			f.last++
 		}
+		if target >= 0 && f.last >= target && f.backAt.IsZero() {
+			f.backAt = time.Now()
+		}
 		done := f.last >= until
-		if done && f.caughtUp.IsZero() {
-			f.caughtUp = time.Now()
+		if done {
+			f.doneAt = time.Now()
 		}
 		f.mu.Unlock()
 		if done {
@@ -257,7 +265,16 @@ func startPaced(c *wsClient, prefix string, n, rate int) *pacedSender {
 // waitSent waits until i messages are sent.
 func (p *pacedSender) waitSent(t testing.TB, i int) {
 	t.Helper()
-	eventually(t, wait, func() bool { return p.sent.Load() >= int64(i) }, "sender stuck at %d of %d", p.sent.Load(), i)
+	eventually(t, wait, func() bool {
+		select {
+		case <-p.done:
+			if p.err != nil {
+				t.Fatalf("sender stopped at %d: %v", p.sent.Load(), p.err)
+			}
+		default:
+		}
+		return p.sent.Load() >= int64(i)
+	}, "sender stuck at %d of %d", p.sent.Load(), i)
 }
 
 // finish waits until every message is sent.
