@@ -133,14 +133,14 @@ type follower struct {
 	base string // upgrade URL without query
 	ch   string
 
-	mu       sync.Mutex
-	epoch    string
-	last     int64
-	closes   []int // close codes of the connections that ended
-	errs     []string
-	resumed  int       // connections after the first
-	backAt   time.Time // a resumed connection replayed up to its subscribed offset
-	doneAt   time.Time // the last offset was read
+	mu      sync.Mutex
+	epoch   string
+	last    int64
+	closes  []int // close codes of the connections that ended
+	errs    []string
+	resumed int       // connections after the first
+	backAt  time.Time // a resumed connection replayed up to its subscribed offset
+	doneAt  time.Time // the last offset was read
 }
 
 // follow runs until offset until was read or the deadline passed.
