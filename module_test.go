@@ -41,6 +41,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		subprotocols chat.v2 chat.v1
 		subprotocol_optional
 		gap_policy close
+		history 1000 1h
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		Subprotocols:        []string{"chat.v2", "chat.v1"},
 		SubprotocolOptional: true,
 		GapPolicy:           "close",
+		History:             &History{Size: 1000, TTL: caddy.Duration(time.Hour)},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got  %+v\nwant %+v", h, want)
@@ -135,6 +137,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\tsubprotocol_optional\n}", 1, "subprotocol_optional without subprotocols"},
 		{"redis_ws chat {\n\tgap_policy reload\n}", 2, `"reload" is not keep or close`},
 		{"redis_ws chat {\n\tsend_buffer 1KiB\n}", 2, `"1KiB" is not a size between 4KiB and 1GiB`},
+		{"redis_ws chat {\n\thistory\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\thistory many\n}", 2, `history: "many" is not a number of messages`},
+		{"redis_ws chat {\n\thistory 10 1h 2h\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\thistory 10 soon\n}", 2, `history: "soon" is not a positive duration`},
+		{"redis_ws chat {\n\tping_interval 5s\n\thistory 0\n}", 3, "history: size: 0 is not a number of messages from 1 to 100000"},
+		{"redis_ws chat {\n\thistory 100001\n}", 2, "is not a number of messages from 1 to 100000"},
 	} {
 		_, err := parse(tc.input)
 		if err == nil {
@@ -238,6 +246,8 @@ func TestValidateSameForJSONAndCaddyfile(t *testing.T) {
 		{"redis_ws chat {\n\tmax_connections -1\n}", Handler{Subscribe: []string{"chat"}, MaxConnections: -1}},
 		{"redis_ws chat {\n\trate_limit -1\n}", Handler{Subscribe: []string{"chat"}, RateLimit: -1}},
 		{"redis_ws chat {\n\tgap_policy reload\n}", Handler{Subscribe: []string{"chat"}, GapPolicy: "reload"}},
+		{"redis_ws chat {\n\thistory -5\n}", Handler{Subscribe: []string{"chat"}, History: &History{Size: -5}}},
+		{"redis_ws chat {\n\thistory 10 -1s\n}", Handler{Subscribe: []string{"chat"}, History: &History{Size: 10, TTL: caddy.Duration(-time.Second)}}},
 		{"redis_ws chat {\n\torigins example.com\n}", Handler{Subscribe: []string{"chat"}, Origins: []string{"example.com"}}},
 		{"redis_ws {\n\tsubscribe a b\n}", Handler{Subscribe: []string{"a", "b"}}},
 		{"redis_ws chat {\n\tredis {\n\t\taddrs 127.0.0.1:1 127.0.0.1:2\n\t}\n}", Handler{Subscribe: []string{"chat"}, Redis: &RedisConfig{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}}},

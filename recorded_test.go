@@ -1,0 +1,105 @@
+package redisws
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// What a node makes of a Redis message: recorded ones give their position
+// and payload, everything else is delivered as it came.
+func TestParseMessage(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		pos     position
+		payload string
+	}{
+		{"hi", position{}, "hi"},
+		{"\x00rws:6755e0a10f3a2:42:hi", position{"6755e0a10f3a2", 42}, "hi"},
+		{"\x00rws:e:1:", position{"e", 1}, ""},
+		{"\x00rws:e:7:a:b:c", position{"e", 7}, "a:b:c"},
+		{"\x00rws:::\x00rws:e:1:x", position{}, "\x00rws:e:1:x"}, // an escaped live message
+		{"\x00rws:e:0:x", position{}, "\x00rws:e:0:x"},           // no offset 0
+		{"\x00rws:e:-3:x", position{}, "\x00rws:e:-3:x"},
+		{"\x00rws:e f:1:x", position{}, "\x00rws:e f:1:x"}, // not an epoch
+		{"\x00rws:e", position{}, "\x00rws:e"},
+	} {
+		m := parseMessage("chat", tc.in)
+		if m.pos != tc.pos || m.payload != tc.payload {
+			t.Errorf("%q: got %v %q, want %v %q", tc.in, m.pos, m.payload, tc.pos, tc.payload)
+		}
+	}
+	for _, p := range []string{"hi", "\x00rws:e:1:x", "\x00rws:::y", "\x00rws"} {
+		if m := parseMessage("chat", string(escapeLive([]byte(p)))); m.recorded() || m.payload != p {
+			t.Errorf("live %q escaped and read back as %v %q", p, m.pos, m.payload)
+		}
+	}
+}
+
+// The keys of a channel's history are in the channel's Cluster slot,
+// whatever braces the channel has.
+func TestHistoryKeysShareTheChannelSlot(t *testing.T) {
+	for _, ch := range []string{"chat", "room:a", "{user}:inbox", "a{}b", "a{b", "}x{", "a{}b}}", "{", "{}", strings.Repeat("x", 256)} {
+		keys := historyKeys(ch)
+		for _, k := range keys {
+			if keySlot(k) != keySlot(ch) {
+				t.Errorf("channel %q (slot %d): key %q is in slot %d", ch, keySlot(ch), k, keySlot(k))
+			}
+		}
+		if keys[0] == keys[1] || !strings.HasSuffix(keys[0], ":m") || !strings.HasSuffix(keys[1], ":s") {
+			t.Errorf("channel %q: keys %q", ch, keys)
+		}
+	}
+	if got := historyKeys("chat"); fmt.Sprint(got) != "[redis_ws:{chat}:m redis_ws:{chat}:s]" {
+		t.Errorf("keys of chat: %v (the README names them)", got)
+	}
+}
+
+// Recorded frames go to Redis by runs of one channel and one history, at
+// most maxRecordRun long; live frames one by one, in the order queued.
+func TestRecordRuns(t *testing.T) {
+	h1, h2 := &History{Size: 1}, &History{Size: 2}
+	var batch []outMsg
+	add := func(ch string, h *History, n int) {
+		for range n {
+			batch = append(batch, outMsg{channel: ch, history: h})
+		}
+	}
+	add("a", h1, maxRecordRun+1)
+	add("a", nil, 2)
+	add("a", h1, 1)
+	add("b", h1, 1)
+	add("b", h2, 1)
+	got := fmt.Sprint(recordRuns(batch))
+	n := maxRecordRun
+	want := fmt.Sprint([]sendRun{{0, n}, {n, n + 1}, {n + 1, n + 2}, {n + 2, n + 3}, {n + 3, n + 4}, {n + 4, n + 5}, {n + 5, n + 6}})
+	if got != want {
+		t.Fatalf("runs %s, want %s", got, want)
+	}
+}
+
+// A replay goes before live messages, and the live copies of what it
+// replayed, queued or still to come, are dropped: no gap and no duplicate
+// at the seam.
+func TestClientReplaySeam(t *testing.T) {
+	c := testClient("chat", "news")
+	rec := func(ch string, o int64) *frame {
+		return (&message{channel: ch, pos: position{"e", o}, payload: fmt.Sprint(o)}).frameFor(false)
+	}
+	c.enqueue(rec("chat", 4)) // live, queued while the history was read
+	c.enqueue(rec("news", 1))
+	c.enqueue(rec("chat", 5))
+	c.prepend("chat", []*frame{rec("chat", 3), rec("chat", 4)}, &position{"e", 4})
+	c.prepend("news", []*frame{subscribedFrame("news", &position{"e", 0}, nil)}, nil)
+	c.enqueue(rec("chat", 4)) // late duplicate
+	c.enqueue(rec("chat", 6))
+	c.enqueue((&message{channel: "chat", payload: "live"}).frameFor(false))
+	var got []string
+	for _, f := range c.queue {
+		got = append(got, string(f.wire[2:]))
+	}
+	want := `[3 4 {"type":"subscribed","channel":"news","offset":0,"epoch":"e"} 1 5 6 live]`
+	if fmt.Sprint(got) != want {
+		t.Fatalf("queue %v, want %s", got, want)
+	}
+}
