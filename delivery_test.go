@@ -6,7 +6,6 @@ package redisws
 // redis_ws with no matcher; the module in caddy list-modules.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -118,25 +117,7 @@ func TestRedisCLIInterop(t *testing.T) {
 		}
 	}
 
-	// redis-cli subscribe prints each reply element on its own line.
-	ctx, cancel := context.WithCancel(context.Background())
-	sub := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(rs.Port), "subscribe", "chat")
-	stdout, err := sub.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = sub.Wait() })
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	next := redisCLISubscribe(t, rs.Port, "chat")
 	rdb := rs.Client(t)
 	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 3 }, "redis-cli subscribe not counted")
 
@@ -144,22 +125,7 @@ func TestRedisCLIInterop(t *testing.T) {
 	for _, s := range sent { // one sender: its order is kept
 		clients[1].SendText(t, s)
 	}
-	var got []string
-	timeout := time.After(wait)
-	for len(got) < len(sent) {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("redis-cli subscribe ended; got %q", got)
-			}
-			if l == "message" {
-				<-lines // channel
-				got = append(got, <-lines)
-			}
-		case <-timeout:
-			t.Fatalf("redis-cli subscribe got %q, want %q", got, sent)
-		}
-	}
+	got := next(len(sent))
 	if strings.Join(got, "\n") != strings.Join(sent, "\n") {
 		t.Fatalf("redis-cli subscribe got %q, want %q", got, sent)
 	}

@@ -330,3 +330,48 @@ func subscriberIDs(t *testing.T, rdb *redis.Client) []string {
 	slices.Sort(ids) // Redis rotates its client list in the background: its order means nothing
 	return ids
 }
+
+// redisCLISubscribe runs `redis-cli subscribe ch` for the test's life and
+// returns a function that reads the payloads of its next n messages (it
+// prints each reply element on its own line).
+func redisCLISubscribe(t *testing.T, port int, ch string) func(n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sub := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(port), "subscribe", ch)
+	stdout, err := sub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = sub.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	return func(n int) []string {
+		t.Helper()
+		var got []string
+		timeout := time.After(wait)
+		for len(got) < n {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("redis-cli subscribe ended; got %q", got)
+				}
+				if l == "message" {
+					<-lines // channel
+					got = append(got, <-lines)
+				}
+			case <-timeout:
+				t.Fatalf("redis-cli subscribe got %q of %d messages", got, n)
+			}
+		}
+		return got
+	}
+}

@@ -6,8 +6,6 @@ package redisws
 // replays, bad resume queries get 400, and what redis-cli sees and sends.
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -226,29 +224,12 @@ func TestHistoryRedisCLI(t *testing.T) {
 	c := dialEnvelope(t, n.WSURL("/ws"))
 	epoch := expectSubscribed(t, c, "chat").Epoch
 
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	sub := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(rs.Port), "subscribe", "chat")
-	out, err := sub.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = sub.Wait() }()
-	lines := bufio.NewScanner(out)
-	for i := 0; i < 3 && lines.Scan(); i++ { // subscribe, chat, 1
-	}
+	next := redisCLISubscribe(t, rs.Port, "chat")
 	eventually(t, wait, func() bool { return numsub(t, rs.Client(t), "chat") == 2 }, "redis-cli subscribed")
 
 	dialWS(t, n.WSURL("/ws"), nil).SendText(t, "hello")
-	var got []string
-	for i := 0; i < 3 && lines.Scan(); i++ { // message, chat, payload
-		got = append(got, lines.Text())
-	}
-	if want := fmt.Sprintf("\x00rws:%s:1:hello", epoch); len(got) != 3 || got[2] != want {
-		t.Fatalf("redis-cli subscribe shows %q, want the payload %q", got, want)
+	if got, want := next(1)[0], fmt.Sprintf("\x00rws:%s:1:hello", epoch); got != want {
+		t.Fatalf("redis-cli subscribe shows %q, want %q", got, want)
 	}
 
 	cmd := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "lua/publish.lua",
