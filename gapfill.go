@@ -111,10 +111,11 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 		h.mu.Lock()
 		switch {
 		case err != nil:
-			// Redis cannot be read: what was missed is lost; the next
-			// recorded message gives the position again.
+			// Redis cannot be read: what was missed is lost (nothing was,
+			// without a position yet); the next recorded message gives the
+			// position again.
 			h.delivered = position{}
-			unfillable = true
+			unfillable = unfillable || from.epoch != ""
 		case reset:
 			h.delivered = r.latest
 			unfillable = true
@@ -188,12 +189,10 @@ func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r
 		}
 		return at, false
 	case r.latest.epoch != from.epoch:
-		// The history was lost: everything of the new epoch is new here.
-		at := position{epoch: r.latest.epoch}
-		if full, err := readHistory(b.ctx, b.client, st.name, 0, 0); err == nil && full.latest.epoch == at.epoch {
-			at = b.deliverEntries(st, at, full)
-		}
-		return at, true
+		// The history was lost: everything of the new epoch is new here,
+		// and the next round reads it from its start.
+		h.reread = true
+		return position{epoch: r.latest.epoch}, true
 	case r.latest.offset == from.offset:
 		return r.latest, false // nothing missed
 	}

@@ -136,9 +136,11 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			m := &message{channel: ch, pos: position{r.latest.epoch, e.offset}, payload: e.payload}
 			frames = append(frames, m.frameFor(c.envelope))
 		}
-		var upTo *position
-		if since != nil || last > 0 {
-			upTo = &r.latest
+		// What the replay holds, or for an envelope client what comes before
+		// its subscribed offset, is not delivered again.
+		upTo := &r.latest
+		if since == nil && last == 0 {
+			upTo = &at
 		}
 		c.prepend(ch, frames, upTo)
 	}
