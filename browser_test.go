@@ -5,8 +5,10 @@ package redisws
 // the cluster example.
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +26,11 @@ import (
 // load balancer of the cluster example as run.sh serves it, takes part too:
 // the browser's Origin is the balancer's address and redis_ws's default
 // origin check accepts it, because the balancer passes the Host header on.
+// With the route's history (history 1000 1h in node.caddyfile), a page
+// opened late, through the balancer, shows the recorded messages; when its
+// node is killed, it comes back through the balancer with ?since= and shows
+// each message it missed once, in order; and when the history is gone, it
+// says that messages may have been missed.
 func TestChatBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
 	rs := startRedis(t)
@@ -97,7 +104,7 @@ func TestChatBrowser(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatalf("node 2 still running %s after SIGTERM", wait)
 	}
-	startExampleNode(t, "node2-again", rs, map[string]string{
+	node2 = startExampleNode(t, "node2-again", rs, map[string]string{
 		"PORT":       strconv.Itoa(node2.Port),
 		"ADMIN_PORT": strconv.Itoa(node2.AdminPort),
 	})
@@ -108,7 +115,112 @@ func TestChatBrowser(t *testing.T) {
 	want = append(want, "Node 2 is back")
 	waitAll(want...)
 
-	for _, p := range pages {
+	// The route keeps a history (history 1000 1h in node.caddyfile). A page
+	// opened now, through the balancer, starts with the recent messages
+	// (?rewind=50): all of them but the one published with redis-cli, which
+	// went to the subscribers as it was and was not recorded.
+	recorded := slices.DeleteFunc(slices.Clone(want), func(s string) bool { return s == "Published with redis-cli" })
+	before := map[*caddyNode]float64{node1: chatConnections(t, node1), node2: chatConnections(t, node2)}
+	late := openChat(t, browser, "late page through the balancer", lb.URL("/"))
+	late.waitState(t, "open")
+	late.waitMessages(t, recorded...)
+	if urls := late.socketURLs(); len(urls) != 1 || !strings.HasSuffix(urls[0], "/ws?rewind=50") {
+		t.Fatalf("%s: WebSockets %q, want one to /ws?rewind=50", late.name, urls)
+	}
+
+	// Which node has it: the one with one connection more.
+	var dead, live *caddyNode
+	waitForPage(t, late.name+": its node", func() (bool, string) {
+		up1, up2 := chatConnections(t, node1)-before[node1], chatConnections(t, node2)-before[node2]
+		switch {
+		case up1 == 1 && up2 == 0:
+			dead, live = node1, node2
+		case up1 == 0 && up2 == 1:
+			dead, live = node2, node1
+		}
+		return dead != nil, fmt.Sprintf("connections up by %v on node 1 and %v on node 2", up1, up2)
+	})
+	sender := map[*caddyNode]*chatPage{node1: page1, node2: page2}[live] // the page on the live node
+	t.Logf("%s is on %s; %s sends from %s", late.name, dead.Name, sender.name, live.Name)
+
+	// Its node dies (SIGKILL: no close frame, the balancer just drops the
+	// connection), and while the page is away the page on the other node
+	// sends three messages. The tab is offline meanwhile (its open socket
+	// stays open until the kill; its new ones fail), so that it cannot be
+	// back before they are sent: they are missed for sure, not received
+	// live.
+	late.setOffline(t, true)
+	dead.Kill(t)
+	late.waitState(t, "closed")
+	t.Logf("%s: status %q", late.name, pageEval[string](t, late, `document.getElementById("status").textContent`))
+	away := []string{"Sent while the late page was away", "Second one", "Third one"}
+	for _, m := range away {
+		sender.send(t, m)
+	}
+	sender.waitMessages(t, append(slices.Clone(want), away...)...)
+	if got := late.messages(t); !slices.Equal(got, recorded) {
+		t.Fatalf("%s: shows %q while away, want %q; WebSockets %q", late.name, got, recorded, late.socketURLs())
+	}
+
+	// Back on the network, the page reconnects by itself, through the
+	// balancer, to the live node, asking for what came after the last
+	// message it had (?since=<epoch>:4, the fourth recorded one), and shows
+	// each missed message once, in order, after what it had. A last
+	// message, received live, shows that nothing else comes in between.
+	late.setOffline(t, false)
+	late.waitState(t, "open")
+	const back = "After the late page came back"
+	sender.send(t, back)
+	lateWant := append(append(slices.Clone(recorded), away...), back)
+	late.waitMessages(t, lateWant...)
+	urls := late.socketURLs()
+	sinceFourth := regexp.MustCompile(`/ws\?since=[A-Za-z0-9_-]+:4$`)
+	for _, u := range urls[1:] { // the attempts that failed offline too
+		if !sinceFourth.MatchString(u) {
+			t.Errorf("%s: reconnected to %q, want /ws?since=<epoch>:4", late.name, u)
+		}
+	}
+	t.Logf("%s: WebSockets %q", late.name, urls)
+
+	// The pages that stayed connected saw the same live: the sender, and the
+	// page through the balancer, which came back with ?since= too if it was
+	// on the dead node.
+	others := []*chatPage{sender, page3}
+	othersWant := append(append(slices.Clone(want), away...), back)
+	for _, p := range others {
+		p.waitMessages(t, othersWant...)
+	}
+
+	// When the history cannot give all that a page missed, the page says
+	// so, in a notice that is not a message, and goes on with the live
+	// messages. Here the history is gone (its keys deleted, as a Redis
+	// restarted without persistence loses them) while the late page is
+	// away: offline again, its socket closed by the page itself.
+	late.setOffline(t, true)
+	late.do(t, chromedp.Evaluate[chromedp.Void](`socket.close()`))
+	late.waitState(t, "closed")
+	if n, err := rs.Client(t).Del(context.Background(), historyKeys("chat")...).Result(); err != nil || n != 2 {
+		t.Fatalf("deleting the history of chat: %d keys, %v (want 2)", n, err)
+	}
+	const lost = "Sent after the history was lost"
+	sender.send(t, lost)
+	othersWant = append(othersWant, lost)
+	sender.waitMessages(t, othersWant...)
+	late.setOffline(t, false)
+	waitForPage(t, late.name+": the notice that messages may be missing", func() (bool, string) {
+		notes := late.notices(t)
+		return len(notes) == 1 && strings.Contains(notes[0], "missed"), fmt.Sprintf("notices %q", notes)
+	})
+	const again = "Live again"
+	sender.send(t, again)
+	late.waitMessages(t, append(lateWant, again)...)
+	for _, p := range others {
+		p.waitMessages(t, append(othersWant, again)...)
+		if notes := p.notices(t); len(notes) != 0 {
+			t.Errorf("%s: notices %q, want none", p.name, notes)
+		}
+	}
+	for _, p := range append(pages, late) {
 		p.checkNoExceptions(t)
 	}
 }

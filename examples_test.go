@@ -251,6 +251,10 @@ func TestExampleCaddyfiles(t *testing.T) {
 				if got := found["redis_ws"][0]["subscribe"]; fmt.Sprint(got) != "[chat]" {
 					t.Errorf("redis_ws subscribes %v, want [chat]", got)
 				}
+				// history 1000 1h: what the chat page resumes from.
+				if got, _ := json.Marshal(found["redis_ws"][0]["history"]); string(got) != `{"size":1000,"ttl":3600000000000}` {
+					t.Errorf("redis_ws history %s, want 1000 messages for 1h", got)
+				}
 			case balancerCaddyfile:
 				if len(found["reverse_proxy"]) != 1 {
 					t.Fatalf("want one reverse_proxy, got %v", found)

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -94,17 +96,31 @@ type chatPage struct {
 
 	mu         sync.Mutex
 	exceptions []string // uncaught JavaScript exceptions of the page
+	sockets    []string // the URL of each WebSocket the page made, in order
 }
 
 // openChat opens url in a new tab of the browser and records the page's
-// uncaught exceptions.
+// uncaught exceptions and the URLs of its WebSockets.
 func openChat(t *testing.T, browser context.Context, name, url string) *chatPage {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	p := &chatPage{name: name, ctx: ctx}
-	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown) // before the page loads
+	// Both subscriptions before the page loads.
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	sockets := chromedp.Events(ctx, network.WebSocketCreated)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ev, err := range sockets { // ends when the tab's context does
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.sockets = append(p.sockets, ev.URL)
+			p.mu.Unlock()
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		for ev, err := range exceptions { // ends when the tab's context does
@@ -202,6 +218,36 @@ func (p *chatPage) send(t *testing.T, text string) {
 	p.do(t, chromedp.SendKeys(chromedp.ID("text"), text), chromedp.Click(chromedp.CSS("#send button")))
 }
 
+// notices returns the page's own notes in the message list (such as "some
+// messages may have been missed"), which are not messages.
+func (p *chatPage) notices(t *testing.T) []string {
+	t.Helper()
+	return pageEval[[]string](t, p, `Array.from(document.querySelectorAll("#messages .notice"), e => e.textContent)`)
+}
+
+// socketURLs returns the URL of each WebSocket the page has made so far,
+// the attempts that failed (offline) included.
+func (p *chatPage) socketURLs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.sockets)
+}
+
+// setOffline takes this tab off the network (offline is true) or puts it
+// back, as DevTools' network throttling does: the page's connection attempts
+// fail, while its other tabs and the servers carry on.
+func (p *chatPage) setOffline(t *testing.T, offline bool) {
+	t.Helper()
+	rules := []*network.Conditions{}
+	if offline {
+		rules = append(rules, &network.Conditions{Offline: true, DownloadThroughput: -1, UploadThroughput: -1})
+	}
+	p.do(t, chromedp.Func(func(ctx context.Context, tab *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tab, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: rules})
+		return err
+	}))
+}
+
 func (p *chatPage) checkNoExceptions(t *testing.T) {
 	t.Helper()
 	p.mu.Lock()
@@ -256,4 +302,11 @@ func saveScreenshot(t *testing.T, pages ...*chatPage) {
 	}
 	abs, _ := filepath.Abs(file)
 	t.Logf("screenshot of the two pages: %s", abs)
+}
+
+// chatConnections is the number of WebSockets open on a node's chat route
+// (its caddy_redis_ws_connections gauge).
+func chatConnections(t *testing.T, n *caddyNode) float64 {
+	t.Helper()
+	return scrapeMetrics(t, n)[`caddy_redis_ws_connections{handler="chat"}`]
 }

@@ -145,8 +145,8 @@ func startCluster(t testing.TB, masters, replicas int) *clusterSetup {
 	c := new(clusterSetup)
 	var addrs []string
 	for range masters * (1 + replicas) {
-		n := startRedis(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"}, noSyncDelay...)...)
+		n := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0")
 		c.Nodes = append(c.Nodes, n)
 		addrs = append(addrs, n.Addr)
 	}

@@ -1,6 +1,10 @@
 // The chat page: one WebSocket to /ws on the host that served this page.
 // Everything shown came back through Redis, including what this page sent:
 // redis_ws delivers a client's own messages to it, so there is no local echo.
+// It speaks redis_ws.v1: JSON frames that carry each message's place in the
+// route's history (node.caddyfile has `history`). The first connection asks
+// for the last 50 messages; a reconnection for those after the last one seen,
+// so a page whose node went away misses nothing and shows nothing twice.
 "use strict";
 
 const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
@@ -16,6 +20,7 @@ const maxShown = 500; // older messages are removed so a tab left open stays lig
 
 let socket = null;
 let failures = 0; // attempts since the last successful open
+let resume = "?rewind=50"; // then ?since=<epoch>:<offset> of the last message seen
 
 function setStatus(state, text) {
 	statusLine.dataset.state = state;
@@ -23,12 +28,12 @@ function setStatus(state, text) {
 	button.disabled = state !== "open";
 }
 
-function show(text) {
+function show(text, kind = "text") {
 	const item = document.createElement("li");
 	const time = document.createElement("time");
 	const body = document.createElement("span");
 	time.textContent = new Date().toLocaleTimeString();
-	body.className = "text";
+	body.className = kind; // "text": a message; "notice": the page's own note
 	body.textContent = text; // never innerHTML: messages come from anyone
 	item.append(time, body);
 	list.append(item);
@@ -38,15 +43,24 @@ function show(text) {
 
 function connect() {
 	setStatus("connecting", "connecting to " + url + " …");
-	socket = new WebSocket(url);
-	socket.binaryType = "arraybuffer";
+	socket = new WebSocket(url + resume, "redis_ws.v1");
 	socket.onopen = () => {
 		failures = 0;
 		setStatus("open", "connected to " + url);
 	};
 	socket.onmessage = (event) => {
-		// redis_ws sends what is not valid UTF-8 as a binary frame.
-		show(typeof event.data === "string" ? event.data : `[${event.data.byteLength} bytes of binary]`);
+		const m = JSON.parse(event.data);
+		// Recorded messages and "subscribed" carry a position; a message
+		// published straight to Redis (redis-cli publish) does not.
+		if (m.epoch !== undefined && m.offset !== undefined) resume = `?since=${m.epoch}:${m.offset}`;
+		if (m.type === "subscribed") {
+			// recovered is false when the history no longer holds all that
+			// was sent while this page was away: it goes on from now.
+			if (m.recovered === false) show("Reconnected: some messages may have been missed.", "notice");
+			return;
+		}
+		// What is not valid UTF-8 comes as data_base64.
+		show(m.data ?? `[${atob(m.data_base64).length} bytes of binary]`);
 	};
 	socket.onclose = (event) => {
 		// Exponential backoff: 0.5 s, 1 s, 2 s … up to 10 s, each delay
