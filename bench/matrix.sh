@@ -9,6 +9,11 @@
 # Environment knobs (defaults = the standard matrix):
 #   SUBS=1000 PUBS=2 SIZE=64 RATES="100 1000 5000" DURATION=10s DRAIN=5s CONNS=2000
 #   RESULTS=bench/results   (writes $RESULTS.jsonl and $RESULTS.md)
+#   HISTORY=off             a list, run in its order on fresh nodes and an emptied
+#                           Redis: "off" or a size for `history <size>` on the route;
+#                           with more than "off" the runs are labelled, e.g.
+#                           HISTORY="off 1000 off 1000" RATES=1000 CONNS=0
+#   CONNS=0                 skips the idle-connection run (else on the first HISTORY)
 set -euo pipefail
 
 NAME=matrix
@@ -21,6 +26,7 @@ RATES=${RATES:-"100 1000 5000"}
 DURATION=${DURATION:-10s}
 DRAIN=${DRAIN:-5s}
 CONNS=${CONNS:-2000}
+HISTORY=${HISTORY:-off}
 RESULTS=${RESULTS:-bench/results}
 
 build
@@ -29,17 +35,23 @@ log "starting redis-server on 127.0.0.1:$REDIS_PORT"
 start_redis "$REDIS_PORT"
 export REDIS_PORT
 
-cat >"$RUN/Caddyfile" <<'CADDY'
+# caddyfile HISTORY: the route, with `history HISTORY` unless it is "off"
+caddyfile() {
+	local directive=""
+	[[ $1 == off ]] || directive="history $1"
+	cat >"$RUN/Caddyfile" <<CADDY
 {
-	admin 127.0.0.1:{$ADMIN_PORT}
+	admin 127.0.0.1:{\$ADMIN_PORT}
 	persist_config off
 }
-:{$PORT} {
+:{\$PORT} {
 	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
+		redis redis://127.0.0.1:{\$REDIS_PORT}
+		$directive
 	}
 }
 CADDY
+}
 
 free_port P1 8401
 free_port P2 8402
@@ -52,23 +64,36 @@ OUT=$RESULTS.jsonl
 MD=$RESULTS.md
 : >"$OUT"
 
-start_nodes "$RUN/Caddyfile" /ws
-for rate in $RATES; do
-	log "fanout: $SUBS subs, $PUBS pubs, $SIZE B, $rate msg/s, $DURATION"
-	"$BIN/redisws-bench" fanout -urls "$URLS" -subs "$SUBS" -pubs "$PUBS" -size "$SIZE" \
-		-rate "$rate" -duration "$DURATION" -drain "$DRAIN" \
-		-pids "$(node_pids)" >>"$OUT"
+n=0
+for hist in $HISTORY; do
+	n=$((n + 1))
+	caddyfile "$hist"
+	redis-cli -p "$REDIS_PORT" flushall >/dev/null
+	start_nodes "$RUN/Caddyfile" /ws
+	for rate in $RATES; do
+		label=""
+		# the machine's 1-min load average as the run starts: other tenants move the figures
+		[[ $HISTORY == off ]] || label="history $hist (#$n, load $(cut -d' ' -f1 /proc/loadavg))"
+		log "fanout: $SUBS subs, $PUBS pubs, $SIZE B, $rate msg/s, $DURATION, history $hist"
+		"$BIN/redisws-bench" fanout -label "$label" -urls "$URLS" -subs "$SUBS" -pubs "$PUBS" -size "$SIZE" \
+			-rate "$rate" -duration "$DURATION" -drain "$DRAIN" \
+			-pids "$(node_pids)" >>"$OUT"
+		sleep 1
+	done
+	stop_nodes
 	sleep 1
 done
 
 # Idle-connection cost on fresh nodes: after a fanout run the nodes' heaps have
 # grown and freed memory gets reused, which would understate the cost.
-stop_nodes
-start_nodes "$RUN/Caddyfile" /ws
-sleep 1
-log "conns: $CONNS idle connections"
-"$BIN/redisws-bench" conns -urls "$URLS" -conns "$CONNS" \
-	-pids "$(node_pids)" -admin "$ADMINS" >>"$OUT"
+if ((CONNS > 0)); then
+	caddyfile "${HISTORY%% *}"
+	start_nodes "$RUN/Caddyfile" /ws
+	sleep 1
+	log "conns: $CONNS idle connections"
+	"$BIN/redisws-bench" conns -urls "$URLS" -conns "$CONNS" \
+		-pids "$(node_pids)" -admin "$ADMINS" >>"$OUT"
+fi
 
 {
 	echo "# redis_ws load matrix"
@@ -77,6 +102,8 @@ log "conns: $CONNS idle connections"
 	echo "Deliveries/s = received deliveries / (last receipt − first send); loss counted at the end of the drain" \
 		"(at most $DRAIN after the last send); latency = receive − send time of each delivery." \
 		"Node RSS = sum of both Caddy processes' VmRSS."
+	[[ $HISTORY == off ]] || echo "Route history per run, in the order run (#n), each on fresh nodes and an emptied Redis:" \
+		"off, or \`history <size>\` (every publisher frame recorded in the channel's stream by the Lua script)."
 	echo
 	"$BIN/redisws-bench" table "$OUT"
 } >"$MD"

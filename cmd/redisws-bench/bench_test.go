@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -204,5 +205,52 @@ func TestSlowEnd(t *testing.T) {
 	closed, open := slowClosed(map[string]int{"1008": 2, "eof": 3, "reset": 1, "timeout": 4, "error": 1, "unfinished": 1})
 	if closed != 6 || open != 4 {
 		t.Errorf("closed %d open %d", closed, open)
+	}
+}
+
+func TestReplayCheck(t *testing.T) {
+	want := []string{resumeData(7, 1, 64), resumeData(7, 2, 64), resumeData(7, 3, 64)}
+	if len(want[0]) != 64 || want[0] == want[1] {
+		t.Fatalf("resumeData: %q %q", want[0], want[1])
+	}
+	msg := func(off int, data string) []byte {
+		return []byte(fmt.Sprintf(`{"channel":"chat","offset":%d,"epoch":"e1","data":%q}`, off, data))
+	}
+	sub := []byte(`{"type":"subscribed","channel":"chat","offset":13,"epoch":"e1","recovered":true}`)
+
+	r := newReplayCheck("e1", 10, 13, want)
+	for i, tc := range []struct {
+		frame []byte
+		upTo  int64
+	}{{sub, 10}, {msg(11, want[0]), 11}, {msg(12, want[1]), 12}, {msg(13, want[2]), 13}} {
+		if got := r.add(tc.frame); got != tc.upTo {
+			t.Fatalf("frame %d: up to %d, want %d", i, got, tc.upTo)
+		}
+	}
+	if len(r.errs) != 0 {
+		t.Fatalf("clean replay: %v", r.errs)
+	}
+
+	// not recovered, a gap, a duplicate, wrong data, another epoch, junk
+	r = newReplayCheck("e1", 10, 13, want)
+	r.add([]byte(`{"type":"subscribed","channel":"chat","offset":13,"epoch":"e1","recovered":false}`))
+	r.add(msg(12, want[1]))
+	r.add(msg(12, want[1]))
+	r.add(msg(13, "other"))
+	r.add([]byte(`{"channel":"chat","offset":14,"epoch":"e2","data":"x"}`))
+	r.add([]byte(`{"channel":"chat","data":"raw"}`))
+	if got := r.upTo(); got != 13 {
+		t.Errorf("up to %d, want 13", got)
+	}
+	wantErrs := map[string]int{"not_recovered": 1, "gap": 1, "duplicate_or_old": 1, "wrong_data": 1, "epoch": 1, "malformed": 1}
+	if fmt.Sprint(r.errs) != fmt.Sprint(wantErrs) {
+		t.Errorf("errors %v, want %v", r.errs, wantErrs)
+	}
+
+	if _, err := parseEnvelope([]byte(`{"type":"subscribed","channel":"chat"}`)); err == nil {
+		t.Error("subscribed frame without a position accepted")
+	}
+	if u := withQuery("ws://127.0.0.1:1/ws?a=b", "since=e:1"); u != "ws://127.0.0.1:1/ws?a=b&since=e:1" {
+		t.Errorf("withQuery: %s", u)
 	}
 }

@@ -62,6 +62,7 @@ func newWSDialer(c *config, readBuf, writeBuf int) *websocket.Dialer {
 		HandshakeTimeout: c.handshake,
 		ReadBufferSize:   readBuf,
 		WriteBufferSize:  writeBuf,
+		Subprotocols:     c.subprotocols,
 	}
 }
 

@@ -11,6 +11,8 @@
 //	publish           connections send frames as fast as they can; bench/publish.sh
 //	                  counts what reaches Redis.
 //	conns             opens idle connections and reports the servers' RSS per connection.
+//	resume            -subs envelope clients fall -behind on a route with history and
+//	                  reconnect at once with ?since=; time until all caught up and live.
 //	table             turns JSON result lines (files or stdin) into a Markdown table.
 //
 // The mode is the first argument or -mode. Only loopback targets are accepted.
@@ -45,6 +47,10 @@ type config struct {
 	rooms       int
 	slow        int
 	label       string
+
+	behind       int      // resume: messages published while the clients are away
+	subprotocols []string // offered in the handshake (resume: redis_ws.v1)
+	paced        bool     // publish: -rate was given
 }
 
 func main() {
@@ -59,7 +65,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("redisws-bench", flag.ContinueOnError)
 	var c config
 	var urls, pids, admin string
-	fs.StringVar(&c.mode, "mode", mode, "fanout | publish | conns | table (may also be given as the first argument)")
+	fs.StringVar(&c.mode, "mode", mode, "fanout | publish | conns | resume | table (may also be given as the first argument)")
 	fs.StringVar(&urls, "urls", "ws://127.0.0.1:8001/ws,ws://127.0.0.1:8002/ws", "comma-separated ws:// URLs of the nodes (loopback only)")
 	fs.IntVar(&c.subs, "subs", 200, "fanout: subscriber connections, round-robin over -urls")
 	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls (at least -rooms)")
@@ -67,22 +73,24 @@ func run(args []string) int {
 		"are spread round-robin over rooms and nodes, each subscriber expects its room's messages (0: one shared channel)")
 	fs.IntVar(&c.slow, "slow", 0, "fanout: extra subscriber connections that never read after the handshake (not in -subs);\n"+
 		"after the drain each is read until the server's close or a short quiet time")
+	fs.IntVar(&c.behind, "behind", 100, "resume: messages published while the -subs clients are away (-duration bounds each wait)")
 	fs.StringVar(&c.label, "label", "", "fanout: free text copied to the JSON line; table mode lists labelled runs in their own table")
-	fs.Float64Var(&c.rate, "rate", 1000, "fanout: total messages per second over all publishers")
+	fs.Float64Var(&c.rate, "rate", 1000, "fanout: total messages per second over all publishers; publish: frames per second in all when given (else as fast as they can)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "fanout: send window")
 	fs.IntVar(&c.size, "size", 64, fmt.Sprintf("fanout: payload bytes (>= %d, the header)", headerSize))
-	fs.DurationVar(&c.drain, "drain", 5*time.Second, "fanout: longest wait after the last send for stragglers (ends early when all arrived)")
+	fs.DurationVar(&c.drain, "drain", 5*time.Second, "fanout: longest wait after the last send for stragglers (ends early when all arrived);\npublish: for the node to read every frame sent and close")
 	fs.DurationVar(&c.settle, "settle", 500*time.Millisecond, "fanout: pause between the last connection and the first send")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "connections opened per second")
 	fs.DurationVar(&c.handshake, "handshake-timeout", 10*time.Second, "timeout of one WebSocket handshake")
 	fs.BoolVar(&c.jsonOnly, "json", false, "print only the JSON line (no summary on stderr)")
 	fs.StringVar(&c.origin, "origin", "", "Origin header to send (none when empty)")
 	fs.IntVar(&c.conns, "conns", 2000, "conns: idle connections to open")
-	fs.StringVar(&pids, "pids", "", "comma-separated pids of the server processes (RSS from /proc/PID/status)")
+	fs.StringVar(&pids, "pids", "", "comma-separated pids of the server processes (RSS from /proc/PID/status; resume: their CPU over the storm)")
 	fs.StringVar(&admin, "admin", "", "comma-separated admin base URLs (http://127.0.0.1:2019) for goroutine counts via /debug/pprof")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	fs.Visit(func(f *flag.Flag) { c.paced = c.paced || f.Name == "rate" })
 	if fs.NArg() > 0 && c.mode != "table" {
 		fmt.Fprintf(os.Stderr, "redisws-bench: unexpected arguments: %v\n", fs.Args())
 		return 2
@@ -150,8 +158,8 @@ func run(args []string) int {
 		}
 		return fanoutMode(&c)
 	case "publish":
-		if c.pubs < 1 || c.duration <= 0 || c.size < 1 {
-			fmt.Fprintln(os.Stderr, "redisws-bench: publish needs -pubs >= 1, -duration > 0, -size >= 1")
+		if c.pubs < 1 || c.duration <= 0 || c.size < 1 || (c.paced && c.rate <= 0) {
+			fmt.Fprintln(os.Stderr, "redisws-bench: publish needs -pubs >= 1, -duration > 0, -size >= 1, -rate > 0 when given")
 			return 2
 		}
 		return publishMode(&c)
@@ -161,8 +169,14 @@ func run(args []string) int {
 			return 2
 		}
 		return connsMode(&c)
+	case "resume":
+		if c.subs < 1 || c.behind < 1 || c.duration <= 0 || c.size < 1 {
+			fmt.Fprintln(os.Stderr, "redisws-bench: resume needs -subs >= 1, -behind >= 1, -duration > 0, -size >= 1")
+			return 2
+		}
+		return resumeMode(&c)
 	default:
-		fmt.Fprintf(os.Stderr, "redisws-bench: unknown mode %q (fanout, publish, conns, table)\n", c.mode)
+		fmt.Fprintf(os.Stderr, "redisws-bench: unknown mode %q (fanout, publish, conns, resume, table)\n", c.mode)
 		return 2
 	}
 }

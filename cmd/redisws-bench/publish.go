@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // publishResult is the JSON line of a publish run.
@@ -22,6 +25,9 @@ type publishResult struct {
 	Sent       uint64   `json:"sent"`
 	SentPerS   float64  `json:"sent_per_s"`
 	SendErrors int      `json:"send_errors"`
+	DrainS     float64  `json:"drain_s"`              // after the send window, until the node closed every connection
+	Unclosed   int      `json:"unclosed"`             // connections the node had not closed by the end of -drain
+	RateAsked  float64  `json:"rate_asked,omitempty"` // -rate: frames/s in all, paced; 0: as fast as they can
 	Error      string   `json:"error,omitempty"`
 }
 
@@ -32,8 +38,10 @@ const publishBatch = 256
 // publishMode opens -pubs connections and has each send -size byte text
 // frames as fast as its socket takes them, for -duration. The frames are
 // built once, masked with a fixed key, and written publishBatch at a time
-// straight to the socket. What reaches Redis is counted outside the tool
-// (bench/publish.sh reads INFO commandstats).
+// straight to the socket; with -rate, paced to that many frames a second in all.
+// It then closes each connection and waits, at most -drain after the send
+// window, until the node has read everything and closed. What reaches Redis
+// is counted outside the tool (bench/publish.sh reads INFO commandstats).
 func publishMode(c *config) int {
 	res := &publishResult{Mode: "publish", Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls, Pubs: c.pubs, SizeBytes: c.size}
 	targets := make([]string, c.pubs)
@@ -41,10 +49,31 @@ func publishMode(c *config) int {
 		targets[i] = c.urls[i%len(c.urls)]
 	}
 	d := dialAll(c, targets, 4096, 4096, time.Now().Add(c.connectBudget(c.pubs)))
+	// Whatever the node sends (pings) is read and discarded: a socket closed
+	// with unread data resets the connection, and the node would lose the
+	// frames it had not read yet. Each reader ends when the node closes.
+	closed := make([]chan struct{}, len(d.conns))
+	for i, conn := range d.conns {
+		if conn == nil {
+			continue
+		}
+		closed[i] = make(chan struct{})
+		go func() {
+			defer close(closed[i])
+			_, _ = io.Copy(io.Discard, conn.NetConn())
+		}()
+	}
 	batch := maskedFrames(c.size, publishBatch)
+	frameLen := len(batch) / publishBatch
 	var sent atomic.Uint64
 	var errs atomic.Int64
 	var wg sync.WaitGroup
+	// -rate given: each connection sends its share, a batch at a time
+	var every time.Duration
+	if live := countLive(d.conns); c.paced && live > 0 {
+		res.RateAsked = c.rate
+		every = time.Duration(float64(publishBatch) / (c.rate / float64(live)) * float64(time.Second))
+	}
 	start := time.Now()
 	end := start.Add(c.duration)
 	for _, conn := range d.conns {
@@ -56,18 +85,49 @@ func publishMode(c *config) int {
 		go func() {
 			defer wg.Done()
 			raw := conn.NetConn()
-			for time.Now().Before(end) {
-				_ = raw.SetWriteDeadline(end.Add(time.Second))
-				if _, err := raw.Write(batch); err != nil {
+			for b := 0; time.Now().Before(end); b++ {
+				if every > 0 {
+					if wait := time.Until(start.Add(time.Duration(b) * every)); wait > 0 {
+						time.Sleep(wait)
+					}
+				}
+				// a write blocks while the node is behind: a long bound, so
+				// that no frame is cut in half
+				_ = raw.SetWriteDeadline(end.Add(30 * time.Second))
+				n, err := raw.Write(batch)
+				// a failed write counts the whole frames it got out, so that
+				// sent can be compared exactly with what Redis recorded
+				sent.Add(uint64(n / frameLen))
+				if err != nil {
 					errs.Add(1)
 					return
 				}
-				sent.Add(publishBatch)
 			}
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	// Close frames, then wait (at most -drain) until the node has read
+	// everything before them and closed: then sent is what it received.
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bench done")
+	deadline := time.Now().Add(c.drain)
+	for _, conn := range d.conns {
+		if conn != nil {
+			_ = conn.WriteControl(websocket.CloseMessage, msg, deadline)
+		}
+	}
+	drainEnd := time.After(time.Until(deadline))
+	for _, ch := range closed {
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-drainEnd:
+			res.Unclosed++
+		}
+	}
+	res.DrainS = round3((time.Since(start) - elapsed).Seconds())
 	closeAll(d.conns)
 	res.DurationS = round3(elapsed.Seconds())
 	res.Sent = sent.Load()
@@ -85,6 +145,16 @@ func publishMode(c *config) int {
 		return 1
 	}
 	return 0
+}
+
+func countLive(conns []*websocket.Conn) int {
+	n := 0
+	for _, c := range conns {
+		if c != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // maskedFrames returns n copies of one masked client text frame (RFC 6455
