@@ -164,6 +164,13 @@ func benchFanOut(b *testing.B, n, size int) {
 // seen them all.
 func BenchmarkPublish(b *testing.B) {
 	rs := startRedis(b)
+	b.Run("live", func(b *testing.B) { benchPublish(b, rs, nil) })
+	b.Run("recorded", func(b *testing.B) { benchPublish(b, rs, &History{Size: 1000}) })
+}
+
+// benchPublish publishes b.N frames through an outbox, recorded with hist,
+// and waits until a subscriber has them all.
+func benchPublish(b *testing.B, rs *redisServer, hist *History) {
 	rdb := rs.Client(b)
 	ps := rdb.Subscribe(context.Background(), "bench")
 	defer ps.Close()
@@ -187,7 +194,7 @@ func BenchmarkPublish(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for !o.add("bench", payload, nil) { // outbox full: let it drain
+		for !o.add("bench", payload, hist) { // outbox full: let it drain
 			time.Sleep(100 * time.Microsecond)
 		}
 	}

@@ -16,11 +16,14 @@ if not epoch then
   redis.call('DEL', stream)
 end
 
-local offset
+-- One HINCRBY for the whole run: the offsets of its messages follow it.
+local last = redis.call('HINCRBY', meta, 'o', #ARGV - 5)
+local offset = last - (#ARGV - 5)
+local mark = '\0rws:' .. epoch .. ':'
 for i = 6, #ARGV do
-  offset = redis.call('HINCRBY', meta, 'o', 1)
+  offset = offset + 1
   redis.call('XADD', stream, 'MAXLEN', size, offset .. '-0', 'd', ARGV[i])
-  redis.call(publish, channel, '\0rws:' .. epoch .. ':' .. offset .. ':' .. ARGV[i])
+  redis.call(publish, channel, mark .. offset .. ':' .. ARGV[i])
 end
 redis.call('PEXPIRE', stream, ttl)
 redis.call('PEXPIRE', meta, metaTTL)
