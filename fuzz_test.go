@@ -2,7 +2,9 @@ package redisws
 
 import (
 	"encoding/binary"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -99,6 +101,62 @@ func FuzzNewFrame(f *testing.F) {
 		}
 		if n != len(payload) || string(w[hdr:]) != payload || fr.size != len(payload) {
 			t.Fatalf("decoded length %d and %d bytes, want %d", n, len(w)-hdr, len(payload))
+		}
+	})
+}
+
+// A resume query, whatever it holds, is refused with an error or gives
+// valid positions of the route's channels; it never panics.
+func FuzzResumeQuery(f *testing.F) {
+	for _, s := range []string{"since=e:1", "rewind=3", "since=chat@e:0&since=news@x:2", "since=e:1&rewind=1", "since=@:", "rewind=99999999999999999999"} {
+		f.Add(s)
+	}
+	h := &Handler{Subscribe: []string{"chat", "news"}, Publish: "chat", History: &History{Size: 100}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		req, err := h.parseResume(q, h.Subscribe)
+		if err != nil || req == nil {
+			return
+		}
+		if req.rewind < 0 || req.rewind > h.History.Size {
+			t.Fatalf("%q: rewind %d", raw, req.rewind)
+		}
+		for ch, p := range req.since {
+			if !slices.Contains(h.Subscribe, ch) || !validEpoch(p.epoch) || p.offset < 0 {
+				t.Fatalf("%q: since %s %v", raw, ch, p)
+			}
+		}
+	})
+}
+
+// Any Redis payload is delivered: a recorded one as its payload with a
+// valid position, anything else as it came; what a node publishes reads
+// back as what it sent.
+func FuzzParseMessage(f *testing.F) {
+	for _, s := range []string{"hi", "\x00rws:e:1:hi", "\x00rws:::x", "\x00rws:e:0:", "\x00rws"} {
+		f.Add(s, "e1", int64(3))
+	}
+	f.Fuzz(func(t *testing.T, payload, epoch string, offset int64) {
+		m := parseMessage("chat", payload)
+		switch {
+		case m.recorded():
+			if !validEpoch(m.pos.epoch) || !strings.HasSuffix(payload, ":"+m.payload) {
+				t.Fatalf("%q: read as %v %q", payload, m.pos, m.payload)
+			}
+		case m.payload != payload && !strings.HasPrefix(payload, recordedMark+"::"):
+			t.Fatalf("live %q delivered as %q", payload, m.payload)
+		}
+		if live := parseMessage("chat", string(escapeLive([]byte(payload)))); live.recorded() || live.payload != payload {
+			t.Fatalf("live %q read back as %v %q", payload, live.pos, live.payload)
+		}
+		if validEpoch(epoch) && offset > 0 {
+			rec := parseMessage("chat", recordedMark+position{epoch, offset}.String()+":"+payload)
+			if rec.pos != (position{epoch, offset}) || rec.payload != payload {
+				t.Fatalf("recorded %s %q read back as %v %q", position{epoch, offset}, payload, rec.pos, rec.payload)
+			}
 		}
 	})
 }
