@@ -118,7 +118,9 @@ CADDY
 		first=$(rcli --raw xrange 'redis_ws:{sink}:s' - + count 1 | head -1)
 		lastid=$(rcli --raw xrevrange 'redis_ws:{sink}:s' + - count 1 | head -1)
 		window="no"
-		[[ $first == "$((o - xlen + 1))-0" && $lastid == "$o-0" && $xlen == $((o < hist ? o : hist)) ]] && window="yes"
+		# The script trims approximately (whole stream nodes of up to 100
+		# entries): at least the last min(size, o) offsets, contiguous.
+		[[ $first == "$((o - xlen + 1))-0" && $lastid == "$o-0" && $xlen -ge $((o < hist ? o : hist)) && $xlen -le $((hist + 100)) ]] && window="yes"
 		once="no"
 		if [[ $xadd == "$o" && $n == "$o" && $window == yes ]]; then
 			if [[ $o == "$sent" ]]; then
@@ -142,7 +144,7 @@ done
 	echo
 	echo "$(header_line) Load average (1 min) at the start: $LOAD0, at the end: $(cut -d' ' -f1 /proc/loadavg)."
 	echo "$PUBS WebSocket connections to one node send $SIZE-byte text frames for $DURATION, as fast as they can (rate max) or paced to a total rate (the load tool writes 256 pre-masked frames per write); the node publishes each frame to Redis through its pipelining outbox. Published = PUBLISH calls Redis executed (INFO commandstats, the recording script's included); the tool closes each connection after its send window and waits until the node has read everything and closed; received and dropped = the node's \`caddy_redis_ws_frames_received_total\` and \`caddy_redis_ws_publish_dropped_total\` (a frame waits at most 1 s for room in the outbox); per second = over the send window, the node's reading of what was still in the sockets, and its outbox's last publishes (until published + dropped = received). Each row: fresh node, emptied Redis, in the order run."
-	echo "With history (\`history <size>\` on the route): recorded = the channel's last offset (\`HGET redis_ws:{sink}:m o\`); XADD and EVALSHA = calls Redis executed; the stream's length and first..last entry IDs, (yes) when they are exactly the last min(size, o) offsets; recorded/s with \"every frame sent, once\" when last offset = XADDs = PUBLISHes = frames sent and the stream window holds (so offsets 1..o, each once); \"once, but N not recorded\" when the same holds for the frames the node did not drop."
+	echo "With history (\`history <size>\` on the route): recorded = the channel's last offset (\`HGET redis_ws:{sink}:m o\`); XADD and EVALSHA = calls Redis executed; the stream's length and first..last entry IDs, (yes) when they are the last offsets, contiguous, at least min(size, o) of them and at most size + 100 (the script trims whole stream nodes); recorded/s with \"every frame sent, once\" when last offset = XADDs = PUBLISHes = frames sent and the stream window holds (so offsets 1..o, each once); \"once, but N not recorded\" when the same holds for the frames the node did not drop."
 	echo
 	echo "| rate | history | connections | size | frames sent | received by the node | dropped by the node | published to Redis | recorded (last offset) | XADD | EVALSHA | stream | published/s | recorded/s (exactly once) | node CPU s | Redis CPU s |"
 	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"

@@ -22,7 +22,10 @@ local offset = last - (#ARGV - 5)
 local mark = '\0rws:' .. epoch .. ':'
 for i = 6, #ARGV do
   offset = offset + 1
-  redis.call('XADD', stream, 'MAXLEN', size, offset .. '-0', 'd', ARGV[i])
+  -- '~': whole stream nodes are dropped (at least size entries stay, up to
+  -- stream-node-max-entries, 100, more): exact trimming rewrites the head
+  -- node on every entry, and cost 40 % of the throughput.
+  redis.call('XADD', stream, 'MAXLEN', '~', size, offset .. '-0', 'd', ARGV[i])
   redis.call(publish, channel, mark .. offset .. ':' .. ARGV[i])
 end
 redis.call('PEXPIRE', stream, ttl)
