@@ -6,6 +6,7 @@ package redisws
 // replays, bad resume queries get 400, and what redis-cli sees and sends.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,6 +31,10 @@ func historyNodes(t *testing.T, n int, rs *redisServer, directives string) []*ca
 	}
 	redis_ws /plain plain {
 		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+	redis_ws /short short {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		history 3 1s
 	}
 	redis_ws /rooms/* {
 		subscribe room:{http.request.uri.path.1} lobby
@@ -106,6 +111,36 @@ func TestHistory(t *testing.T) {
 			c.ExpectNothing(t, 200*time.Millisecond)
 		})
 	}
+	t.Run("since beyond a trimmed or expired history is not recovered", func(t *testing.T) {
+		w := dialEnvelope(t, ns[0].WSURL("/short"))
+		e := expectSubscribed(t, w, "short").Epoch
+		for i := 1; i <= 200; i++ { // far beyond its size of 3: trimmed
+			w.SendText(t, strconv.Itoa(i))
+		}
+		expectOffsets(t, w, "short", e, 1, 200, nil)
+		// resume connects with since and returns the subscribed frame; a
+		// recovered client then gets the offsets after it up to 200.
+		resume := func(after int64) envelopeFrameJSON {
+			c := dialEnvelope(t, sinceURL(ns[1].WSURL("/short"), e, after))
+			s := expectSubscribed(t, c, "short")
+			if s.Recovered != nil && *s.Recovered {
+				expectOffsets(t, c, "short", e, after+1, 200, nil)
+			}
+			c.ExpectNothing(t, 100*time.Millisecond)
+			return s
+		}
+		if s := resume(1); s.Recovered == nil || *s.Recovered || s.offset() != 200 {
+			t.Fatalf("since 1 of a history trimmed to its last entries: %v, want recovered false at 200", s)
+		}
+		if s := resume(199); s.Recovered == nil || !*s.Recovered {
+			t.Fatalf("since 199, still held: %v, want recovered true", s)
+		}
+		rdb := rs.Client(t)
+		eventually(t, wait, func() bool { return rdb.Exists(context.Background(), historyKeys("short")[1]).Val() == 0 }, "the stream of short did not expire after its ttl of 1s")
+		if s := resume(199); s.Recovered == nil || *s.Recovered || s.offset() != 200 || s.Epoch != e {
+			t.Fatalf("since 199 after the entries expired: %v, want recovered false at 200 of the same epoch", s)
+		}
+	})
 	t.Run("raw clients resume with since", func(t *testing.T) {
 		c := dialWS(t, sinceURL(ns[0].WSURL("/ws"), epoch, 4), nil)
 		sequenceTexts(t, c, "m", 5, 2)
