@@ -67,14 +67,6 @@ func (t *channelTable) lookup(name string) *channelState {
 	return nil
 }
 
-// hubs lists the hubs that need a channel; it takes no lock.
-func (t *channelTable) hubs(name string) []*hub {
-	if st := t.lookup(name); st != nil {
-		return st.hubList()
-	}
-	return nil
-}
-
 // join registers h as needing channel name.
 func (t *channelTable) join(name string, h *hub) {
 	t.mu.Lock()

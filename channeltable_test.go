@@ -223,3 +223,11 @@ func TestChannelTableSharded(t *testing.T) {
 		t.Fatal("channel kept after its last hub left")
 	}
 }
+
+// hubs lists the hubs that need a channel.
+func (t *channelTable) hubs(name string) []*hub {
+	if st := t.lookup(name); st != nil {
+		return st.hubList()
+	}
+	return nil
+}
