@@ -78,8 +78,11 @@ func parseSince(s string, channels []string) (string, position, error) {
 	return ch, position{epoch, n}, nil
 }
 
-// errHistoryUnavailable refuses a resume that Redis cannot answer now.
-var errHistoryUnavailable = errors.New("the history cannot be read now")
+var (
+	// errHistoryUnavailable refuses a resume that Redis cannot answer now.
+	errHistoryUnavailable = errors.New("the history cannot be read now")
+	errRedisDown          = errors.New("redis is down")
+)
 
 // catchUp puts at the head of c's queue, before its connection starts, what
 // comes before live messages: for an envelope client the subscribed frame of
@@ -89,6 +92,7 @@ var errHistoryUnavailable = errors.New("the history cannot be read now")
 // history that cannot be read leaves the subscribed frame without a
 // position; with it, the upgrade is refused (errHistoryUnavailable).
 func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) error {
+	down := h.broker.avail.outage() // no read waits out its timeout meanwhile
 	for _, ch := range c.channels {
 		if h.History == nil {
 			c.prepend(ch, []*frame{subscribedFrame(ch, nil, nil)}, nil)
@@ -105,7 +109,10 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 		if !c.envelope && since == nil && last == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
-		r, err := readHistory(ctx, h.broker.client, ch, after, last)
+		r, err := &historyRead{}, errRedisDown
+		if !down {
+			r, err = readHistory(ctx, h.broker.client, ch, after, last)
+		}
 		if err != nil {
 			if req != nil {
 				return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
