@@ -47,9 +47,9 @@ type client struct {
 	maxQueue int
 	spare    []*frame // the last batch, reused for the next queue
 	head     int      // frames at the queue's head put there by prepend
-	// seen is the last recorded message of each channel that a replay
-	// (prepend) gave it: the live copies of those are skipped. nil without
-	// a replay.
+	// seen is, per channel, the last recorded message a replay gave it or
+	// its subscribed frame told it of (prepend): live copies up to it are
+	// skipped. nil for a raw client that did not replay.
 	seen      map[string]position
 	writing   bool // a writer goroutine is running (or the connection is closed)
 	connected bool // conn is set: writers may start
@@ -114,9 +114,9 @@ func (c *client) replayed(m *message) bool {
 
 // prepend puts frames of one channel before everything queued and after
 // what earlier calls put there, before the connection starts: the
-// subscribed frame and a replay go before live messages. With upTo, the
-// frames replay that channel's history up to it, and its live copies queued
-// or still to come are dropped.
+// subscribed frame and a replay go before live messages. upTo, when set, is
+// the last offset of the channel those frames give or tell of: its live
+// copies up to it, queued or still to come, are dropped.
 func (c *client) prepend(ch string, frames []*frame, upTo *position) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // What a node makes of a Redis message: recorded ones give their position
@@ -52,6 +55,18 @@ func TestHistoryKeysShareTheChannelSlot(t *testing.T) {
 	}
 	if got := historyKeys("chat"); fmt.Sprint(got) != "[redis_ws:{chat}:m redis_ws:{chat}:s]" {
 		t.Errorf("keys of chat: %v (the README names them)", got)
+	}
+}
+
+// The TTLs the README gives: the stream's 24h by default, the meta hash's
+// at least 30 days.
+func TestHistoryTTLs(t *testing.T) {
+	if d, m := (&History{Size: 1}).ttl(), (&History{Size: 1}).metaTTL(); d != 24*time.Hour || m != 30*24*time.Hour {
+		t.Errorf("default ttl %s, meta %s; want 24h and 720h", d, m)
+	}
+	long := &History{Size: 1, TTL: caddy.Duration(90 * 24 * time.Hour)}
+	if long.metaTTL() != long.ttl() {
+		t.Errorf("ttl %s: meta %s, want the same", long.ttl(), long.metaTTL())
 	}
 }
 

@@ -109,7 +109,8 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 		if !c.envelope && since == nil && last == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
-		r, err := &historyRead{}, errRedisDown
+		var r *historyRead
+		err := errRedisDown
 		if !down {
 			r, err = readHistory(ctx, h.broker.client, ch, after, last)
 		}
