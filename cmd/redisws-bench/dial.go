@@ -13,11 +13,12 @@ import (
 
 // dialResult is the outcome of opening n connections.
 type dialResult struct {
-	conns  []*websocket.Conn // nil where the connection failed
-	urls   []string          // URL of each connection
-	times  []time.Duration   // handshake times of the successful ones
-	failed int
-	errs   map[string]int // error text → count (at most maxErrKeys keys)
+	conns   []*websocket.Conn // nil where the connection failed
+	streams []*sseStream      // dialAllSSE: nil where the stream failed
+	urls    []string          // URL of each connection
+	times   []time.Duration   // handshake times of the successful ones
+	failed  int
+	errs    map[string]int // error text → count (at most maxErrKeys keys)
 }
 
 // connectStats is the connect phase in a JSON line. The fanout and conns
@@ -85,14 +86,55 @@ func (c *config) connectBudget(n int) time.Duration {
 // c.connectRate per second and maxInFlight at once, and stops starting new
 // ones at deadline.
 func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.Time) *dialResult {
-	n := len(targets)
-	r := &dialResult{
-		conns: make([]*websocket.Conn, n),
-		urls:  targets,
-		errs:  map[string]int{},
-	}
+	r := &dialResult{conns: make([]*websocket.Conn, len(targets))}
 	d := newWSDialer(c, readBuf, writeBuf)
 	hdr := c.header()
+	dialEach(c, r, targets, deadline, func(ctx context.Context, i int) error {
+		conn, resp, err := d.DialContext(ctx, targets[i], hdr)
+		if err != nil {
+			if resp != nil {
+				err = fmt.Errorf("%v (HTTP %d)", err, resp.StatusCode)
+			}
+			return err
+		}
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		r.conns[i] = conn
+		return nil
+	})
+	return r
+}
+
+// dialAllSSE opens one event stream to each of targets (ws:// or http://
+// URLs, asked over http://), each on its own TCP connection, paced like dialAll;
+// r.streams holds them, nil where one failed. A stream counts as connected once
+// the server answered 200 with text/event-stream.
+func dialAllSSE(c *config, targets []string, bufSize int, deadline time.Time) *dialResult {
+	r := &dialResult{streams: make([]*sseStream, len(targets))}
+	dialEach(c, r, targets, deadline, func(ctx context.Context, i int) error {
+		u, err := sseURL(targets[i])
+		if err != nil {
+			return err
+		}
+		s, err := dialSSE(ctx, u, c.origin, bufSize)
+		if err != nil {
+			return err
+		}
+		r.streams[i] = s
+		return nil
+	})
+	return r
+}
+
+// dialEach calls dial(ctx, i) for each of targets, at most c.connectRate per
+// second and maxInFlight at once, each within one handshake timeout, and
+// stops starting new ones at deadline. dial stores what it opened in r (each
+// i is its own slot); dialEach records the times and the errors.
+func dialEach(c *config, r *dialResult, targets []string, deadline time.Time, dial func(ctx context.Context, i int) error) {
+	n := len(targets)
+	r.urls = targets
+	r.errs = map[string]int{}
 	interval := time.Duration(float64(time.Second) / c.connectRate)
 	sem := make(chan struct{}, maxInFlight)
 	var mu sync.Mutex
@@ -130,26 +172,18 @@ func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.T
 			ctx, cancel := context.WithTimeout(context.Background(), c.handshake)
 			defer cancel()
 			t0 := time.Now()
-			conn, resp, err := d.DialContext(ctx, r.urls[i], hdr)
+			err := dial(ctx, i)
 			dt := time.Since(t0)
 			if err != nil {
-				if resp != nil {
-					err = fmt.Errorf("%v (HTTP %d)", err, resp.StatusCode)
-				}
 				addErr(err)
 				return
 			}
-			if resp != nil && resp.Body != nil {
-				resp.Body.Close()
-			}
 			mu.Lock()
-			r.conns[i] = conn
 			r.times = append(r.times, dt)
 			mu.Unlock()
 		}(i)
 	}
 	wg.Wait()
-	return r
 }
 
 // closeAll sends a normal close frame on every connection and closes it,
@@ -170,8 +204,12 @@ func closeAll(conns []*websocket.Conn) {
 // closeKey names why a connection ended: the close code, or "io_error".
 func closeKey(err error) string {
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
+	var se *sseStreamEnd
+	switch {
+	case errors.As(err, &ce):
 		return fmt.Sprint(ce.Code)
+	case errors.As(err, &se):
+		return se.key
 	}
 	return "io_error"
 }

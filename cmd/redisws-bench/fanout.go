@@ -24,7 +24,7 @@ func fanoutMode(c *config) int {
 
 	run := rand.Uint32()
 	res := &fanoutResult{
-		Mode: "fanout", Label: c.label, Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls,
+		Mode: "fanout", Label: c.label, Transport: c.transport, Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls,
 		Subs: c.subs, Pubs: c.pubs, Rooms: c.rooms, Slow: c.slow, RateAsked: c.rate, DurationS: c.duration.Seconds(),
 		SizeBytes: c.size, DrainMaxS: c.drain.Seconds(), ConnectRate: c.connectRate,
 		Nofile: nofile(), RunID: fmt.Sprintf("%08x", run),
@@ -41,7 +41,12 @@ func fanoutMode(c *config) int {
 	subTargets, subRooms := place(c, c.subs)
 	slowTargets, _ := place(c, c.slow)
 	pubTargets, pubRooms := place(c, c.pubs)
-	sd := dialAll(c, subTargets, 4096, 1024, deadline)
+	var sd *dialResult
+	if c.transport == "sse" {
+		sd = dialAllSSE(c, subTargets, 4096, deadline)
+	} else {
+		sd = dialAll(c, subTargets, 4096, 1024, deadline)
+	}
 	slowd := dialAll(c, slowTargets, 1024, 1024, deadline)
 	pd := dialAll(c, pubTargets, 4096, 4096, deadline)
 	res.countConnects(connStart, sd, slowd, pd)
@@ -64,6 +69,12 @@ func fanoutMode(c *config) int {
 		}
 		subs = append(subs, &subscriber{conn: conn, room: subRooms[i], tracks: make([]seqTrack, len(pubs))})
 	}
+	for i, st := range sd.streams {
+		if st == nil {
+			continue
+		}
+		subs = append(subs, &subscriber{stream: st, room: subRooms[i], tracks: make([]seqTrack, len(pubs))})
+	}
 	for _, conn := range slowd.conns {
 		if conn != nil {
 			res.SlowConnected++
@@ -78,6 +89,7 @@ func fanoutMode(c *config) int {
 	if len(subs) == 0 || len(pubs) == 0 {
 		res.Error = "no subscriber or no publisher connected"
 		closeAll(sd.conns)
+		closeStreams(sd.streams)
 		closeAll(slowd.conns)
 		closeAll(pd.conns)
 		res.WallS = round3(time.Since(wallStart).Seconds())
@@ -90,6 +102,10 @@ func fanoutMode(c *config) int {
 		readers.Add(1)
 		go func(s *subscriber) {
 			defer readers.Done()
+			if s.stream != nil {
+				s.readSSE(c, run, pubRoom, &stopping)
+				return
+			}
 			s.read(c, run, pubRoom, &stopping)
 		}(s)
 	}
@@ -132,6 +148,7 @@ func fanoutMode(c *config) int {
 	// Stop: close everything, wait (bounded) for the readers.
 	stopping.Store(true)
 	closeAll(sd.conns)
+	closeStreams(sd.streams)
 	closeAll(pd.conns)
 	if err := awaitReaders(&readers); err != nil {
 		res.Error = err.Error()

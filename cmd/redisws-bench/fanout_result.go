@@ -11,6 +11,7 @@ import (
 type fanoutResult struct {
 	Mode        string   `json:"mode"`
 	Label       string   `json:"label,omitempty"`
+	Transport   string   `json:"transport"` // of the subscribers: ws or sse (publishers are WebSocket)
 	Time        string   `json:"time"`
 	URLs        []string `json:"urls"`
 	Subs        int      `json:"subs"`
@@ -68,6 +69,8 @@ type fanoutResult struct {
 	SlowFramesRead uint64         `json:"slow_frames_read"`
 	SlowCheckS     float64        `json:"slow_check_s"`
 
+	SSE *sseCounts `json:"sse,omitempty"` // -transport sse: the streams' other events and lines
+
 	SubDisconnects int            `json:"sub_disconnects"`
 	SubCloseCodes  map[string]int `json:"sub_close_codes"`
 	PubDisconnects int            `json:"pub_disconnects"`
@@ -115,6 +118,13 @@ func (res *fanoutResult) countDeliveries(c *config, subs []*subscriber, pubs []*
 		res.CrossRoom += s.crossRoom
 		res.Malformed += s.malformed
 		lastRecv = max(lastRecv, s.lastNs.Load())
+		if s.stream != nil {
+			if res.SSE == nil {
+				res.SSE = &sseCounts{}
+			}
+			res.SSE.add(&s.sse)
+			res.SSE.Streams++
+		}
 		if s.dead.Load() {
 			res.SubDisconnects++
 			res.SubCloseCodes[closeKey(s.endErr)]++
@@ -163,6 +173,7 @@ func printFanout(r *fanoutResult) {
 	if r.Label != "" {
 		fmt.Fprintf(w, "label       %s\n", r.Label)
 	}
+	fmt.Fprintf(w, "transport   subscribers %s, publishers ws\n", r.Transport)
 	fmt.Fprintf(w, "connect     %d/%d subs, %d/%d pubs, %d errors; handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		r.SubsConnected, r.Subs, r.PubsConnected, r.Pubs, r.ConnectErrors, r.ConnectP50Ms, r.ConnectP99Ms, r.ConnectMaxMs)
 	fmt.Fprintf(w, "sent        %d in %.2fs = %.1f msg/s, %d send errors\n", r.Sent, r.SendWindowS, r.SentPerS, r.SendErrors)
@@ -176,6 +187,10 @@ func printFanout(r *fanoutResult) {
 		r.DeliveriesPerS, r.DeliveriesWindowS, r.DrainUsedS, r.Complete)
 	fmt.Fprintf(w, "latency     p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, mean %.2f ms\n",
 		r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.LatencyMeanMs)
+	if e := r.SSE; e != nil {
+		fmt.Fprintf(w, "sse         %d streams: %d pings, %d id-only events, %d message events with an id (%d going backwards), %d binary (%d bad base64), %d other events, %d unknown fields\n",
+			e.Streams, e.Pings, e.IDOnly, e.WithID, e.IDBackwards, e.Binary, e.BadBase64, e.Other, e.UnknownLines)
+	}
 	fmt.Fprintf(w, "disconnects subs %d %s, pubs %d %s\n", r.SubDisconnects, codes(r.SubCloseCodes), r.PubDisconnects, codes(r.PubCloseCodes))
 	if r.Slow > 0 {
 		fmt.Fprintf(w, "slow        %d/%d connected; at the end %d closed by the server, %d still open %s; %d frames read in %.1fs\n",

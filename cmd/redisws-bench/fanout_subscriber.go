@@ -11,7 +11,8 @@ import (
 // frame it gets against the run, its room and each sender's sequence, and
 // records the latency of the valid ones.
 type subscriber struct {
-	conn   *websocket.Conn
+	conn   *websocket.Conn // nil for an event stream
+	stream *sseStream      // -transport sse
 	room   int
 	h      hist
 	tracks []seqTrack // by sender id
@@ -25,6 +26,31 @@ type subscriber struct {
 	foreign   uint64 // of another run, or an unknown sender
 	crossRoom uint64 // of this run, from another room's publisher
 	malformed uint64
+	sse       sseCounts // -transport sse
+}
+
+// sseCounts is what an event-stream subscriber saw besides its messages.
+type sseCounts struct {
+	Pings        uint64 `json:"pings"`             // ": ping" (any comment line)
+	IDOnly       uint64 `json:"id_only_events"`    // an id and no data (a position)
+	Binary       uint64 `json:"binary_events"`     // "event: binary" (base64 data)
+	Other        uint64 `json:"other_events"`      // any other event type (reset, ...)
+	BadBase64    uint64 `json:"bad_base64"`        // binary events whose data did not decode
+	WithID       uint64 `json:"events_with_id"`    // message events with an id line
+	IDBackwards  uint64 `json:"id_backwards"`      // an id offset not above the one before
+	UnknownLines uint64 `json:"unknown_fields"`    // lines of other fields (retry, ...)
+	Streams      int    `json:"streams,omitempty"` // in a result: subscribers summed
+}
+
+func (a *sseCounts) add(b *sseCounts) {
+	a.Pings += b.Pings
+	a.IDOnly += b.IDOnly
+	a.Binary += b.Binary
+	a.Other += b.Other
+	a.BadBase64 += b.BadBase64
+	a.WithID += b.WithID
+	a.IDBackwards += b.IDBackwards
+	a.UnknownLines += b.UnknownLines
 }
 
 // read is the one reader of a subscriber connection. pubRoom is the room
@@ -50,34 +76,89 @@ func (s *subscriber) read(c *config, run uint32, pubRoom []int, stopping *atomic
 			s.end(err, stopping)
 			return
 		}
-		now := nowNs()
-		hd, err := parseHeader(buf[:n])
+		s.account(buf[:n], nowNs(), run, pubRoom)
+	}
+}
+
+// readSSE is the one reader of an event-stream subscriber: every message
+// event's data (decoded for "binary") goes through the same checks as a
+// WebSocket frame's payload.
+func (s *subscriber) readSSE(c *config, run uint32, pubRoom []int, stopping *atomic.Bool) {
+	limit := max(c.size, headerSize)
+	rd := s.stream.rd
+	var lastOff uint64
+	for {
+		ev, err := rd.next()
 		if err != nil {
+			s.sse.Pings, s.sse.UnknownLines = rd.comments, rd.unknown
+			s.end(sseEndErr(err), stopping)
+			return
+		}
+		now := nowNs()
+		if ev.hasID {
+			if off, ok := idOffset(ev.id); ok {
+				if lastOff != 0 && off <= lastOff {
+					s.sse.IDBackwards++
+				}
+				lastOff = off
+			}
+		}
+		switch {
+		case !ev.hasData:
+			s.sse.IDOnly++
+			continue
+		case len(ev.typ) == 0 || string(ev.typ) == "message":
+		case string(ev.typ) == "binary":
+			s.sse.Binary++
+			if ev.badB64 {
+				s.sse.BadBase64++
+				s.malformed++
+				continue
+			}
+		default:
+			s.sse.Other++
+			continue
+		}
+		if ev.hasID {
+			s.sse.WithID++
+		}
+		if len(ev.data) > limit {
 			s.malformed++
 			continue
 		}
-		if hd.run != run || int(hd.sender) >= len(s.tracks) {
-			s.foreign++
-			continue
-		}
-		if pubRoom[hd.sender] != s.room {
-			s.crossRoom++
-			continue
-		}
-		dup, reord := s.tracks[hd.sender].add(hd.seq)
-		if dup {
-			s.dups++
-			continue
-		}
-		if reord {
-			s.reordered++
-		}
-		lat := now - hd.sentNs
-		if lat < 0 {
-			lat = 0
-		}
-		s.h.record(uint64(lat / 1000))
-		s.lastNs.Store(now)
-		s.received.Add(1)
+		s.account(ev.data, now, run, pubRoom)
 	}
+}
+
+// account checks one payload received at now against the run, the
+// subscriber's room and its sender's sequence, and records it.
+func (s *subscriber) account(payload []byte, now int64, run uint32, pubRoom []int) {
+	hd, err := parseHeader(payload)
+	if err != nil {
+		s.malformed++
+		return
+	}
+	if hd.run != run || int(hd.sender) >= len(s.tracks) {
+		s.foreign++
+		return
+	}
+	if pubRoom[hd.sender] != s.room {
+		s.crossRoom++
+		return
+	}
+	dup, reord := s.tracks[hd.sender].add(hd.seq)
+	if dup {
+		s.dups++
+		return
+	}
+	if reord {
+		s.reordered++
+	}
+	lat := now - hd.sentNs
+	if lat < 0 {
+		lat = 0
+	}
+	s.h.record(uint64(lat / 1000))
+	s.lastNs.Store(now)
+	s.received.Add(1)
 }

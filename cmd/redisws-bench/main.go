@@ -7,7 +7,10 @@
 //	                  -rooms N: URL templates with {room}, rooms r0..r(N-1), each
 //	                  subscriber expects its room's messages only. -slow N: N more
 //	                  subscribers that never read; the end reports whether the
-//	                  server closed them.
+//	                  server closed them. -transport sse: the subscribers are
+//	                  Server-Sent Events streams (GET, Accept: text/event-stream,
+//	                  each on its own TCP connection) instead of WebSockets; the
+//	                  publishers stay WebSocket; the JSON line names the transport.
 //	publish           connections send frames as fast as they can; bench/publish.sh
 //	                  counts what reaches Redis.
 //	conns             opens idle connections and reports the servers' RSS per connection.
@@ -47,6 +50,7 @@ type config struct {
 	rooms       int
 	slow        int
 	label       string
+	transport   string // fanout: of the subscribers, ws or sse
 
 	behind       int      // resume: messages published while the clients are away
 	subprotocols []string // offered in the handshake (resume: redis_ws.v1)
@@ -69,6 +73,8 @@ func run(args []string) int {
 	fs.StringVar(&urls, "urls", "ws://127.0.0.1:8001/ws,ws://127.0.0.1:8002/ws", "comma-separated ws:// URLs of the nodes (loopback only)")
 	fs.IntVar(&c.subs, "subs", 200, "fanout: subscriber connections, round-robin over -urls")
 	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls (at least -rooms)")
+	fs.StringVar(&c.transport, "transport", "ws", "fanout: how the subscribers connect: ws (WebSocket) or sse (GET with Accept: text/event-stream,\n"+
+		"the ws:// URLs asked over http://, one TCP connection per stream); publishers are always WebSocket")
 	fs.IntVar(&c.rooms, "rooms", 0, "fanout: rooms r0..r(N-1); the -urls are templates with {room}, subscribers and publishers\n"+
 		"are spread round-robin over rooms and nodes, each subscriber expects its room's messages (0: one shared channel)")
 	fs.IntVar(&c.slow, "slow", 0, "fanout: extra subscriber connections that never read after the handshake (not in -subs);\n"+
@@ -130,6 +136,22 @@ func run(args []string) int {
 			return 2
 		}
 		c.pids = append(c.pids, n)
+	}
+	if c.transport != "ws" && c.transport != "sse" {
+		fmt.Fprintf(os.Stderr, "redisws-bench: -transport %q: ws or sse\n", c.transport)
+		return 2
+	}
+	if c.transport == "sse" {
+		if c.mode != "fanout" || c.slow != 0 {
+			fmt.Fprintln(os.Stderr, "redisws-bench: -transport sse is for fanout only, without -slow")
+			return 2
+		}
+		for _, u := range c.urls {
+			if _, err := sseURL(u); err != nil {
+				fmt.Fprintf(os.Stderr, "redisws-bench: -transport sse: %v\n", err)
+				return 2
+			}
+		}
 	}
 	if c.connectRate <= 0 {
 		c.connectRate = 500

@@ -11,7 +11,8 @@ import (
 
 // tableMode reads JSON result lines from the named files (or stdin) and
 // prints Markdown tables: one for fanout runs, one for labelled fanout runs
-// (-label: with rooms and slow clients), one for conns runs.
+// (-label: with rooms and slow clients; SSE runs are listed there too), one
+// for conns runs.
 func tableMode(files []string) int {
 	var readers []io.Reader
 	for _, f := range files {
@@ -46,7 +47,10 @@ func tableMode(files []string) int {
 			var r fanoutResult
 			switch {
 			case json.Unmarshal([]byte(line), &r) != nil:
-			case r.Label != "":
+			case r.Label != "" || r.Transport == "sse":
+				if r.Label == "" {
+					r.Label = "SSE subscribers"
+				}
 				labelled = append(labelled, r)
 			default:
 				fan = append(fan, r)
