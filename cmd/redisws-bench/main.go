@@ -13,6 +13,10 @@
 //	                  publishers stay WebSocket; the JSON line names the transport.
 //	publish           connections send frames as fast as they can; bench/publish.sh
 //	                  counts what reaches Redis.
+//	post              -pubs keep-alive HTTP clients (each its own connection) POST
+//	                  -size byte bodies to the route URL(s) for -duration, as fast
+//	                  as answered or at -rate in all (at most -posts); reports 200s/s,
+//	                  other answers by status, latency; bench/post.sh checks Redis.
 //	conns             opens idle connections and reports the servers' RSS per connection.
 //	resume            -subs envelope clients fall -behind on a route with history and
 //	                  reconnect at once with ?since=; time until all caught up and live.
@@ -51,6 +55,7 @@ type config struct {
 	slow        int
 	label       string
 	transport   string // fanout: of the subscribers, ws or sse
+	maxPosts    int    // post: at most this many requests in all (0: no limit)
 
 	behind       int      // resume: messages published while the clients are away
 	subprotocols []string // offered in the handshake (resume: redis_ws.v1)
@@ -69,21 +74,24 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("redisws-bench", flag.ContinueOnError)
 	var c config
 	var urls, pids, admin string
-	fs.StringVar(&c.mode, "mode", mode, "fanout | publish | conns | resume | table (may also be given as the first argument)")
-	fs.StringVar(&urls, "urls", "ws://127.0.0.1:8001/ws,ws://127.0.0.1:8002/ws", "comma-separated ws:// URLs of the nodes (loopback only)")
+	fs.StringVar(&c.mode, "mode", mode, "fanout | publish | post | conns | resume | table (may also be given as the first argument)")
+	fs.StringVar(&urls, "urls", "ws://127.0.0.1:8001/ws,ws://127.0.0.1:8002/ws", "comma-separated ws:// URLs of the nodes (loopback only); post: http:// or ws:// (asked over http://)")
 	fs.IntVar(&c.subs, "subs", 200, "fanout: subscriber connections, round-robin over -urls")
-	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls (at least -rooms)")
+	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls (at least -rooms);\n"+
+		"publish: connections; post: HTTP clients, each on its own keep-alive connection")
 	fs.StringVar(&c.transport, "transport", "ws", "fanout: how the subscribers connect: ws (WebSocket) or sse (GET with Accept: text/event-stream,\n"+
 		"the ws:// URLs asked over http://, one TCP connection per stream); publishers are always WebSocket")
+	fs.IntVar(&c.maxPosts, "posts", 0, "post: at most this many requests in all (0: only -duration bounds the run)")
 	fs.IntVar(&c.rooms, "rooms", 0, "fanout: rooms r0..r(N-1); the -urls are templates with {room}, subscribers and publishers\n"+
 		"are spread round-robin over rooms and nodes, each subscriber expects its room's messages (0: one shared channel)")
 	fs.IntVar(&c.slow, "slow", 0, "fanout: extra subscriber connections that never read after the handshake (not in -subs);\n"+
 		"after the drain each is read until the server's close or a short quiet time")
 	fs.IntVar(&c.behind, "behind", 100, "resume: messages published while the -subs clients are away (-duration bounds each wait)")
-	fs.StringVar(&c.label, "label", "", "fanout: free text copied to the JSON line; table mode lists labelled runs in their own table")
-	fs.Float64Var(&c.rate, "rate", 1000, "fanout: total messages per second over all publishers; publish: frames per second in all when given (else as fast as they can)")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "fanout: send window")
-	fs.IntVar(&c.size, "size", 64, fmt.Sprintf("fanout: payload bytes (>= %d, the header)", headerSize))
+	fs.StringVar(&c.label, "label", "", "fanout, post: free text copied to the JSON line; table mode lists labelled runs in their own table")
+	fs.Float64Var(&c.rate, "rate", 1000, "fanout: total messages per second over all publishers; publish: frames per second in all when given (else as fast as they can);\n"+
+		"post: requests per second in all when given (else each client sends its next one when answered)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "fanout: send window; publish, post: how long they send")
+	fs.IntVar(&c.size, "size", 64, fmt.Sprintf("fanout: payload bytes (>= %d, the header); publish: frame bytes; post: body bytes (stamped when >= %d)", headerSize, headerSize))
 	fs.DurationVar(&c.drain, "drain", 5*time.Second, "fanout: longest wait after the last send for stragglers (ends early when all arrived);\npublish: for the node to read every frame sent and close")
 	fs.DurationVar(&c.settle, "settle", 500*time.Millisecond, "fanout: pause between the last connection and the first send")
 	fs.Float64Var(&c.connectRate, "connect-rate", 500, "connections opened per second")
@@ -117,7 +125,11 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "redisws-bench: %q: %v\n", u, err)
 			return 2
 		}
-		if err := checkLoopbackURL(roomURL(u, 0), "ws", "wss"); err != nil {
+		schemes := []string{"ws", "wss"}
+		if c.mode == "post" {
+			schemes = []string{"http", "ws"}
+		}
+		if err := checkLoopbackURL(roomURL(u, 0), schemes...); err != nil {
 			fmt.Fprintf(os.Stderr, "redisws-bench: refusing %q: %v\n", u, err)
 			return 2
 		}
@@ -185,6 +197,12 @@ func run(args []string) int {
 			return 2
 		}
 		return publishMode(&c)
+	case "post":
+		if c.pubs < 1 || c.pubs > maxPostClients || c.duration <= 0 || c.size < 0 || c.maxPosts < 0 || (c.paced && c.rate <= 0) {
+			fmt.Fprintf(os.Stderr, "redisws-bench: post needs 1 <= -pubs <= %d, -duration > 0, -size >= 0, -posts >= 0, -rate > 0 when given\n", maxPostClients)
+			return 2
+		}
+		return postMode(&c)
 	case "conns":
 		if c.conns < 1 {
 			fmt.Fprintln(os.Stderr, "redisws-bench: need -conns >= 1")
@@ -198,7 +216,7 @@ func run(args []string) int {
 		}
 		return resumeMode(&c)
 	default:
-		fmt.Fprintf(os.Stderr, "redisws-bench: unknown mode %q (fanout, publish, conns, resume, table)\n", c.mode)
+		fmt.Fprintf(os.Stderr, "redisws-bench: unknown mode %q (fanout, publish, post, conns, resume, table)\n", c.mode)
 		return 2
 	}
 }

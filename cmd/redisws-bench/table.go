@@ -12,7 +12,7 @@ import (
 // tableMode reads JSON result lines from the named files (or stdin) and
 // prints Markdown tables: one for fanout runs, one for labelled fanout runs
 // (-label: with rooms and slow clients; SSE runs are listed there too), one
-// for conns runs.
+// for post runs, one for conns runs.
 func tableMode(files []string) int {
 	var readers []io.Reader
 	for _, f := range files {
@@ -29,6 +29,7 @@ func tableMode(files []string) int {
 	}
 	var fan, labelled []fanoutResult
 	var con []connsResult
+	var posts []postResult
 	sc := bufio.NewScanner(io.MultiReader(readers...))
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
 	for sc.Scan() {
@@ -54,6 +55,11 @@ func tableMode(files []string) int {
 				labelled = append(labelled, r)
 			default:
 				fan = append(fan, r)
+			}
+		case "post":
+			var r postResult
+			if json.Unmarshal([]byte(line), &r) == nil {
+				posts = append(posts, r)
 			}
 		case "conns":
 			var r connsResult
@@ -86,6 +92,26 @@ func tableMode(files []string) int {
 				r.Label, r.Rooms, r.SubsConnected, r.PubsConnected, r.SizeBytes, r.RateAsked, r.SentPerS, r.DeliveriesPerS,
 				r.Loss, r.LossPct, r.Duplicates, r.Reordered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs,
 				r.SubDisconnects, slow)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(posts) > 0 {
+		fmt.Fprintln(w, "| setup | clients | size | rate asked | requests | 200 | 200/s | other answers | errors | p50 ms | p99 ms | max ms | offsets |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |")
+		for _, r := range posts {
+			rate, setup, offs := "max", r.Label, "–"
+			if r.RateAsked > 0 {
+				rate = fmt.Sprintf("%.0f", r.RateAsked)
+			}
+			if setup == "" {
+				setup = "post"
+			}
+			if r.WithOffset > 0 {
+				offs = fmt.Sprintf("%d..%d, %d dup, %d gaps", r.OffsetMin, r.OffsetMax, r.OffsetDuplicates, r.OffsetGaps)
+			}
+			fmt.Fprintf(w, "| %s | %d | %d B | %s | %d | %d | %.0f | %s | %d | %.2f | %.2f | %.2f | %s |\n",
+				setup, r.Clients, r.SizeBytes, rate, r.Requests, r.OK, r.OKPerS, codesU(r.Statuses), r.Errors,
+				r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, offs)
 		}
 		fmt.Fprintln(w)
 	}
