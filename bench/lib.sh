@@ -1,4 +1,4 @@
-# Helpers shared by the bench scripts (matrix.sh, publish.sh, cluster.sh, storm.sh).
+# Helpers shared by the bench scripts (matrix.sh, publish.sh, post.sh, cluster.sh, storm.sh, ...).
 # Source it after setting NAME; it cds to the repository root,
 # makes a run directory $RUN and stops everything it started on exit.
 # Loopback only: every server binds 127.0.0.1.
@@ -91,19 +91,20 @@ start_redis() {
 	}
 }
 
-# start_nodes CADDYFILE PROBE_PATH: two caddy nodes on $P1/$P2 (admin $A1/$A2);
-# the Caddyfile reads PORT, ADMIN_PORT and whatever else the caller exported.
+# start_nodes CADDYFILE PROBE_PATH [COUNT]: two caddy nodes on $P1/$P2 (admin
+# $A1/$A2), or with COUNT=1 one node on $P1 (admin $A1); the Caddyfile reads
+# PORT, ADMIN_PORT and whatever else the caller exported.
 start_nodes() {
-	local i port admin
+	local i port admin count=${3:-2}
 	NODE_PIDS=()
-	for i in 1 2; do
+	for ((i = 1; i <= count; i++)); do
 		if [[ $i == 1 ]]; then port=$P1 admin=$A1; else port=$P2 admin=$A2; fi
 		PORT=$port ADMIN_PORT=$admin \
 			XDG_CONFIG_HOME="$RUN/xdg-config-$i" XDG_DATA_HOME="$RUN/xdg-data-$i" \
 			"$BIN/caddy" run --config "$1" --adapter caddyfile >>"$RUN/caddy-$i.log" 2>&1 &
 		NODE_PIDS+=($!)
 	done
-	for i in 1 2; do
+	for ((i = 1; i <= count; i++)); do
 		if [[ $i == 1 ]]; then port=$P1 admin=$A1; else port=$P2 admin=$A2; fi
 		# up = the admin API answers and the site port returns an HTTP status
 		wait_until 20 curl -fsS "http://127.0.0.1:$admin/config/" &&
@@ -113,7 +114,11 @@ start_nodes() {
 			exit 1
 		}
 	done
-	log "caddy nodes up: pids ${NODE_PIDS[*]}, ports $P1 $P2, admin $A1 $A2"
+	if ((count == 1)); then
+		log "caddy node up: pid ${NODE_PIDS[*]}, port $P1, admin $A1"
+	else
+		log "caddy nodes up: pids ${NODE_PIDS[*]}, ports $P1 $P2, admin $A1 $A2"
+	fi
 }
 
 stop_nodes() {

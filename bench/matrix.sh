@@ -13,7 +13,13 @@
 #                           Redis: "off" or a size for `history <size>` on the route;
 #                           with more than "off" the runs are labelled, e.g.
 #                           HISTORY="off 1000 off 1000" RATES=1000 CONNS=0
-#   CONNS=0                 skips the idle-connection run (else on the first HISTORY)
+#   TRANSPORT=ws            a list too, run for each HISTORY in its order, each on fresh
+#                           nodes and an emptied Redis: how the subscribers connect, ws
+#                           (WebSocket) or sse (Server-Sent Events: GET with Accept:
+#                           text/event-stream, one TCP connection each); publishers are
+#                           always WebSocket. With more than "ws" the runs are labelled,
+#                           e.g. TRANSPORT="ws sse" RATES=1000 CONNS=0 RESULTS=bench/sse-results
+#   CONNS=0                 skips the idle-connection run (else on the first HISTORY, WebSocket)
 set -euo pipefail
 
 NAME=matrix
@@ -27,6 +33,7 @@ DURATION=${DURATION:-10s}
 DRAIN=${DRAIN:-5s}
 CONNS=${CONNS:-2000}
 HISTORY=${HISTORY:-off}
+TRANSPORT=${TRANSPORT:-ws}
 RESULTS=${RESULTS:-bench/results}
 
 build
@@ -64,24 +71,41 @@ OUT=$RESULTS.jsonl
 MD=$RESULTS.md
 : >"$OUT"
 
+for transport in $TRANSPORT; do
+	[[ $transport == ws || $transport == sse ]] || {
+		log "TRANSPORT: $transport is neither ws nor sse"
+		exit 2
+	}
+done
+
 n=0
 for hist in $HISTORY; do
-	n=$((n + 1))
-	caddyfile "$hist"
-	redis-cli -p "$REDIS_PORT" flushall >/dev/null
-	start_nodes "$RUN/Caddyfile" /ws
-	for rate in $RATES; do
-		label=""
-		# the machine's 1-min load average as the run starts: other tenants move the figures
-		[[ $HISTORY == off ]] || label="history $hist (#$n, load $(cut -d' ' -f1 /proc/loadavg))"
-		log "fanout: $SUBS subs, $PUBS pubs, $SIZE B, $rate msg/s, $DURATION, history $hist"
-		"$BIN/redisws-bench" fanout -label "$label" -urls "$URLS" -subs "$SUBS" -pubs "$PUBS" -size "$SIZE" \
-			-rate "$rate" -duration "$DURATION" -drain "$DRAIN" \
-			-pids "$(node_pids)" >>"$OUT"
+	for transport in $TRANSPORT; do
+		n=$((n + 1))
+		caddyfile "$hist"
+		redis-cli -p "$REDIS_PORT" flushall >/dev/null
+		start_nodes "$RUN/Caddyfile" /ws
+		for rate in $RATES; do
+			label=""
+			# the machine's 1-min load average as the run starts: other tenants move the figures
+			load="#$n, load $(cut -d' ' -f1 /proc/loadavg)"
+			if [[ $TRANSPORT != ws ]]; then
+				what="WebSocket subscribers"
+				[[ $transport == ws ]] || what="SSE subscribers"
+				[[ $HISTORY == off ]] || what+=", history $hist"
+				label="$what ($load)"
+			elif [[ $HISTORY != off ]]; then
+				label="history $hist ($load)"
+			fi
+			log "fanout: $SUBS $transport subs, $PUBS pubs, $SIZE B, $rate msg/s, $DURATION, history $hist"
+			"$BIN/redisws-bench" fanout -label "$label" -transport "$transport" -urls "$URLS" -subs "$SUBS" -pubs "$PUBS" \
+				-size "$SIZE" -rate "$rate" -duration "$DURATION" -drain "$DRAIN" \
+				-pids "$(node_pids)" >>"$OUT"
+			sleep 1
+		done
+		stop_nodes
 		sleep 1
 	done
-	stop_nodes
-	sleep 1
 done
 
 # Idle-connection cost on fresh nodes: after a fanout run the nodes' heaps have
@@ -102,6 +126,9 @@ fi
 	echo "Deliveries/s = received deliveries / (last receipt − first send); loss counted at the end of the drain" \
 		"(at most $DRAIN after the last send); latency = receive − send time of each delivery." \
 		"Node RSS = sum of both Caddy processes' VmRSS."
+	[[ $TRANSPORT == ws ]] || echo "Subscribers per run, in the order run (#n), each on fresh nodes and an emptied Redis:" \
+		"WebSocket, or SSE (each a GET with Accept: text/event-stream on its own TCP connection, one event per message);" \
+		"the publishers are WebSocket in every run."
 	[[ $HISTORY == off ]] || echo "Route history per run, in the order run (#n), each on fresh nodes and an emptied Redis:" \
 		"off, or \`history <size>\` (every publisher frame recorded in the channel's stream by the Lua script)."
 	echo
