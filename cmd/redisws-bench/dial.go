@@ -113,7 +113,7 @@ func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.T
 func dialAllSSE(c *config, targets []string, bufSize int, deadline time.Time) *dialResult {
 	r := &dialResult{streams: make([]*sseStream, len(targets))}
 	dialEach(c, r, targets, deadline, func(ctx context.Context, i int) error {
-		u, err := sseURL(targets[i])
+		u, err := httpURL(targets[i])
 		if err != nil {
 			return err
 		}

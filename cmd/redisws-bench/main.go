@@ -159,7 +159,7 @@ func run(args []string) int {
 			return 2
 		}
 		for _, u := range c.urls {
-			if _, err := sseURL(u); err != nil {
+			if _, err := httpURL(u); err != nil {
 				fmt.Fprintf(os.Stderr, "redisws-bench: -transport sse: %v\n", err)
 				return 2
 			}

@@ -219,9 +219,6 @@ func (res *postResult) merge(all []*postStats) {
 	res.LatencyMeanMs = round3(h.meanUs() / 1000)
 }
 
-// postURL is the http:// URL of a ws:// or http:// one.
-func postURL(raw string) (string, error) { return sseURL(raw) }
-
 // postClient is one keep-alive HTTP client on its own connection: its own
 // Transport, one connection at most, loopback only, no proxy, no redirects.
 func postClient(dials *atomic.Int64) *http.Client {
@@ -262,7 +259,7 @@ func postMode(c *config) int {
 	urls := make([]string, len(c.urls))
 	for i, u := range c.urls {
 		var err error
-		if urls[i], err = postURL(u); err != nil {
+		if urls[i], err = httpURL(u); err != nil {
 			fmt.Fprintf(os.Stderr, "redisws-bench: %v\n", err)
 			return 2
 		}

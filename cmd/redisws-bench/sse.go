@@ -154,15 +154,17 @@ func idOffset(id []byte) (off uint64, ok bool) {
 	return getDec(id[i+1:])
 }
 
-// sseURL is the http:// URL of a ws:// one (http:// URLs pass as they are).
-func sseURL(raw string) (string, error) {
+// httpURL is the http:// URL of a ws:// one (http:// URLs pass as they
+// are): the route answers event streams and POSTs at the URL of its
+// WebSocket. TLS is not supported by the tool's HTTP clients.
+func httpURL(raw string) (string, error) {
 	switch {
 	case strings.HasPrefix(raw, "ws://"):
 		return "http://" + raw[len("ws://"):], nil
 	case strings.HasPrefix(raw, "http://"):
 		return raw, nil
 	case strings.HasPrefix(raw, "wss://"), strings.HasPrefix(raw, "https://"):
-		return "", errors.New("SSE over TLS is not supported by this tool (plain http:// only)")
+		return "", fmt.Errorf("%q: TLS is not supported by this tool's HTTP clients (SSE, post): plain http:// only", raw)
 	}
 	return "", fmt.Errorf("%q: not a ws:// or http:// URL", raw)
 }

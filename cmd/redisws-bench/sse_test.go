@@ -102,14 +102,14 @@ func TestSSEReaderAllocs(t *testing.T) {
 	}
 }
 
-func TestSSEURL(t *testing.T) {
+func TestHTTPURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"ws://127.0.0.1:8001/ws":       "http://127.0.0.1:8001/ws",
 		"http://127.0.0.1:8001/ws?a=b": "http://127.0.0.1:8001/ws?a=b",
 		"wss://127.0.0.1/ws":           "",
 		"ftp://127.0.0.1/":             "",
 	} {
-		got, err := sseURL(in)
+		got, err := httpURL(in)
 		if got != want || (want == "") != (err != nil) {
 			t.Errorf("%s: %q %v, want %q", in, got, err, want)
 		}
