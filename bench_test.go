@@ -37,7 +37,7 @@ func BenchmarkEnqueue(b *testing.B) {
 			h := newHub(newChannelTable(newAvailability("bench"), newSubConn(nil, "", nil), nil), func() {}, hubOptions{})
 			clients := make([]*client, n)
 			for i := range clients {
-				clients[i] = newClient([]string{"bench"}, "", false, 1<<30, benchMetrics)
+				clients[i] = newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
 				h.add(clients[i])
 			}
 			m := &message{channel: "bench", payload: strings.Repeat("x", 64)}
@@ -85,14 +85,14 @@ func benchFanOut(b *testing.B, n, size int) {
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := newClient([]string{"bench"}, "", false, 1<<30, benchMetrics)
+		c := newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
 		hj := &hijacker{ResponseWriter: w}
 		conn, err := h.upgrader.Upgrade(hj, r, nil)
 		if err != nil {
 			return
 		}
 		hb.add(c)
-		c.start(conn, hj.conn, time.Hour)
+		c.start(&wsLink{conn: conn, out: hj.conn}, time.Hour)
 		serving.Add(1)
 		go func() {
 			defer serving.Done()
@@ -194,7 +194,7 @@ func benchPublish(b *testing.B, rs *redisServer, hist *History) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for !o.add("bench", payload, hist) { // outbox full: let it drain
+		for !o.add("bench", payload, hist, nil) { // outbox full: let it drain
 			time.Sleep(100 * time.Microsecond)
 		}
 	}

@@ -8,6 +8,18 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// link is the connection a client's writer writes to: a WebSocket or an
+// event stream. Only the client's writer calls send and end.
+type link interface {
+	// send writes the batch, and a keepalive when ping is set, in one write.
+	send(batch []*frame, ping bool) error
+	// end closes the connection, telling code and reason where the
+	// transport can (code 0: none).
+	end(code int, reason string)
+	// cut makes a write in progress end within grace.
+	cut(grace time.Duration)
+}
+
 const (
 	// writeWait bounds one write to a client; a client that cannot take a
 	// batch of frames in that time is gone.
@@ -27,16 +39,15 @@ const (
 	closeGap           = 4001                           // private use: messages may have been missed
 )
 
-// client is one WebSocket connection. At most one writer goroutine runs for
-// it, and only while there is something to write: an idle connection costs
+// client is one connection: a WebSocket or an event stream. At most one
+// writer goroutine runs for it, and only while there is something to write: an idle connection costs
 // its reader goroutine and nothing else. Everyone else hands work to the
 // writer under mu.
 type client struct {
-	conn     *websocket.Conn
-	out      *corkConn
-	channels []string // channels delivered to this client
-	publish  string   // channel its frames go to; "" = receive-only
-	envelope bool     // it speaks redis_ws.v1: messages as JSON envelopes
+	link     link
+	channels []string  // channels delivered to this client
+	publish  string    // channel its frames go to; "" = receive-only
+	kind     frameKind // the frames it takes
 	metrics  *handlerMetrics
 
 	pingEvery time.Duration
@@ -52,7 +63,7 @@ type client struct {
 	// skipped. nil for a raw client that did not replay.
 	seen      map[string]position
 	writing   bool // a writer goroutine is running (or the connection is closed)
-	connected bool // conn is set: writers may start
+	connected bool // link is set: writers may start
 	pingDue   bool
 	ping      *time.Timer
 	closing   bool
@@ -60,15 +71,15 @@ type client struct {
 	reason    string
 }
 
-func newClient(channels []string, publish string, envelope bool, maxQueue int, m *handlerMetrics) *client {
-	return &client{channels: channels, publish: publish, envelope: envelope, maxQueue: maxQueue, metrics: m}
+func newClient(channels []string, publish string, kind frameKind, maxQueue int, m *handlerMetrics) *client {
+	return &client{channels: channels, publish: publish, kind: kind, maxQueue: maxQueue, metrics: m}
 }
 
-// start begins writing to conn; frames queued before the upgrade go first.
-func (c *client) start(conn *websocket.Conn, out *corkConn, pingInterval time.Duration) {
+// start begins writing to l; frames queued before go first.
+func (c *client) start(l link, pingInterval time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.conn, c.out, c.connected, c.pingEvery = conn, out, true, pingInterval
+	c.link, c.connected, c.pingEvery = l, true, pingInterval
 	c.ping = time.AfterFunc(pingInterval, func() {
 		c.mu.Lock()
 		c.pingDue = true
@@ -89,8 +100,8 @@ func (c *client) enqueue(f *frame) {
 	if c.queued+f.size > c.maxQueue && c.queued > 0 {
 		dropped := len(c.queue) + 1
 		c.closeLocked(closeTooSlow, "too slow")
-		if c.out != nil {
-			c.out.cut(closeWait)
+		if c.link != nil {
+			c.link.cut(closeWait)
 		}
 		c.mu.Unlock()
 		c.metrics.slowClients.Inc()
@@ -210,15 +221,7 @@ func (c *client) write() {
 			c.finish()
 			return // writing stays true: no writer starts again
 		}
-		c.out.cork()
-		c.out.appendFrames(batch)
-		var err error
-		if ping {
-			err = c.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
-		}
-		if uerr := c.out.uncork(writeWait); err == nil {
-			err = uerr
-		}
+		err := c.link.send(batch, ping)
 		if len(batch) > 0 && err == nil {
 			c.metrics.deliveries.Add(float64(len(batch)))
 			c.metrics.fanoutLatency.Observe(time.Since(batch[0].at).Seconds())
@@ -237,14 +240,8 @@ func (c *client) write() {
 	}
 }
 
-// finish sends the close frame, if any, and closes the connection, which
-// ends the reader.
+// finish ends the connection, which ends its reader.
 func (c *client) finish() {
 	c.ping.Stop()
-	if c.code != 0 {
-		c.out.cork()
-		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason), time.Time{})
-		_ = c.out.uncork(closeWait)
-	}
-	_ = c.conn.Close()
+	c.link.end(c.code, c.reason)
 }

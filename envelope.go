@@ -35,9 +35,7 @@ func envelopeFrame(m *message) *frame {
 	} else {
 		e.DataBase64 = []byte(m.payload)
 	}
-	f := jsonFrame(e)
-	f.msg = m
-	return f
+	return jsonFrame(e)
 }
 
 // subscribedFrame is the first frame of a channel for an envelope client;

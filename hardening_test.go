@@ -35,7 +35,7 @@ func TestPlainHTTPAndOrigin(t *testing.T) {
 	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
 
 	status, body := httpGet(t, n.URL("/ws"))
-	if status != http.StatusBadRequest || !strings.Contains(body, "WebSocket endpoint") {
+	if status != http.StatusBadRequest || !strings.Contains(body, "connect with a WebSocket client") {
 		t.Fatalf("plain GET: %d %q", status, body)
 	}
 	for _, tc := range []struct {

@@ -67,6 +67,16 @@ var (
 // (redis_ws:{user}:{user}:inbox:m), or otherwise a short tag that hashes to
 // the channel's slot.
 func historyKeys(ch string) []string {
+	prefix := historyPrefix(ch)
+	return []string{prefix + "m", prefix + "s"}
+}
+
+// idempotencyKey holds what a publish with the Idempotency-Key key was
+// recorded as, in the channel's slot.
+func idempotencyKey(ch, key string) string { return historyPrefix(ch) + "i:" + key }
+
+// historyPrefix starts the keys of ch's history: see historyKeys.
+func historyPrefix(ch string) string {
 	var prefix string
 	switch tag, ok := hashTag(ch); {
 	case !strings.ContainsAny(ch, "{}"):
@@ -76,7 +86,7 @@ func historyKeys(ch string) []string {
 	default:
 		prefix = "redis_ws:{" + slotTag(keySlot(ch)) + "}:" + ch + ":"
 	}
-	return []string{prefix + "m", prefix + "s"}
+	return prefix
 }
 
 // hashTag is the part of a key that Redis Cluster hashes, when the key has

@@ -110,7 +110,7 @@ func (h *hub) remove(c *client) {
 func (h *hub) deliver(m *message) {
 	h.mu.RLock()
 	for c := range h.channels[m.channel] {
-		c.enqueue(m.frameFor(c.envelope))
+		c.enqueue(m.frameFor(c.kind))
 	}
 	h.mu.RUnlock()
 }
@@ -167,6 +167,13 @@ func (h *hub) retire(code int, reason string, closeAfter time.Duration) {
 			timer.Reset(step)
 		}
 	}()
+}
+
+// finished tells whether a retired hub has let go of everything.
+func (h *hub) finished() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.released
 }
 
 // waitEmpty waits until a retired hub has no clients, or the timeout.

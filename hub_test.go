@@ -15,7 +15,7 @@ func testHub(maxClients int, closeOnGap bool) (*hub, *channelTable, *int) {
 }
 
 func testClient(channels ...string) *client {
-	return newClient(channels, "", false, 1<<20, newHandlerMetrics([]string{"test"}))
+	return newClient(channels, "", rawFrames, 1<<20, newHandlerMetrics([]string{"test"}))
 }
 
 func queued(c *client) int {

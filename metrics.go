@@ -14,6 +14,8 @@ import (
 // label is the handler's configured subscribe list, never a request value.
 var metrics = struct {
 	connections     *prometheus.GaugeVec
+	streams         *prometheus.GaugeVec
+	httpPublishes   *prometheus.CounterVec
 	framesReceived  *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
 	deliveryDrops   *prometheus.CounterVec
@@ -31,8 +33,16 @@ var metrics = struct {
 }{
 	connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "connections",
-		Help: "Open WebSocket connections.",
+		Help: "Open connections: WebSockets and event streams.",
 	}, []string{"handler"}),
+	streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "event_streams",
+		Help: "Open Server-Sent Events streams (counted in connections too).",
+	}, []string{"handler"}),
+	httpPublishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "http_publishes_total",
+		Help: "POST requests that publish, by the status they were answered with.",
+	}, []string{"handler", "code"}),
 	framesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "frames_received_total",
 		Help: "Frames received from clients.",
@@ -96,7 +106,7 @@ var metrics = struct {
 // collector registered twice (two handlers in one config) is fine.
 func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
-		metrics.connections, metrics.framesReceived, metrics.deliveries, metrics.deliveryDrops,
+		metrics.connections, metrics.streams, metrics.httpPublishes, metrics.framesReceived, metrics.deliveries, metrics.deliveryDrops,
 		metrics.slowClients, metrics.fanoutLatency, metrics.messages, metrics.published,
 		metrics.publishDrops, metrics.publishErrors, metrics.redisReconnects, metrics.gaps, metrics.gapsFilled, metrics.gapsUnfillable, metrics.channels,
 	} {
@@ -111,6 +121,8 @@ func registerMetrics(reg prometheus.Registerer) error {
 // handlerMetrics are one handler's labelled children, resolved once.
 type handlerMetrics struct {
 	connections    prometheus.Gauge
+	streams        prometheus.Gauge
+	httpPublishes  *prometheus.CounterVec // by code: curried with the handler
 	framesReceived prometheus.Counter
 	deliveries     prometheus.Counter
 	deliveryDrops  prometheus.Counter
@@ -122,6 +134,8 @@ func newHandlerMetrics(subscribe []string) *handlerMetrics {
 	label := strings.Join(subscribe, ",")
 	return &handlerMetrics{
 		connections:    metrics.connections.WithLabelValues(label),
+		streams:        metrics.streams.WithLabelValues(label),
+		httpPublishes:  metrics.httpPublishes.MustCurryWith(prometheus.Labels{"handler": label}),
 		framesReceived: metrics.framesReceived.WithLabelValues(label),
 		deliveries:     metrics.deliveries.WithLabelValues(label),
 		deliveryDrops:  metrics.deliveryDrops.WithLabelValues(label),

@@ -142,11 +142,14 @@ var writeBuffers sync.Pool
 
 // liveHandlers counts the provisioned handlers per configuration, so that a
 // handler being cleaned up can tell whether the new config still has an
-// identical one (then its connections stay open).
+// identical one (then its connections stay open), and holds the hubs whose
+// connections stayed so: they belong to the configuration, and end when it
+// changes or Caddy exits.
 var liveHandlers = struct {
 	sync.Mutex
 	count map[string]int
-}{count: make(map[string]int)}
+	kept  map[string][]*hub
+}{count: make(map[string]int), kept: make(map[string][]*hub)}
 
 // Provision sets defaults and joins the shared Redis broker. It does not wait
 // for Redis: Caddy starts and serves while Redis is down.
@@ -210,7 +213,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.hub.subscribeStatic(ch)
 		}
 	}
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		srv.RegisterOnShutdown(h.serverShutdown)
+	}
 	return nil
+}
+
+// serverShutdown runs when Caddy shuts the server down (a reload or exit).
+// At exit Caddy waits for every response to finish before it cleans up the
+// modules, and event streams only finish when they are ended: end them now.
+// On a reload Cleanup decides, as for WebSockets.
+func (h *Handler) serverShutdown() {
+	if !caddy.Exiting() {
+		return
+	}
+	liveHandlers.Lock()
+	hubs := append([]*hub{h.hub}, liveHandlers.kept[h.configKey]...)
+	liveHandlers.Unlock()
+	for _, hb := range hubs {
+		hb.retire(closeGoingAway, "server exiting", 0)
+	}
 }
 
 // setDefaults fills the settings left at zero.
@@ -234,31 +256,43 @@ func (h *Handler) setDefaults() {
 }
 
 // Cleanup runs when the config that provisioned h is unloaded. Connections
-// stay open when the new config has an identical handler; otherwise they are
-// closed (1012, spread over ReloadCloseDelay), or at once with 1001 when Caddy
-// exits. The hub keeps the broker until its last connection is gone.
+// stay open when the new config has an identical handler, and then end as
+// that handler's own do; otherwise they are closed (1012, spread over
+// ReloadCloseDelay), or at once with 1001 when Caddy exits. The hub keeps the broker until its last connection is gone.
 func (h *Handler) Cleanup() error {
-	stillLive := false
-	if h.configKey != "" {
-		liveHandlers.Lock()
-		liveHandlers.count[h.configKey]--
-		stillLive = liveHandlers.count[h.configKey] > 0
-		if !stillLive {
-			delete(liveHandlers.count, h.configKey)
-		}
-		liveHandlers.Unlock()
-	}
 	if h.hub == nil {
 		return nil
 	}
-	switch {
-	case caddy.Exiting():
-		h.hub.retire(closeGoingAway, "server exiting", 0)
-		h.hub.waitEmpty(exitWait)
-	case stillLive:
-		h.hub.retire(0, "", -1)
-	default:
-		h.hub.retire(closeServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
+	exiting := caddy.Exiting()
+	liveHandlers.Lock()
+	liveHandlers.count[h.configKey]--
+	stillLive := liveHandlers.count[h.configKey] > 0 && !exiting
+	hubs := []*hub{h.hub}
+	if stillLive {
+		kept := slices.DeleteFunc(liveHandlers.kept[h.configKey], (*hub).finished)
+		liveHandlers.kept[h.configKey] = append(kept, h.hub)
+	} else {
+		hubs = append(hubs, liveHandlers.kept[h.configKey]...)
+		delete(liveHandlers.kept, h.configKey)
+		if liveHandlers.count[h.configKey] <= 0 {
+			delete(liveHandlers.count, h.configKey)
+		}
+	}
+	liveHandlers.Unlock()
+	for _, hb := range hubs {
+		switch {
+		case exiting:
+			hb.retire(closeGoingAway, "server exiting", 0)
+		case stillLive:
+			hb.retire(0, "", -1)
+		default:
+			hb.retire(closeServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
+		}
+	}
+	if exiting {
+		for _, hb := range hubs {
+			hb.waitEmpty(exitWait)
+		}
 	}
 	return nil
 }

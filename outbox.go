@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +38,7 @@ type outMsg struct {
 	data    []byte
 	history *History // record it; nil: live
 	at      time.Time
+	ack     *publishAck // someone waits for the outcome; nil: nobody
 }
 
 // outbox publishes client frames through one goroutine, pipelined, in the
@@ -69,8 +72,8 @@ func (o *outbox) wait() { <-o.done }
 
 // add queues a frame, recorded in the channel's history when hist is set,
 // waiting up to roomWait while the outbox is full; false means the frame was
-// dropped.
-func (o *outbox) add(ch string, data []byte, hist *History) bool {
+// dropped. ack, when set, is told the outcome.
+func (o *outbox) add(ch string, data []byte, hist *History, ack *publishAck) bool {
 	var timeout <-chan time.Time
 	o.mu.Lock()
 	for len(o.queue) >= outboxMaxMessages || o.bytes+len(data) > outboxMaxBytes {
@@ -103,7 +106,7 @@ func (o *outbox) add(ch string, data []byte, hist *History) bool {
 	if hist == nil {
 		data = escapeLive(data)
 	}
-	o.queue = append(o.queue, outMsg{channel: ch, data: data, history: hist, at: time.Now()})
+	o.queue = append(o.queue, outMsg{channel: ch, data: data, history: hist, at: time.Now(), ack: ack})
 	o.bytes += len(data)
 	o.mu.Unlock()
 	signal(o.wake)
@@ -154,7 +157,7 @@ func (o *outbox) run() {
 					o.flush()
 					return
 				}
-				if batch = expire(batch); len(batch) == 0 {
+				if batch = claim(expire(batch)); len(batch) == 0 {
 					break
 				}
 				ctx, cancel := context.WithTimeout(o.ctx, publishTimeout)
@@ -164,6 +167,17 @@ func (o *outbox) run() {
 				if errors.Is(err, errScriptLoaded) && !reloaded {
 					reloaded = true
 					continue
+				}
+				switch {
+				case err != nil && notSent(err):
+					for _, m := range batch {
+						if m.ack != nil {
+							m.ack.release()
+						}
+					}
+				case err != nil:
+					// Whoever waits is told now and does not see it sent later.
+					batch = unconfirmed(batch, err)
 				}
 				if err == nil {
 					reloaded = false
@@ -199,7 +213,11 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 			m := batch[r.start]
 			switch {
 			case m.history != nil:
-				p.EvalSha(ctx, publishScript.Hash(), historyKeys(m.channel), o.recordArgs(batch[r.start:r.end])...)
+				keys := historyKeys(m.channel)
+				if k := m.idempotencyKey(); k != "" {
+					keys = append(keys, idempotencyKey(m.channel, k))
+				}
+				p.EvalSha(ctx, publishScript.Hash(), keys, o.recordArgs(batch[r.start:r.end])...)
 			case o.sharded:
 				p.SPublish(ctx, m.channel, m.data)
 			default:
@@ -222,10 +240,16 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 		if err == nil {
 			o.refusing = false
 			metrics.published.Add(float64(r.end - r.start))
+			acknowledge(batch[r.start:r.end], c)
 			continue
 		}
 		var refused redis.Error
 		if errors.As(err, &refused) { // an error reply (e.g. NOPERM): retrying will not help
+			for _, m := range batch[r.start:r.end] {
+				if m.ack != nil {
+					m.ack.resolve(position{}, false, fmt.Errorf("%w: %w", errRefused, err))
+				}
+			}
 			metrics.publishDrops.WithLabelValues("refused").Add(float64(r.end - r.start))
 			if !o.refusing { // once until a publish goes through: no line per frame
 				logger().Warn("redis refused a publish; frame dropped",
@@ -253,10 +277,12 @@ type sendRun struct{ start, end int }
 func recordRuns(batch []outMsg) []sendRun {
 	runs := make([]sendRun, 0, len(batch))
 	for i, m := range batch {
-		if n := len(runs); n > 0 && m.history != nil {
+		// A frame with an idempotency key is a run of its own: the script
+		// checks the key for the whole run.
+		if n := len(runs); n > 0 && m.history != nil && m.idempotencyKey() == "" {
 			last := &runs[n-1]
 			first := batch[last.start]
-			if first.history == m.history && first.channel == m.channel && last.end-last.start < maxRecordRun {
+			if first.history == m.history && first.channel == m.channel && first.idempotencyKey() == "" && last.end-last.start < maxRecordRun {
 				last.end = i + 1
 				continue
 			}
@@ -281,6 +307,64 @@ func (o *outbox) recordArgs(run []outMsg) []any {
 	return args
 }
 
+func (m *outMsg) idempotencyKey() string {
+	if m.ack == nil {
+		return ""
+	}
+	return m.ack.idempotencyKey
+}
+
+// acknowledge tells the waiting callers of a published run where their
+// frames went: publish.lua answers {epoch, last offset[, 1 when the
+// idempotency key was used before]}.
+func acknowledge(run []outMsg, c redis.Cmder) {
+	var last position
+	duplicate := false
+	if run[0].history != nil {
+		if reply, err := c.(*redis.Cmd).Slice(); err == nil && len(reply) >= 2 {
+			last.epoch, _ = reply[0].(string)
+			last.offset, _ = reply[1].(int64)
+			duplicate = len(reply) > 2
+		}
+	}
+	for i, m := range run {
+		if m.ack == nil {
+			continue
+		}
+		pos := last
+		if pos.offset > 0 {
+			pos.offset -= int64(len(run) - 1 - i)
+		}
+		m.ack.resolve(pos, duplicate, nil)
+	}
+}
+
+// claim drops the frames whose caller gave up waiting, and makes the others
+// the outbox's to tell.
+func claim(batch []outMsg) []outMsg {
+	return slices.DeleteFunc(batch, func(m outMsg) bool { return m.ack != nil && !m.ack.claim() })
+}
+
+// unconfirmed tells the callers waiting for frames of batch that a publish
+// failed, and takes those frames out of the retry.
+func unconfirmed(batch []outMsg, err error) []outMsg {
+	return slices.DeleteFunc(batch, func(m outMsg) bool {
+		if m.ack == nil {
+			return false
+		}
+		m.ack.resolve(position{}, false, fmt.Errorf("%w: %w", errUnconfirmed, err))
+		return true
+	})
+}
+
+// notSent tells whether a failed publish never reached Redis: no
+// connection could be had. Its frames are sent again, and whoever waits for
+// them may still give up.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, redis.ErrPoolTimeout)
+}
+
 // expire drops the frames that waited longer than outboxMaxAge.
 func expire(batch []outMsg) []outMsg {
 	cutoff := time.Now().Add(-outboxMaxAge)
@@ -299,7 +383,7 @@ func expire(batch []outMsg) []outMsg {
 // flush makes one bounded attempt to publish what is still queued when the
 // broker shuts down.
 func (o *outbox) flush() {
-	batch := o.take(outboxMaxMessages)
+	batch := claim(o.take(outboxMaxMessages))
 	if len(batch) == 0 {
 		return
 	}
@@ -311,6 +395,7 @@ func (o *outbox) flush() {
 		n, err = o.send(ctx, batch)
 	}
 	if err != nil {
+		unconfirmed(batch[n:], err)
 		logger().Warn("client frames not published at shutdown", zap.Int("dropped", len(batch)-n), zap.Error(err))
 	}
 }

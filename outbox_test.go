@@ -78,7 +78,7 @@ func TestOutboxHoldsUntilUp(t *testing.T) {
 	o := startTestOutbox(t, rs, "", avail)
 	const n = 1500 // three pipelines
 	for i := range n {
-		if !o.add("chat", []byte(strconv.Itoa(i)), nil) {
+		if !o.add("chat", []byte(strconv.Itoa(i)), nil, nil) {
 			t.Fatalf("frame %d dropped", i)
 		}
 	}
@@ -106,7 +106,7 @@ func TestOutboxFull(t *testing.T) {
 	drops := metrics.publishDrops.WithLabelValues("outbox_full")
 	before := counterValue(t, drops)
 	accepted := 0
-	for accepted <= outboxMaxMessages+publishBatch && o.add("chat", []byte(strconv.Itoa(accepted)), nil) {
+	for accepted <= outboxMaxMessages+publishBatch && o.add("chat", []byte(strconv.Itoa(accepted)), nil, nil) {
 		accepted++
 	}
 	if accepted < outboxMaxMessages || accepted > outboxMaxMessages+publishBatch {
@@ -116,7 +116,7 @@ func TestOutboxFull(t *testing.T) {
 		t.Fatalf("publish_dropped_total{reason=outbox_full} moved by %v, want 1", got)
 	}
 	added := make(chan bool)
-	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted)), nil) }()
+	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted)), nil, nil) }()
 	avail.set(true)
 	if !<-added {
 		t.Fatal("a frame waiting for room was dropped although room was made")
@@ -156,12 +156,63 @@ func TestOutboxRefused(t *testing.T) {
 	o := startTestOutbox(t, rs, "limited", avail)
 	refused := metrics.publishDrops.WithLabelValues("refused")
 	before := counterValue(t, refused)
-	o.add("ok", []byte("1"), nil)
-	o.add("forbidden", []byte("x"), nil)
-	o.add("ok", []byte("2"), nil)
+	o.add("ok", []byte("1"), nil, nil)
+	o.add("forbidden", []byte("x"), nil, nil)
+	o.add("ok", []byte("2"), nil, nil)
 	if a, b := nextPayload(t, msgs), nextPayload(t, msgs); a != "1" || b != "2" {
 		t.Fatalf("got %q, %q; want 1, 2", a, b)
 	}
 	eventually(t, wait, func() bool { return counterValue(t, refused)-before == 1 },
 		"publish_dropped_total{reason=refused} did not move by 1")
+}
+
+// A caller waiting for a publish is told where each frame of a recorded run
+// went; one that gave up before the outbox sent its frame never sees it
+// published; an Idempotency-Key records once and answers the same place.
+func TestOutboxAcknowledges(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	avail := newAvailability("test")
+	o := startTestOutbox(t, rs, "", avail)
+	hist := &History{Size: 10}
+	given := newPublishAck("")
+	o.add("chat", []byte("given up"), hist, given)
+	if !given.abandon() {
+		t.Fatal("an ack the outbox did not take yet cannot be abandoned")
+	}
+	acks := []*publishAck{newPublishAck(""), newPublishAck(""), newPublishAck("")}
+	for i, a := range acks {
+		o.add("chat", []byte(strconv.Itoa(i)), hist, a)
+	}
+	keyed := []*publishAck{newPublishAck("k"), newPublishAck("k")}
+	for _, a := range keyed {
+		o.add("chat", []byte("keyed"), hist, a)
+	}
+	live := newPublishAck("")
+	o.add("plain", []byte("live"), nil, live)
+	avail.set(true) // nothing is sent before: all of it goes in one batch
+	outcome := func(a *publishAck) *publishAck {
+		select {
+		case <-a.done:
+		case <-time.After(wait):
+			t.Fatal("no outcome")
+		}
+		if a.err != nil {
+			t.Fatalf("outcome: %v", a.err)
+		}
+		return a
+	}
+	epoch := outcome(acks[0]).pos.epoch
+	for i, a := range append(acks, keyed...) {
+		want := position{epoch, int64(min(i+1, 4))}
+		if got := outcome(a); got.pos != want || got.duplicate != (i == 4) {
+			t.Fatalf("frame %d went to %v (duplicate %v), want %v (duplicate %v)", i, got.pos, got.duplicate, want, i == 4)
+		}
+	}
+	if got := outcome(live); got.pos != (position{}) {
+		t.Fatalf("a live frame has a position: %v", got.pos)
+	}
+	if n := rdb.XLen(context.Background(), historyKeys("chat")[1]).Val(); n != 4 {
+		t.Fatalf("the history holds %d entries, want 4: the abandoned frame and the repeated key are not recorded", n)
+	}
 }

@@ -13,16 +13,29 @@ const recordedMark = "\x00rws:"
 
 // message is one message of a channel on its way to the clients: its
 // payload, its place in the history when it was recorded (offset 0: live),
-// and the frames it is written as, each made at most once and shared by
-// every client that takes it.
+// and the frames it is written as, one per kind of client, each made at
+// most once and shared by every client of that kind.
 type message struct {
 	channel string
 	pos     position
 	payload string
 
-	raw      *frame
-	envelope *frame
+	frames [kinds]*frame
 }
+
+// frameKind is the form a client takes messages in.
+type frameKind uint8
+
+const (
+	rawFrames      frameKind = iota // WebSocket, the payload alone
+	envelopeFrames                  // WebSocket, redis_ws.v1 JSON envelopes
+	streamFrames                    // Server-Sent Events
+	kinds
+)
+
+// positioned tells whether clients of the kind are told their position in
+// each channel before its first message.
+func (k frameKind) positioned() bool { return k != rawFrames }
 
 // parseMessage reads a Redis message: recorded or live.
 func parseMessage(ch, payload string) *message {
@@ -59,18 +72,21 @@ func escapeLive(payload []byte) []byte {
 func (m *message) recorded() bool { return m.pos.offset > 0 }
 
 // frameFor is the message as a client of the kind takes it.
-func (m *message) frameFor(envelope bool) *frame {
-	if envelope {
-		if m.envelope == nil {
-			m.envelope = envelopeFrame(m)
+func (m *message) frameFor(k frameKind) *frame {
+	f := m.frames[k]
+	if f == nil {
+		switch k {
+		case envelopeFrames:
+			f = envelopeFrame(m)
+		case streamFrames:
+			f = streamFrame(m)
+		default:
+			f = newFrame(m.payload)
 		}
-		return m.envelope
+		f.msg = m
+		m.frames[k] = f
 	}
-	if m.raw == nil {
-		m.raw = newFrame(m.payload)
-		m.raw.msg = m
-	}
-	return m.raw
+	return f
 }
 
 // validEpoch checks an epoch's characters: [A-Za-z0-9_-], not empty.

@@ -99,7 +99,7 @@ func TestRecordRuns(t *testing.T) {
 func TestClientReplaySeam(t *testing.T) {
 	c := testClient("chat", "news")
 	rec := func(ch string, o int64) *frame {
-		return (&message{channel: ch, pos: position{"e", o}, payload: fmt.Sprint(o)}).frameFor(false)
+		return (&message{channel: ch, pos: position{"e", o}, payload: fmt.Sprint(o)}).frameFor(rawFrames)
 	}
 	c.enqueue(rec("chat", 4)) // live, queued while the history was read
 	c.enqueue(rec("news", 1))
@@ -108,7 +108,7 @@ func TestClientReplaySeam(t *testing.T) {
 	c.prepend("news", []*frame{subscribedFrame("news", &position{"e", 0}, nil)}, nil)
 	c.enqueue(rec("chat", 4)) // late duplicate
 	c.enqueue(rec("chat", 6))
-	c.enqueue((&message{channel: "chat", payload: "live"}).frameFor(false))
+	c.enqueue((&message{channel: "chat", payload: "live"}).frameFor(rawFrames))
 	var got []string
 	for _, f := range c.queue {
 		got = append(got, string(f.wire[2:]))
@@ -116,5 +116,17 @@ func TestClientReplaySeam(t *testing.T) {
 	want := `[3 4 {"type":"subscribed","channel":"news","offset":0,"epoch":"e"} 1 5 6 live]`
 	if fmt.Sprint(got) != want {
 		t.Fatalf("queue %v, want %s", got, want)
+	}
+}
+
+// A frame with an idempotency key is a run of its own.
+func TestRecordRunsIdempotent(t *testing.T) {
+	h := &History{Size: 1}
+	batch := []outMsg{
+		{channel: "a", history: h}, {channel: "a", history: h, ack: newPublishAck("k")},
+		{channel: "a", history: h}, {channel: "a", history: h},
+	}
+	if got, want := fmt.Sprint(recordRuns(batch)), fmt.Sprint([]sendRun{{0, 1}, {1, 2}, {2, 4}}); got != want {
+		t.Fatalf("runs %s, want %s", got, want)
 	}
 }

@@ -85,8 +85,9 @@ var (
 )
 
 // catchUp puts at the head of c's queue, before its connection starts, what
-// comes before live messages: for an envelope client the subscribed frame of
-// each channel, and for a client that asked, its replay. Live messages
+// comes before live messages: for a positioned client (envelope, stream)
+// where each channel starts (openingFrame), and for a client that asked,
+// its replay. Live messages
 // queued since the subscription that the replay already holds are dropped,
 // so there is no gap and no duplicate at the seam. Without resume, a
 // history that cannot be read leaves the subscribed frame without a
@@ -95,7 +96,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 	down := h.broker.avail.outage() // no read waits out its timeout meanwhile
 	for _, ch := range c.channels {
 		if h.History == nil {
-			c.prepend(ch, []*frame{subscribedFrame(ch, nil, nil)}, nil)
+			c.prepend(ch, openingFrames(c.kind, ch, nil, nil, false), nil)
 			continue
 		}
 		var since *position
@@ -106,7 +107,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			}
 			last = req.rewind
 		}
-		if !c.envelope && since == nil && last == 0 {
+		if !c.kind.positioned() && since == nil && last == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
 		var r *historyRead
@@ -118,10 +119,9 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			if req != nil {
 				return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
 			}
-			c.prepend(ch, []*frame{subscribedFrame(ch, nil, nil)}, nil)
+			c.prepend(ch, openingFrames(c.kind, ch, nil, nil, false), nil)
 			continue
 		}
-		var frames []*frame
 		at := r.latest
 		var recovered *bool
 		replay := r.entries
@@ -137,12 +137,10 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 				at.offset = first - 1
 			}
 		}
-		if c.envelope {
-			frames = append(frames, subscribedFrame(ch, &at, recovered))
-		}
+		frames := openingFrames(c.kind, ch, &at, recovered, len(replay) > 0)
 		for _, e := range replay {
 			m := &message{channel: ch, pos: position{r.latest.epoch, e.offset}, payload: e.payload}
-			frames = append(frames, m.frameFor(c.envelope))
+			frames = append(frames, m.frameFor(c.kind))
 		}
 		// What the replay holds, or for an envelope client what comes before
 		// its subscribed offset, is not delivered again.
@@ -151,6 +149,23 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			upTo = &at
 		}
 		c.prepend(ch, frames, upTo)
+	}
+	return nil
+}
+
+// openingFrames tell a client of the kind where its messages of ch start,
+// before the first of them (at: the position before them; nil when it is not
+// known; recovered: whether a resume got everything, nil without one):
+// envelope clients get a subscribed frame, streams an id (a reset event when
+// the resume could not be served), raw clients nothing.
+func openingFrames(k frameKind, ch string, at *position, recovered *bool, replaying bool) []*frame {
+	switch k {
+	case envelopeFrames:
+		return []*frame{subscribedFrame(ch, at, recovered)}
+	case streamFrames:
+		if f := streamOpening(ch, at, recovered, replaying); f != nil {
+			return []*frame{f}
+		}
 	}
 	return nil
 }

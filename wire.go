@@ -18,6 +18,9 @@ type frame struct {
 	size int       // payload bytes, for the send queue limit
 	at   time.Time // received from Redis, for the fan-out latency
 	msg  *message  // the message it carries; nil for a frame of our own
+	// idLen is, in an event stream's frame, the length of its leading id
+	// line (0: none).
+	idLen int
 }
 
 // newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2):
@@ -62,7 +65,7 @@ func newFrame(payload string) *frame {
 //     every socket write gets a fresh one here.
 type corkConn struct {
 	net.Conn
-	cutoff atomic.Int64 // unix nanos no write may last beyond; 0: none
+	cutoff writeCutoff
 
 	mu     sync.Mutex
 	corked bool
@@ -123,29 +126,42 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// setDeadline gives the next socket write timeout, or less if cut sets an
-// earlier end. The cutoff is read again after the deadline is set: either
-// this sees it, or cut's own SetWriteDeadline comes after this one.
 func (c *corkConn) setDeadline(timeout time.Duration) {
-	d := time.Now().Add(timeout).UnixNano()
-	if cut := c.cutoff.Load(); cut != 0 {
-		d = min(d, cut)
-	}
-	_ = c.Conn.SetWriteDeadline(time.Unix(0, d))
-	if cut := c.cutoff.Load(); cut != 0 && cut < d {
-		_ = c.Conn.SetWriteDeadline(time.Unix(0, cut))
-	}
+	c.cutoff.deadline(timeout, c.Conn)
 }
 
 // cut makes every write, the one in progress included, end within grace.
 // A client that is closed for being too slow may still take its close frame
 // in that time; otherwise its socket, and the kernel buffers it pins, are
 // freed then instead of after writeWait.
-func (c *corkConn) cut(grace time.Duration) {
-	at := time.Now().Add(grace)
-	c.cutoff.Store(at.UnixNano())
-	_ = c.Conn.SetWriteDeadline(at)
+func (c *corkConn) cut(grace time.Duration) { c.cutoff.cut(grace, c.Conn) }
+
+// writeCutoff is a time that no write to a connection may last beyond, once
+// cut sets it; until then every write gets its own timeout.
+type writeCutoff struct{ at atomic.Int64 } // unix nanos; 0: none
+
+// deadline gives the next write timeout, or less if cut set an earlier end.
+// The cutoff is read again after the deadline is set: either this sees it,
+// or cut's own deadline comes after this one.
+func (w *writeCutoff) deadline(timeout time.Duration, c deadliner) {
+	d := time.Now().Add(timeout).UnixNano()
+	if cut := w.at.Load(); cut != 0 {
+		d = min(d, cut)
+	}
+	_ = c.SetWriteDeadline(time.Unix(0, d))
+	if cut := w.at.Load(); cut != 0 && cut < d {
+		_ = c.SetWriteDeadline(time.Unix(0, cut))
+	}
 }
+
+func (w *writeCutoff) cut(grace time.Duration, c deadliner) {
+	at := time.Now().Add(grace)
+	w.at.Store(at.UnixNano())
+	_ = c.SetWriteDeadline(at)
+}
+
+// deadliner is a net.Conn or an http.ResponseController.
+type deadliner interface{ SetWriteDeadline(time.Time) error }
 
 // SetWriteDeadline ignores gorilla's deadlines: see the type's comment.
 func (c *corkConn) SetWriteDeadline(time.Time) error { return nil }

@@ -1,11 +1,22 @@
 -- Records messages of one channel and publishes them, in one atomic step.
 -- KEYS[1]: the channel's meta hash (e: epoch, o: last offset); KEYS[2]: its
--- stream, whose entry IDs are <offset>-0. ARGV: channel, size, stream TTL in
+-- stream, whose entry IDs are <offset>-0; KEYS[3], when given with one
+-- payload, its idempotency key: a payload published with the same key in the
+-- last 5 minutes is not published again. ARGV: channel, size, stream TTL in
 -- ms, meta TTL in ms, "1" to SPUBLISH (sharded) or "0" to PUBLISH, then the
--- payloads. Returns {epoch, last offset}.
-local meta, stream = KEYS[1], KEYS[2]
+-- payloads. Returns {epoch, last offset}, and a third element, 1, when the
+-- idempotency key was used before: the epoch and offset it got then.
+local meta, stream, once = KEYS[1], KEYS[2], KEYS[3]
 local channel, size, ttl, metaTTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local publish = ARGV[5] == '1' and 'SPUBLISH' or 'PUBLISH'
+
+if once then
+  local before = redis.call('GET', once)
+  if before then
+    local e, o = string.match(before, '^(.*):(%d+)$')
+    return {e, tonumber(o), 1}
+  end
+end
 
 local epoch = redis.call('HGET', meta, 'e')
 if not epoch then
@@ -30,4 +41,7 @@ for i = 6, #ARGV do
 end
 redis.call('PEXPIRE', stream, ttl)
 redis.call('PEXPIRE', meta, metaTTL)
+if once then
+  redis.call('SET', once, epoch .. ':' .. offset, 'PX', 300000)
+end
 return {epoch, offset}

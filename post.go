@@ -1,0 +1,127 @@
+package redisws
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+const (
+	// postWait is how long a POST waits for Redis to take its message
+	// before it is answered 503 and the message is given up.
+	postWait = 5 * time.Second
+	// maxIdempotencyKey is the longest Idempotency-Key accepted, in bytes.
+	maxIdempotencyKey = 256
+)
+
+// postAnswer is the body of a POST's 200.
+type postAnswer struct {
+	Channel   string `json:"channel"`
+	Offset    int64  `json:"offset,omitempty"`
+	Epoch     string `json:"epoch,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"` // its Idempotency-Key was used before
+}
+
+// servePost publishes the request body, byte for byte, as one message to
+// the route's publish channel, and answers once Redis has taken it.
+func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
+	status, err := h.post(w, r)
+	h.metrics.httpPublishes.WithLabelValues(strconv.Itoa(status)).Inc()
+	return err
+}
+
+// post is servePost; it returns the status it answered with.
+func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
+	if h.publish == "" {
+		w.Header().Set("Allow", h.allowedMethods())
+		return h.refusePost(w, http.StatusMethodNotAllowed, "this route does not publish (publish off)")
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	_, ch, err := h.resolve(repl)
+	if err != nil {
+		return h.refusePost(w, http.StatusBadRequest, err.Error())
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if err := h.checkIdempotencyKey(key); err != nil {
+		return h.refusePost(w, http.StatusBadRequest, err.Error())
+	}
+	if r.ContentLength > h.MaxMessageSize {
+		return h.refusePost(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the message is larger than max_message_size (%d bytes)", h.MaxMessageSize))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return h.refusePost(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the message is larger than max_message_size (%d bytes)", h.MaxMessageSize))
+	case err != nil:
+		return http.StatusBadRequest, fmt.Errorf("reading the message: %w", err) // the client is gone
+	}
+
+	ack := newPublishAck(key)
+	if !h.broker.publishWaiting(ch, body, h.History, ack) {
+		w.Header().Set("Retry-After", retryAfter)
+		return h.refusePost(w, http.StatusServiceUnavailable, "too many messages wait for redis; try again later")
+	}
+	timer := time.NewTimer(postWait)
+	defer timer.Stop()
+	select {
+	case <-ack.done:
+	case <-timer.C:
+		if ack.abandon() {
+			w.Header().Set("Retry-After", retryAfter)
+			return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
+		}
+		<-ack.done // on its way: the outcome comes within publishTimeout
+	case <-r.Context().Done():
+		if ack.abandon() {
+			return 499, nil // the client left; the message is not published
+		}
+		<-ack.done
+	}
+	switch {
+	case errors.Is(ack.err, errRefused):
+		h.logger.Debug("POST refused by redis", zap.String("channel", ch), zap.Error(ack.err))
+		return h.refusePost(w, http.StatusBadGateway, "redis refused the message")
+	case ack.err != nil:
+		h.logger.Debug("POST not confirmed by redis", zap.String("channel", ch), zap.Error(ack.err))
+		w.Header().Set("Retry-After", retryAfter)
+		return h.refusePost(w, http.StatusServiceUnavailable, "redis did not confirm the message; it may have been published (an Idempotency-Key makes a retry safe)")
+	}
+	answer := postAnswer{Channel: ch, Offset: ack.pos.offset, Epoch: ack.pos.epoch, Duplicate: ack.duplicate}
+	b, _ := json.Marshal(answer)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(append(b, '\n'))
+	return http.StatusOK, err
+}
+
+// checkIdempotencyKey accepts no key, or one of visible ASCII on a route
+// with history, which records what the key got.
+func (h *Handler) checkIdempotencyKey(key string) error {
+	if key == "" {
+		return nil
+	}
+	if h.History == nil {
+		return errors.New("Idempotency-Key needs the route's history, which is off")
+	}
+	if len(key) > maxIdempotencyKey {
+		return fmt.Errorf("Idempotency-Key is longer than %d bytes", maxIdempotencyKey)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return errors.New("Idempotency-Key must be visible ASCII characters")
+		}
+	}
+	return nil
+}
+
+func (h *Handler) refusePost(w http.ResponseWriter, status int, reason string) (int, error) {
+	return status, refuse(w, status, reason)
+}

@@ -1,0 +1,188 @@
+package redisws
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/time/rate"
+)
+
+// serveWebSocket checks the upgrade, subscribes its channels and upgrades
+// it; the connection is then served by its own reader goroutine (serve).
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
+	if !h.subprotocolAccepted(r) {
+		return refuse(w, http.StatusBadRequest, "no supported subprotocol offered; this endpoint speaks "+strings.Join(h.Subprotocols, ", "))
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	channels, publish, err := h.resolve(repl)
+	if err != nil {
+		return refuse(w, http.StatusBadRequest, err.Error())
+	}
+	resume, err := h.parseResume(r.URL.Query(), channels)
+	if err != nil {
+		return refuse(w, http.StatusBadRequest, err.Error())
+	}
+	// Subscribe before the upgrade, so that a connected client misses
+	// nothing published after it is told so; messages wait in its queue.
+	kind := rawFrames
+	if slices.Contains(websocket.Subprotocols(r), envelopeProtocol) {
+		kind = envelopeFrames
+	}
+	c := newClient(channels, publish, kind, h.SendQueue, h.metrics)
+	if !h.hub.add(c) {
+		w.Header().Set("Retry-After", retryAfter)
+		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
+	}
+	h.broker.waitReady(r.Context(), channels)
+	if kind.positioned() || resume != nil {
+		if err := h.catchUp(r.Context(), c, resume); err != nil {
+			h.hub.remove(c)
+			h.logger.Debug("resume refused", zap.Error(err))
+			w.Header().Set("Retry-After", retryAfter)
+			return refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
+		}
+	}
+
+	hj := &hijacker{ResponseWriter: w, sendBuffer: h.SendBuffer}
+	conn, err := h.upgrader.Upgrade(hj, r, nil)
+	if err != nil {
+		h.hub.remove(c)
+		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
+		return nil
+	}
+	c.start(&wsLink{conn: conn, out: hj.conn}, time.Duration(h.PingInterval))
+	// ServeHTTP returns now: the connection needs none of the request's
+	// state, and a fresh goroutine's stack is far smaller than the handler
+	// chain's, which matters for idle connections.
+	go h.serve(c, conn, r.RemoteAddr)
+	return nil
+}
+
+// serve is the connection's reader; the connection ends with it.
+func (h *Handler) serve(c *client, conn *websocket.Conn, remote string) {
+	start := time.Now()
+	h.metrics.connections.Inc()
+	h.readLoop(c, conn)
+	c.close(0, "")
+	h.hub.remove(c)
+	h.metrics.connections.Dec()
+	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
+		ce.Write(zap.String("remote", remote), zap.Strings("channels", c.channels),
+			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.closeCode()))
+	}
+}
+
+// readLoop publishes every frame of the client until the connection ends.
+// gorilla answers a frame over the read limit with close 1009 itself.
+func (h *Handler) readLoop(c *client, conn *websocket.Conn) {
+	pongWait := 2 * time.Duration(h.PingInterval)
+	conn.SetReadLimit(h.MaxMessageSize)
+	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error {
+		return conn.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	var limiter *rate.Limiter
+	if h.RateLimit > 0 {
+		limiter = rate.NewLimiter(rate.Limit(h.RateLimit), h.RateLimitBurst)
+	}
+	for {
+		typ, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		if typ == websocket.TextMessage && !utf8.Valid(data) {
+			c.close(websocket.CloseInvalidFramePayloadData, "invalid UTF-8") // RFC 6455 §8.1
+			return
+		}
+		if limiter != nil && !limiter.Allow() {
+			c.close(websocket.ClosePolicyViolation, "rate limit exceeded")
+			return
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		h.metrics.framesReceived.Inc()
+		if c.publish == "" {
+			continue // receive-only: frames are discarded
+		}
+		if !h.broker.publish(c.publish, data, h.History) {
+			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
+		}
+	}
+}
+
+// subprotocolAccepted tells whether the client offers one of Subprotocols,
+// or does not need to.
+func (h *Handler) subprotocolAccepted(r *http.Request) bool {
+	if len(h.Subprotocols) == 0 || h.SubprotocolOptional {
+		return true
+	}
+	for _, p := range websocket.Subprotocols(r) {
+		if p == envelopeProtocol || slices.Contains(h.Subprotocols, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// hijacker gives gorilla the http.Hijacker it asserts: gorilla v1.5.3
+// type-asserts the response writer, but Caddy ≥ 2.11.5 wraps it in types
+// that implement Hijack only through Unwrap (unless access logging is on),
+// which http.ResponseController follows. It hands gorilla the connection
+// wrapped in a corkConn.
+type hijacker struct {
+	http.ResponseWriter
+	sendBuffer int // SO_SNDBUF to set; 0: leave it to the kernel
+	conn       *corkConn
+}
+
+func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok && w.sendBuffer > 0 {
+		_ = tcp.SetWriteBuffer(w.sendBuffer)
+	}
+	w.conn = &corkConn{Conn: conn}
+	return w.conn, brw, nil
+}
+
+// wsLink writes a client's frames to its WebSocket: whole frames appended
+// under the cork, so a batch is one write system call.
+type wsLink struct {
+	conn *websocket.Conn
+	out  *corkConn
+}
+
+func (l *wsLink) send(batch []*frame, ping bool) error {
+	l.out.cork()
+	l.out.appendFrames(batch)
+	var err error
+	if ping {
+		err = l.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
+	}
+	if uerr := l.out.uncork(writeWait); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// end sends the close frame, if any, and closes the connection.
+func (l *wsLink) end(code int, reason string) {
+	if code != 0 {
+		l.out.cork()
+		_ = l.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Time{})
+		_ = l.out.uncork(closeWait)
+	}
+	_ = l.conn.Close()
+}
+
+func (l *wsLink) cut(grace time.Duration) { l.out.cut(grace) }
