@@ -1,6 +1,8 @@
 package redisws
 
 import (
+	"cmp"
+	"encoding/base64"
 	"encoding/binary"
 	"net/url"
 	"os"
@@ -159,4 +161,72 @@ func FuzzParseMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzStreamFrame: any payload, written as an event, reads back exactly as
+// EventSource parses it: as the data of a message event, or base64 in an
+// event binary; and the id is the message's position.
+func FuzzStreamFrame(f *testing.F) {
+	for _, seed := range []string{"", "hi", "a\nb", "a\r\nb", "\n\n", ": not a comment", "data: x", "\xff\x00", "é\n"} {
+		f.Add(seed, int64(3))
+	}
+	f.Fuzz(func(t *testing.T, payload string, offset int64) {
+		m := &message{payload: payload}
+		if offset > 0 {
+			m.pos = position{"e1", offset}
+		}
+		typ, data, id, events := parseEvents(string(streamFrame(m).wire))
+		if events != 1 {
+			t.Fatalf("%q: %d events", payload, events)
+		}
+		wantID := ""
+		if offset > 0 {
+			wantID = m.pos.String()
+		}
+		if id != wantID {
+			t.Fatalf("%q: id %q, want %q", payload, id, wantID)
+		}
+		switch typ {
+		case "message":
+			if data != payload {
+				t.Fatalf("%q read back as %q", payload, data)
+			}
+		case "binary":
+			b, err := base64.StdEncoding.DecodeString(data)
+			if err != nil || string(b) != payload || utf8.ValidString(payload) && !strings.Contains(payload, "\r") {
+				t.Fatalf("%q as binary %q (%v)", payload, data, err)
+			}
+		default:
+			t.Fatalf("%q: event type %q", payload, typ)
+		}
+	})
+}
+
+// parseEvents reads a stream as the HTML standard's EventSource does
+// (lines end at CR, LF or CRLF) and returns its last event and the count.
+func parseEvents(stream string) (typ, data, id string, events int) {
+	stream = strings.ReplaceAll(stream, "\r\n", "\n")
+	stream = strings.ReplaceAll(stream, "\r", "\n")
+	var buf, evType string
+	for line := range strings.SplitSeq(strings.TrimSuffix(stream, "\n"), "\n") {
+		if line == "" {
+			if buf != "" {
+				typ, data = cmp.Or(evType, "message"), strings.TrimSuffix(buf, "\n")
+				events++
+			}
+			buf, evType = "", ""
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "data":
+			buf += value + "\n"
+		case "event":
+			evType = value
+		case "id":
+			id = value
+		}
+	}
+	return typ, data, id, events
 }
