@@ -84,6 +84,20 @@ func startExampleNode(t *testing.T, name string, rs *redisServer, env map[string
 	return startNode(t, name, readExample(t, nodeCaddyfile), all)
 }
 
+// startBalancerFirst runs node1 of the example and its balancer, which
+// already knows node2's address (returned): clients go to node1 until node2
+// runs there and the balancer's health check finds it.
+func startBalancerFirst(t *testing.T, rs *redisServer) (node1, lb *caddyNode, port2 int) {
+	t.Helper()
+	node1 = startExampleNode(t, "node1", rs, nil)
+	port2 = freePort(t)
+	lb = startNode(t, "lb", readExample(t, balancerCaddyfile), map[string]string{
+		"NODE1": fmt.Sprintf("127.0.0.1:%d", node1.Port),
+		"NODE2": fmt.Sprintf("127.0.0.1:%d", port2),
+	})
+	return node1, lb, port2
+}
+
 // startExampleBalancer runs examples/cluster/lb.caddyfile in front of the nodes.
 func startExampleBalancer(t *testing.T, node1, node2 *caddyNode) *caddyNode {
 	t.Helper()

@@ -50,10 +50,23 @@ var sseHTTP = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAli
 func tryDialSSE(t testing.TB, client *http.Client, url string, header http.Header) (*sseClient, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := openStream(ctx, client, url, header)
 	if err != nil {
 		cancel()
-		t.Fatalf("request %s: %v", url, err)
+		return nil, err
+	}
+	c := &sseClient{URL: url, Resp: resp, notify: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
+	go c.read()
+	t.Cleanup(c.Close)
+	return c, nil
+}
+
+// openStream sends the GET of an event stream; an answer other than 200 is
+// an *sseRefused.
+func openStream(ctx context.Context, client *http.Client, url string, header http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -61,19 +74,14 @@ func tryDialSSE(t testing.TB, client *http.Client, url string, header http.Heade
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := client.Do(req)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 		resp.Body.Close()
-		cancel()
 		return nil, &sseRefused{resp.StatusCode, resp.Header, string(body)}
 	}
-	c := &sseClient{URL: url, Resp: resp, notify: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel}
-	go c.read()
-	t.Cleanup(c.Close)
-	return c, nil
+	return resp, nil
 }
 
 // sseRefused is a stream answered with something else than 200.
@@ -297,8 +305,8 @@ func (es *eventSource) run(t testing.TB) {
 	}
 }
 
-// open is tryDialSSE without a testing.TB: the follower outlives no test,
-// but it must not call t.Fatalf from its goroutine.
+// open is tryDialSSE without a testing.TB: the follower's goroutine must
+// not call t.Fatalf. Stop cancels the request.
 func (es *eventSource) open(header http.Header) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -308,19 +316,10 @@ func (es *eventSource) open(header http.Header) (*http.Response, error) {
 		}
 		cancel()
 	}()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, es.url, nil)
-	req.Header = header
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := sseHTTP.Do(req)
+	resp, err := openStream(ctx, sseHTTP, es.url, header)
 	if err != nil {
 		cancel()
 		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		resp.Body.Close()
-		cancel()
-		return nil, fmt.Errorf("HTTP %d: %q", resp.StatusCode, body)
 	}
 	resp.Body = &cancelBody{resp.Body, cancel}
 	return resp, nil

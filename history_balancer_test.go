@@ -16,14 +16,7 @@ import (
 func TestHistoryNodeKilledBehindBalancer(t *testing.T) {
 	const clients, missed = 2000, 100
 	rs := startRedis(t)
-	doomed := startExampleNode(t, "node1", rs, nil)
-	// The balancer knows node2's address before node2 runs, so that every
-	// client goes to node1 first.
-	port2 := freePort(t)
-	lb := startNode(t, "lb", readExample(t, balancerCaddyfile), map[string]string{
-		"NODE1": fmt.Sprintf("127.0.0.1:%d", doomed.Port),
-		"NODE2": fmt.Sprintf("127.0.0.1:%d", port2),
-	})
+	doomed, lb, port2 := startBalancerFirst(t, rs) // every client goes to node1 first
 	connections := func(n *caddyNode) float64 {
 		return scrapeMetrics(t, n)[`caddy_redis_ws_connections{handler="chat"}`]
 	}

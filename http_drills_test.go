@@ -57,12 +57,7 @@ func TestEventStreamReload(t *testing.T) {
 func TestEventStreamNodeKilledBehindBalancer(t *testing.T) {
 	const clients, missed = 50, 100
 	rs := startRedis(t)
-	doomed := startExampleNode(t, "node1", rs, nil)
-	port2 := freePort(t)
-	lb := startNode(t, "lb", readExample(t, balancerCaddyfile), map[string]string{
-		"NODE1": fmt.Sprintf("127.0.0.1:%d", doomed.Port),
-		"NODE2": fmt.Sprintf("127.0.0.1:%d", port2),
-	})
+	doomed, lb, port2 := startBalancerFirst(t, rs) // every client goes to node1 first
 	sources := make([]*eventSource, clients)
 	for i := range sources {
 		sources[i] = startEventSource(t, lb.URL("/ws"))
