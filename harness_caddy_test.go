@@ -232,8 +232,12 @@ func (n *caddyNode) ready() bool {
 }
 
 // cleanup: SIGTERM (Caddy stops its apps and exits), 10s, then SIGKILL;
-// then the data-race check.
+// then the data-race check. A failed test's output is not extended by the
+// shutdown lines: its failure stays near the end, where CI shows it.
 func (n *caddyNode) cleanup(t testing.TB) {
+	if t.Failed() {
+		n.sink.silence()
+	}
 	if !n.proc.done() {
 		_ = n.proc.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -245,7 +249,7 @@ func (n *caddyNode) cleanup(t testing.TB) {
 			}
 		}
 	}
-	if n.proc.done() {
+	if n.proc.done() && !t.Failed() {
 		t.Logf("%s: process ended: %s", n.Name, exitDesc(n.proc))
 	}
 	n.sink.silence()

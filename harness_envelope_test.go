@@ -274,7 +274,7 @@ func (p *pacedSender) waitSent(t testing.TB, i int) {
 		default:
 		}
 		return p.sent.Load() >= int64(i)
-	}, "sender stuck at %d of %d", p.sent.Load(), i)
+	}, "sender stuck at %v of %d", atFailure(func() any { return p.sent.Load() }), i)
 }
 
 // finish waits until every message is sent.

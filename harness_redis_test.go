@@ -90,6 +90,9 @@ func newRedis(t testing.TB, port int, extraArgs []string) (*redisServer, error) 
 		return nil, err
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			r.sink.silence() // see caddyNode.cleanup
+		}
 		if err := r.kill(); err != nil {
 			t.Errorf("redis:%d cleanup: %v", r.Port, err)
 		}

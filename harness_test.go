@@ -18,6 +18,7 @@ package redisws
 // harness_browser_test.go headless Chromium.
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -86,6 +87,12 @@ func eventually(t testing.TB, timeout time.Duration, cond func() bool, format st
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// atFailure is an argument of eventually's message that is read when the
+// message is made, not when eventually is called: the last value seen.
+type atFailure func() any
+
+func (f atFailure) String() string { return fmt.Sprint(f()) }
 
 // noKeepAliveClient is an HTTP client that keeps no idle connections (so no
 // transport goroutines survive a test: goleak) and never uses a proxy.

@@ -138,7 +138,9 @@ func TestHistoryCluster(t *testing.T) {
 	env := map[string]string{"SEEDS": cl.Seeds()}
 	ns := []*caddyNode{startNode(t, "node1", config, env), startNode(t, "node2", config, env)}
 	rc := dialRecorded(t, ns)
-	eventually(t, wait, func() bool { return cl.ShardNumSub(t, "chat") == 2 }, "nodes subscribed chat on its master")
+	var subs int64
+	eventually(t, wait, func() bool { subs = cl.ShardNumSub(t, "chat"); return subs == 2 },
+		"%v sharded subscribers of chat in the cluster, want one a node", atFailure(func() any { return subs }))
 	const total, rate = 2400, 200
 	p := startPaced(rc.raw[0], "m", total, rate)
 

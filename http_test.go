@@ -315,7 +315,7 @@ func TestEventStream(t *testing.T) {
 	})
 	t.Run("several channels: the id holds the position of each", func(t *testing.T) {
 		s := dialSSE(t, ns[0].URL("/multi"), nil)
-		eventually(t, wait, func() bool { return strings.Count(s.LastID(), "@") == 2 }, "id %q does not name both channels", s.LastID())
+		eventually(t, wait, func() bool { return strings.Count(s.LastID(), "@") == 2 }, "id %v does not name both channels", atFailure(func() any { return strconv.Quote(s.LastID()) }))
 		mustPost(t, ns[1].URL("/multi"), "to a") // publishes to a
 		e := s.Next(t, wait)
 		ids := strings.Split(e.ID, ",")

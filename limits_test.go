@@ -114,7 +114,7 @@ func TestSlowClient(t *testing.T) {
 	for i := range count {
 		publish(t, rdb, "chat", fmt.Sprintf("%07d:%s", i, payload))
 		for _, c := range fast {
-			eventually(t, wait, func() bool { return c.Received() > i-window }, "fast client stuck at %d", c.Received())
+			eventually(t, wait, func() bool { return c.Received() > i-window }, "fast client stuck at %v", atFailure(func() any { return c.Received() }))
 		}
 	}
 	for _, c := range fast {
