@@ -5,11 +5,8 @@ package redisws
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -69,14 +66,7 @@ https://localhost:{$PORT} {
 	}
 }
 `, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
-	rootFile := filepath.Join(n.dir, "data", "caddy", "pki", "authorities", "local", "root.crt")
-	var pem []byte
-	eventually(t, wait, func() bool { pem, _ = os.ReadFile(rootFile); return len(pem) > 0 }, "no internal CA root at %s", rootFile)
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		t.Fatal("bad root certificate")
-	}
-	dialer := &websocket.Dialer{HandshakeTimeout: wait, TLSClientConfig: &tls.Config{RootCAs: roots}}
+	dialer := &websocket.Dialer{HandshakeTimeout: wait, TLSClientConfig: &tls.Config{RootCAs: internalRoots(t, n)}}
 	url := fmt.Sprintf("wss://localhost:%d/ws", n.Port)
 	var conns []*websocket.Conn
 	for range 2 {

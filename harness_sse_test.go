@@ -33,6 +33,7 @@ type sseClient struct {
 
 	mu       sync.Mutex
 	events   []sseEvent
+	received int // events dispatched, those taken by Collect included
 	lastID   string
 	comments int
 	notify   chan struct{} // cap 1
@@ -129,6 +130,7 @@ func (c *sseClient) read() {
 					typ = "message"
 				}
 				c.events = append(c.events, sseEvent{typ, strings.TrimSuffix(data, "\n"), id})
+				c.received++
 			}
 			c.mu.Unlock()
 			signalTest(c.notify)
@@ -220,6 +222,13 @@ func (c *sseClient) LastID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lastID
+}
+
+// Received counts the events dispatched so far.
+func (c *sseClient) Received() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.received
 }
 
 func (c *sseClient) Comments() int {
@@ -428,6 +437,12 @@ type postReply struct {
 // JSON is decoded for a 200.
 func postMessage(t testing.TB, url, body string, header http.Header) postReply {
 	t.Helper()
+	return postMessageVia(t, noKeepAliveClient, url, body, header)
+}
+
+// postMessageVia is postMessage through client.
+func postMessageVia(t testing.TB, client *http.Client, url, body string, header http.Header) postReply {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
@@ -435,7 +450,7 @@ func postMessage(t testing.TB, url, body string, header http.Header) postReply {
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := noKeepAliveClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
 	}

@@ -116,3 +116,17 @@ func startRedisTLS(t testing.TB, p *testPKI) (r *redisServer, tlsPort int) {
 		"--tls-ca-cert-file", p.CA, "--tls-auth-clients", "optional")
 	return r, tlsPort
 }
+
+// internalRoots waits for the root of the node's internal CA (tls internal)
+// and returns it as the roots a client trusts.
+func internalRoots(t testing.TB, n *caddyNode) *x509.CertPool {
+	t.Helper()
+	rootFile := filepath.Join(n.dir, "data", "caddy", "pki", "authorities", "local", "root.crt")
+	var pem []byte
+	eventually(t, wait, func() bool { pem, _ = os.ReadFile(rootFile); return len(pem) > 0 }, "no internal CA root at %s", rootFile)
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: not a PEM certificate", rootFile)
+	}
+	return roots
+}
