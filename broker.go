@@ -26,17 +26,18 @@ const (
 
 // broker owns the Redis side for one Redis configuration: the subscriber
 // connections, whose channels are the union of every hub's channels, and
-// the publisher. With one server, Sentinel, or a cluster in classic Pub/Sub
+// the publisher, and this node's presence. With one server, Sentinel, or a cluster in classic Pub/Sub
 // mode there is one subscriber connection; with sharded Pub/Sub on a cluster
 // there is one per master that owns a wanted channel. It must not hold
 // anything of the config that created it (logger, context): it outlives that
 // config across reloads.
 type broker struct {
-	client  redis.UniversalClient
-	cluster *redis.ClusterClient // set when channels are sharded
-	avail   *availability
-	table   *channelTable
-	out     *outbox
+	client   redis.UniversalClient
+	cluster  *redis.ClusterClient // set when channels are sharded
+	avail    *availability
+	table    *channelTable
+	out      *outbox
+	presence *presenceTracker
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -65,6 +66,7 @@ func newBroker(setup *redisSetup) *broker {
 	}
 	b.table = newChannelTable(b.avail, single, b.routeWake)
 	b.out = startOutbox(ctx, b.client, setup.sharded, b.avail)
+	b.presence = newPresenceTracker(ctx, &b.wg, b.client, setup.sharded)
 	b.startFanout()
 	b.wg.Add(1)
 	if single != nil {
@@ -144,6 +146,12 @@ func (b *broker) dispatch(rm *redis.Message) {
 	metrics.messages.Inc()
 	st := b.table.lookup(rm.Channel)
 	if st == nil || len(st.hubList()) == 0 {
+		return
+	}
+	if base := st.presenceOf.Load(); base != nil {
+		if m := presenceMessage(*base, rm.Channel, rm.Payload); m != nil {
+			b.enqueue(st, m)
+		}
 		return
 	}
 	m := parseMessage(rm.Channel, rm.Payload)

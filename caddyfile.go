@@ -38,6 +38,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		subprotocol_optional
 //		gap_policy keep|close
 //		history <size> [<ttl>]
+//		presence [{
+//			user <placeholder>
+//			timeout <duration>
+//			leave_delay <duration>
+//			max_users <n>
+//		}]
 //		send_buffer <size>
 //	}
 //
@@ -120,6 +126,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.GapPolicy, err = oneArg(d)
 		case "history":
 			h.History, err = parseHistory(d)
+		case "presence":
+			h.Presence, err = parsePresence(d, p)
 		default:
 			err = d.Errf("unrecognized subdirective %q", name)
 		}
@@ -248,6 +256,49 @@ func parseHistory(d *caddyfile.Dispenser) (*History, error) {
 		hc.TTL = caddy.Duration(ttl)
 	}
 	return hc, nil
+}
+
+// parsePresence reads presence and its optional block, recording the lines
+// of its settings.
+func parsePresence(d *caddyfile.Dispenser, p *lineMap) (*Presence, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	pr := new(Presence)
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return nil, d.Errf("presence: %s is already set", name)
+		}
+		seen[name] = true
+		p.add("presence."+name, d.Line())
+		var err error
+		switch name {
+		case "user":
+			pr.User, err = oneArg(d)
+		case "timeout":
+			pr.Timeout, err = parseDuration(d)
+		case "leave_delay":
+			var arg string
+			if arg, err = oneArg(d); err == nil {
+				dur, perr := caddy.ParseDuration(arg)
+				if perr != nil || dur < 0 {
+					return nil, d.Errf("leave_delay: %q is not a duration (e.g. 5s, 0)", arg)
+				}
+				delay := caddy.Duration(dur)
+				pr.LeaveDelay = &delay
+			}
+		case "max_users":
+			pr.MaxUsers, err = parseCount(d, name)
+		default:
+			err = d.Errf("presence: unrecognized setting %q", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return pr, nil
 }
 
 // parseRateLimit reads rate_limit <messages-per-second> [<burst>].

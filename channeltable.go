@@ -33,6 +33,8 @@ type channelState struct {
 	hubs atomic.Pointer[[]*hub] // copy-on-write: dispatch reads it without the lock
 	// set once a hub with history joins: the node fills the channel's gaps
 	history atomic.Pointer[channelHistory]
+	// set when it is the presence events channel of the channel it names
+	presenceOf atomic.Pointer[string]
 
 	// under channelTable.mu
 	conn        *subConn // the connection that should subscribe it; nil: not routed yet
@@ -69,6 +71,17 @@ func (t *channelTable) lookup(name string) *channelState {
 
 // join registers h as needing channel name.
 func (t *channelTable) join(name string, h *hub) {
+	t.add(name, h, h.opts.history != nil, "")
+}
+
+// joinEvents registers h as needing the presence events of channel base.
+func (t *channelTable) joinEvents(base string, h *hub) {
+	t.add(presenceEvents(base), h, false, base)
+}
+
+// add is join: the channel gets a history when withHistory, and is base's
+// presence events channel when base is set.
+func (t *channelTable) add(name string, h *hub, withHistory bool, base string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.lookup(name)
@@ -79,8 +92,11 @@ func (t *channelTable) join(name string, h *hub) {
 			t.routeTo(st, t.single)
 		}
 	}
-	if h.opts.history != nil && st.history.Load() == nil {
+	if withHistory && st.history.Load() == nil {
 		st.history.Store(new(channelHistory))
+	}
+	if base != "" && st.presenceOf.Load() == nil {
+		st.presenceOf.Store(&base)
 	}
 	old := st.hubList()
 	hubs := append(old[:len(old):len(old)], h)

@@ -47,6 +47,7 @@ type client struct {
 	link     link
 	channels []string  // channels delivered to this client
 	publish  string    // channel its frames go to; "" = receive-only
+	user     string    // who it is, for presence; "" anonymous
 	kind     frameKind // the frames it takes
 	metrics  *handlerMetrics
 

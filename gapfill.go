@@ -241,6 +241,12 @@ func (b *broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch strin
 // gapChannel applies the gap_policy of every hub of a channel whose gap
 // could not be filled.
 func (b *broker) gapChannel(st *channelState) {
+	if base := st.presenceOf.Load(); base != nil {
+		// Presence events may have been missed: envelope clients are told
+		// to ask again.
+		b.enqueue(st, presenceFrameMessage(st.name, presenceEvent{Type: "presence_reset", Channel: *base}))
+		return
+	}
 	for _, hb := range st.hubList() {
 		hb.gap(st.name)
 	}

@@ -24,10 +24,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	switch {
 	case websocket.IsWebSocketUpgrade(r):
 		return h.serveWebSocket(w, r)
-	case r.Method == http.MethodGet && acceptsEventStream(r):
+	case r.Method == http.MethodGet && accepts(r, "text/event-stream"):
 		return h.serveStream(w, r)
+	case r.Method == http.MethodGet && h.Presence != nil && accepts(r, "application/json"):
+		return h.servePresence(w, r)
 	case r.Method == http.MethodGet:
-		return refuse(w, http.StatusBadRequest, "connect with a WebSocket client, or with an EventSource (Accept: text/event-stream); POST publishes")
+		return refuse(w, http.StatusBadRequest, h.getHint())
 	case r.Method == http.MethodPost:
 		return h.servePost(w, r)
 	case r.Method == http.MethodOptions:
@@ -46,12 +48,21 @@ func (h *Handler) allowedMethods() string {
 	return "GET, POST, OPTIONS"
 }
 
-// acceptsEventStream tells whether a request asks for Server-Sent Events.
-func acceptsEventStream(r *http.Request) bool {
+// getHint is the answer to a GET the route does not serve.
+func (h *Handler) getHint() string {
+	hint := "connect with a WebSocket client, or with an EventSource (Accept: text/event-stream); POST publishes"
+	if h.Presence != nil {
+		hint += "; Accept: application/json asks who is present"
+	}
+	return hint
+}
+
+// accepts tells whether a request's Accept names the media type.
+func accepts(r *http.Request, mediaType string) bool {
 	for _, v := range r.Header.Values("Accept") {
 		for part := range strings.SplitSeq(v, ",") {
 			media, _, _ := strings.Cut(part, ";")
-			if strings.EqualFold(strings.TrimSpace(media), "text/event-stream") {
+			if strings.EqualFold(strings.TrimSpace(media), mediaType) {
 				return true
 			}
 		}

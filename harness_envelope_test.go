@@ -27,6 +27,7 @@ type envelopeFrameJSON struct {
 	Recovered  *bool   `json:"recovered"`
 	Data       *string `json:"data"`
 	DataBase64 []byte  `json:"data_base64"`
+	User       string  `json:"user"` // presence events
 }
 
 func (e envelopeFrameJSON) offset() int64 {

@@ -27,9 +27,11 @@ type hub struct {
 
 // hubOptions are the settings of the handler that a hub applies.
 type hubOptions struct {
-	maxClients int      // max_connections; 0: no limit
-	closeOnGap bool     // gap_policy close
-	history    *History // nil: none
+	maxClients int              // max_connections; 0: no limit
+	closeOnGap bool             // gap_policy close
+	history    *History         // nil: none
+	presence   *Presence        // nil: none
+	tracker    *presenceTracker // with presence: the broker's
 }
 
 func newHub(table *channelTable, release func(), opts hubOptions) *hub {
@@ -71,15 +73,42 @@ func (h *hub) add(c *client) bool {
 	defer h.mu.Unlock()
 	h.clients[c] = struct{}{}
 	for _, ch := range c.channels {
-		set := h.channels[ch]
-		if set == nil {
-			set = make(map[*client]struct{})
-			h.channels[ch] = set
-			h.table.join(ch, h)
+		h.addTo(ch, c, "")
+		if h.opts.presence == nil {
+			continue
 		}
-		set[c] = struct{}{}
+		h.opts.tracker.join(ch, c.user, h.opts.presence)
+		if c.kind == envelopeFrames {
+			h.addTo(presenceEvents(ch), c, ch)
+		}
 	}
 	return true
+}
+
+// addTo adds c to the clients of channel name, which is the presence events
+// channel of events when that is set. h.mu held.
+func (h *hub) addTo(name string, c *client, events string) {
+	set := h.channels[name]
+	if set == nil {
+		set = make(map[*client]struct{})
+		h.channels[name] = set
+		if events == "" {
+			h.table.join(name, h)
+		} else {
+			h.table.joinEvents(events, h)
+		}
+	}
+	set[c] = struct{}{}
+}
+
+// removeFrom undoes addTo. h.mu held.
+func (h *hub) removeFrom(name string, c *client) {
+	set := h.channels[name]
+	delete(set, c)
+	if len(set) == 0 && !h.static[name] {
+		delete(h.channels, name)
+		h.table.leave(name, h)
+	}
 }
 
 // remove undoes add. When a retired hub loses its last client, it lets go of
@@ -88,11 +117,13 @@ func (h *hub) remove(c *client) {
 	h.mu.Lock()
 	delete(h.clients, c)
 	for _, ch := range c.channels {
-		set := h.channels[ch]
-		delete(set, c)
-		if len(set) == 0 && !h.static[ch] {
-			delete(h.channels, ch)
-			h.table.leave(ch, h)
+		h.removeFrom(ch, c)
+		if h.opts.presence == nil {
+			continue
+		}
+		h.opts.tracker.leave(ch, c.user)
+		if c.kind == envelopeFrames {
+			h.removeFrom(presenceEvents(ch), c)
 		}
 	}
 	done := h.retireDone()

@@ -13,23 +13,27 @@ import (
 // same collectors into it. Labels are bounded by the config: the "handler"
 // label is the handler's configured subscribe list, never a request value.
 var metrics = struct {
-	connections     *prometheus.GaugeVec
-	streams         *prometheus.GaugeVec
-	httpPublishes   *prometheus.CounterVec
-	framesReceived  *prometheus.CounterVec
-	deliveries      *prometheus.CounterVec
-	deliveryDrops   *prometheus.CounterVec
-	slowClients     *prometheus.CounterVec
-	fanoutLatency   prometheus.Histogram
-	messages        prometheus.Counter
-	published       prometheus.Counter
-	publishDrops    *prometheus.CounterVec
-	publishErrors   prometheus.Counter
-	redisReconnects prometheus.Counter
-	gaps            prometheus.Counter
-	gapsFilled      prometheus.Counter
-	gapsUnfillable  prometheus.Counter
-	channels        prometheus.Gauge
+	connections      *prometheus.GaugeVec
+	streams          *prometheus.GaugeVec
+	httpPublishes    *prometheus.CounterVec
+	framesReceived   *prometheus.CounterVec
+	deliveries       *prometheus.CounterVec
+	deliveryDrops    *prometheus.CounterVec
+	slowClients      *prometheus.CounterVec
+	fanoutLatency    prometheus.Histogram
+	messages         prometheus.Counter
+	published        prometheus.Counter
+	publishDrops     *prometheus.CounterVec
+	publishErrors    prometheus.Counter
+	redisReconnects  prometheus.Counter
+	gaps             prometheus.Counter
+	gapsFilled       prometheus.Counter
+	gapsUnfillable   prometheus.Counter
+	channels         prometheus.Gauge
+	presenceChannels prometheus.Gauge
+	presenceUsers    prometheus.Gauge
+	presenceEvents   *prometheus.CounterVec
+	presenceErrors   prometheus.Counter
 }{
 	connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "connections",
@@ -100,6 +104,22 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "channels",
 		Help: "Redis channels the subscriber is subscribed to.",
 	}),
+	presenceChannels: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "presence_channels",
+		Help: "Channels in which this node has presence entries in Redis.",
+	}),
+	presenceUsers: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "presence_users",
+		Help: "Users this node holds present in Redis, counted once per channel.",
+	}),
+	presenceEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "presence_events_total",
+		Help: "Join and leave events received from Redis, by type.",
+	}, []string{"type"}),
+	presenceErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "redis_ws", Name: "presence_update_errors_total",
+		Help: "Presence updates of one channel that Redis did not take (retried).",
+	}),
 }
 
 // registerMetrics adds the collectors to a config's registry; the same
@@ -109,6 +129,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 		metrics.connections, metrics.streams, metrics.httpPublishes, metrics.framesReceived, metrics.deliveries, metrics.deliveryDrops,
 		metrics.slowClients, metrics.fanoutLatency, metrics.messages, metrics.published,
 		metrics.publishDrops, metrics.publishErrors, metrics.redisReconnects, metrics.gaps, metrics.gapsFilled, metrics.gapsUnfillable, metrics.channels,
+		metrics.presenceChannels, metrics.presenceUsers, metrics.presenceEvents, metrics.presenceErrors,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &already) {

@@ -121,6 +121,11 @@ type Handler struct {
 	// gap_policy applies only to what the history cannot give. Default: off.
 	History *History `json:"history,omitempty"`
 
+	// Make every connection present in its channels, on every node: a GET
+	// with Accept: application/json answers who is there, redis_ws.v1
+	// clients get join and leave events. Default: off.
+	Presence *Presence `json:"presence,omitempty"`
+
 	publish   string // publishChannel(); "" = receive-only
 	configKey string // the configuration's JSON with its defaults
 	broker    *broker
@@ -207,6 +212,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		maxClients: h.MaxConnections,
 		closeOnGap: h.GapPolicy == gapClose,
 		history:    h.History,
+		presence:   h.Presence,
+		tracker:    h.broker.presence,
 	})
 	for _, ch := range h.Subscribe {
 		if !hasPlaceholder(ch) {
@@ -252,6 +259,9 @@ func (h *Handler) setDefaults() {
 	}
 	if h.RateLimit > 0 && h.RateLimitBurst == 0 {
 		h.RateLimitBurst = int(math.Ceil(h.RateLimit))
+	}
+	if h.Presence != nil {
+		h.Presence.setDefaults()
 	}
 }
 

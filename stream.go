@@ -31,6 +31,9 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
 	c := newClient(channels, "", streamFrames, h.SendQueue, h.metrics)
+	if c.user, err = h.presenceUser(repl); err != nil {
+		return refuse(w, http.StatusBadRequest, err.Error())
+	}
 	if !h.hub.add(c) {
 		w.Header().Set("Retry-After", retryAfter)
 		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")

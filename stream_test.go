@@ -88,7 +88,7 @@ func TestAcceptsEventStream(t *testing.T) {
 		"text/event-stream-not, application/xhtml": false,
 	} {
 		r := &http.Request{Header: http.Header{"Accept": {accept}}}
-		if got := acceptsEventStream(r); got != want {
+		if got := accepts(r, "text/event-stream"); got != want {
 			t.Errorf("Accept %q: %v, want %v", accept, got, want)
 		}
 	}

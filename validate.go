@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Limits of the settings.
@@ -96,6 +97,18 @@ func (h *Handler) Validate() error {
 			return fieldErr("history.size", fmt.Errorf("%d is not a number of messages from 1 to %d", hc.Size, maxHistorySize))
 		case hc.TTL < 0:
 			return fieldErr("history.ttl", fmt.Errorf("%q is not a positive duration (e.g. 1h)", time.Duration(hc.TTL)))
+		}
+	}
+	if p := h.Presence; p != nil {
+		switch {
+		case p.Timeout != 0 && time.Duration(p.Timeout) < minPresenceTimeout:
+			return fieldErr("presence.timeout", fmt.Errorf("%s is shorter than %s", time.Duration(p.Timeout), minPresenceTimeout))
+		case p.LeaveDelay != nil && *p.LeaveDelay < 0:
+			return fieldErr("presence.leave_delay", fmt.Errorf("%s is negative", time.Duration(*p.LeaveDelay)))
+		case p.MaxUsers < 0 || p.MaxUsers > maxPresenceUsers:
+			return fieldErr("presence.max_users", fmt.Errorf("%d is not a number of users from 1 to %d", p.MaxUsers, maxPresenceUsers))
+		case strings.IndexFunc(p.User, unicode.IsControl) >= 0:
+			return fieldErr("presence.user", fmt.Errorf("%q holds a control character", p.User))
 		}
 	}
 	return nil

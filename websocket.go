@@ -38,11 +38,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 		kind = envelopeFrames
 	}
 	c := newClient(channels, publish, kind, h.SendQueue, h.metrics)
+	if c.user, err = h.presenceUser(repl); err != nil {
+		return refuse(w, http.StatusBadRequest, err.Error())
+	}
 	if !h.hub.add(c) {
 		w.Header().Set("Retry-After", retryAfter)
 		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
 	}
-	h.broker.waitReady(r.Context(), channels)
+	h.broker.waitReady(r.Context(), h.subscribedFor(c))
 	if kind.positioned() || resume != nil {
 		if err := h.catchUp(r.Context(), c, resume); err != nil {
 			h.hub.remove(c)
