@@ -27,6 +27,7 @@ func FuzzCaddyfile(f *testing.F) {
 		"redis_ws {\n\tsubscribe room:{http.request.uri.path.1} news\n\tpublish off\n}",
 		"redis_ws chat {\n\tsend_queue 64KiB\n\tping_interval 5s\n\treload_close_delay off\n}",
 		"redis_ws chat {\n\torigins https://a.example *\n\trate_limit 10 20\n\tsubprotocols a b\n\tsubprotocol_optional\n\tmax_connections 5\n}",
+		"redis_ws chat {\n\tpresence {\n\t\tuser {http.auth.user.id}\n\t\ttimeout 10s\n\t\tleave_delay 0\n\t\tmax_users 10\n\t}\n}",
 	} {
 		f.Add(seed)
 	}

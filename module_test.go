@@ -42,6 +42,12 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		subprotocol_optional
 		gap_policy close
 		history 1000 1h
+		presence {
+			user {http.request.uri.query.name}
+			timeout 30s
+			leave_delay 0
+			max_users 50
+		}
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +69,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		SubprotocolOptional: true,
 		GapPolicy:           "close",
 		History:             &History{Size: 1000, TTL: caddy.Duration(time.Hour)},
+		Presence:            &Presence{User: "{http.request.uri.query.name}", Timeout: caddy.Duration(30 * time.Second), LeaveDelay: &zero, MaxUsers: 50},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got  %+v\nwant %+v", h, want)
@@ -82,6 +89,9 @@ func TestCaddyfileShortForms(t *testing.T) {
 			subscribe a b
 			publish a
 		}`, Handler{Subscribe: []string{"a", "b"}, Publish: "a"}},
+		{`redis_ws chat {
+			presence
+		}`, Handler{Subscribe: []string{"chat"}, Presence: &Presence{}}},
 	} {
 		h, err := parse(tc.input)
 		if err != nil {
@@ -143,6 +153,15 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\thistory 10 soon\n}", 2, `history: "soon" is not a positive duration`},
 		{"redis_ws chat {\n\tping_interval 5s\n\thistory 0\n}", 3, "history: size: 0 is not a number of messages from 1 to 100000"},
 		{"redis_ws chat {\n\thistory 100001\n}", 2, "is not a number of messages from 1 to 100000"},
+		{"redis_ws chat {\n\tpresence on\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tpresence {\n\t\tbogus 1\n\t}\n}", 3, `presence: unrecognized setting "bogus"`},
+		{"redis_ws chat {\n\tpresence {\n\t\tuser\n\t}\n}", 3, "wrong argument count"},
+		{"redis_ws chat {\n\tpresence {\n\t\tmax_users 5\n\t\ttimeout 500ms\n\t}\n}", 4, "presence: timeout: 500ms is shorter than 1s"},
+		{"redis_ws chat {\n\tpresence {\n\t\ttimeout 2s\n\t\ttimeout 3s\n\t}\n}", 4, "presence: timeout is already set"},
+		{"redis_ws chat {\n\tpresence {\n\t\tleave_delay soon\n\t}\n}", 3, `leave_delay: "soon" is not a duration`},
+		{"redis_ws chat {\n\tpresence {\n\t\tmax_users 0\n\t}\n}", 3, `"0" is not a positive integer`},
+		{"redis_ws chat {\n\tpresence {\n\t\tmax_users 100001\n\t}\n}", 3, "presence: max_users: 100001 is not a number of users from 1 to 100000"},
+		{"redis_ws chat {\n\tpresence\n\tpresence\n}", 3, "presence is already set"},
 	} {
 		_, err := parse(tc.input)
 		if err == nil {
@@ -250,6 +269,8 @@ func TestValidateSameForJSONAndCaddyfile(t *testing.T) {
 		{"redis_ws chat {\n\thistory 10 -1s\n}", Handler{Subscribe: []string{"chat"}, History: &History{Size: 10, TTL: caddy.Duration(-time.Second)}}},
 		{"redis_ws chat {\n\torigins example.com\n}", Handler{Subscribe: []string{"chat"}, Origins: []string{"example.com"}}},
 		{"redis_ws {\n\tsubscribe a b\n}", Handler{Subscribe: []string{"a", "b"}}},
+		{"redis_ws chat {\n\tpresence {\n\t\ttimeout 500ms\n\t}\n}", Handler{Subscribe: []string{"chat"}, Presence: &Presence{Timeout: caddy.Duration(500 * time.Millisecond)}}},
+		{"redis_ws chat {\n\tpresence {\n\t\tmax_users 100001\n\t}\n}", Handler{Subscribe: []string{"chat"}, Presence: &Presence{MaxUsers: 100001}}},
 		{"redis_ws chat {\n\tredis {\n\t\taddrs 127.0.0.1:1 127.0.0.1:2\n\t}\n}", Handler{Subscribe: []string{"chat"}, Redis: &RedisConfig{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}}},
 	} {
 		_, cerr := parse(tc.caddyfile)

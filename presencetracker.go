@@ -45,7 +45,8 @@ type presenceChannel struct {
 	users      map[string]int       // connections here per named user
 	leaving    map[string]time.Time // users with none left here: taken out at that time
 	reported   map[string]bool      // users Redis has for this node
-	connsSent  int                  // the connections Redis has
+	changes    uint64               // joins and leaves here so far
+	sent       uint64               // changes that Redis has taken in
 	full       bool                 // Redis may not know this node: send everything
 	refreshAt  time.Time            // the next heartbeat
 	retryAt    time.Time            // after a failed update
@@ -55,6 +56,7 @@ type presenceChannel struct {
 type presenceUpdate struct {
 	channel     string
 	mode        string // "update", "full" or "gone"
+	changes     uint64 // the channel's changes it carries
 	conns       int
 	add, remove []string
 	timeout     time.Duration
@@ -81,6 +83,7 @@ func (t *presenceTracker) join(ch, user string, p *Presence) {
 		metrics.presenceChannels.Inc()
 	}
 	pc.timeout, pc.leaveDelay = time.Duration(p.Timeout), time.Duration(*p.LeaveDelay)
+	pc.changes++
 	pc.conns++
 	if user != "" {
 		pc.users[user]++
@@ -96,6 +99,7 @@ func (t *presenceTracker) leave(ch, user string) {
 	if pc == nil {
 		return
 	}
+	pc.changes++
 	pc.conns--
 	if user == "" {
 		return
@@ -154,13 +158,19 @@ func (pc *presenceChannel) pending(ch string, now time.Time) (presenceUpdate, bo
 	if now.Before(pc.retryAt) {
 		return presenceUpdate{}, false
 	}
-	u := presenceUpdate{channel: ch, mode: "update", conns: pc.conns, timeout: pc.timeout}
-	due := map[string]bool{}
+	var due map[string]bool // leaving users whose delay is over
 	for user, at := range pc.leaving {
 		if !now.Before(at) {
+			if due == nil {
+				due = make(map[string]bool)
+			}
 			due[user] = true
 		}
 	}
+	if !pc.full && pc.changes == pc.sent && due == nil && now.Before(pc.refreshAt) {
+		return presenceUpdate{}, false // nothing to say: the usual case
+	}
+	u := presenceUpdate{channel: ch, mode: "update", changes: pc.changes, conns: pc.conns, timeout: pc.timeout}
 	if pc.full {
 		u.mode = "full"
 		for user := range pc.users {
@@ -190,7 +200,7 @@ func (pc *presenceChannel) pending(ch string, now time.Time) (presenceUpdate, bo
 		}
 		return u, true
 	}
-	return u, pc.full || len(u.add) > 0 || len(u.remove) > 0 || pc.conns != pc.connsSent || !now.Before(pc.refreshAt)
+	return u, true
 }
 
 // apply takes in the outcome of u: 1 done, 0 the node must send everything,
@@ -222,7 +232,7 @@ func (t *presenceTracker) apply(u presenceUpdate, res int64, sent time.Time) {
 			delete(pc.leaving, user)
 		}
 	}
-	pc.full, pc.connsSent, pc.refreshAt = false, u.conns, sent.Add(pc.timeout/3)
+	pc.full, pc.sent, pc.refreshAt = false, u.changes, sent.Add(pc.timeout/3)
 	if u.mode == "full" {
 		for user := range pc.leaving { // taken out by the full update: not held any more
 			if !pc.reported[user] {
