@@ -79,4 +79,3 @@ func TestPresenceTrackersSweep(t *testing.T) {
 		return n == 0
 	}, "the channel's presence keys are still there with nobody in it")
 }
-
