@@ -5,6 +5,8 @@
 // route's history (node.caddyfile has `history`). The first connection asks
 // for the last 50 messages; a reconnection for those after the last one seen,
 // so a page whose node went away misses nothing and shows nothing twice.
+// The route has presence too: the page shows who is online, by the name in
+// its own URL (/?name=alice; without one it is there anonymously).
 "use strict";
 
 const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
@@ -13,6 +15,9 @@ const list = document.getElementById("messages");
 const form = document.getElementById("send");
 const input = document.getElementById("text");
 const button = form.querySelector("button");
+const onlineLine = document.getElementById("online");
+const name = new URLSearchParams(location.search).get("name") ?? "";
+const who = name === "" ? "" : "&name=" + encodeURIComponent(name);
 
 const minDelay = 500; // ms before the first reconnect attempt
 const maxDelay = 10000; // ms, the cap of the backoff
@@ -41,9 +46,48 @@ function show(text, kind = "text") {
 	list.scrollTop = list.scrollHeight;
 }
 
+// Who is online: asked of the route (a GET with Accept: application/json)
+// whenever the socket is subscribed, then kept up to date by the join and
+// leave events. Events that come while the answer is on its way are
+// applied after it, so none is lost and none undone.
+let online = null; // the names, while known
+let pending = []; // events that came while asking
+
+async function askOnline() {
+	online = null;
+	pending = [];
+	try {
+		const answer = await fetch("ws", { headers: { Accept: "application/json" } });
+		if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
+		online = new Set((await answer.json()).channels.chat.users);
+	} catch {
+		onlineLine.textContent = "who is online: unknown for now";
+		return;
+	}
+	for (const e of pending) applyPresence(e);
+	pending = [];
+	showOnline();
+}
+
+function applyPresence(e) {
+	if (online === null) {
+		pending.push(e);
+		return;
+	}
+	if (e.type === "join") online.add(e.user);
+	else online.delete(e.user);
+	showOnline();
+}
+
+function showOnline() {
+	const names = [...online].sort();
+	onlineLine.dataset.users = names.join(",");
+	onlineLine.textContent = names.length > 0 ? "online: " + names.join(", ") : "online: nobody with a name (open /?name=you)";
+}
+
 function connect() {
 	setStatus("connecting", "connecting to " + url + " …");
-	socket = new WebSocket(url + resume, "redis_ws.v1");
+	socket = new WebSocket(url + resume + who, "redis_ws.v1");
 	socket.onopen = () => {
 		failures = 0;
 		setStatus("open", "connected to " + url);
@@ -57,6 +101,16 @@ function connect() {
 			// recovered is false when the history no longer holds all that
 			// was sent while this page was away: it goes on from now.
 			if (m.recovered === false) show("Reconnected: some messages may have been missed.", "notice");
+			askOnline();
+			return;
+		}
+		if (m.type === "join" || m.type === "leave") {
+			applyPresence(m);
+			return;
+		}
+		if (m.type === "presence_reset") {
+			// Redis was out of reach: events may have been missed.
+			askOnline();
 			return;
 		}
 		// What is not valid UTF-8 comes as data_base64.
