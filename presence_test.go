@@ -239,6 +239,18 @@ func TestPresence(t *testing.T) {
 		frank.Close()
 		expectPresence(t, watcher, "leave", "room:a", "frank")
 	})
+
+	t.Run("metrics", func(t *testing.T) {
+		var m map[string]float64
+		eventually(t, wait, func() bool {
+			m = scrapeMetrics(t, ns[2]) // the watcher's node: one channel, nobody named; alice, bob, erin, dave and frank joined and left
+			return m["caddy_redis_ws_presence_channels"] == 1 && m["caddy_redis_ws_presence_users"] == 0 &&
+				m[`caddy_redis_ws_presence_events_total{type="join"}`] == 5 && m[`caddy_redis_ws_presence_events_total{type="leave"}`] == 5
+		}, "presence metrics of node 3: %v", atFailure(func() any {
+			return fmt.Sprint(m["caddy_redis_ws_presence_channels"], m["caddy_redis_ws_presence_users"],
+				m[`caddy_redis_ws_presence_events_total{type="join"}`], m[`caddy_redis_ws_presence_events_total{type="leave"}`])
+		}))
+	})
 }
 
 // Redis down: a query answers 503, and the nodes keep their connections;
