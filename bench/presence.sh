@@ -19,7 +19,7 @@ ROOMS=${ROOMS:-1000}
 WINDOW=${WINDOW:-20}
 QUERIES=${QUERIES:-200}
 RESULTS=${RESULTS:-bench/presence-results}
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)" # the connections and the load tool's need more than the default
 
 build
 free_port REDIS_PORT 6390
