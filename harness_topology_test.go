@@ -374,3 +374,20 @@ func (c *clusterSetup) MigrateSlot(t testing.TB, slot int, from, to *redisServer
 		}
 	}
 }
+
+// sentinelAndCluster are the set-ups a feature is tested on beyond one
+// server: each starts its Redis and gives the lines of a redis block for it
+// and the environment they read.
+var sentinelAndCluster = []struct {
+	name  string
+	redis func(t *testing.T) (block string, env map[string]string)
+}{
+	{"sentinel", func(t *testing.T) (string, map[string]string) {
+		s := startSentinels(t)
+		return "addrs {$ADDRS}\n\t\t\tmaster_name mymaster", map[string]string{"ADDRS": s.Addrs()}
+	}},
+	{"cluster", func(t *testing.T) (string, map[string]string) {
+		cl := startCluster(t, 3, 0)
+		return "addrs {$ADDRS}\n\t\t\tcluster", map[string]string{"ADDRS": cl.Seeds()}
+	}},
+}

@@ -7,19 +7,7 @@ package redisws
 import "testing"
 
 func TestPresenceOnSentinelAndCluster(t *testing.T) {
-	for _, topo := range []struct {
-		name  string
-		redis func(t *testing.T) (block string, env map[string]string)
-	}{
-		{"sentinel", func(t *testing.T) (string, map[string]string) {
-			s := startSentinels(t)
-			return "addrs {$ADDRS}\n\t\t\tmaster_name mymaster", map[string]string{"ADDRS": s.Addrs()}
-		}},
-		{"cluster", func(t *testing.T) (string, map[string]string) {
-			cl := startCluster(t, 3, 0)
-			return "addrs {$ADDRS}\n\t\t\tcluster", map[string]string{"ADDRS": cl.Seeds()}
-		}},
-	} {
+	for _, topo := range sentinelAndCluster {
 		t.Run(topo.name, func(t *testing.T) {
 			block, env := topo.redis(t)
 			config := siteCaddyfile("", `
