@@ -232,7 +232,7 @@ func newNodeID() string {
 	return hex.EncodeToString(b)
 }
 
-// presenceUpdateArgs are the script's arguments for one update.
+// args are the update script's arguments for u (lua/presence_update.lua).
 func (u *presenceUpdate) args(node string, sharded bool) []any {
 	flag := "0"
 	if sharded {
