@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 )
@@ -66,7 +67,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1000, 5000} {
 		for _, size := range []int{64, 1024} {
 			b.Run(fmt.Sprintf("clients-%d/payload-%s", n, sizeName(size)), func(b *testing.B) {
-				benchFanOut(b, n, size)
+				benchFanOut(b, n, strings.Repeat("x", size), false)
 			})
 		}
 	}
@@ -79,10 +80,27 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%dB", n)
 }
 
-func benchFanOut(b *testing.B, n, size int) {
+// BenchmarkFanOutCompressed is BenchmarkFanOut with 1 KiB JSON chat
+// messages to clients that agreed to permessage-deflate: a message is
+// compressed once, whatever the number of clients (compressions/msg), and
+// each client gets the compressed frame. deflate=off is the same clients
+// and messages without compression.
+func BenchmarkFanOutCompressed(b *testing.B) {
+	raiseOpenFiles(b)
+	payload := chatjson.Message(1024, 0)
+	for _, n := range []int{1, 10, 100, 1000} {
+		for _, deflate := range []bool{true, false} {
+			b.Run(fmt.Sprintf("clients-%d/deflate-%s", n, map[bool]string{true: "on", false: "off"}[deflate]), func(b *testing.B) {
+				benchFanOut(b, n, payload, deflate)
+			})
+		}
+	}
+}
+
+func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	br := benchBroker(b)
 	hb := newHub(br.table, func() {}, hubOptions{})
-	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024}}
+	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024, EnableCompression: deflate}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
@@ -91,8 +109,15 @@ func benchFanOut(b *testing.B, n, size int) {
 		if err != nil {
 			return
 		}
+		if deflate != hj.conn.deflate {
+			b.Errorf("compression agreed: %v, want %v", hj.conn.deflate, deflate)
+		}
+		link := &wsLink{conn: conn, out: hj.conn}
+		if hj.conn.deflate {
+			link.deflateFrom = defaultCompressMinSize
+		}
 		hb.add(c)
-		c.start(&wsLink{conn: conn, out: hj.conn}, time.Hour)
+		c.start(link, time.Hour)
 		serving.Add(1)
 		go func() {
 			defer serving.Done()
@@ -111,8 +136,9 @@ func benchFanOut(b *testing.B, n, size int) {
 	var readers sync.WaitGroup
 	conns := make([]*websocket.Conn, n)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	dialer := &websocket.Dialer{EnableCompression: deflate}
 	for i := range conns {
-		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+		conn, _, err := dialer.Dial(url, nil)
 		if err != nil {
 			b.Fatalf("dial %d: %v", i, err)
 		}
@@ -135,8 +161,9 @@ func benchFanOut(b *testing.B, n, size int) {
 		hb.mu.RUnlock()
 	}
 
-	msg := &redis.Message{Channel: "bench", Payload: strings.Repeat("x", size)}
-	b.SetBytes(int64(size) * int64(n))
+	msg := &redis.Message{Channel: "bench", Payload: payload}
+	b.SetBytes(int64(len(payload)) * int64(n))
+	compressed := counterValue(b, metrics.compressions)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -152,6 +179,9 @@ func benchFanOut(b *testing.B, n, size int) {
 		b.Fatalf("received %d of %d deliveries", got, want)
 	}
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+	if deflate {
+		b.ReportMetric((counterValue(b, metrics.compressions)-compressed)/float64(b.N), "compressions/msg")
+	}
 	for _, c := range conns {
 		_ = c.Close()
 	}

@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			max_users <n>
 //		}]
 //		send_buffer <size>
+//		compress [<min_size>]
 //	}
 //
 // The channel on the directive line is subscribed (and, alone, published to).
@@ -128,6 +129,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.History, err = parseHistory(d)
 		case "presence":
 			h.Presence, err = parsePresence(d, p)
+		case "compress":
+			h.Compress, err = parseCompress(d)
 		default:
 			err = d.Errf("unrecognized subdirective %q", name)
 		}
@@ -256,6 +259,17 @@ func parseHistory(d *caddyfile.Dispenser) (*History, error) {
 		hc.TTL = caddy.Duration(ttl)
 	}
 	return hc, nil
+}
+
+// parseCompress reads compress [<min_size>].
+func parseCompress(d *caddyfile.Dispenser) (*Compression, error) {
+	c := new(Compression)
+	if d.CountRemainingArgs() == 0 {
+		return c, nil
+	}
+	size, err := parseSize(d)
+	c.MinSize = int(size)
+	return c, err
 }
 
 // parsePresence reads presence and its optional block, recording the lines

@@ -79,7 +79,7 @@ func FuzzChannelPlaceholder(f *testing.F) {
 // FuzzNewFrame: every payload becomes one final, unmasked frame that decodes
 // back to it, text exactly when it is valid UTF-8.
 func FuzzNewFrame(f *testing.F) {
-	for _, seed := range []string{"", "hi", strings.Repeat("x", 125), strings.Repeat("y", 126), strings.Repeat("z", 70000), "\xc3\x28"} {
+	for _, seed := range []string{"", "hi", strings.Repeat("x", 125), strings.Repeat("y", 126), strings.Repeat("z", 70000), "\xc3\x28", strings.Repeat("ab", 200)} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, payload string) {
@@ -104,6 +104,17 @@ func FuzzNewFrame(f *testing.F) {
 		}
 		if n != len(payload) || string(w[hdr:]) != payload || fr.size != len(payload) {
 			t.Fatalf("decoded length %d and %d bytes, want %d", n, len(w)-hdr, len(payload))
+		}
+		// Compressed: shorter and inflating to the payload, or the frame itself.
+		switch z := fr.compressedWire(); {
+		case z[0]&rsv1 == 0:
+			if string(z) != string(w) {
+				t.Fatalf("uncompressed form differs from the frame")
+			}
+		case len(z) >= len(w) || z[0] != w[0]|rsv1:
+			t.Fatalf("compressed frame of %d bytes, first byte %#x, for a %d-byte frame, first byte %#x", len(z), z[0], len(w), w[0])
+		case inflateFrame(t, z) != payload:
+			t.Fatalf("compressed frame does not inflate to the payload")
 		}
 	})
 }

@@ -62,7 +62,13 @@ var wsDialer = &websocket.Dialer{
 // 1 KiB of) the response body and is readable by the caller.
 func tryDialWS(t testing.TB, url string, header http.Header) (*wsClient, *http.Response, error) {
 	t.Helper()
-	conn, resp, err := wsDialer.Dial(url, header)
+	return tryDialWSWith(t, wsDialer, url, header)
+}
+
+// tryDialWSWith is tryDialWS with a dialer of the caller's.
+func tryDialWSWith(t testing.TB, d *websocket.Dialer, url string, header http.Header) (*wsClient, *http.Response, error) {
+	t.Helper()
+	conn, resp, err := d.Dial(url, header)
 	if err != nil {
 		return nil, resp, err
 	}

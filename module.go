@@ -126,6 +126,10 @@ type Handler struct {
 	// clients get join and leave events. Default: off.
 	Presence *Presence `json:"presence,omitempty"`
 
+	// Send messages compressed (permessage-deflate) to the clients that
+	// offer it, each compressed once per node. Default: off.
+	Compress *Compression `json:"compress,omitempty"`
+
 	publish   string // publishChannel(); "" = receive-only
 	configKey string // the configuration's JSON with its defaults
 	broker    *broker
@@ -188,6 +192,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// Frames from clients are small: a small read buffer of our own
 		// instead of the 4 KiB one net/http hands over.
 		ReadBufferSize: 1024,
+		// Without context takeover, so that one compressed frame of a
+		// message serves every client; gorilla offers no other form.
+		EnableCompression: h.Compress != nil,
 		// The envelope comes first: a client that offers it gets it.
 		Subprotocols: append([]string{envelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool { return p == envelopeProtocol })...),
 	}
@@ -262,6 +269,9 @@ func (h *Handler) setDefaults() {
 	}
 	if h.Presence != nil {
 		h.Presence.setDefaults()
+	}
+	if h.Compress != nil {
+		h.Compress.setDefaults()
 	}
 }
 

@@ -48,6 +48,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 			leave_delay 0
 			max_users 50
 		}
+		compress 512
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +71,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		GapPolicy:           "close",
 		History:             &History{Size: 1000, TTL: caddy.Duration(time.Hour)},
 		Presence:            &Presence{User: "{http.request.uri.query.name}", Timeout: caddy.Duration(30 * time.Second), LeaveDelay: &zero, MaxUsers: 50},
+		Compress:            &Compression{MinSize: 512},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got  %+v\nwant %+v", h, want)
@@ -92,6 +94,12 @@ func TestCaddyfileShortForms(t *testing.T) {
 		{`redis_ws chat {
 			presence
 		}`, Handler{Subscribe: []string{"chat"}, Presence: &Presence{}}},
+		{`redis_ws chat {
+			compress
+		}`, Handler{Subscribe: []string{"chat"}, Compress: &Compression{}}},
+		{`redis_ws chat {
+			compress 1KiB
+		}`, Handler{Subscribe: []string{"chat"}, Compress: &Compression{MinSize: 1024}}},
 	} {
 		h, err := parse(tc.input)
 		if err != nil {
@@ -162,6 +170,11 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\tpresence {\n\t\tmax_users 0\n\t}\n}", 3, `"0" is not a positive integer`},
 		{"redis_ws chat {\n\tpresence {\n\t\tmax_users 100001\n\t}\n}", 3, "presence: max_users: 100001 is not a number of users from 1 to 100000"},
 		{"redis_ws chat {\n\tpresence\n\tpresence\n}", 3, "presence is already set"},
+		{"redis_ws chat {\n\tcompress 1KiB 2KiB\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tcompress small\n}", 2, `compress: "small" is not a size`},
+		{"redis_ws chat {\n\tcompress 0\n}", 2, `compress: "0" is not a size`},
+		{"redis_ws chat {\n\n\tcompress 2GiB\n}", 3, `compress: min_size: "2GiB" is not a size between 1 byte and 1GiB`},
+		{"redis_ws chat {\n\tcompress\n\tcompress\n}", 3, "compress is already set"},
 	} {
 		_, err := parse(tc.input)
 		if err == nil {
@@ -271,6 +284,7 @@ func TestValidateSameForJSONAndCaddyfile(t *testing.T) {
 		{"redis_ws {\n\tsubscribe a b\n}", Handler{Subscribe: []string{"a", "b"}}},
 		{"redis_ws chat {\n\tpresence {\n\t\ttimeout 500ms\n\t}\n}", Handler{Subscribe: []string{"chat"}, Presence: &Presence{Timeout: caddy.Duration(500 * time.Millisecond)}}},
 		{"redis_ws chat {\n\tpresence {\n\t\tmax_users 100001\n\t}\n}", Handler{Subscribe: []string{"chat"}, Presence: &Presence{MaxUsers: 100001}}},
+		{"redis_ws chat {\n\tcompress 2GiB\n}", Handler{Subscribe: []string{"chat"}, Compress: &Compression{MinSize: 2 << 30}}},
 		{"redis_ws chat {\n\tredis {\n\t\taddrs 127.0.0.1:1 127.0.0.1:2\n\t}\n}", Handler{Subscribe: []string{"chat"}, Redis: &RedisConfig{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}}}},
 	} {
 		_, cerr := parse(tc.caddyfile)

@@ -59,7 +59,7 @@ func nextPayload(t *testing.T, msgs <-chan *redis.Message) string {
 	}
 }
 
-func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {

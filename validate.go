@@ -99,6 +99,11 @@ func (h *Handler) Validate() error {
 			return fieldErr("history.ttl", fmt.Errorf("%q is not a positive duration (e.g. 1h)", time.Duration(hc.TTL)))
 		}
 	}
+	if c := h.Compress; c != nil {
+		if err := checkSize("compress.min_size", int64(c.MinSize), 1); err != nil {
+			return err
+		}
+	}
 	if p := h.Presence; p != nil {
 		switch {
 		case p.Timeout != 0 && time.Duration(p.Timeout) < minPresenceTimeout:

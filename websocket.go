@@ -2,6 +2,7 @@ package redisws
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"slices"
@@ -62,19 +63,23 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
 		return nil
 	}
-	c.start(&wsLink{conn: conn, out: hj.conn}, time.Duration(h.PingInterval))
+	link := &wsLink{conn: conn, out: hj.conn}
+	if hj.conn.deflate {
+		link.deflateFrom = h.Compress.MinSize
+	}
+	c.start(link, time.Duration(h.PingInterval))
 	// ServeHTTP returns now: the connection needs none of the request's
 	// state, and a fresh goroutine's stack is far smaller than the handler
 	// chain's, which matters for idle connections.
-	go h.serve(c, conn, r.RemoteAddr)
+	go h.serve(c, conn, hj.conn.deflate, r.RemoteAddr)
 	return nil
 }
 
 // serve is the connection's reader; the connection ends with it.
-func (h *Handler) serve(c *client, conn *websocket.Conn, remote string) {
+func (h *Handler) serve(c *client, conn *websocket.Conn, deflate bool, remote string) {
 	start := time.Now()
 	h.metrics.connections.Inc()
-	h.readLoop(c, conn)
+	h.readLoop(c, conn, deflate)
 	c.close(0, "")
 	h.hub.remove(c)
 	h.metrics.connections.Dec()
@@ -84,11 +89,13 @@ func (h *Handler) serve(c *client, conn *websocket.Conn, remote string) {
 	}
 }
 
-// readLoop publishes every frame of the client until the connection ends.
-// gorilla answers a frame over the read limit with close 1009 itself.
-func (h *Handler) readLoop(c *client, conn *websocket.Conn) {
+// readLoop publishes every message of the client until the connection
+// ends. A message beyond max_message_size closes it with 1009: gorilla
+// sends that itself for frames longer than its read limit, readMessage
+// finds the compressed ones that inflate beyond it.
+func (h *Handler) readLoop(c *client, conn *websocket.Conn, deflate bool) {
 	pongWait := 2 * time.Duration(h.PingInterval)
-	conn.SetReadLimit(h.MaxMessageSize)
+	conn.SetReadLimit(readLimit(h.MaxMessageSize, deflate))
 	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -98,7 +105,11 @@ func (h *Handler) readLoop(c *client, conn *websocket.Conn) {
 		limiter = rate.NewLimiter(rate.Limit(h.RateLimit), h.RateLimitBurst)
 	}
 	for {
-		typ, data, err := conn.ReadMessage()
+		typ, data, err := readMessage(conn, h.MaxMessageSize)
+		if errors.Is(err, errTooBig) {
+			c.close(websocket.CloseMessageTooBig, err.Error())
+			return
+		}
 		if err != nil {
 			return
 		}
@@ -163,11 +174,15 @@ func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 type wsLink struct {
 	conn *websocket.Conn
 	out  *corkConn
+	// deflateFrom is the smallest payload sent compressed: the route's
+	// compress min_size when the client agreed to permessage-deflate;
+	// 0: every frame plain.
+	deflateFrom int
 }
 
 func (l *wsLink) send(batch []*frame, ping bool) error {
 	l.out.cork()
-	l.out.appendFrames(batch)
+	l.out.appendFrames(batch, l.deflateFrom)
 	var err error
 	if ping {
 		err = l.conn.WriteControl(websocket.PingMessage, nil, time.Time{})

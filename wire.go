@@ -1,6 +1,7 @@
 package redisws
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -21,6 +22,9 @@ type frame struct {
 	// idLen is, in an event stream's frame, the length of its leading id
 	// line (0: none).
 	idLen int
+
+	deflateOnce sync.Once
+	deflated    []byte // see compressedWire
 }
 
 // newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2):
@@ -33,18 +37,27 @@ func newFrame(payload string) *frame {
 		opcode = websocket.TextMessage
 	}
 	n := len(payload)
-	var wire []byte
-	switch {
+	wire := appendFrame(make([]byte, 0, 10+n), fin|opcode, payload)
+	return &frame{wire: wire, size: n, at: time.Now()}
+}
+
+// fin marks the last frame of a message; ours are all single frames.
+const fin = 0x80
+
+// appendFrame appends a server frame: its first byte, the payload's length
+// in the shortest form, and the payload.
+func appendFrame[P []byte | string](wire []byte, first byte, payload P) []byte {
+	switch n := len(payload); {
 	case n <= 125:
-		wire = append(make([]byte, 0, 2+n), 0x80|opcode, byte(n))
+		wire = append(wire, first, byte(n))
 	case n <= 0xffff:
-		wire = append(make([]byte, 0, 4+n), 0x80|opcode, 126)
+		wire = append(wire, first, 126)
 		wire = binary.BigEndian.AppendUint16(wire, uint16(n))
 	default:
-		wire = append(make([]byte, 0, 10+n), 0x80|opcode, 127)
+		wire = append(wire, first, 127)
 		wire = binary.BigEndian.AppendUint64(wire, uint64(n))
 	}
-	return &frame{wire: append(wire, payload...), size: n, at: time.Now()}
+	return append(wire, payload...)
 }
 
 // corkConn is the connection under gorilla. gorilla writes every frame with
@@ -54,8 +67,9 @@ func newFrame(payload string) *frame {
 //
 // It relies on what gorilla/websocket v1.5.3 does with the connection it is
 // given (wire_test.go fails if a new version stops doing it):
-//   - every write gorilla makes by itself is one Write call of whole frames:
-//     the handshake response, and each control frame of WriteControl (pings,
+//   - every write gorilla makes by itself is one Write call: the handshake
+//     response first (which tells whether permessage-deflate was agreed),
+//     then whole frames: each control frame of WriteControl (pings,
 //     the pong and close replies its reader sends). We never call its
 //     WriteMessage or NextWriter, which may split one frame over two Writes;
 //     our frames are appended by appendFrames, so frames never interleave.
@@ -70,6 +84,9 @@ type corkConn struct {
 	mu     sync.Mutex
 	corked bool
 	buf    *[]byte // from corkBuffers while corked
+
+	answered bool // gorilla has written its handshake response
+	deflate  bool // in which it agreed to permessage-deflate
 }
 
 // corkBuffers holds the batch buffers, so an idle connection holds none.
@@ -104,12 +121,17 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 	return err
 }
 
-// appendFrames adds whole frames to the batch.
-func (c *corkConn) appendFrames(frames []*frame) {
+// appendFrames adds whole frames to the batch, compressed from payloads
+// of deflateFrom bytes (0: none).
+func (c *corkConn) appendFrames(frames []*frame, deflateFrom int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range frames {
-		*c.buf = append(*c.buf, f.wire...)
+		if deflateFrom > 0 && f.size >= deflateFrom {
+			*c.buf = append(*c.buf, f.compressedWire()...)
+		} else {
+			*c.buf = append(*c.buf, f.wire...)
+		}
 	}
 }
 
@@ -118,6 +140,9 @@ func (c *corkConn) appendFrames(frames []*frame) {
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.answered {
+		c.answered, c.deflate = true, bytes.Contains(p, deflateAgreed)
+	}
 	if c.corked {
 		*c.buf = append(*c.buf, p...)
 		return len(p), nil
