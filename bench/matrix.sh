@@ -19,6 +19,18 @@
 #                           text/event-stream, one TCP connection each); publishers are
 #                           always WebSocket. With more than "ws" the runs are labelled,
 #                           e.g. TRANSPORT="ws sse" RATES=1000 CONNS=0 RESULTS=bench/sse-results
+#   COMPRESS=off            a list too, run for each TRANSPORT in its order, each on fresh
+#                           nodes and an emptied Redis: "on" puts `compress` on the route
+#                           and has every WebSocket of the load tool offer permessage-deflate
+#                           (-compress), "off" neither; with more than "off" the runs are
+#                           labelled, e.g. the compression comparison of the README:
+#                           COMPRESS="off on off on" PAYLOAD=chat SIZE=1024 CHECK_EVERY=10
+#                           RATES=1000 CONNS=0 RESULTS=bench/compress-results
+#   PAYLOAD=x               what follows each payload's header: x (padding) or chat (a JSON
+#                           chat message, which compresses as chat does)
+#   CHECK_EVERY=1           every Nth subscriber checks each message (sequence, duplicates,
+#                           latency), the others count frames without reading them: the load
+#                           tool cannot inflate a million messages a second besides the nodes
 #   CONNS=0                 skips the idle-connection run (else on the first HISTORY, WebSocket)
 set -euo pipefail
 
@@ -34,6 +46,9 @@ DRAIN=${DRAIN:-5s}
 CONNS=${CONNS:-2000}
 HISTORY=${HISTORY:-off}
 TRANSPORT=${TRANSPORT:-ws}
+COMPRESS=${COMPRESS:-off}
+PAYLOAD=${PAYLOAD:-x}
+CHECK_EVERY=${CHECK_EVERY:-1}
 RESULTS=${RESULTS:-bench/results}
 
 build
@@ -42,10 +57,12 @@ log "starting redis-server on 127.0.0.1:$REDIS_PORT"
 start_redis "$REDIS_PORT"
 export REDIS_PORT
 
-# caddyfile HISTORY: the route, with `history HISTORY` unless it is "off"
+# caddyfile HISTORY [COMPRESS]: the route, with `history HISTORY` unless it
+# is "off", and `compress` when COMPRESS is "on"
 caddyfile() {
-	local directive=""
+	local directive="" compress=""
 	[[ $1 == off ]] || directive="history $1"
+	[[ ${2:-off} == off ]] || compress="compress"
 	cat >"$RUN/Caddyfile" <<CADDY
 {
 	admin 127.0.0.1:{\$ADMIN_PORT}
@@ -55,6 +72,7 @@ caddyfile() {
 	redis_ws /ws chat {
 		redis redis://127.0.0.1:{\$REDIS_PORT}
 		$directive
+		$compress
 	}
 }
 CADDY
@@ -77,34 +95,44 @@ for transport in $TRANSPORT; do
 		exit 2
 	}
 done
+for compress in $COMPRESS; do
+	[[ $compress == on || $compress == off ]] || {
+		log "COMPRESS: $compress is neither on nor off"
+		exit 2
+	}
+done
 
 n=0
 for hist in $HISTORY; do
 	for transport in $TRANSPORT; do
-		n=$((n + 1))
-		caddyfile "$hist"
-		redis-cli -p "$REDIS_PORT" flushall >/dev/null
-		start_nodes "$RUN/Caddyfile" /ws
-		for rate in $RATES; do
-			label=""
-			# the machine's 1-min load average as the run starts: other tenants move the figures
-			load="#$n, load $(cut -d' ' -f1 /proc/loadavg)"
-			if [[ $TRANSPORT != ws ]]; then
-				what="WebSocket subscribers"
-				[[ $transport == ws ]] || what="SSE subscribers"
-				[[ $HISTORY == off ]] || what+=", history $hist"
-				label="$what ($load)"
-			elif [[ $HISTORY != off ]]; then
-				label="history $hist ($load)"
-			fi
-			log "fanout: $SUBS $transport subs, $PUBS pubs, $SIZE B, $rate msg/s, $DURATION, history $hist"
-			"$BIN/redisws-bench" fanout -label "$label" -transport "$transport" -urls "$URLS" -subs "$SUBS" -pubs "$PUBS" \
-				-size "$SIZE" -rate "$rate" -duration "$DURATION" -drain "$DRAIN" \
-				-pids "$(node_pids)" >>"$OUT"
+		for compress in $COMPRESS; do
+			n=$((n + 1))
+			caddyfile "$hist" "$compress"
+			redis-cli -p "$REDIS_PORT" flushall >/dev/null
+			start_nodes "$RUN/Caddyfile" /ws
+			for rate in $RATES; do
+				label=""
+				# the machine's 1-min load average as the run starts: other tenants move the figures
+				load="#$n, load $(cut -d' ' -f1 /proc/loadavg)"
+				what=""
+				if [[ $TRANSPORT != ws ]]; then
+					what="WebSocket subscribers"
+					[[ $transport == ws ]] || what="SSE subscribers"
+				fi
+				[[ $HISTORY == off ]] || what+="${what:+, }history $hist"
+				[[ $COMPRESS == off ]] || what+="${what:+, }compress $compress"
+				[[ -z $what ]] || label="$what ($load)"
+				log "fanout: $SUBS $transport subs, $PUBS pubs, $SIZE B $PAYLOAD, $rate msg/s, $DURATION, history $hist, compress $compress"
+				flags=()
+				[[ $compress == off ]] || flags+=(-compress)
+				"$BIN/redisws-bench" fanout -label "$label" -transport "$transport" -urls "$URLS" -subs "$SUBS" -pubs "$PUBS" \
+					-size "$SIZE" -payload "$PAYLOAD" -check-every "$CHECK_EVERY" -rate "$rate" -duration "$DURATION" -drain "$DRAIN" \
+					-pids "$(node_pids)" "${flags[@]}" >>"$OUT"
+				sleep 1
+			done
+			stop_nodes
 			sleep 1
 		done
-		stop_nodes
-		sleep 1
 	done
 done
 
@@ -131,6 +159,14 @@ fi
 		"the publishers are WebSocket in every run."
 	[[ $HISTORY == off ]] || echo "Route history per run, in the order run (#n), each on fresh nodes and an emptied Redis:" \
 		"off, or \`history <size>\` (every publisher frame recorded in the channel's stream by the Lua script)."
+	[[ $COMPRESS == off ]] || echo "Compression per run, in the order run (#n), each on fresh nodes and an emptied Redis:" \
+		"on = \`compress\` on the route and every WebSocket of the load tool offering permessage-deflate" \
+		"(its publishers then compress what they send, as browsers do); off = neither." \
+		"Wire B per delivery = bytes the subscribers read off their sockets from the first send to the end of the drain," \
+		"divided by the deliveries; node CPU s = user+system CPU seconds of both nodes over the same time."
+	((CHECK_EVERY == 1)) || echo "One subscriber in $CHECK_EVERY checks every message (sequence, duplicates, latency: the p50/p99 columns);" \
+		"the others count the frames off their sockets without reading them; loss counts all of them."
+	[[ $PAYLOAD == x ]] || echo "Payloads: the load tool's 51-byte header, then a JSON chat message (internal/chatjson) up to $SIZE bytes."
 	echo
 	"$BIN/redisws-bench" table "$OUT"
 } >"$MD"

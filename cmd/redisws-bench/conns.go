@@ -54,7 +54,7 @@ func connsMode(c *config) int {
 	c.logf("opening %d idle connections to %d node(s) at %.0f/s ...", c.conns, len(c.urls), c.connectRate)
 	t0 := time.Now()
 	targets, _ := place(c, c.conns)
-	d := dialAll(c, targets, 1024, 1024, t0.Add(connectBudget))
+	d := dialAll(c, targets, 1024, 1024, t0.Add(connectBudget), nil)
 	res.countConnects(t0, d)
 
 	// One reader per connection: answers pings, notices closes, discards messages.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -59,11 +61,12 @@ const (
 // newWSDialer connects to loopback addresses only, whatever the URL resolved to.
 func newWSDialer(c *config, readBuf, writeBuf int) *websocket.Dialer {
 	return &websocket.Dialer{
-		NetDialContext:   loopbackDialer.DialContext,
-		HandshakeTimeout: c.handshake,
-		ReadBufferSize:   readBuf,
-		WriteBufferSize:  writeBuf,
-		Subprotocols:     c.subprotocols,
+		NetDialContext:    loopbackDialer.DialContext,
+		HandshakeTimeout:  c.handshake,
+		EnableCompression: c.compress,
+		ReadBufferSize:    readBuf,
+		WriteBufferSize:   writeBuf,
+		Subprotocols:      c.subprotocols,
 	}
 }
 
@@ -84,10 +87,21 @@ func (c *config) connectBudget(n int) time.Duration {
 
 // dialAll opens one WebSocket connection to each of targets, at most
 // c.connectRate per second and maxInFlight at once, and stops starting new
-// ones at deadline.
-func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.Time) *dialResult {
+// ones at deadline. With read set, the connections add every byte they
+// read off their sockets to it.
+func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.Time, read *atomic.Int64) *dialResult {
 	r := &dialResult{conns: make([]*websocket.Conn, len(targets))}
 	d := newWSDialer(c, readBuf, writeBuf)
+	if read != nil {
+		dial := d.NetDialContext
+		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: conn, read: read}, nil
+		}
+	}
 	hdr := c.header()
 	dialEach(c, r, targets, deadline, func(ctx context.Context, i int) error {
 		conn, resp, err := d.DialContext(ctx, targets[i], hdr)
@@ -104,6 +118,18 @@ func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.T
 		return nil
 	})
 	return r
+}
+
+// countingConn counts the bytes read off a connection.
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 // dialAllSSE opens one event stream to each of targets (ws:// or http://

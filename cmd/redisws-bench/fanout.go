@@ -24,7 +24,7 @@ func fanoutMode(c *config) int {
 
 	run := rand.Uint32()
 	res := &fanoutResult{
-		Mode: "fanout", Label: c.label, Transport: c.transport, Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls,
+		Mode: "fanout", Label: c.label, Transport: c.transport, Compress: c.compress, CheckEvery: c.checkEvery, Payload: map[bool]string{false: "x", true: "chat"}[c.chat], Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls,
 		Subs: c.subs, Pubs: c.pubs, Rooms: c.rooms, Slow: c.slow, RateAsked: c.rate, DurationS: c.duration.Seconds(),
 		SizeBytes: c.size, DrainMaxS: c.drain.Seconds(), ConnectRate: c.connectRate,
 		Nofile: nofile(), RunID: fmt.Sprintf("%08x", run),
@@ -42,13 +42,14 @@ func fanoutMode(c *config) int {
 	slowTargets, _ := place(c, c.slow)
 	pubTargets, pubRooms := place(c, c.pubs)
 	var sd *dialResult
+	var subWire atomic.Int64 // bytes the WebSocket subscribers read
 	if c.transport == "sse" {
 		sd = dialAllSSE(c, subTargets, 4096, deadline)
 	} else {
-		sd = dialAll(c, subTargets, 4096, 1024, deadline)
+		sd = dialAll(c, subTargets, 4096, 1024, deadline, &subWire)
 	}
-	slowd := dialAll(c, slowTargets, 1024, 1024, deadline)
-	pd := dialAll(c, pubTargets, 4096, 4096, deadline)
+	slowd := dialAll(c, slowTargets, 1024, 1024, deadline, nil)
+	pd := dialAll(c, pubTargets, 4096, 4096, deadline, nil)
 	res.countConnects(connStart, sd, slowd, pd)
 
 	var stopping atomic.Bool
@@ -67,7 +68,7 @@ func fanoutMode(c *config) int {
 		if conn == nil {
 			continue
 		}
-		subs = append(subs, &subscriber{conn: conn, room: subRooms[i], tracks: make([]seqTrack, len(pubs))})
+		subs = append(subs, &subscriber{conn: conn, room: subRooms[i], tracks: make([]seqTrack, len(pubs)), countOnly: i%c.checkEvery != 0})
 	}
 	for i, st := range sd.streams {
 		if st == nil {
@@ -106,6 +107,10 @@ func fanoutMode(c *config) int {
 				s.readSSE(c, run, pubRoom, &stopping)
 				return
 			}
+			if s.countOnly {
+				s.countFrames(&stopping)
+				return
+			}
 			s.read(c, run, pubRoom, &stopping)
 		}(s)
 	}
@@ -124,6 +129,7 @@ func fanoutMode(c *config) int {
 	np := uint64(len(pubs))
 	shareOut(pubs, n)
 	c.logf("sending %d messages of %d B at %.0f/s for %v over %d publisher(s) ...", n, c.size, c.rate, c.duration, len(pubs))
+	cpu0, wire0 := cpuTicks(c.pids), subWire.Load()
 	sendStart := time.Now()
 	var pw sync.WaitGroup
 	for _, p := range pubs {
@@ -144,6 +150,10 @@ func fanoutMode(c *config) int {
 	res.Complete = awaitDeliveries(subs, sentIn, drainStart.Add(c.drain))
 	res.DrainUsedS = round3(time.Since(drainStart).Seconds())
 	res.RSSAfterKB = sumRSSKB(c.pids)
+	res.SubWireBytes = subWire.Load() - wire0
+	for i, t := range cpuTicks(c.pids) {
+		res.NodeCPUS = append(res.NodeCPUS, round3(float64(t-cpu0[i])/userHZ))
+	}
 
 	// Stop: close everything, wait (bounded) for the readers.
 	stopping.Store(true)

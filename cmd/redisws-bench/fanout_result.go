@@ -9,9 +9,14 @@ import (
 
 // fanoutResult is the JSON line of a fanout run. Field names are stable.
 type fanoutResult struct {
-	Mode        string   `json:"mode"`
-	Label       string   `json:"label,omitempty"`
-	Transport   string   `json:"transport"` // of the subscribers: ws or sse (publishers are WebSocket)
+	Mode      string `json:"mode"`
+	Label     string `json:"label,omitempty"`
+	Transport string `json:"transport"` // of the subscribers: ws or sse (publishers are WebSocket)
+	Compress  bool   `json:"compress"`  // the WebSockets offered permessage-deflate
+	Payload   string `json:"payload"`   // after the header: x padding or a chat JSON message
+	// CheckEvery: every CheckEvery-th WebSocket subscriber checks each
+	// message (sequence, duplicates, latency); the others count frames.
+	CheckEvery  int      `json:"check_every"`
 	Time        string   `json:"time"`
 	URLs        []string `json:"urls"`
 	Subs        int      `json:"subs"`
@@ -75,10 +80,17 @@ type fanoutResult struct {
 	SubCloseCodes  map[string]int `json:"sub_close_codes"`
 	PubDisconnects int            `json:"pub_disconnects"`
 	PubCloseCodes  map[string]int `json:"pub_close_codes"`
-	RSSBeforeKB    int64          `json:"rss_before_kb"`
-	RSSAfterKB     int64          `json:"rss_after_kb"`
-	WallS          float64        `json:"wall_s"`
-	Error          string         `json:"error,omitempty"`
+	// SubWireBytes is what the WebSocket subscribers read off their sockets
+	// from the first send to the end of the drain: frames as sent, with
+	// their headers, compressed or not (and the odd ping).
+	SubWireBytes int64 `json:"sub_wire_bytes"`
+	// NodeCPUS is the CPU seconds (user+system) of each -pids process over
+	// the same time.
+	NodeCPUS    []float64 `json:"node_cpu_s,omitempty"`
+	RSSBeforeKB int64     `json:"rss_before_kb"`
+	RSSAfterKB  int64     `json:"rss_after_kb"`
+	WallS       float64   `json:"wall_s"`
+	Error       string    `json:"error,omitempty"`
 }
 
 // countSends adds up what the publishers sent in the send window from
@@ -195,6 +207,13 @@ func printFanout(r *fanoutResult) {
 	if r.Slow > 0 {
 		fmt.Fprintf(w, "slow        %d/%d connected; at the end %d closed by the server, %d still open %s; %d frames read in %.1fs\n",
 			r.SlowConnected, r.Slow, r.SlowClosed, r.SlowOpen, codes(r.SlowEnds), r.SlowFramesRead, r.SlowCheckS)
+	}
+	if r.Received > 0 && r.SubWireBytes > 0 {
+		fmt.Fprintf(w, "wire        %d bytes read by the subscribers = %.0f per delivery (compression offered: %v)\n",
+			r.SubWireBytes, float64(r.SubWireBytes)/float64(r.Received), r.Compress)
+	}
+	if len(r.NodeCPUS) > 0 {
+		fmt.Fprintf(w, "server CPU  %v s over the send and drain\n", r.NodeCPUS)
 	}
 	if r.RSSAfterKB >= 0 {
 		fmt.Fprintf(w, "server RSS  before %d KB, after %d KB (sum over pids)\n", r.RSSBeforeKB, r.RSSAfterKB)

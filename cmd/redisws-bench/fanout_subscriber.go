@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"encoding/binary"
+	"errors"
 	"io"
 	"sync/atomic"
 
@@ -16,6 +19,9 @@ type subscriber struct {
 	room   int
 	h      hist
 	tracks []seqTrack // by sender id
+	// countOnly: the subscriber counts data frames without reading them
+	// (-check-every), so received is a count of frames, checked by nobody.
+	countOnly bool
 
 	received atomic.Uint64 // unique, valid deliveries
 	lastNs   atomic.Int64  // time of the last valid delivery
@@ -79,6 +85,55 @@ func (s *subscriber) read(c *config, run uint32, pubRoom []int, stopping *atomic
 		s.account(buf[:n], nowNs(), run, pubRoom)
 	}
 }
+
+// countFrames is the reader of a countOnly subscriber. It reads the
+// server's frames off the socket itself, under gorilla, which is not used
+// again: gorilla would inflate every compressed message (and allocate a
+// 4 KiB buffer for it) even unread, which at a million deliveries a second
+// is the load tool's CPU, not the server's. The server writes nothing
+// before the first message, so gorilla's handshake left nothing buffered;
+// its frames are whole messages, unmasked. Pings go unanswered, so a run
+// must end within two of the route's ping intervals (60 s by default).
+func (s *subscriber) countFrames(stopping *atomic.Bool) {
+	br := bufio.NewReaderSize(s.conn.NetConn(), 32<<10)
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+			s.end(err, stopping)
+			return
+		}
+		op, n := hdr[0]&0x0f, uint64(hdr[1]&0x7f)
+		switch n {
+		case 126:
+			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+				s.end(err, stopping)
+				return
+			}
+			n = uint64(binary.BigEndian.Uint16(hdr[:2]))
+		case 127:
+			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
+				s.end(err, stopping)
+				return
+			}
+			n = binary.BigEndian.Uint64(hdr[:8])
+		}
+		if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
+			s.end(err, stopping)
+			return
+		}
+		switch op {
+		case websocket.TextMessage, websocket.BinaryMessage:
+			s.lastNs.Store(nowNs())
+			s.received.Add(1)
+		case websocket.CloseMessage:
+			s.end(errServerClosed, stopping)
+			return
+		}
+	}
+}
+
+// errServerClosed ends a countOnly subscriber that got a close frame.
+var errServerClosed = errors.New("close frame")
 
 // readSSE is the one reader of an event-stream subscriber: every message
 // event's data (decoded for "binary") goes through the same checks as a

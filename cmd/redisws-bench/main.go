@@ -32,6 +32,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 )
 
 type config struct {
@@ -56,6 +58,9 @@ type config struct {
 	label       string
 	transport   string // fanout: of the subscribers, ws or sse
 	maxPosts    int    // post: at most this many requests in all (0: no limit)
+	compress    bool   // WebSockets offer permessage-deflate
+	chat        bool   // fanout: payloads carry JSON chat messages after the header
+	checkEvery  int    // fanout: every this-many-th WebSocket subscriber checks messages
 
 	behind       int      // resume: messages published while the clients are away
 	subprotocols []string // offered in the handshake (resume: redis_ws.v1)
@@ -81,6 +86,13 @@ func run(args []string) int {
 		"publish: connections; post: HTTP clients, each on its own keep-alive connection")
 	fs.StringVar(&c.transport, "transport", "ws", "fanout: how the subscribers connect: ws (WebSocket) or sse (GET with Accept: text/event-stream,\n"+
 		"the ws:// URLs asked over http://, one TCP connection per stream); publishers are always WebSocket")
+	fs.BoolVar(&c.compress, "compress", false, "every WebSocket offers permessage-deflate (gorilla's client, which then compresses what it sends too,\n"+
+		"as browsers do); fanout reports the bytes its subscribers read off their sockets either way")
+	fs.IntVar(&c.checkEvery, "check-every", 1, "fanout: every Nth WebSocket subscriber reads and checks each message (sequence, duplicates,\n"+
+		"latency); the others count frames off the socket without reading them (no inflating), and loss counts all")
+	var payload string
+	fs.StringVar(&payload, "payload", "x", "fanout: what follows a payload's header: x (padding) or chat (a JSON chat message of the rest of -size,\n"+
+		"which compresses as chat does; see internal/chatjson)")
 	fs.IntVar(&c.maxPosts, "posts", 0, "post: at most this many requests in all (0: only -duration bounds the run)")
 	fs.IntVar(&c.rooms, "rooms", 0, "fanout: rooms r0..r(N-1); the -urls are templates with {room}, subscribers and publishers\n"+
 		"are spread round-robin over rooms and nodes, each subscriber expects its room's messages (0: one shared channel)")
@@ -149,6 +161,14 @@ func run(args []string) int {
 		}
 		c.pids = append(c.pids, n)
 	}
+	switch payload {
+	case "x":
+	case "chat":
+		c.chat = true
+	default:
+		fmt.Fprintf(os.Stderr, "redisws-bench: -payload %q: x or chat\n", payload)
+		return 2
+	}
 	if c.transport != "ws" && c.transport != "sse" {
 		fmt.Fprintf(os.Stderr, "redisws-bench: -transport %q: ws or sse\n", c.transport)
 		return 2
@@ -184,6 +204,14 @@ func run(args []string) int {
 		}
 		if c.size < headerSize {
 			fmt.Fprintf(os.Stderr, "redisws-bench: -size must be at least %d (the header)\n", headerSize)
+			return 2
+		}
+		if c.checkEvery < 1 || (c.checkEvery > 1 && c.transport != "ws") {
+			fmt.Fprintln(os.Stderr, "redisws-bench: -check-every must be at least 1, and 1 with -transport sse")
+			return 2
+		}
+		if c.chat && c.size < headerSize+chatjson.MinSize {
+			fmt.Fprintf(os.Stderr, "redisws-bench: -payload chat needs -size >= %d (the header and the shortest chat message)\n", headerSize+chatjson.MinSize)
 			return 2
 		}
 		if c.pubs > maxSender+1 {

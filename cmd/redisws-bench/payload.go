@@ -1,9 +1,14 @@
 package main
 
-import "errors"
+import (
+	"errors"
 
-// Payload layout: a fixed-width ASCII header, then ASCII padding up to
-// -size bytes, so that every frame is valid UTF-8 text.
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+)
+
+// Payload layout: a fixed-width ASCII header, then ASCII padding or (with
+// -payload chat) a JSON chat message up to -size bytes, so that every frame
+// is valid UTF-8 text.
 //
 //	offset  len  field
 //	0       3    magic "RWB"
@@ -37,12 +42,26 @@ type header struct {
 	sentNs int64
 }
 
-// newPayload returns a buffer of size bytes with the fixed parts filled in.
+// newPayload returns a buffer of size bytes with the fixed parts filled in,
+// padded with 'x'.
 func newPayload(size int, run uint32, sender int) []byte {
 	b := make([]byte, size)
 	for i := range b {
 		b[i] = 'x'
 	}
+	return withHeader(b, run, sender)
+}
+
+// newChatPayload is newPayload with a JSON chat message of the sender's
+// after the header; size is at least headerSize+chatjson.MinSize.
+func newChatPayload(size int, run uint32, sender int) []byte {
+	b := make([]byte, headerSize, size)
+	b = append(b, chatjson.Message(size-headerSize, sender)...)
+	return withHeader(b, run, sender)
+}
+
+// withHeader writes the fixed parts of the header into b.
+func withHeader(b []byte, run uint32, sender int) []byte {
 	copy(b, hdrMagic)
 	b[3], b[12], b[19], b[30], b[50] = '|', '|', '|', '|', '|'
 	putHex(b[offRun:offRun+8], uint64(run))

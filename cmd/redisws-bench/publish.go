@@ -48,7 +48,7 @@ func publishMode(c *config) int {
 	for i := range targets {
 		targets[i] = c.urls[i%len(c.urls)]
 	}
-	d := dialAll(c, targets, 4096, 4096, time.Now().Add(c.connectBudget(c.pubs)))
+	d := dialAll(c, targets, 4096, 4096, time.Now().Add(c.connectBudget(c.pubs)), nil)
 	// Whatever the node sends (pings) is read and discarded: a socket closed
 	// with unread data resets the connection, and the node would lose the
 	// frames it had not read yet. Each reader ends when the node closes.

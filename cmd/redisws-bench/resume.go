@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,7 +195,7 @@ func resumeMode(c *config) int {
 
 	// 1. Where is everyone: each client's subscribed frame.
 	c.logf("connecting %d envelope clients to learn their position ...", c.subs)
-	first := dialAll(c, targets, 4096, 1024, time.Now().Add(c.connectBudget(c.subs)))
+	first := dialAll(c, targets, 4096, 1024, time.Now().Add(c.connectBudget(c.subs)), nil)
 	sinces := map[string]int{}
 	for _, conn := range first.conns {
 		if conn == nil {
@@ -482,28 +481,6 @@ func readUntil(conn *websocket.Conn, r *replayCheck, upTo int64, deadline time.T
 		r.add(b)
 	}
 	return nil
-}
-
-// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux).
-const userHZ = 100
-
-// cpuTicks returns utime+stime of each process (0 where it cannot be read).
-func cpuTicks(pids []int) []int64 {
-	out := make([]int64, len(pids))
-	for i, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// the fields after the ")" that ends the command name: utime is the 12th, stime the 13th
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 12 {
-			u, _ := strconv.ParseInt(f[11], 10, 64)
-			s, _ := strconv.ParseInt(f[12], 10, 64)
-			out[i] = u + s
-		}
-	}
-	return out
 }
 
 // withQuery adds a query to a URL that may have one.

@@ -12,7 +12,8 @@ import (
 )
 
 // The servers' cost as the tool sees it from outside: resident memory from
-// /proc/PID/status, goroutines from the admin endpoint's pprof.
+// /proc/PID/status, CPU time from /proc/PID/stat, goroutines from the admin
+// endpoint's pprof.
 
 // readRSSKB returns VmRSS of pid in KiB.
 func readRSSKB(pid int) (int64, error) {
@@ -110,4 +111,26 @@ func goroutines(admin []string) int64 {
 		sum += v
 	}
 	return sum
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux).
+const userHZ = 100
+
+// cpuTicks returns utime+stime of each process (0 where it cannot be read).
+func cpuTicks(pids []int) []int64 {
+	out := make([]int64, len(pids))
+	for i, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// the fields after the ")" that ends the command name: utime is the 12th, stime the 13th
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			out[i] = u + s
+		}
+	}
+	return out
 }

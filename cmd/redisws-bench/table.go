@@ -11,7 +11,8 @@ import (
 
 // tableMode reads JSON result lines from the named files (or stdin) and
 // prints Markdown tables: one for fanout runs, one for labelled fanout runs
-// (-label: with rooms and slow clients; SSE runs are listed there too), one
+// (-label: with rooms and slow clients, the subscribers' bytes on the wire
+// and the nodes' CPU; SSE runs are listed there too), one
 // for post runs, one for conns runs.
 func tableMode(files []string) int {
 	var readers []io.Reader
@@ -81,17 +82,28 @@ func tableMode(files []string) int {
 		fmt.Fprintln(w)
 	}
 	if len(labelled) > 0 {
-		fmt.Fprintln(w, "| setup | rooms | subs | pubs | size | rate asked | sent/s | deliveries/s | loss | dup | reord | p50 ms | p99 ms | max ms | sub disconnects | slow closed |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintln(w, "| setup | rooms | subs | pubs | size | rate asked | sent/s | deliveries/s | loss | dup | reord | p50 ms | p99 ms | max ms | sub disconnects | slow closed | wire B per delivery | node CPU s |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, r := range labelled {
 			slow := "–"
 			if r.Slow > 0 {
 				slow = fmt.Sprintf("%d of %d %s", r.SlowClosed, r.SlowConnected, codes(r.SlowEnds))
 			}
-			fmt.Fprintf(w, "| %s | %d | %d | %d | %d B | %.0f | %.1f | %.0f | %d (%.3f%%) | %d | %d | %.2f | %.2f | %.2f | %d | %s |\n",
+			wire, cpu := "–", "–"
+			if r.SubWireBytes > 0 && r.Received > 0 {
+				wire = fmt.Sprintf("%.0f", float64(r.SubWireBytes)/float64(r.Received))
+			}
+			if len(r.NodeCPUS) > 0 {
+				var sum float64
+				for _, s := range r.NodeCPUS {
+					sum += s
+				}
+				cpu = fmt.Sprintf("%.2f", sum)
+			}
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %d B | %.0f | %.1f | %.0f | %d (%.3f%%) | %d | %d | %.2f | %.2f | %.2f | %d | %s | %s | %s |\n",
 				r.Label, r.Rooms, r.SubsConnected, r.PubsConnected, r.SizeBytes, r.RateAsked, r.SentPerS, r.DeliveriesPerS,
 				r.Loss, r.LossPct, r.Duplicates, r.Reordered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs,
-				r.SubDisconnects, slow)
+				r.SubDisconnects, slow, wire, cpu)
 		}
 		fmt.Fprintln(w)
 	}
