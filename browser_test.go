@@ -69,6 +69,25 @@ func TestChatBrowser(t *testing.T) {
 	waitAll(want...)
 	saveScreenshot(t, page1, page2)
 
+	// Chromium agrees to permessage-deflate, through the balancer too, and
+	// a long message goes compressed both ways: from the page to its node,
+	// which inflates it for Redis, and from each node to its pages.
+	for _, p := range pages {
+		if ext := pageEval[string](t, p, `socket.extensions`); !strings.HasPrefix(ext, "permessage-deflate") {
+			t.Fatalf("%s: socket.extensions %q, want permessage-deflate", p.name, ext)
+		}
+	}
+	long := "A longer message, so that it is compressed: " + strings.Repeat("the quick brown fox jumps over the lazy dog, ", 12)
+	compressed := map[*caddyNode]float64{node1: compressions(t, node1), node2: compressions(t, node2)}
+	page1.send(t, long)
+	want = append(want, long)
+	waitAll(want...)
+	for n, before := range compressed {
+		if after := compressions(t, n); after != before+1 {
+			t.Fatalf("%s: %v compressions for one long message to its pages, want 1", n.Name, after-before)
+		}
+	}
+
 	// Text, never markup: the page shows the characters and makes no element.
 	page3.send(t, "<b>not bold</b>")
 	want = append(want, "<b>not bold</b>")
@@ -164,7 +183,7 @@ func TestChatBrowser(t *testing.T) {
 
 	// Back on the network, the page reconnects by itself, through the
 	// balancer, to the live node, asking for what came after the last
-	// message it had (?since=<epoch>:4, the fourth recorded one), and shows
+	// message it had (?since=<epoch>:N, N the recorded ones it has), and shows
 	// each missed message once, in order, after what it had. A last
 	// message, received live, shows that nothing else comes in between.
 	late.setOffline(t, false)
@@ -174,10 +193,10 @@ func TestChatBrowser(t *testing.T) {
 	lateWant := append(append(slices.Clone(recorded), away...), back)
 	late.waitMessages(t, lateWant...)
 	urls := late.socketURLs()
-	sinceFourth := regexp.MustCompile(`/ws\?since=[A-Za-z0-9_-]+:4$`)
+	sinceLast := regexp.MustCompile(fmt.Sprintf(`/ws\?since=[A-Za-z0-9_-]+:%d$`, len(recorded)))
 	for _, u := range urls[1:] { // the attempts that failed offline too
-		if !sinceFourth.MatchString(u) {
-			t.Errorf("%s: reconnected to %q, want /ws?since=<epoch>:4", late.name, u)
+		if !sinceLast.MatchString(u) {
+			t.Errorf("%s: reconnected to %q, want /ws?since=<epoch>:%d", late.name, u, len(recorded))
 		}
 	}
 	t.Logf("%s: WebSockets %q", late.name, urls)

@@ -310,3 +310,9 @@ func chatConnections(t *testing.T, n *caddyNode) float64 {
 	t.Helper()
 	return scrapeMetrics(t, n)[`caddy_redis_ws_connections{handler="chat"}`]
 }
+
+// compressions is a node's count of messages compressed.
+func compressions(t *testing.T, n *caddyNode) float64 {
+	t.Helper()
+	return scrapeMetrics(t, n)["caddy_redis_ws_messages_compressed_total"]
+}

@@ -298,3 +298,41 @@ func TestValidateSameForJSONAndCaddyfile(t *testing.T) {
 		}
 	}
 }
+
+// The README's JSON of the handler names every field as the module spells
+// it, with values it accepts.
+func TestReadmeHandlerJSON(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## JSON\n")
+	_, block, ok := strings.Cut(section, "```json\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("no JSON block under ## JSON")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(block), &fields); err != nil {
+		t.Fatalf("the README's handler JSON: %v", err)
+	}
+	delete(fields, "handler") // Caddy's, not the module's
+	rest, _ := json.Marshal(fields)
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	var h Handler
+	if err := dec.Decode(&h); err != nil {
+		t.Fatalf("the README's handler JSON: %v", err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatalf("the README's handler JSON: %v", err)
+	}
+	ht := reflect.TypeOf(h)
+	for i := range ht.NumField() {
+		if tag := ht.Field(i).Tag.Get("json"); tag != "" && tag != "-" {
+			if name, _, _ := strings.Cut(tag, ","); fields[name] == nil {
+				t.Errorf("the README's handler JSON leaves out %q", name)
+			}
+		}
+	}
+}
