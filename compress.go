@@ -37,7 +37,7 @@ func (c *Compression) setDefaults() {
 // response when it agreed to permessage-deflate, and only then.
 var deflateAgreed = []byte("\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n")
 
-// deflaters are flate writers at BestSpeed (about 1 MiB each to allocate).
+// deflaters are flate writers at BestSpeed, 1.2 MB each to allocate.
 var deflaters = sync.Pool{New: func() any {
 	w, _ := flate.NewWriter(nil, flate.BestSpeed)
 	return w

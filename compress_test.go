@@ -199,26 +199,13 @@ func TestCompression(t *testing.T) {
 		}
 	}
 
-	const agreed = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 	type wire struct {
 		*wsClient
 		read *atomic.Int64 // bytes read off the socket
 	}
 	dial := func(node *caddyNode, path string, offer bool, header http.Header, want string) wire {
 		t.Helper()
-		read := new(atomic.Int64)
-		d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, EnableCompression: offer,
-			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-				return countingConn{c, read}, err
-			}}
-		c, resp, err := tryDialWSWith(t, d, node.WSURL(path), header)
-		if err != nil {
-			t.Fatalf("dial %s: %v", path, err)
-		}
-		if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != want {
-			t.Fatalf("%s, offering compression %v: Sec-WebSocket-Extensions %q, want %q", path, offer, got, want)
-		}
+		c, read := dialDeflate(t, node.WSURL(path), offer, header, want)
 		return wire{c, read}
 	}
 	zipped := []wire{dial(nodes[0], "/ws", true, nil, agreed), dial(nodes[0], "/ws", true, nil, agreed), dial(nodes[0], "/ws", true, nil, agreed)}
@@ -301,6 +288,68 @@ func TestCompression(t *testing.T) {
 	expect("after the bomb", "after the bomb")
 	if got := fromClient(); got != "after the bomb" {
 		t.Fatalf("Redis got %d bytes after the bomb, want only the next message", len(got))
+	}
+}
+
+// agreed is the extension a route with compress answers an offer with.
+const agreed = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+// dialDeflate dials url offering permessage-deflate or not, fails the test
+// unless the answer's Sec-WebSocket-Extensions is want, and counts the
+// bytes the client reads off its socket.
+func dialDeflate(t *testing.T, url string, offer bool, header http.Header, want string) (*wsClient, *atomic.Int64) {
+	t.Helper()
+	read := new(atomic.Int64)
+	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, EnableCompression: offer,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			return countingConn{c, read}, err
+		}}
+	c, resp, err := tryDialWSWith(t, d, url, header)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != want {
+		t.Fatalf("%s, offering compression %v: Sec-WebSocket-Extensions %q, want %q", url, offer, got, want)
+	}
+	return c, read
+}
+
+// Compression on Sentinel and on a Cluster (sharded Pub/Sub, history in the
+// channel's slot): raw and envelope clients that agreed and one that did
+// not get a client's compressed message, byte for byte.
+func TestCompressionOnSentinelAndCluster(t *testing.T) {
+	for _, topo := range sentinelAndCluster {
+		t.Run(topo.name, func(t *testing.T) {
+			block, env := topo.redis(t)
+			config := siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis {
+			`+block+`
+		}
+		history 100
+		compress
+	}`)
+			ns := []*caddyNode{startNode(t, "node1", config, env), startNode(t, "node2", config, env)}
+			sender, _ := dialDeflate(t, ns[0].WSURL("/ws"), true, nil, agreed)
+			raw, _ := dialDeflate(t, ns[1].WSURL("/ws"), true, nil, agreed)
+			plain, _ := dialDeflate(t, ns[1].WSURL("/ws"), false, nil, "")
+			env1, _ := dialDeflate(t, ns[1].WSURL("/ws"), true, envelopeHeader(), agreed)
+			expectSubscribed(t, env1, "chat")
+			said := chatjson.Message(2048, 7)
+			sender.SendText(t, said)
+			for _, c := range []*wsClient{sender, raw, plain} {
+				if m := c.Next(t, wait); string(m.Data) != said {
+					t.Fatalf("%s: %d bytes differ from the %d sent", c.URL, len(m.Data), len(said))
+				}
+			}
+			if e := nextEnvelope(t, env1); e.data() != said || e.offset() != 1 {
+				t.Fatalf("envelope: offset %d, %d bytes; want offset 1 and the %d sent", e.offset(), len(e.data()), len(said))
+			}
+			if n := compressions(t, ns[1]); n != 2 { // the raw frame and the envelope
+				t.Errorf("node 2 compressed %v times, want 2", n)
+			}
+		})
 	}
 }
 
