@@ -127,7 +127,7 @@ for hist in $HISTORY; do
 				[[ $compress == off ]] || flags+=(-compress)
 				"$BIN/redisws-bench" fanout -label "$label" -transport "$transport" -urls "$URLS" -subs "$SUBS" -pubs "$PUBS" \
 					-size "$SIZE" -payload "$PAYLOAD" -check-every "$CHECK_EVERY" -rate "$rate" -duration "$DURATION" -drain "$DRAIN" \
-					-pids "$(node_pids)" "${flags[@]}" >>"$OUT"
+					-pids "$(node_pids)" -admin "$ADMINS" "${flags[@]}" >>"$OUT"
 				sleep 1
 			done
 			stop_nodes
@@ -163,7 +163,8 @@ fi
 		"on = \`compress\` on the route and every WebSocket of the load tool offering permessage-deflate" \
 		"(its publishers then compress what they send, as browsers do); off = neither." \
 		"Wire B per delivery = bytes the subscribers read off their sockets from the first send to the end of the drain," \
-		"divided by the deliveries; node CPU s = user+system CPU seconds of both nodes over the same time."
+		"divided by the deliveries; node CPU s = user+system CPU seconds of both nodes over the same time;" \
+		"node fan-out mean ms = the nodes' own caddy_redis_ws_fanout_latency_seconds over the same time (Redis receipt to the write of a batch)."
 	((CHECK_EVERY == 1)) || echo "One subscriber in $CHECK_EVERY checks every message (sequence, duplicates, latency: the p50/p99 columns);" \
 		"the others count the frames off their sockets without reading them; loss counts all of them."
 	[[ $PAYLOAD == x ]] || echo "Payloads: the load tool's 51-byte header, then a JSON chat message (internal/chatjson) up to $SIZE bytes."

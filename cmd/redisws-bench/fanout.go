@@ -130,6 +130,7 @@ func fanoutMode(c *config) int {
 	shareOut(pubs, n)
 	c.logf("sending %d messages of %d B at %.0f/s for %v over %d publisher(s) ...", n, c.size, c.rate, c.duration, len(pubs))
 	cpu0, wire0 := cpuTicks(c.pids), subWire.Load()
+	latSum0, latCount0, latOK := fanoutLatency(c.admin)
 	sendStart := time.Now()
 	var pw sync.WaitGroup
 	for _, p := range pubs {
@@ -153,6 +154,9 @@ func fanoutMode(c *config) int {
 	res.SubWireBytes = subWire.Load() - wire0
 	for i, t := range cpuTicks(c.pids) {
 		res.NodeCPUS = append(res.NodeCPUS, round3(float64(t-cpu0[i])/userHZ))
+	}
+	if latSum, latCount, ok := fanoutLatency(c.admin); ok && latOK && latCount > latCount0 {
+		res.NodeFanoutMeanMs = round3(1000 * (latSum - latSum0) / (latCount - latCount0))
 	}
 
 	// Stop: close everything, wait (bounded) for the readers.

@@ -86,11 +86,16 @@ type fanoutResult struct {
 	SubWireBytes int64 `json:"sub_wire_bytes"`
 	// NodeCPUS is the CPU seconds (user+system) of each -pids process over
 	// the same time.
-	NodeCPUS    []float64 `json:"node_cpu_s,omitempty"`
-	RSSBeforeKB int64     `json:"rss_before_kb"`
-	RSSAfterKB  int64     `json:"rss_after_kb"`
-	WallS       float64   `json:"wall_s"`
-	Error       string    `json:"error,omitempty"`
+	NodeCPUS []float64 `json:"node_cpu_s,omitempty"`
+	// NodeFanoutMeanMs is, with -admin, the nodes' own mean fan-out latency
+	// over the same time (caddy_redis_ws_fanout_latency_seconds: Redis
+	// receipt to the write of a batch, per batch): what of the latency is
+	// the nodes', before the kernel and the subscribers.
+	NodeFanoutMeanMs float64 `json:"node_fanout_mean_ms,omitempty"`
+	RSSBeforeKB      int64   `json:"rss_before_kb"`
+	RSSAfterKB       int64   `json:"rss_after_kb"`
+	WallS            float64 `json:"wall_s"`
+	Error            string  `json:"error,omitempty"`
 }
 
 // countSends adds up what the publishers sent in the send window from
@@ -214,6 +219,9 @@ func printFanout(r *fanoutResult) {
 	}
 	if len(r.NodeCPUS) > 0 {
 		fmt.Fprintf(w, "server CPU  %v s over the send and drain\n", r.NodeCPUS)
+	}
+	if r.NodeFanoutMeanMs > 0 {
+		fmt.Fprintf(w, "server lat  %.2f ms mean fan-out latency in the nodes (Redis receipt to write)\n", r.NodeFanoutMeanMs)
 	}
 	if r.RSSAfterKB >= 0 {
 		fmt.Fprintf(w, "server RSS  before %d KB, after %d KB (sum over pids)\n", r.RSSBeforeKB, r.RSSAfterKB)

@@ -112,7 +112,8 @@ func run(args []string) int {
 	fs.StringVar(&c.origin, "origin", "", "Origin header to send (none when empty)")
 	fs.IntVar(&c.conns, "conns", 2000, "conns: idle connections to open")
 	fs.StringVar(&pids, "pids", "", "comma-separated pids of the server processes (RSS from /proc/PID/status; resume: their CPU over the storm)")
-	fs.StringVar(&admin, "admin", "", "comma-separated admin base URLs (http://127.0.0.1:2019) for goroutine counts via /debug/pprof")
+	fs.StringVar(&admin, "admin", "", "comma-separated admin base URLs (http://127.0.0.1:2019): conns: goroutine counts via /debug/pprof;\n"+
+		"fanout: the nodes' mean fan-out latency from /metrics")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -134,3 +134,39 @@ func cpuTicks(pids []int) []int64 {
 	}
 	return out
 }
+
+// fanoutLatency sums the nodes' caddy_redis_ws_fanout_latency_seconds
+// histograms (Redis receipt to the write of a batch, observed per batch
+// for its oldest message) over the admin endpoints' /metrics; ok is false
+// on any failure.
+func fanoutLatency(admin []string) (sum, count float64, ok bool) {
+	if len(admin) == 0 {
+		return 0, 0, false
+	}
+	for _, a := range admin {
+		resp, err := httpClient.Get(strings.TrimRight(a, "/") + "/metrics")
+		if err != nil {
+			return 0, 0, false
+		}
+		sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+		seen := 0
+		for sc.Scan() {
+			name, val, _ := strings.Cut(sc.Text(), " ")
+			v, err := strconv.ParseFloat(val, 64)
+			switch {
+			case err != nil:
+			case name == "caddy_redis_ws_fanout_latency_seconds_sum":
+				sum += v
+				seen++
+			case name == "caddy_redis_ws_fanout_latency_seconds_count":
+				count += v
+				seen++
+			}
+		}
+		resp.Body.Close()
+		if seen != 2 {
+			return 0, 0, false
+		}
+	}
+	return sum, count, true
+}

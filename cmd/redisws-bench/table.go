@@ -82,14 +82,17 @@ func tableMode(files []string) int {
 		fmt.Fprintln(w)
 	}
 	if len(labelled) > 0 {
-		fmt.Fprintln(w, "| setup | rooms | subs | pubs | size | rate asked | sent/s | deliveries/s | loss | dup | reord | p50 ms | p99 ms | max ms | sub disconnects | slow closed | wire B per delivery | node CPU s |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintln(w, "| setup | rooms | subs | pubs | size | rate asked | sent/s | deliveries/s | loss | dup | reord | p50 ms | p99 ms | max ms | sub disconnects | slow closed | wire B per delivery | node CPU s | node fan-out mean ms |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, r := range labelled {
 			slow := "–"
 			if r.Slow > 0 {
 				slow = fmt.Sprintf("%d of %d %s", r.SlowClosed, r.SlowConnected, codes(r.SlowEnds))
 			}
-			wire, cpu := "–", "–"
+			wire, cpu, fan := "–", "–", "–"
+			if r.NodeFanoutMeanMs > 0 {
+				fan = fmt.Sprintf("%.2f", r.NodeFanoutMeanMs)
+			}
 			if r.SubWireBytes > 0 && r.Received > 0 {
 				wire = fmt.Sprintf("%.0f", float64(r.SubWireBytes)/float64(r.Received))
 			}
@@ -100,10 +103,10 @@ func tableMode(files []string) int {
 				}
 				cpu = fmt.Sprintf("%.2f", sum)
 			}
-			fmt.Fprintf(w, "| %s | %d | %d | %d | %d B | %.0f | %.1f | %.0f | %d (%.3f%%) | %d | %d | %.2f | %.2f | %.2f | %d | %s | %s | %s |\n",
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %d B | %.0f | %.1f | %.0f | %d (%.3f%%) | %d | %d | %.2f | %.2f | %.2f | %d | %s | %s | %s | %s |\n",
 				r.Label, r.Rooms, r.SubsConnected, r.PubsConnected, r.SizeBytes, r.RateAsked, r.SentPerS, r.DeliveriesPerS,
 				r.Loss, r.LossPct, r.Duplicates, r.Reordered, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs,
-				r.SubDisconnects, slow, wire, cpu)
+				r.SubDisconnects, slow, wire, cpu, fan)
 		}
 		fmt.Fprintln(w)
 	}
