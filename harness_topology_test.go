@@ -323,19 +323,6 @@ func (c *clusterSetup) ShardNumSub(t testing.TB, ch string) int64 {
 	return total
 }
 
-// OwnerShardNumSub returns the sharded subscribers of ch on the master of
-// its slot: those SPUBLISH there counts. A replica's subscribers get the
-// message too, but SPUBLISH on the master does not count them.
-func (c *clusterSetup) OwnerShardNumSub(t testing.TB, ch string) int64 {
-	t.Helper()
-	owner := c.Owner(t, ch)
-	m, err := c.client(t, owner).PubSubShardNumSub(context.Background(), ch).Result()
-	if err != nil {
-		t.Fatalf("PUBSUB SHARDNUMSUB %s on %s: %v", ch, owner.Addr, err)
-	}
-	return m[ch]
-}
-
 // Masters lists the running masters, as the slot table says.
 func (c *clusterSetup) Masters(t testing.TB) []*redisServer {
 	t.Helper()
