@@ -55,6 +55,7 @@ func deflateFrame(wire []byte) []byte {
 	w.Reset(&buf)
 	_, _ = w.Write(payload) // a bytes.Buffer does not fail
 	_ = w.Flush()
+	w.Reset(io.Discard) // the pooled writer must not keep buf alive
 	deflaters.Put(w)
 	deflated := bytes.TrimSuffix(buf.Bytes(), []byte{0, 0, 0xff, 0xff})
 	if len(deflated) >= len(payload) {
