@@ -28,10 +28,9 @@ const (
 // connections, whose channels are the union of every hub's channels, and
 // the publisher, and this node's presence. With one server, Sentinel, or a
 // cluster in classic Pub/Sub mode there is one subscriber connection; with
-// sharded Pub/Sub on a cluster
-// there is one per master that owns a wanted channel. It must not hold
-// anything of the config that created it (logger, context): it outlives that
-// config across reloads.
+// sharded Pub/Sub on a cluster there is one per master that owns a wanted
+// channel. It must not hold anything of the config that created it (logger,
+// context): it outlives that config across reloads.
 type broker struct {
 	client   redis.UniversalClient
 	cluster  *redis.ClusterClient // set when channels are sharded

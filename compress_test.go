@@ -188,15 +188,9 @@ func TestCompression(t *testing.T) {
 	fromClient := func() string {
 		t.Helper()
 		for ; published > 0; published-- {
-			<-fromRedis
+			nextPayload(t, fromRedis)
 		}
-		select {
-		case m := <-fromRedis:
-			return m.Payload
-		case <-time.After(wait):
-			t.Fatal("no client message reached Redis")
-			return ""
-		}
+		return nextPayload(t, fromRedis)
 	}
 
 	type wire struct {

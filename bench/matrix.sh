@@ -24,7 +24,7 @@
 #                           and has every WebSocket of the load tool offer permessage-deflate
 #                           (-compress), "off" neither; with more than "off" the runs are
 #                           labelled, e.g. the compression comparison of the README:
-#                           COMPRESS="off on off on" PAYLOAD=chat SIZE=1024 CHECK_EVERY=10
+#                           COMPRESS="off on off on" PAYLOAD=chat SIZE=1024 CHECK_EVERY=50
 #                           RATES=1000 CONNS=0 RESULTS=bench/compress-results
 #   PAYLOAD=x               what follows each payload's header: x (padding) or chat (a JSON
 #                           chat message, which compresses as chat does)

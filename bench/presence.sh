@@ -73,7 +73,7 @@ for ((i = 0; i < QUERIES; i++)); do
 done
 read -r p50 p99 max < <(sort -n "$RUN/query.txt" | awk '{ a[NR] = $1 } END { printf "%.2f %.2f %.2f\n", a[int(NR*0.5)]*1000, a[int(NR*0.99)]*1000, a[NR]*1000 }')
 sample=$(curl -s -H 'Accept: application/json' "http://127.0.0.1:$P1/rooms/r7")
-log "query p50 $p50 ms, p99 $p99 ms, max $max ms; $sample" 
+log "query p50 $p50 ms, p99 $p99 ms, max $max ms; $sample"
 
 {
 	echo "# redis_ws presence: what it costs Redis"

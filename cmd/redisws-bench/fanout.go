@@ -24,7 +24,7 @@ func fanoutMode(c *config) int {
 
 	run := rand.Uint32()
 	res := &fanoutResult{
-		Mode: "fanout", Label: c.label, Transport: c.transport, Compress: c.compress, CheckEvery: c.checkEvery, Payload: map[bool]string{false: "x", true: "chat"}[c.chat], Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls,
+		Mode: "fanout", Label: c.label, Transport: c.transport, Compress: c.compress, CheckEvery: c.checkEvery, Payload: c.payload, Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls,
 		Subs: c.subs, Pubs: c.pubs, Rooms: c.rooms, Slow: c.slow, RateAsked: c.rate, DurationS: c.duration.Seconds(),
 		SizeBytes: c.size, DrainMaxS: c.drain.Seconds(), ConnectRate: c.connectRate,
 		Nofile: nofile(), RunID: fmt.Sprintf("%08x", run),

@@ -52,7 +52,7 @@ func (p *publisher) send(c *config, run uint32, np uint64, start time.Time) {
 	// last tick fires late (busy machine); whatever is left after it is not sent.
 	stop := start.Add(c.duration + max(2*tick, 100*time.Millisecond))
 	buf := newPayload(c.size, run, p.id)
-	if c.chat {
+	if c.payload == "chat" {
 		buf = newChatPayload(c.size, run, p.id)
 	}
 	id := uint64(p.id)

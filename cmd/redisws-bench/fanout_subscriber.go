@@ -96,28 +96,12 @@ func (s *subscriber) read(c *config, run uint32, pubRoom []int, stopping *atomic
 // must end within two of the route's ping intervals (60 s by default).
 func (s *subscriber) countFrames(stopping *atomic.Bool) {
 	br := bufio.NewReaderSize(s.conn.NetConn(), 32<<10)
-	var hdr [8]byte
 	for {
-		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-			s.end(err, stopping)
-			return
+		op, n, err := frameHeader(br)
+		if err == nil {
+			_, err = io.CopyN(io.Discard, br, n)
 		}
-		op, n := hdr[0]&0x0f, uint64(hdr[1]&0x7f)
-		switch n {
-		case 126:
-			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-				s.end(err, stopping)
-				return
-			}
-			n = uint64(binary.BigEndian.Uint16(hdr[:2]))
-		case 127:
-			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
-				s.end(err, stopping)
-				return
-			}
-			n = binary.BigEndian.Uint64(hdr[:8])
-		}
-		if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
+		if err != nil {
 			s.end(err, stopping)
 			return
 		}
@@ -130,6 +114,24 @@ func (s *subscriber) countFrames(stopping *atomic.Bool) {
 			return
 		}
 	}
+}
+
+// frameHeader reads a server frame's header: its opcode and payload length.
+func frameHeader(br *bufio.Reader) (op byte, n int64, err error) {
+	var hdr [8]byte
+	if _, err = io.ReadFull(br, hdr[:2]); err != nil {
+		return 0, 0, err
+	}
+	op, n = hdr[0]&0x0f, int64(hdr[1]&0x7f)
+	switch n {
+	case 126:
+		_, err = io.ReadFull(br, hdr[:2])
+		n = int64(binary.BigEndian.Uint16(hdr[:2]))
+	case 127:
+		_, err = io.ReadFull(br, hdr[:8])
+		n = int64(binary.BigEndian.Uint64(hdr[:8]))
+	}
+	return op, n, err
 }
 
 // errServerClosed ends a countOnly subscriber that got a close frame.

@@ -59,7 +59,7 @@ type config struct {
 	transport   string // fanout: of the subscribers, ws or sse
 	maxPosts    int    // post: at most this many requests in all (0: no limit)
 	compress    bool   // WebSockets offer permessage-deflate
-	chat        bool   // fanout: payloads carry JSON chat messages after the header
+	payload     string // fanout: what follows a payload's header, x or chat
 	checkEvery  int    // fanout: every this-many-th WebSocket subscriber checks messages
 
 	behind       int      // resume: messages published while the clients are away
@@ -90,8 +90,7 @@ func run(args []string) int {
 		"as browsers do); fanout reports the bytes its subscribers read off their sockets either way")
 	fs.IntVar(&c.checkEvery, "check-every", 1, "fanout: every Nth WebSocket subscriber reads and checks each message (sequence, duplicates,\n"+
 		"latency); the others count frames off the socket without reading them (no inflating), and loss counts all")
-	var payload string
-	fs.StringVar(&payload, "payload", "x", "fanout: what follows a payload's header: x (padding) or chat (a JSON chat message of the rest of -size,\n"+
+	fs.StringVar(&c.payload, "payload", "x", "fanout: what follows a payload's header: x (padding) or chat (a JSON chat message of the rest of -size,\n"+
 		"which compresses as chat does; see internal/chatjson)")
 	fs.IntVar(&c.maxPosts, "posts", 0, "post: at most this many requests in all (0: only -duration bounds the run)")
 	fs.IntVar(&c.rooms, "rooms", 0, "fanout: rooms r0..r(N-1); the -urls are templates with {room}, subscribers and publishers\n"+
@@ -162,12 +161,8 @@ func run(args []string) int {
 		}
 		c.pids = append(c.pids, n)
 	}
-	switch payload {
-	case "x":
-	case "chat":
-		c.chat = true
-	default:
-		fmt.Fprintf(os.Stderr, "redisws-bench: -payload %q: x or chat\n", payload)
+	if c.payload != "x" && c.payload != "chat" {
+		fmt.Fprintf(os.Stderr, "redisws-bench: -payload %q: x or chat\n", c.payload)
 		return 2
 	}
 	if c.transport != "ws" && c.transport != "sse" {
@@ -211,7 +206,7 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "redisws-bench: -check-every must be at least 1, and 1 with -transport sse")
 			return 2
 		}
-		if c.chat && c.size < headerSize+chatjson.MinSize {
+		if c.payload == "chat" && c.size < headerSize+chatjson.MinSize {
 			fmt.Fprintf(os.Stderr, "redisws-bench: -payload chat needs -size >= %d (the header and the shortest chat message)\n", headerSize+chatjson.MinSize)
 			return 2
 		}
