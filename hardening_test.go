@@ -163,7 +163,7 @@ func (c *rawConn) closeCode(t *testing.T) int {
 func TestHostileFrames(t *testing.T) {
 	rs := startRedis(t)
 	n := chatNode(t, rs.Port, "ping_interval 1s")
-	base := n.Goroutines(t)
+	base := n.BaseGoroutines(t)
 	watcher := dialWS(t, n.WSURL("/ws"), nil)
 
 	// A fragmented message is reassembled and published whole.
@@ -217,7 +217,7 @@ func TestHostileFrames(t *testing.T) {
 	}
 	watcher.Close()
 	late.Close()
-	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d", base)
+	n.GoroutinesBackTo(t, base)
 }
 
 // With basic_auth before redis_ws, each user hears only their own channel,

@@ -156,20 +156,56 @@ func scrapeMetrics(t *testing.T, n *caddyNode) map[string]float64 {
 	return out
 }
 
-var goroutineTotal = regexp.MustCompile(`goroutine profile: total (\d+)`)
+var goroutineTotalLine = regexp.MustCompile(`goroutine profile: total (\d+)`)
 
-// Goroutines returns the node's goroutine count from the admin endpoint's
-// /debug/pprof/goroutine?debug=1.
-func (n *caddyNode) Goroutines(t testing.TB) int {
+// goroutineDump is the node's /debug/pprof/goroutine?debug=1: its goroutines
+// grouped by stack, after a line with their total.
+func (n *caddyNode) goroutineDump(t testing.TB) string {
 	t.Helper()
 	status, body := httpGet(t, fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", n.adminAddr()))
 	if status != http.StatusOK {
 		t.Fatalf("%s: pprof goroutine: status %d: %s", n.Name, status, tail(body, 500))
 	}
-	m := goroutineTotal.FindStringSubmatch(body)
+	return body
+}
+
+// Goroutines returns the number of the node's goroutines.
+func (n *caddyNode) Goroutines(t testing.TB) int {
+	t.Helper()
+	return goroutineTotal(t, n.goroutineDump(t))
+}
+
+func goroutineTotal(t testing.TB, dump string) int {
+	t.Helper()
+	m := goroutineTotalLine.FindStringSubmatch(dump)
 	if m == nil {
-		t.Fatalf("%s: pprof goroutine: no total in %q", n.Name, tail(body, 500))
+		t.Fatalf("pprof goroutine: no total in %q", tail(dump, 500))
 	}
 	v, _ := strconv.Atoi(m[1])
 	return v
+}
+
+// BaseGoroutines returns the number of goroutines of a node with no clients,
+// once its Redis subscriber reads: that reader starts after the node
+// answers /health, so a count taken before it would be one short of what
+// the node runs when its clients are gone.
+func (n *caddyNode) BaseGoroutines(t testing.TB) int {
+	t.Helper()
+	var dump string
+	eventually(t, wait, func() bool {
+		dump = n.goroutineDump(t)
+		return strings.Contains(dump, "(*subConn).receive")
+	}, "%s: the Redis subscriber does not read:\n%v", n.Name, atFailure(func() any { return dump }))
+	return goroutineTotal(t, dump)
+}
+
+// GoroutinesBackTo waits until the node runs no more than base goroutines
+// (connections and their writers ended); failing, it shows them.
+func (n *caddyNode) GoroutinesBackTo(t testing.TB, base int) {
+	t.Helper()
+	var dump string
+	eventually(t, wait, func() bool {
+		dump = n.goroutineDump(t)
+		return goroutineTotal(t, dump) <= base
+	}, "goroutines did not go back to %d:\n%v", base, atFailure(func() any { return dump }))
 }

@@ -231,7 +231,7 @@ func TestEventStreamSlowReader(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	n := chatNode(t, rs.Port, "send_queue 1MiB")
-	base := n.Goroutines(t)
+	base := n.BaseGoroutines(t)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -286,7 +286,7 @@ func TestEventStreamSlowReader(t *testing.T) {
 	for _, c := range fast {
 		c.Close()
 	}
-	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d", base)
+	n.GoroutinesBackTo(t, base)
 }
 
 // ping_interval sends a comment line on an idle stream, which keeps it

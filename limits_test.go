@@ -97,7 +97,7 @@ func TestSlowClient(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	n := chatNode(t, rs.Port, "send_queue 1MiB")
-	base := n.Goroutines(t)
+	base := n.BaseGoroutines(t)
 
 	slow, _, err := wsDialer.Dial(n.WSURL("/ws"), nil) // never read
 	if err != nil {
@@ -146,7 +146,7 @@ func TestSlowClient(t *testing.T) {
 	for _, c := range fast {
 		c.Close()
 	}
-	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d", base)
+	n.GoroutinesBackTo(t, base)
 }
 
 // send_buffer sets the kernel send buffer of each connection's socket.

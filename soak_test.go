@@ -47,7 +47,7 @@ func TestSoak(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
-	baseGoroutines, baseHeap := n.Goroutines(t), heapAfterGC(t, n)
+	baseGoroutines, baseHeap := n.BaseGoroutines(t), heapAfterGC(t, n)
 
 	round := func(duration time.Duration) (connectedHeap uint64, sent int) {
 		clients := make([]*counter, 0, conns)
@@ -96,10 +96,10 @@ func TestSoak(t *testing.T) {
 	}
 
 	round(time.Second)
-	eventually(t, wait, func() bool { return n.Goroutines(t) <= baseGoroutines }, "goroutines did not go back to %d", baseGoroutines)
+	n.GoroutinesBackTo(t, baseGoroutines)
 	firstHeap := heapAfterGC(t, n)
 	connectedHeap, sent := round(duration)
-	eventually(t, wait, func() bool { return n.Goroutines(t) <= baseGoroutines }, "goroutines did not go back to %d", baseGoroutines)
+	n.GoroutinesBackTo(t, baseGoroutines)
 	var afterHeap uint64
 	eventually(t, wait, func() bool { afterHeap = heapAfterGC(t, n); return afterHeap <= firstHeap+firstHeap/10 }, "heap grew from one round to the next")
 	t.Logf("%d connections, %d messages each over %s: goroutines back to %d; live heap %.1f MiB at start, %.1f after a first round, %.1f with the clients (%.1f KiB per connection), %.1f after the second round",
@@ -117,7 +117,7 @@ func TestReloadDrill(t *testing.T) {
 	rdb := rs.Client(t)
 	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
 	id := subscriberID(t, rdb)
-	base := n.Goroutines(t)
+	base := n.BaseGoroutines(t)
 	clients := []*wsClient{dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/ws"), nil)}
 
 	var wg sync.WaitGroup
@@ -156,7 +156,7 @@ func TestReloadDrill(t *testing.T) {
 	for _, c := range clients {
 		c.Close()
 	}
-	eventually(t, wait, func() bool { return n.Goroutines(t) <= base }, "goroutines did not go back to %d after %d reloads", base, reloads)
+	n.GoroutinesBackTo(t, base)
 	t.Logf("%d reloads, %d messages delivered to each client in order", reloads, total)
 }
 
