@@ -112,12 +112,8 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 		if deflate != hj.conn.deflate {
 			b.Errorf("compression agreed: %v, want %v", hj.conn.deflate, deflate)
 		}
-		link := &wsLink{conn: conn, out: hj.conn}
-		if hj.conn.deflate {
-			link.deflateFrom = defaultCompressMinSize
-		}
 		hb.add(c)
-		c.start(link, time.Hour)
+		c.start(newWSLink(conn, hj.conn, &Compression{MinSize: defaultCompressMinSize}), time.Hour)
 		serving.Add(1)
 		go func() {
 			defer serving.Done()

@@ -34,11 +34,7 @@ func compressServer(t *testing.T) (url string, accepted <-chan *wsLink) {
 			t.Error(err)
 			return
 		}
-		l := &wsLink{conn: conn, out: hj.conn}
-		if hj.conn.deflate {
-			l.deflateFrom = 1
-		}
-		conns <- l
+		conns <- newWSLink(conn, hj.conn, &Compression{MinSize: 1})
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), conns

@@ -63,11 +63,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
 		return nil
 	}
-	link := &wsLink{conn: conn, out: hj.conn}
-	if hj.conn.deflate {
-		link.deflateFrom = h.Compress.MinSize
-	}
-	c.start(link, time.Duration(h.PingInterval))
+	c.start(newWSLink(conn, hj.conn, h.Compress), time.Duration(h.PingInterval))
 	// ServeHTTP returns now: the connection needs none of the request's
 	// state, and a fresh goroutine's stack is far smaller than the handler
 	// chain's, which matters for idle connections.
@@ -178,6 +174,17 @@ type wsLink struct {
 	// compress min_size when the client agreed to permessage-deflate;
 	// 0: every frame plain.
 	deflateFrom int
+}
+
+// newWSLink is the link of an upgraded connection: compressed from the
+// route's min_size when the handshake agreed to permessage-deflate, which
+// gorilla does only on a route with compress.
+func newWSLink(conn *websocket.Conn, out *corkConn, compress *Compression) *wsLink {
+	l := &wsLink{conn: conn, out: out}
+	if out.deflate {
+		l.deflateFrom = compress.MinSize
+	}
+	return l
 }
 
 func (l *wsLink) send(batch []*frame, ping bool) error {
