@@ -2,6 +2,7 @@ package redisws
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
 	"runtime"
 	"sync"
@@ -22,7 +23,24 @@ const (
 	// fanoutQueue is how many messages a fan-out worker may have waiting
 	// before the subscriber waits for it.
 	fanoutQueue = 1024
+
+	// History reads that run at once on a node, for clients and for the
+	// node's gap fills. A read holds a connection of go-redis's pool (10
+	// per CPU, which publishing and presence need too) and up to its byte
+	// budget of reply, and Redis runs one script at a time: beyond a few at
+	// once, reads only wait in Redis while holding both. Clients and fills
+	// have slots of their own, so that clients resuming in a storm cannot
+	// hold up a fill, nor the fills of every channel after a reconnect make
+	// clients wait.
+	clientReadSlots = 8
+	fillReadSlots   = 4
+	// readSlotWait is how long a client's read waits for a slot before it
+	// is answered as a history that cannot be read now.
+	readSlotWait = time.Second
 )
+
+// errReadsBusy refuses a client's read when every slot stayed taken.
+var errReadsBusy = errors.New("too many history reads at once")
 
 // broker owns the Redis side for one Redis configuration: the subscriber
 // connections, whose channels are the union of every hub's channels, and
@@ -47,6 +65,10 @@ type broker struct {
 	// fanout are the fan-out workers' queues; a channel always goes to the
 	// same worker, which keeps its messages in order.
 	fanout []chan delivery
+
+	// clientReads and fillReads hold a token per history read running.
+	clientReads chan struct{}
+	fillReads   chan struct{}
 }
 
 func newBroker(setup *redisSetup) *broker {
@@ -57,6 +79,9 @@ func newBroker(setup *redisSetup) *broker {
 		ctx:       ctx,
 		cancel:    cancel,
 		routeWake: make(chan struct{}, 1),
+
+		clientReads: make(chan struct{}, clientReadSlots),
+		fillReads:   make(chan struct{}, fillReadSlots),
 	}
 	var single *subConn
 	if setup.sharded {
@@ -107,6 +132,34 @@ func (b *broker) waitReady(ctx context.Context, channels []string) {
 			return
 		}
 	}
+}
+
+// readForClient reads the history for a client's request, once one of the
+// clients' slots is free within readSlotWait.
+func (b *broker) readForClient(ctx context.Context, ch string, q historyQuery) (*historyRead, error) {
+	timer := time.NewTimer(readSlotWait)
+	defer timer.Stop()
+	select {
+	case b.clientReads <- struct{}{}:
+	case <-timer.C:
+		return nil, errReadsBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-b.clientReads }()
+	return readHistory(ctx, b.client, ch, q)
+}
+
+// readForNode reads the history for a gap fill, once one of the fills'
+// slots is free.
+func (b *broker) readForNode(ch string, q historyQuery) (*historyRead, error) {
+	select {
+	case b.fillReads <- struct{}{}:
+	case <-b.ctx.Done():
+		return nil, b.ctx.Err()
+	}
+	defer func() { <-b.fillReads }()
+	return readHistory(b.ctx, b.client, ch, q)
 }
 
 // gap tells the hubs of c's channels that messages may have been missed

@@ -149,8 +149,10 @@ func (c *client) prepend(ch string, frames []*frame, upTo *position) {
 		clear(live[len(kept):])
 		c.queue = c.queue[:c.head+len(kept)]
 	}
-	// Not counted in queued: a replay is bounded by the history's size, and
-	// must not make the first live message look like a slow client.
+	// Not counted in queued: a replay holds at most maxQueue bytes of
+	// messages (catchUp reads no more), and must not make the first live
+	// message look like a slow client. Until the writer takes the queue, a
+	// new client holds at most its replay and maxQueue of live messages.
 	c.queue = slices.Insert(c.queue, c.head, frames...)
 	c.head += len(frames)
 }

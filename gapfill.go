@@ -13,6 +13,10 @@ const (
 	// fillAttempts is how often a fill tries to read the stream before the
 	// gap counts as unfillable.
 	fillAttempts = 3
+	// fillPageBytes bounds the payload bytes of one page a fill reads (one
+	// entry beyond it when that entry alone is larger): a fill delivers a
+	// page before it reads the next, and never holds a whole stream.
+	fillPageBytes = 1 << 20
 )
 
 // channelHistory is a node's own record of a history channel: the last
@@ -20,8 +24,10 @@ const (
 // subscription that came back, an offset that jumps) and fills them from the
 // channel's stream, holding newer messages meanwhile.
 type channelHistory struct {
-	mu        sync.Mutex
-	delivered position   // the last recorded message delivered; zero: none yet
+	mu sync.Mutex
+	// delivered is the last recorded message delivered; noHistory when the
+	// channel had none when it was read; zero: not known yet.
+	delivered position
 	filling   bool       // a fill runs: messages from Redis wait in held
 	held      []*message // in the order Redis sent them
 	reread    bool       // the running fill must read again when it is done
@@ -54,14 +60,16 @@ func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *message
 	}
 }
 
-// deliverInOrder delivers m if it is next: live, the first recorded one, or
-// the offset after the last one delivered. false means there is a gap
+// deliverInOrder delivers m if it is next: live, the first recorded one
+// while the position is not known, the offset after the last one delivered,
+// or offset 1 of any epoch after noHistory. false means there is a gap
 // before it. h.mu held.
 func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *message) bool {
 	d := h.delivered
 	switch {
 	case !m.recorded():
-	case d.epoch == "" || m.pos.epoch == d.epoch && m.pos.offset == d.offset+1:
+	case d.epoch == "" || m.pos.epoch == d.epoch && m.pos.offset == d.offset+1,
+		d == noHistory && m.pos.offset == 1:
 		h.delivered = m.pos
 	case m.pos.epoch == d.epoch && m.pos.offset <= d.offset:
 		return true // delivered already (by a fill)
@@ -94,10 +102,12 @@ func (b *broker) startFill(st *channelState, h *channelHistory) {
 }
 
 // fill reads the stream after the last delivered offset and delivers what
-// is missing, then what was held, until the channel is in order again.
+// is missing, a page at a time, then what was held, until the channel is in
+// order again.
 func (b *broker) fill(st *channelState, h *channelHistory) {
 	defer b.wg.Done()
 	unfillable := false
+	gapLost := false // the pages read so far of a gap missed messages
 	for {
 		h.mu.Lock()
 		from := h.delivered
@@ -109,6 +119,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 			return
 		}
 		h.mu.Lock()
+		more := false
 		switch {
 		case err != nil:
 			// Redis cannot be read: what was missed is lost (nothing was,
@@ -116,15 +127,19 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 			// position again.
 			h.delivered = position{}
 			unfillable = unfillable || from.epoch != ""
+			gapLost = false
 		case reset:
 			h.delivered = r.latest
 			unfillable = true
+			gapLost = false
 		default:
-			var lost bool
-			h.delivered, lost = b.applyRead(st, h, from, r)
-			unfillable = unfillable || lost
+			h.delivered, more = b.applyRead(st, h, from, r, &gapLost)
+			unfillable = unfillable || gapLost
+			if !more {
+				gapLost = false
+			}
 		}
-		again := h.reread
+		again := more || h.reread
 		if !again {
 			again = b.releaseHeld(st, h, from.epoch)
 		}
@@ -143,18 +158,18 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 	}
 }
 
-// readForFill reads the entries after from, a few times if Redis fails; a
-// channel without a position asks for its position only. When Redis's
-// history went back below from (a replica without the newest entries took
-// over), the channel gets a new epoch (reset): its offsets after that point
-// would name other messages than the ones delivered.
+// readForFill reads the entries after from, a page, a few times if Redis
+// fails; a channel without a position asks for its position only. When
+// Redis's history went back below from (a replica without the newest
+// entries took over), the channel gets a new epoch (reset): its offsets
+// after that point would name other messages than the ones delivered.
 func (b *broker) readForFill(ch string, from position) (r *historyRead, reset bool, err error) {
 	var retry backoff
 	for attempt := 1; ; attempt++ {
 		if from.epoch == "" {
-			r, err = readHistory(b.ctx, b.client, ch, -1, 0)
+			r, err = b.readForNode(ch, historyQuery{mode: readLast})
 		} else {
-			r, err = readHistory(b.ctx, b.client, ch, from.offset, 0)
+			r, err = b.readForNode(ch, historyQuery{mode: readAfter, from: from, budget: fillPageBytes})
 		}
 		if err == nil && r.latest.epoch == from.epoch && r.latest.offset < from.offset {
 			var at position
@@ -175,8 +190,13 @@ func (b *broker) readForFill(ch string, from position) (r *historyRead, reset bo
 }
 
 // applyRead delivers the entries a fill read and returns the channel's new
-// position, and whether some messages could not be filled. h.mu held.
-func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r *historyRead) (position, bool) {
+// position, and whether the next page is to be read; lost tells, across
+// the pages of one gap, whether messages could not be filled. h.mu held.
+func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r *historyRead, lost *bool) (position, bool) {
+	if from == noHistory {
+		// Every epoch follows noHistory from its offset 1.
+		from.epoch = r.latest.epoch
+	}
 	switch {
 	case from.epoch == "":
 		// A first position: the last offset before the held messages.
@@ -192,16 +212,21 @@ func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r
 		// The history was lost: everything of the new epoch is new here,
 		// and the next round reads it from its start.
 		h.reread = true
-		return position{epoch: r.latest.epoch}, true
+		*lost = true
+		return position{epoch: r.latest.epoch}, false
 	case r.latest.offset == from.offset:
 		return r.latest, false // nothing missed
 	}
-	lost := !r.contiguousAfter(from.offset)
+	*lost = *lost || !r.runsFrom(from.offset)
 	at := b.deliverEntries(st, from, r)
-	if !lost {
+	if at.offset > from.offset && at.offset < r.latest.offset {
+		return at, true // the page ended on its budget
+	}
+	*lost = *lost || !r.reachesLatest(from.offset)
+	if !*lost {
 		metrics.gapsFilled.Inc()
 	}
-	return position{r.latest.epoch, max(at.offset, r.latest.offset)}, lost
+	return position{r.latest.epoch, max(at.offset, r.latest.offset)}, false
 }
 
 // deliverEntries delivers the entries of r after at, in order, and returns

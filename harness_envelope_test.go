@@ -196,11 +196,12 @@ func (f *follower) read(c *wsClient, resuming bool, until int64, deadline time.T
 			}
 		case !subscribed || e.Channel != f.ch:
 			f.errs = append(f.errs, fmt.Sprintf("unexpected before the subscribed frame of %s: %v", f.ch, e))
-		case e.Epoch != f.epoch || e.offset() != f.last+1:
-			f.errs = append(f.errs, fmt.Sprintf("after %s:%d got %v", f.epoch, f.last, e))
-			f.epoch, f.last = e.Epoch, e.offset()
 		default:
-			f.last++
+			// Offset 1 of any epoch follows 0:0, the position without history.
+			if e.offset() != f.last+1 || e.Epoch != f.epoch && f.epoch+":"+strconv.FormatInt(f.last, 10) != "0:0" {
+				f.errs = append(f.errs, fmt.Sprintf("after %s:%d got %v", f.epoch, f.last, e))
+			}
+			f.epoch, f.last = e.Epoch, e.offset()
 		}
 		if target >= 0 && f.last >= target && f.backAt.IsZero() {
 			f.backAt = time.Now()

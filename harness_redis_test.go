@@ -301,6 +301,18 @@ func numsub(t *testing.T, rdb *redis.Client, ch string) int64 {
 	return counts[ch]
 }
 
+// historyEpoch waits until channel ch has a history, its first message
+// recorded, and returns its epoch.
+func historyEpoch(t testing.TB, rdb *redis.Client, ch string) string {
+	t.Helper()
+	var epoch string
+	eventually(t, wait, func() bool {
+		epoch = rdb.HGet(context.Background(), historyKeys(ch)[0], "e").Val()
+		return epoch != ""
+	}, "channel %s has no history", ch)
+	return epoch
+}
+
 func publish(t *testing.T, rdb *redis.Client, ch, msg string) {
 	t.Helper()
 	if err := rdb.Publish(context.Background(), ch, msg).Err(); err != nil {

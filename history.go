@@ -3,6 +3,7 @@ package redisws
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -126,10 +127,21 @@ type position struct {
 
 func (p position) String() string { return p.epoch + ":" + strconv.FormatInt(p.offset, 10) }
 
+// noHistory is the position of a channel that has no history yet, answered
+// without creating any key: epoch "0", which no epoch made by the scripts
+// can be (they are the hex of Redis's TIME, 13 characters or more), and
+// offset 0. Every epoch follows it from its offset 1, so a client told
+// 0:0 resumes from there whatever epoch the channel gets. What this cannot
+// tell: a channel that got an epoch and lost it again (Redis restarted
+// without persistence) while the client was away; its next epoch then
+// looks complete.
+var noHistory = position{epoch: "0"}
+
 // entry is one recorded message read from a stream.
 type entry struct {
 	offset  int64
 	payload string
+	binary  bool // recorded from a binary frame (field t "b")
 }
 
 // historyRead is what a read found: the channel's epoch and latest offset,
@@ -139,48 +151,95 @@ type historyRead struct {
 	entries []entry
 }
 
-// contiguousAfter reports whether the entries are every message after
-// offset up to the latest one.
-func (r *historyRead) contiguousAfter(offset int64) bool {
-	want := offset + 1
-	for _, e := range r.entries {
-		if e.offset != want {
-			return false
-		}
-		want++
+// follows reports whether the read holds every message after p, in order,
+// up to the latest: p is of the read's epoch, or is noHistory.
+func (r *historyRead) follows(p position) bool {
+	if p != noHistory && p.epoch != r.latest.epoch || p.offset > r.latest.offset {
+		return false
 	}
-	return want == r.latest.offset+1
+	return r.runsFrom(p.offset) && r.reachesLatest(p.offset)
 }
 
-// readHistory reads a channel's entries after an offset (after >= 0) or its
-// last n entries (after < 0), with its position; a channel without history
-// gets an epoch here.
-func readHistory(ctx context.Context, rdb redis.UniversalClient, ch string, after int64, last int) (*historyRead, error) {
-	mode, n := "after", after
-	if after < 0 {
-		mode, n = "last", int64(last)
+// runsFrom reports whether the entries are the messages right after offset,
+// with no hole.
+func (r *historyRead) runsFrom(offset int64) bool {
+	for i, e := range r.entries {
+		if e.offset != offset+1+int64(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// reachesLatest reports whether the entries, read after offset, end with
+// the latest message.
+func (r *historyRead) reachesLatest(offset int64) bool {
+	if n := len(r.entries); n > 0 {
+		return r.entries[n-1].offset == r.latest.offset
+	}
+	return offset == r.latest.offset
+}
+
+// readMode is what lua/read.lua reads besides the position.
+type readMode string
+
+const (
+	readSince readMode = "since" // every entry after a position, or none
+	readAfter readMode = "after" // a page of what the stream holds after a position
+	readLast  readMode = "last"  // the newest entries
+)
+
+// historyQuery is one read of a channel's history: its position, and the
+// entries after from (readSince, readAfter) or its last n (readLast), at
+// most budget payload bytes of them.
+type historyQuery struct {
+	mode   readMode
+	from   position
+	last   int
+	budget int
+}
+
+// readHistory runs the read script: it writes nothing, and a channel
+// without history has the position noHistory.
+func readHistory(ctx context.Context, rdb redis.UniversalClient, ch string, q historyQuery) (*historyRead, error) {
+	epoch, arg := "", strconv.Itoa(q.last)
+	if q.mode != readLast {
+		if q.from != noHistory {
+			epoch = q.from.epoch
+		}
+		// The first offset wanted; an offset is at most 2^63-1, so this
+		// does not overflow.
+		arg = strconv.FormatUint(uint64(q.from.offset)+1, 10)
 	}
 	ctx, cancel := context.WithTimeout(ctx, historyReadTimeout)
 	defer cancel()
-	res, err := readScript.Run(ctx, rdb, historyKeys(ch), mode, n, minMetaTTL.Milliseconds()).Slice()
+	res, err := readScript.Run(ctx, rdb, historyKeys(ch), string(q.mode), epoch, arg, q.budget).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("reading the history of %s: %w", ch, err)
 	}
-	if len(res) < 2 || len(res)%2 != 0 {
+	if len(res) < 2 || (len(res)-2)%3 != 0 {
 		return nil, fmt.Errorf("reading the history of %s: unexpected reply of %d values", ch, len(res))
 	}
-	r := &historyRead{entries: make([]entry, 0, len(res)/2-1)}
+	r := &historyRead{entries: make([]entry, 0, (len(res)-2)/3)}
 	var perr error
 	r.latest.epoch, _ = res[0].(string)
 	r.latest.offset, perr = replyInt(res[1], perr)
-	for i := 2; i < len(res); i += 2 {
+	for i := 2; i < len(res); i += 3 {
 		var e entry
 		e.offset, perr = replyInt(res[i], perr)
-		e.payload, _ = res[i+1].(string)
+		typ, _ := res[i+1].(string)
+		e.binary = typ == "b"
+		e.payload, _ = res[i+2].(string)
 		r.entries = append(r.entries, e)
 	}
-	if perr != nil || r.latest.epoch == "" {
-		return nil, fmt.Errorf("reading the history of %s: malformed reply: %v", ch, res)
+	if r.latest.epoch == "" {
+		r.latest = noHistory
+		if len(r.entries) > 0 {
+			perr = errors.New("entries without an epoch")
+		}
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("reading the history of %s: malformed reply: %w", ch, perr)
 	}
 	return r, nil
 }

@@ -47,14 +47,14 @@ func TestHistoryDrillClientKill(t *testing.T) {
 		raws = append(raws, dialWS(t, n.WSURL("/ws"), nil), dialWS(t, n.WSURL("/close"), nil))
 		envs = append(envs, dialEnvelope(t, n.WSURL("/ws")), dialEnvelope(t, n.WSURL("/close")))
 	}
-	var epoch string
 	for _, e := range envs {
-		epoch = expectSubscribed(t, e, "chat").Epoch
+		expectSubscribed(t, e, "chat")
 	}
 	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 2 }, "nodes subscribed")
 
 	const total, rate = 1200, 200
 	p := startPaced(raws[0], "m", total, rate)
+	epoch := historyEpoch(t, rdb, "chat")
 	for _, at := range []int{total / 3, 2 * total / 3} {
 		p.waitSent(t, at) // traffic goes on while the nodes resubscribe
 		if err := rdb.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
@@ -126,12 +126,13 @@ func TestHistoryDrillRedisRestart(t *testing.T) {
 	rs := startRedis(t)
 	n := drillNodes(t, 1, rs, "")[0]
 	keep, closing := dialEnvelope(t, n.WSURL("/ws")), dialEnvelope(t, n.WSURL("/close"))
-	old := expectSubscribed(t, keep, "chat").Epoch
+	expectSubscribed(t, keep, "chat")
 	expectSubscribed(t, closing, "chat")
 	sender := dialWS(t, n.WSURL("/ws"), nil)
 	for i := 1; i <= 5; i++ {
 		sender.SendText(t, fmt.Sprint(i))
 	}
+	old := historyEpoch(t, rs.Client(t), "chat")
 	expectOffsets(t, keep, "chat", old, 1, 5, nil)
 	expectOffsets(t, closing, "chat", old, 1, 5, nil)
 

@@ -52,14 +52,14 @@ func TestHistory(t *testing.T) {
 	raw := dialWS(t, ns[1].WSURL("/ws"), nil)
 	first := dialEnvelope(t, ns[1].WSURL("/ws"))
 	sub := expectSubscribed(t, first, "chat")
-	if sub.offset() != 0 || sub.Epoch == "" || sub.Recovered != nil {
-		t.Fatalf("subscribed frame before any message: %v; want offset 0, an epoch, no recovered", sub)
+	if sub.offset() != 0 || sub.Epoch != "0" || sub.Recovered != nil {
+		t.Fatalf("subscribed frame before any message: %v; want 0:0 (no history yet), no recovered", sub)
 	}
-	epoch := sub.Epoch
 	text := func(o int64) string { return "m" + strconv.FormatInt(o, 10) }
 	for i := int64(1); i <= 5; i++ {
 		sender.SendText(t, text(i))
 	}
+	epoch := historyEpoch(t, rs.Client(t), "chat") // made by the first message
 
 	t.Run("raw clients get the payloads", func(t *testing.T) {
 		sequenceTexts(t, raw, "m", 1, 5)
@@ -113,10 +113,11 @@ func TestHistory(t *testing.T) {
 	}
 	t.Run("since beyond a trimmed or expired history is not recovered", func(t *testing.T) {
 		w := dialEnvelope(t, ns[0].WSURL("/short"))
-		e := expectSubscribed(t, w, "short").Epoch
+		expectSubscribed(t, w, "short")
 		for i := 1; i <= 200; i++ { // far beyond its size of 3: trimmed
 			w.SendText(t, strconv.Itoa(i))
 		}
+		e := historyEpoch(t, rs.Client(t), "short")
 		expectOffsets(t, w, "short", e, 1, 200, nil)
 		// resume connects with since and returns the subscribed frame; a
 		// recovered client then gets the offsets after it up to 200.
@@ -265,12 +266,13 @@ func TestHistoryRedisCLI(t *testing.T) {
 	rs := startRedis(t)
 	n := historyNodes(t, 1, rs, "")[0]
 	c := dialEnvelope(t, n.WSURL("/ws"))
-	epoch := expectSubscribed(t, c, "chat").Epoch
+	expectSubscribed(t, c, "chat")
 
 	next := redisCLISubscribe(t, rs.Port, "chat")
 	eventually(t, wait, func() bool { return numsub(t, rs.Client(t), "chat") == 2 }, "redis-cli subscribed")
 
 	dialWS(t, n.WSURL("/ws"), nil).SendText(t, "hello")
+	epoch := historyEpoch(t, rs.Client(t), "chat")
 	if got, want := next(1)[0], fmt.Sprintf("\x00rws:%s:1:hello", epoch); got != want {
 		t.Fatalf("redis-cli subscribe shows %q, want %q", got, want)
 	}

@@ -70,11 +70,13 @@ func TestHTTPPublish(t *testing.T) {
 	ns := httpNodes(t, 2, rs)
 	raw := []*wsClient{dialWS(t, ns[0].WSURL("/ws"), nil), dialWS(t, ns[1].WSURL("/ws"), nil)}
 	env := dialEnvelope(t, ns[1].WSURL("/ws"))
-	epoch := expectSubscribed(t, env, "chat").Epoch
+	expectSubscribed(t, env, "chat")
 	streams := []*sseClient{dialSSE(t, ns[0].URL("/ws"), nil), dialSSE(t, ns[1].URL("/ws"), nil)}
+	var epoch string // the channel's, made by the first message
 
 	t.Run("a POST reaches every WebSocket and stream of every node", func(t *testing.T) {
 		a := mustPost(t, ns[0].URL("/ws"), "hello")
+		epoch = historyEpoch(t, rs.Client(t), "chat")
 		if a != (postAnswer{Channel: "chat", Offset: 1, Epoch: epoch}) {
 			t.Fatalf("answer %+v, want chat at offset 1 of %s", a, epoch)
 		}
@@ -263,14 +265,14 @@ func TestEventStream(t *testing.T) {
 	ns := httpNodes(t, 2, rs)
 	first := dialSSE(t, ns[0].URL("/ws"), nil)
 	eventually(t, wait, func() bool { return first.LastID() != "" }, "no id before the first message")
-	epoch, off, _ := strings.Cut(first.LastID(), ":")
-	if off != "0" {
-		t.Fatalf("id before any message: %q, want <epoch>:0", first.LastID())
+	if first.LastID() != "0:0" {
+		t.Fatalf("id before any message: %q, want 0:0 (no history yet)", first.LastID())
 	}
-	id := func(o int) string { return epoch + ":" + strconv.Itoa(o) }
 	for i := 1; i <= 5; i++ {
 		mustPost(t, ns[1].URL("/ws"), "m"+strconv.Itoa(i))
 	}
+	epoch := historyEpoch(t, rs.Client(t), "chat")
+	id := func(o int) string { return epoch + ":" + strconv.Itoa(o) }
 	expectEvents := func(t *testing.T, s *sseClient, from, to int) {
 		t.Helper()
 		for i, e := range s.Collect(t, to-from+1, wait) {

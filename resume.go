@@ -87,11 +87,14 @@ var (
 // catchUp puts at the head of c's queue, before its connection starts, what
 // comes before live messages: for a positioned client (envelope, stream)
 // where each channel starts (openingFrame), and for a client that asked,
-// its replay. Live messages
-// queued since the subscription that the replay already holds are dropped,
-// so there is no gap and no duplicate at the seam. Without resume, a
-// history that cannot be read leaves the subscribed frame without a
-// position; with it, the upgrade is refused (errHistoryUnavailable).
+// its replay. A replay holds at most send_queue bytes of messages: a since
+// whose messages do not fit is not recovered (the client reloads its
+// state, as after a trimmed history), a rewind gets the newest that fit.
+// Live messages queued since the subscription that the replay already
+// holds are dropped, so there is no gap and no duplicate at the seam.
+// Without resume, a history that cannot be read leaves the subscribed
+// frame without a position; with it, the upgrade is refused
+// (errHistoryUnavailable).
 func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) error {
 	down := h.broker.avail.outage() // no read waits out its timeout meanwhile
 	for _, ch := range c.channels {
@@ -99,21 +102,22 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			c.prepend(ch, openingFrames(c.kind, ch, nil, nil, false), nil)
 			continue
 		}
+		q := historyQuery{mode: readLast, budget: h.SendQueue}
 		var since *position
-		after, last := int64(-1), 0
 		if req != nil {
 			if p, ok := req.since[ch]; ok {
-				since, after = &p, p.offset
+				since = &p
+				q.mode, q.from = readSince, p
 			}
-			last = req.rewind
+			q.last = req.rewind
 		}
-		if !c.kind.positioned() && since == nil && last == 0 {
+		if !c.kind.positioned() && since == nil && q.last == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
 		var r *historyRead
 		err := errRedisDown
 		if !down {
-			r, err = readHistory(ctx, h.broker.client, ch, after, last)
+			r, err = h.broker.readForClient(ctx, ch, q)
 		}
 		if err != nil {
 			if req != nil {
@@ -127,12 +131,12 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 		replay := r.entries
 		switch {
 		case since != nil:
-			ok := since.epoch == r.latest.epoch && r.contiguousAfter(since.offset)
+			ok := r.follows(*since)
 			recovered = &ok
 			if !ok {
 				replay = nil
 			}
-		case last == 0: // no replay: the position before the first queued message
+		case q.last == 0: // no replay: the position before the first queued message
 			if first := c.firstQueued(ch, at.epoch); first > 0 && first <= at.offset {
 				at.offset = first - 1
 			}
@@ -145,7 +149,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 		// What the replay holds, or for an envelope client what comes before
 		// its subscribed offset, is not delivered again.
 		upTo := &r.latest
-		if since == nil && last == 0 {
+		if since == nil && q.last == 0 {
 			upTo = &at
 		}
 		c.prepend(ch, frames, upTo)

@@ -19,7 +19,13 @@ import (
 
 // serveWebSocket checks the upgrade, subscribes its channels and upgrades
 // it; the connection is then served by its own reader goroutine (serve).
+// Everything that can refuse the request is checked before hub.add, the
+// first thing that asks Redis for anything: a refused request subscribes
+// nothing and reads nothing.
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
+	if status, reason := handshakeRefusal(r); status != 0 {
+		return h.refuseHandshake(w, status, reason)
+	}
 	if !h.subprotocolAccepted(r) {
 		return refuse(w, http.StatusBadRequest, "no supported subprotocol offered; this endpoint speaks "+strings.Join(h.Subprotocols, ", "))
 	}
@@ -60,7 +66,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		h.hub.remove(c)
-		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
+		// An I/O error, or bytes sent before the answer: gorilla has
+		// answered the client or closed the connection.
+		h.logger.Debug("upgrade failed", zap.Error(err))
 		return nil
 	}
 	c.start(newWSLink(conn, hj.conn, h.Compress), time.Duration(h.PingInterval))
