@@ -4,15 +4,19 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/binary"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/gorilla/websocket"
 )
 
 // FuzzCaddyfile: the parser never panics, every error names its line, and
@@ -241,4 +245,46 @@ func parseEvents(stream string) (typ, data, id string, events int) {
 		}
 	}
 	return typ, data, id, events
+}
+
+// FuzzHandshake: handshakeRefusal refuses exactly the upgrades that
+// gorilla's Upgrader.Upgrade refuses before it takes the connection over,
+// with the same status; gorilla is the judge. An HTTP/1.x request that
+// gorilla lets through gets as far as the hijack (which a recorder cannot
+// do); any other protocol cannot be hijacked: 500 from both.
+func FuzzHandshake(f *testing.F) {
+	key := "dGhlIHNhbXBsZSBub25jZQ=="
+	for _, s := range []struct {
+		method, versions, key string
+		major                 int
+	}{
+		{"GET", "13", key, 1}, {"PUT", "13", key, 1}, {"get", "13", key, 1}, {"GET", "8", key, 1},
+		{"GET", "8, 13", key, 1}, {"GET", "x;y, 13", key, 1}, {"GET", " 13 ,", key, 1}, {"GET", "8\n13", key, 1},
+		{"GET", "13;x", key, 1}, {"GET", "", key, 1}, {"GET", "13", "", 1}, {"GET", "13", "short", 1},
+		{"GET", "13", "dGhlIHNhbXBsZSBub25jZQ", 1}, {"GET", "13", key + "==", 1}, {"GET", "13", key, 2}, {"GET", "13", key, 3},
+	} {
+		f.Add(s.method, s.versions, s.key, s.major)
+	}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	f.Fuzz(func(t *testing.T, method, versions, key string, major int) {
+		r := &http.Request{Method: method, ProtoMajor: major, Proto: "HTTP/" + strconv.Itoa(major), Header: http.Header{}, URL: &url.URL{Path: "/"}}
+		r.Header.Set("Connection", "Upgrade")
+		r.Header.Set("Upgrade", "websocket")
+		for v := range strings.SplitSeq(versions, "\n") {
+			r.Header.Add("Sec-WebSocket-Version", v)
+		}
+		r.Header.Set("Sec-WebSocket-Key", key)
+		w := httptest.NewRecorder()
+		_, err := up.Upgrade(w, r, nil)
+		want := w.Code
+		if err != nil && strings.Contains(err.Error(), "http.Hijacker") { // every check passed
+			want = 0
+			if major != 1 {
+				want = http.StatusInternalServerError
+			}
+		}
+		if got, reason := handshakeRefusal(r); got != want {
+			t.Fatalf("%s, versions %q, key %q, HTTP/%d: %d (%s), gorilla %d (%v)", method, versions, key, major, got, reason, want, err)
+		}
+	})
 }

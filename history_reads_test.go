@@ -607,3 +607,30 @@ func TestGapFillFromNoHistory(t *testing.T) {
 		t.Fatalf("the fill read %d pages, want one per %d bytes at most", reads, fillPageBytes)
 	}
 }
+
+// TestHistoryReadSlots: with every client slot taken, a client's read waits
+// readSlotWait and is refused (the node answers it 503), while a fill still
+// reads in its own slots; a freed slot serves the next client.
+func TestHistoryReadSlots(t *testing.T) {
+	rs := startRedis(t)
+	setup, err := (&RedisConfig{URL: rs.URL()}).resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBroker(setup)
+	t.Cleanup(func() { _ = b.Destruct() })
+	for range clientReadSlots {
+		b.clientReads <- struct{}{}
+	}
+	q := historyQuery{mode: readLast}
+	if _, err := b.readForClient(context.Background(), "chat", q); !errors.Is(err, errReadsBusy) {
+		t.Fatalf("a read with every client slot taken: %v, want %v", err, errReadsBusy)
+	}
+	if r, err := b.readForNode("chat", q); err != nil || r.latest != noHistory {
+		t.Fatalf("a fill's read with every client slot taken: %v, %v", r, err)
+	}
+	<-b.clientReads
+	if r, err := b.readForClient(context.Background(), "chat", q); err != nil || r.latest != noHistory {
+		t.Fatalf("a read with a slot free: %v, %v", r, err)
+	}
+}
