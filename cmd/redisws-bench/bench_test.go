@@ -247,6 +247,16 @@ func TestReplayCheck(t *testing.T) {
 		t.Errorf("errors %v, want %v", r.errs, wantErrs)
 	}
 
+	// From 0:0, a channel without history, offset 1 of any epoch follows.
+	r = newReplayCheck("0", 0, 0, want)
+	r.next = 1 // its subscribed frame was read
+	r.add([]byte(fmt.Sprintf(`{"channel":"chat","offset":1,"epoch":"e1","data":%q}`, want[0])))
+	r.add([]byte(fmt.Sprintf(`{"channel":"chat","offset":2,"epoch":"e1","data":%q}`, want[1])))
+	r.add([]byte(fmt.Sprintf(`{"channel":"chat","offset":3,"epoch":"e2","data":%q}`, want[2])))
+	if r.upTo() != 2 || r.epoch != "e1" || fmt.Sprint(r.errs) != "map[epoch:1]" {
+		t.Errorf("from 0:0: up to %d in %s, errors %v; want 2 in e1, one epoch error", r.upTo(), r.epoch, r.errs)
+	}
+
 	if _, err := parseEnvelope([]byte(`{"type":"subscribed","channel":"chat"}`)); err == nil {
 		t.Error("subscribed frame without a position accepted")
 	}

@@ -23,6 +23,10 @@ const envelopeSubprotocol = "redis_ws.v1"
 // stormInFlight caps the handshakes of the reconnect storm in flight at once.
 const stormInFlight = 2048
 
+// noHistoryEpoch is the epoch of the position of a channel without history
+// (0:0); every epoch follows it from its offset 1.
+const noHistoryEpoch = "0"
+
 // envelope is one frame an envelope client gets: a subscribed frame (Type
 // "subscribed") or a message (Type empty).
 type envelope struct {
@@ -58,6 +62,8 @@ func parseEnvelope(b []byte) (envelope, error) {
 // frame that says recovered, at the latest offset and in the epoch it
 // resumed in, then every offset after since, exactly once and in order, each
 // with the data that was published at it (want, by offset - since - 1).
+// Position 0:0 is a channel without history: the first message, offset 1,
+// may be of any epoch, which it is checked in from then on.
 type replayCheck struct {
 	epoch  string
 	since  int64
@@ -100,6 +106,9 @@ func (r *replayCheck) add(b []byte) int64 {
 		r.next = r.since + 1
 	}
 	off := *e.Offset
+	if r.epoch == noHistoryEpoch && r.next == 1 && off == 1 {
+		r.epoch = e.Epoch
+	}
 	switch {
 	case e.Epoch != r.epoch:
 		r.errs["epoch"]++
@@ -266,7 +275,9 @@ func resumeMode(c *config) int {
 	query := fmt.Sprintf("since=%s:%d", res.Epoch, res.Since)
 	clients := make([]*resumeClient, c.subs)
 	for i := range clients {
-		clients[i] = &resumeClient{url: withQuery(targets[i], query), check: newReplayCheck(res.Epoch, res.Since, latest, want)}
+		// echo.epoch: the messages', which a channel without history got
+		// with the first of them.
+		clients[i] = &resumeClient{url: withQuery(targets[i], query), check: newReplayCheck(echo.epoch, res.Since, latest, want)}
 	}
 	var caughtUp, live atomic.Int64
 	var readers sync.WaitGroup
