@@ -59,6 +59,17 @@ func readsCaddyfile() string {
 		redis redis://127.0.0.1:{$REDIS_PORT}
 		history 3
 	}
+	redis_ws /pair {
+		subscribe pa pb
+		publish pa
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		history 100
+		send_queue 4KiB
+	}
+	redis_ws /pb pb {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		history 100
+	}
 	respond /health 200`)
 }
 
@@ -488,6 +499,27 @@ func TestReplayBound(t *testing.T) {
 		if c.Closed() {
 			t.Fatalf("closed (%s)", c.closeDesc())
 		}
+	})
+	t.Run("the channels of a replay share send_queue", func(t *testing.T) {
+		for i := int64(1); i <= 3; i++ {
+			mustPost(t, n.URL("/pair"), payload(i))
+			mustPost(t, n.URL("/pb"), payload(i))
+		}
+		ea, eb := historyEpoch(t, rdb, "pa"), historyEpoch(t, rdb, "pb")
+		c := dialEnvelope(t, n.WSURL("/pair?since=pa@"+ea+":0&since=pb@"+eb+":0"))
+		if s := expectSubscribed(t, c, "pa"); s.Recovered == nil || !*s.Recovered {
+			t.Fatalf("subscribed %v, want recovered", s)
+		}
+		expectOffsets(t, c, "pa", ea, 1, 3, payload) // 3,000 bytes of 4,096
+		if s := expectSubscribed(t, c, "pb"); s.Recovered == nil || *s.Recovered || s.offset() != 3 {
+			t.Fatalf("subscribed %v, want recovered false at 3: 3,000 more bytes do not fit", s)
+		}
+		r := dialEnvelope(t, n.WSURL("/pair?rewind=3"))
+		expectSubscribed(t, r, "pa")
+		expectOffsets(t, r, "pa", ea, 1, 3, payload)
+		expectSubscribed(t, r, "pb")
+		expectOffsets(t, r, "pb", eb, 3, 3, payload) // the newest that fits in the 1,096 bytes left
+		r.ExpectNothing(t, 200*time.Millisecond)
 	})
 	t.Run("a since that cannot be served reads no entry", func(t *testing.T) {
 		w := dialWS(t, n.WSURL("/short"), nil)

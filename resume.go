@@ -87,9 +87,10 @@ var (
 // catchUp puts at the head of c's queue, before its connection starts, what
 // comes before live messages: for a positioned client (envelope, stream)
 // where each channel starts (openingFrame), and for a client that asked,
-// its replay. A replay holds at most send_queue bytes of messages: a since
-// whose messages do not fit is not recovered (the client reloads its
-// state, as after a trimmed history), a rewind gets the newest that fit.
+// its replay. A replay holds at most send_queue bytes of messages, all its
+// channels together: a since whose messages do not fit is not recovered
+// (the client reloads its state, as after a trimmed history), a rewind gets
+// the newest that fit.
 // Live messages queued since the subscription that the replay already
 // holds are dropped, so there is no gap and no duplicate at the seam.
 // Without resume, a history that cannot be read leaves the subscribed
@@ -97,12 +98,13 @@ var (
 // (errHistoryUnavailable).
 func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) error {
 	down := h.broker.avail.outage() // no read waits out its timeout meanwhile
+	budget := h.SendQueue           // payload bytes the replay may still hold
 	for _, ch := range c.channels {
 		if h.History == nil {
 			c.prepend(ch, openingFrames(c.kind, ch, nil, nil, false), nil)
 			continue
 		}
-		q := historyQuery{mode: readLast, budget: h.SendQueue}
+		q := historyQuery{mode: readLast, budget: budget}
 		var since *position
 		if req != nil {
 			if p, ok := req.since[ch]; ok {
@@ -145,6 +147,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 		for _, e := range replay {
 			m := &message{channel: ch, pos: position{r.latest.epoch, e.offset}, payload: e.payload}
 			frames = append(frames, m.frameFor(c.kind))
+			budget -= len(e.payload)
 		}
 		// What the replay holds, or for an envelope client what comes before
 		// its subscribed offset, is not delivered again.
