@@ -6,15 +6,14 @@ import (
 	"strings"
 )
 
-// handshakeRefusal is what gorilla/websocket v1.5.3's Upgrader.Upgrade
-// answers to an upgrade request it refuses, checked here before anything
-// is asked of Redis, so that a refused request subscribes nothing and reads
-// nothing: the status (0: the request is fine) and why. After it, Upgrade
-// fails only on I/O, or on bytes the client sent before the handshake was
-// answered, which it finds once it has taken the connection over. It
-// checks what Upgrade checks, in its order; the Connection and Upgrade
-// tokens come first there, and ServeHTTP sends only requests that have both
-// here. Its origin check is ours (originAllowed), and we pass it no header.
+// handshakeRefusal is how gorilla/websocket v1.5.3's Upgrader.Upgrade
+// would refuse an upgrade: its status (0: it would not) and why. It is
+// checked before anything asks Redis, so that a refused upgrade subscribes
+// nothing and reads nothing; after it, Upgrade fails only on I/O, or on
+// bytes the client sent before the answer, which it finds once it has taken
+// the connection over. The checks are Upgrade's, in its order, but for the
+// Connection and Upgrade tokens (ServeHTTP sends here only requests with
+// both) and the origin (originAllowed, before).
 func handshakeRefusal(r *http.Request) (int, string) {
 	switch {
 	case r.Method != http.MethodGet:

@@ -90,11 +90,10 @@ var (
 // its replay. A replay holds at most send_queue bytes of messages, all its
 // channels together: a since whose messages do not fit is not recovered
 // (the client reloads its state, as after a trimmed history), a rewind gets
-// the newest that fit.
-// Live messages queued since the subscription that the replay already
-// holds are dropped, so there is no gap and no duplicate at the seam.
-// Without resume, a history that cannot be read leaves the subscribed
-// frame without a position; with it, the upgrade is refused
+// the newest that fit. Live messages queued since the subscription that the
+// replay already holds are dropped, so there is no gap and no duplicate at
+// the seam. Without resume, a history that cannot be read leaves the
+// subscribed frame without a position; with it, the upgrade is refused
 // (errHistoryUnavailable).
 func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) error {
 	down := h.broker.avail.outage() // no read waits out its timeout meanwhile

@@ -19,9 +19,9 @@ import (
 
 // serveWebSocket checks the upgrade, subscribes its channels and upgrades
 // it; the connection is then served by its own reader goroutine (serve).
-// Everything that can refuse the request is checked before hub.add, the
-// first thing that asks Redis for anything: a refused request subscribes
-// nothing and reads nothing.
+// Every check of the request itself comes before hub.add, the first thing
+// that asks Redis for anything: a refused request subscribes nothing and
+// reads nothing.
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	if status, reason := handshakeRefusal(r); status != 0 {
 		return h.refuseHandshake(w, status, reason)
