@@ -18,6 +18,14 @@ import (
 // connection is then up.
 func startTestOutbox(t *testing.T, rs *redisServer, user string) (o *outbox, up func()) {
 	t.Helper()
+	o, tb, c := startOutboxOn(t, rs, user)
+	return o, func() { tb.connected(c) }
+}
+
+// startOutboxOn is startTestOutbox with the channel table it asks which
+// channels this node hears, and the table's one connection, not up yet.
+func startOutboxOn(t *testing.T, rs *redisServer, user string) (*outbox, *channelTable, *subConn) {
+	t.Helper()
 	rc := &RedisConfig{URL: rs.URL()}
 	if user != "" {
 		rc.URL = fmt.Sprintf("redis://%s:pw@%s", user, rs.Addr)
@@ -29,13 +37,13 @@ func startTestOutbox(t *testing.T, rs *redisServer, user string) (o *outbox, up 
 	client := setup.client()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb, c := singleTable()
-	o = startOutbox(ctx, client, false, tb)
+	o := startOutbox(ctx, client, false, tb)
 	t.Cleanup(func() {
 		cancel()
 		o.wait()
 		_ = client.Close()
 	})
-	return o, func() { tb.connected(c) }
+	return o, tb, c
 }
 
 // subscribed returns the messages of ch, once Redis has confirmed the
