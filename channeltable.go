@@ -36,8 +36,8 @@ type channelState struct {
 	history atomic.Pointer[channelHistory]
 	// set when it is the presence events channel of the channel it names
 	presenceOf atomic.Pointer[string]
-	// Redis confirmed its subscription on the connection that serves it,
-	// which is up: see listening
+	// Redis confirmed its subscription on the connection that serves it
+	// (or refused it: there is nothing to wait for); see listening
 	listening atomic.Bool
 
 	// under channelTable.mu

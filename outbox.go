@@ -123,7 +123,7 @@ func (o *outbox) take(n int, ready func(ch string) bool) []outMsg {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	cutoff := time.Now().Add(-outboxMaxAge)
-	var batch []outMsg
+	batch := make([]outMsg, 0, min(n, len(o.queue)))
 	var waiting map[string]bool // channels whose frames stay
 	kept := o.queue[:0]
 	for i, m := range o.queue {
@@ -279,7 +279,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 			// the run again.
 			noScript = true
 			again = append(again, run...)
-		case errors.As(cerr, &refused) && !transient(refused):
+		case errors.As(cerr, &refused) && !transient(cerr):
 			// An error reply (e.g. NOPERM): retrying will not help.
 			for _, m := range run {
 				if m.ack != nil {
@@ -296,7 +296,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 			if err == nil {
 				err = cerr
 			}
-			if notSent(cerr) || errors.As(cerr, &refused) {
+			if notSent(cerr) || transient(cerr) { // Redis did not take it
 				for _, m := range run {
 					if m.ack != nil {
 						m.ack.release()
@@ -425,7 +425,11 @@ func notSent(err error) bool {
 // transient tells whether an error reply refuses a command only for now:
 // a cluster without a master for some slots, a slot being moved, a replica
 // still loading or not promoted yet. Its frames are sent again.
-func transient(reply redis.Error) bool {
+func transient(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
 	msg := reply.Error()
 	for _, prefix := range []string{"CLUSTERDOWN ", "TRYAGAIN ", "LOADING ", "MASTERDOWN ", "READONLY "} {
 		if strings.HasPrefix(msg, prefix) {
