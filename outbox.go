@@ -116,28 +116,34 @@ func (o *outbox) add(ch string, data []byte, hist *History, ack *publishAck) boo
 }
 
 // take removes up to n frames from the queue, in order: the frames of the
-// channels ready accepts (nil: all), up to the first frame of each other
-// channel, whose frames stay queued in order; frames too old to be sent are
+// channels ready accepts (nil: all), asked once per channel, while the
+// frames of the others stay queued in order; frames too old to be sent are
 // taken too, for expire.
 func (o *outbox) take(n int, ready func(ch string) bool) []outMsg {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	cutoff := time.Now().Add(-outboxMaxAge)
 	batch := make([]outMsg, 0, min(n, len(o.queue)))
-	var waiting map[string]bool // channels whose frames stay
+	var asked map[string]bool // ready's answer for each channel met
 	kept := o.queue[:0]
 	for i, m := range o.queue {
 		if len(batch) == n {
 			kept = append(kept, o.queue[i:]...)
 			break
 		}
-		if ready != nil && !m.at.Before(cutoff) && (waiting[m.channel] || !ready(m.channel)) {
-			if waiting == nil {
-				waiting = make(map[string]bool)
+		if ready != nil && !m.at.Before(cutoff) {
+			ok, known := asked[m.channel]
+			if !known {
+				if asked == nil {
+					asked = make(map[string]bool)
+				}
+				ok = ready(m.channel)
+				asked[m.channel] = ok
 			}
-			waiting[m.channel] = true
-			kept = append(kept, m)
-			continue
+			if !ok {
+				kept = append(kept, m)
+				continue
+			}
 		}
 		batch = append(batch, m)
 		o.bytes -= len(m.data)
@@ -268,7 +274,6 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 	for i, c := range cmds {
 		run := batch[runs[i].start:runs[i].end]
 		cerr := c.Err()
-		var refused redis.Error
 		switch {
 		case cerr == nil:
 			o.refusing = false
@@ -279,8 +284,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 			// the run again.
 			noScript = true
 			again = append(again, run...)
-		case errors.As(cerr, &refused) && !transient(cerr):
-			// An error reply (e.g. NOPERM): retrying will not help.
+		case refusal(cerr):
 			for _, m := range run {
 				if m.ack != nil {
 					m.ack.resolve(position{}, false, fmt.Errorf("%w: %w", errRefused, cerr))
@@ -420,6 +424,13 @@ func unconfirmed(batch []outMsg, err error) []outMsg {
 func notSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, redis.ErrPoolTimeout)
+}
+
+// refusal tells whether Redis refused a command for good: an error reply
+// (e.g. NOPERM) that retrying will not change.
+func refusal(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply) && !transient(err)
 }
 
 // transient tells whether an error reply refuses a command only for now:
