@@ -322,7 +322,8 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 	return again, err
 }
 
-// errScriptLoaded asks run to send the rest of a batch again at once.
+// errScriptLoaded asks run to send again at once the runs whose script
+// Redis had lost: it is loaded now.
 var errScriptLoaded = errors.New("publish script loaded")
 
 // maxRecordRun caps the recorded frames of one script call, which holds
