@@ -8,29 +8,27 @@ import (
 )
 
 // availability tells whether a broker's subscription is up: every wanted
-// channel is on a connection that Redis has confirmed. The outbox publishes
-// only while it is up, and an upgrade does not wait for confirmations while
-// it is down. It logs each outage once: a warning when it starts, an info
-// line when it ends.
+// channel is on a connection that Redis has confirmed. An upgrade does not
+// wait for confirmations while it is down. It logs each outage once: a
+// warning when it starts, an info line when it ends.
 type availability struct {
 	desc string // names the Redis in logs; no credentials
 
 	mu        sync.Mutex
 	up        bool
-	upCh      chan struct{} // closed while up
 	everUp    bool
 	downSince time.Time // an outage is logged; zero when none
 }
 
 func newAvailability(desc string) *availability {
-	return &availability{desc: desc, upCh: make(chan struct{})}
+	return &availability{desc: desc}
 }
 
-// whenUp returns a channel that is closed while the subscription is up.
-func (a *availability) whenUp() <-chan struct{} {
+// isUp reports whether the subscription is up.
+func (a *availability) isUp() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.upCh
+	return a.up
 }
 
 // outage reports whether an outage has been logged and not yet ended.
@@ -49,10 +47,8 @@ func (a *availability) set(up bool) {
 	}
 	a.up = up
 	if !up {
-		a.upCh = make(chan struct{})
 		return
 	}
-	close(a.upCh)
 	a.everUp = true
 	if !a.downSince.IsZero() {
 		logger().Info("redis subscription restored",

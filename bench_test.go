@@ -210,9 +210,9 @@ func benchPublish(b *testing.B, rs *redisServer, hist *History) {
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
-	avail := newAvailability("bench")
-	avail.set(true)
-	o := startOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, avail)
+	tb, c := singleTable()
+	tb.connected(c)
+	o := startOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, tb)
 	defer func() { cancel(); o.wait() }()
 
 	payload := make([]byte, 64)

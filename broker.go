@@ -92,7 +92,7 @@ func newBroker(setup *redisSetup) *broker {
 		single = newSubConn(b, "", nil)
 	}
 	b.table = newChannelTable(b.avail, single, b.routeWake)
-	b.out = startOutbox(ctx, b.client, setup.sharded, b.avail)
+	b.out = startOutbox(ctx, b.client, setup.sharded, b.table)
 	b.presence = newPresenceTracker(ctx, &b.wg, b.client, setup.sharded)
 	b.startFanout()
 	b.wg.Add(1)
@@ -152,25 +152,22 @@ func (b *broker) readForClient(ctx context.Context, ch string, q historyQuery) (
 	return readHistory(ctx, b.client, ch, q)
 }
 
-// readForNode reads the history for a gap fill, once one of the fills'
-// slots is free.
-func (b *broker) readForNode(ch string, q historyQuery) (*historyRead, error) {
-	select {
-	case b.fillReads <- struct{}{}:
-	case <-b.ctx.Done():
-		return nil, b.ctx.Err()
+// subscribed follows a channel whose subscription Redis confirmed. One with
+// history reads what it missed, or its first position (resumeHistory). One
+// without, whose subscription was lost with its connection, may have
+// missed messages: its hubs apply their gap_policy. The first channel of a
+// lost connection to be back, on whatever connection now serves it, counts
+// the reconnect and the gap.
+func (b *broker) subscribed(st *channelState, back resubscribed) {
+	if back == lostFirstBack {
+		metrics.redisReconnects.Inc()
+		metrics.gaps.Inc()
 	}
-	defer func() { <-b.fillReads }()
-	return readHistory(b.ctx, b.client, ch, q)
-}
-
-// gap tells the hubs of c's channels that messages may have been missed
-// while c was disconnected; each applies its handler's gap_policy. Channels
-// with history are not among them: their resubscription fills the gap
-// (resumeHistory).
-func (b *broker) gap(c *subConn) {
-	metrics.gaps.Inc()
-	for _, st := range b.table.routedWithoutHistory(c) {
+	if h := st.history.Load(); h != nil {
+		b.resumeHistory(st, h)
+		return
+	}
+	if back != notLost {
 		b.gapChannel(st)
 	}
 }

@@ -16,6 +16,7 @@ type channelTable struct {
 	avail  *availability
 	single *subConn      // the one connection; nil with sharded Pub/Sub
 	route  chan struct{} // sharded: the router has channels to route; cap 1
+	heard  chan struct{} // a channel's subscription was confirmed: see listening; cap 1
 
 	// byName maps a name to its *channelState. Writes happen under mu;
 	// dispatch reads it without the lock, once per Redis message.
@@ -35,13 +36,32 @@ type channelState struct {
 	history atomic.Pointer[channelHistory]
 	// set when it is the presence events channel of the channel it names
 	presenceOf atomic.Pointer[string]
+	// Redis confirmed its subscription on the connection that serves it
+	// (or refused it: there is nothing to wait for); see listening
+	listening atomic.Bool
 
 	// under channelTable.mu
 	conn        *subConn // the connection that should subscribe it; nil: not routed yet
 	subscribers int      // connections that hold a subscription entry for it
 	ready       chan struct{}
 	readyClosed bool
+	lost        *lostConn // its subscription was lost with this connection, and is not back yet
 }
+
+// lostConn is a connection that failed with confirmed subscriptions, shared
+// by its channels until each is subscribed again, on whatever connection
+// now serves it (a cluster's failed master is replaced by another node):
+// the first one back counts the gap.
+type lostConn struct{ counted bool }
+
+// resubscribed says what a confirmed subscription ends.
+type resubscribed uint8
+
+const (
+	notLost       resubscribed = iota // a first subscription
+	lostBack                          // one lost with its connection
+	lostFirstBack                     // the first one back of its lost connection
+)
 
 // newChannelTable makes the table of a broker with one connection, single,
 // or of a sharded broker (single nil) whose router listens on route.
@@ -50,6 +70,7 @@ func newChannelTable(avail *availability, single *subConn, route chan struct{}) 
 		avail:    avail,
 		single:   single,
 		route:    route,
+		heard:    make(chan struct{}, 1),
 		conns:    make(map[string]*subConn),
 		unrouted: make(map[*channelState]struct{}),
 	}
@@ -152,6 +173,7 @@ func (t *channelTable) unroute(st *channelState) {
 	c := st.conn
 	delete(c.routed, st)
 	st.conn = nil
+	st.listening.Store(false)
 	c.mark(st)
 	st.renewReady() // its next connection subscribes it
 	t.reload = true
@@ -171,6 +193,7 @@ func (t *channelTable) forgetIfUnused(st *channelState) {
 	}
 	delete(t.unrouted, st)
 	st.closeReady()
+	signal(t.heard) // its frames need not wait for it any more
 }
 
 // closeReady releases the upgrades waiting for st's confirmation.
@@ -204,17 +227,19 @@ func (t *channelTable) readyChan(name string) <-chan struct{} {
 	return nil
 }
 
-// routedWithoutHistory lists c's channels that the node cannot fill.
-func (t *channelTable) routedWithoutHistory(c *subConn) []*channelState {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var list []*channelState
-	for st := range c.routed {
-		if st.history.Load() == nil {
-			list = append(list, st)
-		}
+// listening reports whether this node hears what is published on channel
+// name now: Redis confirmed its subscription on the connection that serves
+// it. The outbox holds a channel's frames until then, so that this node's
+// clients get what they sent meanwhile, and a cluster's shard that is down
+// holds back its own channels only (the others' subscriptions are
+// confirmed). A channel this node does not subscribe waits for the one
+// connection, or for nothing with sharded Pub/Sub. It takes no lock but the
+// availability's for such a channel.
+func (t *channelTable) listening(name string) bool {
+	if st := t.lookup(name); st != nil && len(st.hubList()) > 0 {
+		return st.listening.Load()
 	}
-	return list
+	return t.single == nil || t.avail.isUp()
 }
 
 // idle reports whether c serves no channel and has none to unsubscribe.

@@ -137,7 +137,7 @@ func TestChannelTableDisconnected(t *testing.T) {
 	tb.join("b", h)
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)
 	tb.connected(c)
-	if !closed(tb.avail.whenUp()) {
+	if !tb.avail.isUp() {
 		t.Fatal("not up after the connection was confirmed")
 	}
 	ready := tb.readyChan("a")
@@ -146,7 +146,7 @@ func TestChannelTableDisconnected(t *testing.T) {
 	if !closed(ready) {
 		t.Fatal("waiters kept while Redis is gone")
 	}
-	if closed(tb.avail.whenUp()) {
+	if tb.avail.isUp() {
 		t.Fatal("up after the connection was lost")
 	}
 	if tb.lookup("b") != nil {
@@ -179,7 +179,7 @@ func TestChannelTableSharded(t *testing.T) {
 	if got := tb.unroutedNames(); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("unrouted %v, want [a]", got)
 	}
-	if !closed(route) || closed(tb.avail.whenUp()) {
+	if !closed(route) || tb.avail.isUp() {
 		t.Fatal("the router was not woken, or up with a channel unrouted")
 	}
 	nodeClient := func(addr string) *redis.Client {
@@ -200,7 +200,7 @@ func TestChannelTableSharded(t *testing.T) {
 	wantChanges(t, tb, x, []string{"a"}, nil)
 	tb.confirmed(x, "a")
 	tb.connected(x)
-	if !closed(tb.avail.whenUp()) {
+	if !tb.avail.isUp() {
 		t.Fatal("not up with every channel on a confirmed connection")
 	}
 	tb.dropped(x, "a") // the slot moved

@@ -1,6 +1,9 @@
 package redisws
 
 import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
 	"sync"
 
 	"go.uber.org/zap"
@@ -31,6 +34,40 @@ type channelHistory struct {
 	filling   bool       // a fill runs: messages from Redis wait in held
 	held      []*message // in the order Redis sent them
 	reread    bool       // the running fill must read again when it is done
+	// last is the last recorded message delivered and its payload. When it
+	// is at delivered (the position did not come from a read), a fill checks
+	// that Redis still holds that payload there: a history that went back
+	// and grew again past delivered shows only so (lua/reset.lua).
+	last struct {
+		pos     position
+		payload string
+	}
+}
+
+// advance records that the recorded message at pos, with payload, was
+// delivered. h.mu held.
+func (h *channelHistory) advance(pos position, payload string) {
+	h.delivered = pos
+	h.last.pos, h.last.payload = pos, payload
+}
+
+// floor is the furthest position of a channel this node delivered, zero
+// when it has no record of the channel: the outbox has publish.lua give the
+// channel a new epoch before it records, when Redis's history of that epoch
+// ends below it (a replica without the newest entries took over), so that
+// the offsets clients saw are never given to other messages.
+func (t *channelTable) floor(name string) position {
+	st := t.lookup(name)
+	if st == nil {
+		return position{}
+	}
+	h := st.history.Load()
+	if h == nil {
+		return position{}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.delivered
 }
 
 // hold keeps m until the fill is done. h.mu held.
@@ -112,9 +149,15 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 		h.mu.Lock()
 		from := h.delivered
 		h.reread = false
+		payload, known := h.last.payload, from.epoch != "" && h.last.pos == from
 		h.mu.Unlock()
 
-		r, reset, err := b.readForFill(st.name, from)
+		sum := ""
+		if known {
+			s := sha1.Sum([]byte(payload))
+			sum = hex.EncodeToString(s[:])
+		}
+		r, reset, err := b.readForFill(st.name, from, sum)
 		if b.ctx.Err() != nil {
 			return
 		}
@@ -159,34 +202,55 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 }
 
 // readForFill reads the entries after from, a page, a few times if Redis
-// fails; a channel without a position asks for its position only. When
-// Redis's history went back below from (a replica without the newest
-// entries took over), the channel gets a new epoch (reset): its offsets
-// after that point would name other messages than the ones delivered.
-func (b *broker) readForFill(ch string, from position) (r *historyRead, reset bool, err error) {
+// fails; a channel without a position asks for its position only. sum is
+// the SHA1 of the payload delivered at from ("" when unknown); see readOnce.
+func (b *broker) readForFill(ch string, from position, sum string) (r *historyRead, reset bool, err error) {
 	var retry backoff
 	for attempt := 1; ; attempt++ {
-		if from.epoch == "" {
-			r, err = b.readForNode(ch, historyQuery{mode: readLast})
-		} else {
-			r, err = b.readForNode(ch, historyQuery{mode: readAfter, from: from, budget: fillPageBytes})
-		}
-		if err == nil && r.latest.epoch == from.epoch && r.latest.offset < from.offset {
-			var at position
-			if at, err = resetEpoch(b.ctx, b.client, ch, from); err == nil {
-				logger().Warn("history went back: the channel gets a new epoch",
-					zap.String("channel", ch), zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset))
-				return &historyRead{latest: at}, true, nil
-			}
-		}
+		r, reset, err = b.readOnce(ch, from, sum)
 		if err == nil || b.ctx.Err() != nil {
-			return r, false, err
+			return r, reset, err
 		}
 		if attempt == fillAttempts || !retry.wait(b.ctx) {
-			logger().Warn("cannot read the history to fill a gap", zap.String("channel", ch), zap.Error(err))
+			logger().Warn("cannot read the history to fill a gap", zap.Error(err))
 			return nil, false, err
 		}
 	}
+}
+
+// readOnce is one try of readForFill, in one of the fills' read slots. A
+// channel with a position is first checked, in one step with the decision,
+// for a history that went back (a replica without the newest entries took
+// over): it then gets a new epoch (reset), since its offsets after the last
+// one Redis kept would name other messages than the ones delivered, and
+// nothing is read.
+func (b *broker) readOnce(ch string, from position, sum string) (*historyRead, bool, error) {
+	select {
+	case b.fillReads <- struct{}{}:
+	case <-b.ctx.Done():
+		return nil, false, b.ctx.Err()
+	}
+	defer func() { <-b.fillReads }()
+	if from.epoch == "" {
+		r, err := readHistory(b.ctx, b.client, ch, historyQuery{mode: readLast})
+		return r, false, err
+	}
+	if from != noHistory {
+		at, back, err := resetIfBack(b.ctx, b.client, ch, from, sum)
+		if err != nil {
+			return nil, false, err
+		}
+		if back {
+			logger().Warn("history went back: the channel gets a new epoch",
+				zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset))
+			return &historyRead{latest: at}, true, nil
+		}
+	}
+	r, err := readHistory(b.ctx, b.client, ch, historyQuery{mode: readAfter, from: from, budget: fillPageBytes})
+	if err == nil && r.latest.epoch == from.epoch && r.latest.offset < from.offset {
+		return nil, false, fmt.Errorf("the history of %s went back while it was read", ch)
+	}
+	return r, false, err
 }
 
 // applyRead delivers the entries a fill read and returns the channel's new
@@ -218,7 +282,7 @@ func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r
 		return r.latest, false // nothing missed
 	}
 	*lost = *lost || !r.runsFrom(from.offset)
-	at := b.deliverEntries(st, from, r)
+	at := b.deliverEntries(st, h, from, r)
 	if at.offset > from.offset && at.offset < r.latest.offset {
 		return at, true // the page ended on its budget
 	}
@@ -230,13 +294,14 @@ func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r
 }
 
 // deliverEntries delivers the entries of r after at, in order, and returns
-// the position of the last one.
-func (b *broker) deliverEntries(st *channelState, at position, r *historyRead) position {
+// the position of the last one. h.mu held.
+func (b *broker) deliverEntries(st *channelState, h *channelHistory, at position, r *historyRead) position {
 	for _, e := range r.entries {
 		if e.offset <= at.offset {
 			continue
 		}
 		at.offset = e.offset
+		h.last.pos, h.last.payload = at, e.payload
 		b.enqueue(st, &message{channel: st.name, pos: at, payload: e.payload})
 	}
 	return at

@@ -254,18 +254,23 @@ func replyInt(v any, err error) (int64, error) {
 	return n, perr
 }
 
-// resetEpoch gives a channel a new epoch if Redis's last offset of epoch
-// seen is below delivered, and returns the channel's position.
-func resetEpoch(ctx context.Context, rdb redis.UniversalClient, ch string, seen position) (position, error) {
+// resetIfBack gives a channel a new epoch when its history went back below
+// delivered, the position this node delivered last, and returns the
+// channel's position and whether it did (lua/reset.lua). sum is the SHA1
+// of the payload delivered there, hex; "" when unknown.
+func resetIfBack(ctx context.Context, rdb redis.UniversalClient, ch string, delivered position, sum string) (position, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, historyReadTimeout)
 	defer cancel()
-	res, err := resetScript.Run(ctx, rdb, historyKeys(ch), seen.epoch, seen.offset).StringSlice()
-	if err != nil || len(res) != 2 {
-		return position{}, fmt.Errorf("resetting the epoch of %s: %w", ch, err)
+	res, err := resetScript.Run(ctx, rdb, historyKeys(ch), delivered.epoch, delivered.offset, sum).StringSlice()
+	if err == nil && len(res) != 3 {
+		err = fmt.Errorf("unexpected reply %q", res)
+	}
+	if err != nil {
+		return position{}, false, fmt.Errorf("checking the history of %s: %w", ch, err)
 	}
 	n, err := strconv.ParseInt(res[1], 10, 64)
 	if err != nil {
-		return position{}, fmt.Errorf("resetting the epoch of %s: %w", ch, err)
+		return position{}, false, fmt.Errorf("checking the history of %s: %w", ch, err)
 	}
-	return position{res[0], n}, nil
+	return position{res[0], n}, res[2] == "1", nil
 }

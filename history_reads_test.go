@@ -658,7 +658,7 @@ func TestHistoryReadSlots(t *testing.T) {
 	if _, err := b.readForClient(context.Background(), "chat", q); !errors.Is(err, errReadsBusy) {
 		t.Fatalf("a read with every client slot taken: %v, want %v", err, errReadsBusy)
 	}
-	if r, err := b.readForNode("chat", q); err != nil || r.latest != noHistory {
+	if r, _, err := b.readOnce("chat", position{}, ""); err != nil || r.latest != noHistory {
 		t.Fatalf("a fill's read with every client slot taken: %v, %v", r, err)
 	}
 	<-b.clientReads

@@ -87,11 +87,11 @@ var metrics = struct {
 	}),
 	redisReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "redis_reconnects_total",
-		Help: "Subscriber connections re-established after being lost.",
+		Help: "Subscriber connections lost whose channels were subscribed again, on the same server or on the one that took over.",
 	}),
 	gaps: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "gaps_total",
-		Help: "Times a subscriber connection came back after an outage, so messages published meanwhile were missed.",
+		Help: "Times the channels of a lost subscriber connection were subscribed again, so messages published meanwhile may have been missed.",
 	}),
 	gapsFilled: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "gaps_filled_total",

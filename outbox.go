@@ -41,13 +41,14 @@ type outMsg struct {
 	ack     *publishAck // someone waits for the outcome; nil: nobody
 }
 
-// outbox publishes client frames through one goroutine, pipelined, in the
-// order they were queued, so every sender's frames keep their order.
+// outbox publishes client frames through one goroutine, pipelined, each
+// channel's frames in the order they were queued, so every sender's frames
+// keep their order.
 type outbox struct {
 	client  redis.UniversalClient
 	sharded bool // SPUBLISH, routed by slot, instead of PUBLISH
 	ctx     context.Context
-	avail   *availability // of the broker's subscription
+	table   *channelTable // of the broker: which channels it hears, and their history
 	done    chan struct{}
 	wake    chan struct{} // cap 1
 
@@ -61,9 +62,10 @@ type outbox struct {
 }
 
 // startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
-// Pub/Sub) instead of PUBLISH. It publishes while avail is up.
-func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, avail *availability) *outbox {
-	o := &outbox{client: client, sharded: sharded, ctx: ctx, avail: avail, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{})}
+// Pub/Sub) instead of PUBLISH. It publishes a channel's frames while the
+// table's broker listens to the channel.
+func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, table *channelTable) *outbox {
+	o := &outbox{client: client, sharded: sharded, ctx: ctx, table: table, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{})}
 	go o.run()
 	return o
 }
@@ -113,26 +115,65 @@ func (o *outbox) add(ch string, data []byte, hist *History, ack *publishAck) boo
 	return true
 }
 
-// take removes up to n frames from the head of the queue.
-func (o *outbox) take(n int) []outMsg {
+// take removes up to n frames from the queue, in order: the frames of the
+// channels ready accepts (nil: all), asked once per channel, while the
+// frames of the others stay queued in order; frames too old to be sent are
+// taken too, for expire.
+func (o *outbox) take(n int, ready func(ch string) bool) []outMsg {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n = min(n, len(o.queue))
-	batch := make([]outMsg, n)
-	copy(batch, o.queue)
-	clear(o.queue[:n]) // let the sent frames be collected
-	o.queue = o.queue[n:]
-	for _, m := range batch {
+	cutoff := time.Now().Add(-outboxMaxAge)
+	batch := make([]outMsg, 0, min(n, len(o.queue)))
+	var asked map[string]bool // ready's answer for each channel met
+	kept := o.queue[:0]
+	for i, m := range o.queue {
+		if len(batch) == n {
+			kept = append(kept, o.queue[i:]...)
+			break
+		}
+		if ready != nil && !m.at.Before(cutoff) {
+			ok, known := asked[m.channel]
+			if !known {
+				if asked == nil {
+					asked = make(map[string]bool)
+				}
+				ok = ready(m.channel)
+				asked[m.channel] = ok
+			}
+			if !ok {
+				kept = append(kept, m)
+				continue
+			}
+		}
+		batch = append(batch, m)
 		o.bytes -= len(m.data)
 	}
+	clear(o.queue[len(kept):]) // let the frames taken be collected
+	o.queue = kept
 	if len(o.queue) == 0 {
 		o.queue = nil
 	}
-	if n > 0 {
+	if len(batch) > 0 {
 		close(o.room)
 		o.room = make(chan struct{})
 	}
 	return batch
+}
+
+// putBack queues frames to send again. The queue stays in the order the
+// frames came (frames of a channel held meanwhile may be older), and so
+// each channel's frames keep their order.
+func (o *outbox) putBack(frames []outMsg) {
+	if len(frames) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.queue = append(frames[:len(frames):len(frames)], o.queue...)
+	slices.SortStableFunc(o.queue, func(a, b outMsg) int { return a.at.Compare(b.at) })
+	for _, m := range frames {
+		o.bytes += len(m.data)
+	}
 }
 
 func (o *outbox) run() {
@@ -140,73 +181,76 @@ func (o *outbox) run() {
 	failing := false
 	reloaded := false // the script was loaded for this try: no second time
 	var retry backoff
+	held := time.NewTimer(outboxMaxAge) // frames held for a channel expire
+	defer held.Stop()
 	for {
 		select {
 		case <-o.wake:
+		case <-o.table.heard: // frames held for a channel may go now
+		case <-held.C:
 		case <-o.ctx.Done():
 			o.flush()
 			return
 		}
-		for batch := o.take(publishBatch); len(batch) > 0; batch = o.take(publishBatch) {
-			for len(batch) > 0 {
-				// After an outage, publish only once this node listens again,
-				// so its own clients get what they sent meanwhile.
-				select {
-				case <-o.avail.whenUp():
-				case <-o.ctx.Done():
-					o.flush()
-					return
+		// After an outage, a channel's frames go only once this node listens
+		// to it again, so its own clients get what they sent meanwhile.
+		for batch := o.take(publishBatch, o.table.listening); len(batch) > 0; batch = o.take(publishBatch, o.table.listening) {
+			if batch = claim(expire(batch)); len(batch) == 0 {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(o.ctx, publishTimeout)
+			again, err := o.send(ctx, batch)
+			cancel()
+			o.putBack(again)
+			if errors.Is(err, errScriptLoaded) && !reloaded {
+				reloaded = true
+				continue
+			}
+			if err == nil {
+				reloaded = false
+				if failing {
+					logger().Info("publishing to redis restored")
+					failing = false
+					retry.reset()
 				}
-				if batch = claim(expire(batch)); len(batch) == 0 {
-					break
-				}
-				ctx, cancel := context.WithTimeout(o.ctx, publishTimeout)
-				n, err := o.send(ctx, batch)
-				cancel()
-				batch = batch[n:]
-				if errors.Is(err, errScriptLoaded) && !reloaded {
-					reloaded = true
-					continue
-				}
-				switch {
-				case err != nil && notSent(err):
-					for _, m := range batch {
-						if m.ack != nil {
-							m.ack.release()
-						}
-					}
-				case err != nil:
-					// Whoever waits is told now and does not see it sent later.
-					batch = unconfirmed(batch, err)
-				}
-				if err == nil {
-					reloaded = false
-					if failing {
-						logger().Info("publishing to redis restored")
-						failing = false
-						retry.reset()
-					}
-					continue
-				}
-				metrics.publishErrors.Inc()
-				if !failing {
-					logger().Warn("publishing to redis failed; holding client frames",
-						zap.Int("held", len(batch)), zap.Error(err))
-					failing = true
-				}
-				if !retry.wait(o.ctx) {
-					o.flush()
-					return
-				}
+				continue
+			}
+			metrics.publishErrors.Inc()
+			if !failing {
+				logger().Warn("publishing to redis failed; holding client frames",
+					zap.Int("held", len(again)), zap.Error(err))
+				failing = true
+			}
+			// A cluster node's frames may fail while the others' go: wait
+			// only when nothing went.
+			if len(again) == len(batch) && !retry.wait(o.ctx) {
+				o.flush()
+				return
 			}
 		}
+		held.Reset(o.heldFor())
 	}
 }
 
-// send publishes batch in one pipeline and returns how many frames are done
-// (published, or refused by Redis and dropped) before the first one to
-// retry. Recorded frames go by runs of one channel, one script call each.
-func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
+// heldFor is how long until the oldest frame held in the queue expires.
+func (o *outbox) heldFor() time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) == 0 {
+		return outboxMaxAge
+	}
+	return max(time.Until(o.queue[0].at.Add(outboxMaxAge)), time.Millisecond)
+}
+
+// send publishes batch in one pipeline and returns the frames to send
+// again, in their order, with the first error. On a cluster the commands of
+// one node can fail while the others' succeed: only the runs that failed
+// on the way are sent again (a waiting caller is told that Redis may have
+// its frame, which is then not sent again), and those whose script Redis
+// had lost (errScriptLoaded: it is loaded now). The others are done:
+// published, or refused by Redis and dropped. Recorded frames go by runs of
+// one channel, one script call each.
+func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err error) {
 	runs := recordRuns(batch)
 	cmds, _ := o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, r := range runs {
@@ -226,44 +270,60 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 		}
 		return nil
 	})
+	noScript := false
 	for i, c := range cmds {
-		r := runs[i]
-		err := c.Err()
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			// Redis lost its scripts (restart, failover): load it, and send
-			// again from here.
-			if lerr := publishScript.Load(ctx, o.client).Err(); lerr != nil {
-				return r.start, fmt.Errorf("loading the publish script: %w", lerr)
-			}
-			return r.start, errScriptLoaded
-		}
-		if err == nil {
+		run := batch[runs[i].start:runs[i].end]
+		cerr := c.Err()
+		switch {
+		case cerr == nil:
 			o.refusing = false
-			metrics.published.Add(float64(r.end - r.start))
-			acknowledge(batch[r.start:r.end], c)
-			continue
-		}
-		var refused redis.Error
-		if errors.As(err, &refused) { // an error reply (e.g. NOPERM): retrying will not help
-			for _, m := range batch[r.start:r.end] {
+			metrics.published.Add(float64(len(run)))
+			acknowledge(run, c)
+		case strings.HasPrefix(cerr.Error(), "NOSCRIPT"):
+			// Redis lost its scripts (restart, failover): load it, and send
+			// the run again.
+			noScript = true
+			again = append(again, run...)
+		case refusal(cerr):
+			for _, m := range run {
 				if m.ack != nil {
-					m.ack.resolve(position{}, false, fmt.Errorf("%w: %w", errRefused, err))
+					m.ack.resolve(position{}, false, fmt.Errorf("%w: %w", errRefused, cerr))
 				}
 			}
-			metrics.publishDrops.WithLabelValues("refused").Add(float64(r.end - r.start))
+			metrics.publishDrops.WithLabelValues("refused").Add(float64(len(run)))
 			if !o.refusing { // once until a publish goes through: no line per frame
 				logger().Warn("redis refused a publish; frame dropped",
-					zap.String("channel", batch[r.start].channel), zap.Error(err))
+					zap.String("channel", run[0].channel), zap.Error(cerr))
 				o.refusing = true
 			}
-			continue
+		default:
+			if err == nil {
+				err = cerr
+			}
+			if notSent(cerr) || transient(cerr) { // Redis did not take it
+				for _, m := range run {
+					if m.ack != nil {
+						m.ack.release()
+					}
+				}
+			} else {
+				// Whoever waits is told now and does not see it sent later.
+				run = unconfirmed(run, cerr)
+			}
+			again = append(again, run...)
 		}
-		return r.start, err
 	}
-	return len(batch), nil
+	if noScript && err == nil {
+		if lerr := publishScript.Load(ctx, o.client).Err(); lerr != nil {
+			return again, fmt.Errorf("loading the publish script: %w", lerr)
+		}
+		return again, errScriptLoaded
+	}
+	return again, err
 }
 
-// errScriptLoaded asks run to send the rest of a batch again at once.
+// errScriptLoaded asks run to send again at once the runs whose script
+// Redis had lost: it is loaded now.
 var errScriptLoaded = errors.New("publish script loaded")
 
 // maxRecordRun caps the recorded frames of one script call, which holds
@@ -292,15 +352,17 @@ func recordRuns(batch []outMsg) []sendRun {
 	return runs
 }
 
-// recordArgs are publish.lua's arguments for a run of frames.
+// recordArgs are publish.lua's arguments for a run of frames, with the
+// channel's floor: the furthest position this node delivered.
 func (o *outbox) recordArgs(run []outMsg) []any {
 	h := run[0].history
 	sharded := "0"
 	if o.sharded {
 		sharded = "1"
 	}
-	args := make([]any, 0, 5+len(run))
-	args = append(args, run[0].channel, h.Size, h.ttl().Milliseconds(), h.metaTTL().Milliseconds(), sharded)
+	floor := o.table.floor(run[0].channel)
+	args := make([]any, 0, 8+len(run))
+	args = append(args, run[0].channel, h.Size, h.ttl().Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.epoch, floor.offset, "")
 	for _, m := range run {
 		args = append(args, m.data)
 	}
@@ -365,6 +427,30 @@ func notSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, redis.ErrPoolTimeout)
 }
 
+// refusal tells whether Redis refused a command for good: an error reply
+// (e.g. NOPERM) that retrying will not change.
+func refusal(err error) bool {
+	var reply redis.Error
+	return errors.As(err, &reply) && !transient(err)
+}
+
+// transient tells whether an error reply refuses a command only for now:
+// a cluster without a master for some slots, a slot being moved, a replica
+// still loading or not promoted yet. Its frames are sent again.
+func transient(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	msg := reply.Error()
+	for _, prefix := range []string{"CLUSTERDOWN ", "TRYAGAIN ", "LOADING ", "MASTERDOWN ", "READONLY "} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // expire drops the frames that waited longer than outboxMaxAge.
 func expire(batch []outMsg) []outMsg {
 	cutoff := time.Now().Add(-outboxMaxAge)
@@ -383,19 +469,18 @@ func expire(batch []outMsg) []outMsg {
 // flush makes one bounded attempt to publish what is still queued when the
 // broker shuts down.
 func (o *outbox) flush() {
-	batch := claim(o.take(outboxMaxMessages))
+	batch := claim(o.take(outboxMaxMessages, nil))
 	if len(batch) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), finalFlush)
 	defer cancel()
-	n, err := o.send(ctx, batch)
+	again, err := o.send(ctx, batch)
 	if errors.Is(err, errScriptLoaded) {
-		batch = batch[n:]
-		n, err = o.send(ctx, batch)
+		again, err = o.send(ctx, again)
 	}
 	if err != nil {
-		unconfirmed(batch[n:], err)
-		logger().Warn("client frames not published at shutdown", zap.Int("dropped", len(batch)-n), zap.Error(err))
+		unconfirmed(again, err)
+		logger().Warn("client frames not published at shutdown", zap.Int("dropped", len(again)), zap.Error(err))
 	}
 }

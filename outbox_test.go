@@ -14,8 +14,17 @@ import (
 // In-process tests of the outbox against a redis-server of their own.
 
 // startTestOutbox starts an outbox publishing to rs as user (""; default),
-// while avail is up, stopped at cleanup.
-func startTestOutbox(t *testing.T, rs *redisServer, user string, avail *availability) *outbox {
+// stopped at cleanup. It publishes once up is called: the table's one
+// connection is then up.
+func startTestOutbox(t *testing.T, rs *redisServer, user string) (o *outbox, up func()) {
+	t.Helper()
+	o, tb, c := startOutboxOn(t, rs, user)
+	return o, func() { tb.connected(c) }
+}
+
+// startOutboxOn is startTestOutbox with the channel table it asks which
+// channels this node hears, and the table's one connection, not up yet.
+func startOutboxOn(t *testing.T, rs *redisServer, user string) (*outbox, *channelTable, *subConn) {
 	t.Helper()
 	rc := &RedisConfig{URL: rs.URL()}
 	if user != "" {
@@ -27,13 +36,14 @@ func startTestOutbox(t *testing.T, rs *redisServer, user string, avail *availabi
 	}
 	client := setup.client()
 	ctx, cancel := context.WithCancel(context.Background())
-	o := startOutbox(ctx, client, false, avail)
+	tb, c := singleTable()
+	o := startOutbox(ctx, client, false, tb)
 	t.Cleanup(func() {
 		cancel()
 		o.wait()
 		_ = client.Close()
 	})
-	return o
+	return o, tb, c
 }
 
 // subscribed returns the messages of ch, once Redis has confirmed the
@@ -74,8 +84,7 @@ func TestOutboxHoldsUntilUp(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	msgs := subscribed(t, rdb, "chat")
-	avail := newAvailability("test")
-	o := startTestOutbox(t, rs, "", avail)
+	o, up := startTestOutbox(t, rs, "")
 	const n = 1500 // three pipelines
 	for i := range n {
 		if !o.add("chat", []byte(strconv.Itoa(i)), nil, nil) {
@@ -85,7 +94,7 @@ func TestOutboxHoldsUntilUp(t *testing.T) {
 	if err := rdb.Publish(context.Background(), "chat", "marker").Err(); err != nil {
 		t.Fatal(err)
 	}
-	avail.set(true)
+	up()
 	if got := nextPayload(t, msgs); got != "marker" {
 		t.Fatalf("first message %q: frames published while the subscription was down", got)
 	}
@@ -101,8 +110,7 @@ func TestOutboxHoldsUntilUp(t *testing.T) {
 func TestOutboxFull(t *testing.T) {
 	rs := startRedis(t)
 	msgs := subscribed(t, rs.Client(t), "chat")
-	avail := newAvailability("test")
-	o := startTestOutbox(t, rs, "", avail)
+	o, up := startTestOutbox(t, rs, "")
 	drops := metrics.publishDrops.WithLabelValues("outbox_full")
 	before := counterValue(t, drops)
 	accepted := 0
@@ -117,7 +125,7 @@ func TestOutboxFull(t *testing.T) {
 	}
 	added := make(chan bool)
 	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted)), nil, nil) }()
-	avail.set(true)
+	up()
 	if !<-added {
 		t.Fatal("a frame waiting for room was dropped although room was made")
 	}
@@ -151,9 +159,8 @@ func TestOutboxRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := subscribed(t, rdb, "ok")
-	avail := newAvailability("test")
-	avail.set(true)
-	o := startTestOutbox(t, rs, "limited", avail)
+	o, up := startTestOutbox(t, rs, "limited")
+	up()
 	refused := metrics.publishDrops.WithLabelValues("refused")
 	before := counterValue(t, refused)
 	o.add("ok", []byte("1"), nil, nil)
@@ -172,8 +179,7 @@ func TestOutboxRefused(t *testing.T) {
 func TestOutboxAcknowledges(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
-	avail := newAvailability("test")
-	o := startTestOutbox(t, rs, "", avail)
+	o, up := startTestOutbox(t, rs, "")
 	hist := &History{Size: 10}
 	given := newPublishAck("")
 	o.add("chat", []byte("given up"), hist, given)
@@ -190,7 +196,7 @@ func TestOutboxAcknowledges(t *testing.T) {
 	}
 	live := newPublishAck("")
 	o.add("plain", []byte("live"), nil, live)
-	avail.set(true) // nothing is sent before: all of it goes in one batch
+	up() // nothing is sent before: all of it goes in one batch
 	outcome := func(a *publishAck) *publishAck {
 		select {
 		case <-a.done:

@@ -72,16 +72,8 @@ func (c *subConn) run() {
 	b := c.b
 	defer b.wg.Done()
 	var retry backoff
-	connectedBefore := false
 	for {
-		err := c.session(func() {
-			retry.reset()
-			if connectedBefore { // a reconnect: what was published meanwhile is lost
-				metrics.redisReconnects.Inc()
-				b.gap(c)
-			}
-			connectedBefore = true
-		})
+		err := c.session(retry.reset)
 		if b.ctx.Err() != nil {
 			return
 		}
@@ -260,10 +252,8 @@ func (c *subConn) receive(ps *redis.PubSub, up chan struct{}) error {
 		case *redis.Subscription:
 			switch m.Kind {
 			case "subscribe", "ssubscribe":
-				if st := b.table.confirmed(c, m.Channel); st != nil {
-					if h := st.history.Load(); h != nil {
-						b.resumeHistory(st, h)
-					}
+				if st, back := b.table.confirmed(c, m.Channel); st != nil {
+					b.subscribed(st, back)
 				}
 			case "sunsubscribe":
 				b.table.dropped(c, m.Channel)

@@ -68,6 +68,9 @@ func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
 			sub = append(sub, st.name)
 		case !want && s.state != subOff:
 			s.state = subOff
+			if len(st.hubList()) == 0 { // else it is subscribed on another connection
+				st.listening.Store(false)
+			}
 			unsub = append(unsub, st.name)
 		}
 		t.setSub(c, st, s)
@@ -79,22 +82,31 @@ func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
 
 // confirmed counts Redis's reply to a SUBSCRIBE of name on c, and returns
 // the channel when its subscription is now confirmed on the connection
-// that serves it.
-func (t *channelTable) confirmed(c *subConn, name string) *channelState {
+// that serves it, with whether that subscription had been lost.
+func (t *channelTable) confirmed(c *subConn, name string) (*channelState, resubscribed) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st, s := t.subscriptionOf(c, name)
 	if st == nil || s.pending == 0 {
-		return nil
+		return nil, notLost
 	}
 	s.pending--
 	t.setSub(c, st, s)
 	t.forgetIfUnused(st)
-	if s.pending == 0 && s.state == subOn && st.conn == c {
-		st.closeReady()
-		return st
+	if s.pending > 0 || s.state != subOn || st.conn != c {
+		return nil, notLost
 	}
-	return nil
+	st.closeReady()
+	st.listening.Store(true)
+	signal(t.heard)
+	back := notLost
+	if lost := st.lost; lost != nil {
+		st.lost, back = nil, lostBack
+		if !lost.counted {
+			lost.counted, back = true, lostFirstBack
+		}
+	}
+	return st, back
 }
 
 // refused handles an error reply to a SUBSCRIBE on c (NOPERM from an ACL):
@@ -107,9 +119,11 @@ func (t *channelTable) refused(c *subConn) {
 			s.pending = 0
 			t.setSub(c, st, s)
 			st.closeReady()
+			st.listening.Store(true) // as heard as it will be: its frames do not wait
 			t.forgetIfUnused(st)
 		}
 	}
+	signal(t.heard)
 }
 
 // connected records that Redis confirmed every SUBSCRIBE c sent when it
@@ -119,16 +133,25 @@ func (t *channelTable) connected(c *subConn) {
 	defer t.mu.Unlock()
 	c.up = true
 	t.updateUp()
+	signal(t.heard) // channels this node does not subscribe wait for the one connection
 }
 
 // disconnected resets c's subscriptions after its connection ended: the next
 // one subscribes every channel routed to it. It releases their waiters: with
-// Redis down there is nothing to wait for.
+// Redis down there is nothing to wait for. The channels whose subscription
+// was confirmed are lost until they are subscribed again.
 func (t *channelTable) disconnected(c *subConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c.up = false
-	for st := range c.subs {
+	lost := new(lostConn)
+	for st, s := range c.subs {
+		if st.conn == c {
+			if s.state == subOn && s.pending == 0 && st.lost == nil {
+				st.lost = lost
+			}
+			st.listening.Store(false)
+		}
 		t.setSub(c, st, subscription{})
 		t.forgetIfUnused(st)
 	}

@@ -3,12 +3,16 @@
 -- stream, whose entry IDs are <offset>-0; KEYS[3], when given with one
 -- payload, its idempotency key: a payload published with the same key in the
 -- last 5 minutes is not published again. ARGV: channel, size, stream TTL in
--- ms, meta TTL in ms, "1" to SPUBLISH (sharded) or "0" to PUBLISH, then the
+-- ms, meta TTL in ms, "1" to SPUBLISH (sharded) or "0" to PUBLISH, the floor
+-- (an epoch, "" for none, and an offset: the furthest position of the channel
+-- the publishing node delivered), an argument not read here, then the
 -- payloads. Returns {epoch, last offset}, and a third element, 1, when the
 -- idempotency key was used before: the epoch and offset it got then.
 local meta, stream, once = KEYS[1], KEYS[2], KEYS[3]
 local channel, size, ttl, metaTTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local publish = ARGV[5] == '1' and 'SPUBLISH' or 'PUBLISH'
+local floorEpoch, floorOffset = ARGV[6], tonumber(ARGV[7])
+local first = 9 -- the first payload
 
 if once then
   local before = redis.call('GET', once)
@@ -19,19 +23,29 @@ if once then
 end
 
 local epoch = redis.call('HGET', meta, 'e')
-if not epoch then
-  -- The history is new or was lost: a new epoch, and no entry of the old one.
+-- The history went back below what the node delivered (a replica without
+-- the newest entries took over): recording now would give offsets that
+-- clients saw with other messages.
+local back = epoch and floorEpoch ~= '' and epoch == floorEpoch and
+  tonumber(redis.call('HGET', meta, 'o') or '0') < floorOffset
+if not epoch or back then
+  -- A new epoch, and no entry of the old one; a history that went back
+  -- keeps counting its offsets.
   local t = redis.call('TIME')
   epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
-  redis.call('HSET', meta, 'e', epoch, 'o', 0)
+  if back then
+    redis.call('HSET', meta, 'e', epoch)
+  else
+    redis.call('HSET', meta, 'e', epoch, 'o', 0)
+  end
   redis.call('DEL', stream)
 end
 
 -- One HINCRBY for the whole run: the offsets of its messages follow it.
-local last = redis.call('HINCRBY', meta, 'o', #ARGV - 5)
-local offset = last - (#ARGV - 5)
+local last = redis.call('HINCRBY', meta, 'o', #ARGV - first + 1)
+local offset = last - (#ARGV - first + 1)
 local mark = '\0rws:' .. epoch .. ':'
-for i = 6, #ARGV do
+for i = first, #ARGV do
   offset = offset + 1
   -- '~': whole stream nodes are dropped (at least size entries stay, up to
   -- stream-node-max-entries, 100, more): exact trimming rewrites the head
