@@ -144,7 +144,7 @@ func (o *outbox) run() {
 		select {
 		case <-o.wake:
 		case <-o.ctx.Done():
-			o.flush()
+			o.flush(nil)
 			return
 		}
 		for batch := o.take(publishBatch); len(batch) > 0; batch = o.take(publishBatch) {
@@ -154,10 +154,10 @@ func (o *outbox) run() {
 				select {
 				case <-o.avail.whenUp():
 				case <-o.ctx.Done():
-					o.flush()
+					o.flush(batch)
 					return
 				}
-				if batch = claim(expire(batch)); len(batch) == 0 {
+				if batch = expire(claim(batch)); len(batch) == 0 {
 					break
 				}
 				ctx, cancel := context.WithTimeout(o.ctx, publishTimeout)
@@ -195,7 +195,7 @@ func (o *outbox) run() {
 					failing = true
 				}
 				if !retry.wait(o.ctx) {
-					o.flush()
+					o.flush(batch)
 					return
 				}
 			}
@@ -365,11 +365,16 @@ func notSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, redis.ErrPoolTimeout)
 }
 
-// expire drops the frames that waited longer than outboxMaxAge.
+// expire drops the frames that waited longer than outboxMaxAge, and tells
+// whoever waits for one of them. It runs after claim: a frame whose caller
+// gave up is gone already, answered and counted by that caller.
 func expire(batch []outMsg) []outMsg {
 	cutoff := time.Now().Add(-outboxMaxAge)
 	n := 0
 	for n < len(batch) && batch[n].at.Before(cutoff) {
+		if m := batch[n]; m.ack != nil {
+			m.ack.resolve(position{}, false, errExpired)
+		}
 		n++
 	}
 	if n > 0 {
@@ -381,9 +386,10 @@ func expire(batch []outMsg) []outMsg {
 }
 
 // flush makes one bounded attempt to publish what is still queued when the
-// broker shuts down.
-func (o *outbox) flush() {
-	batch := claim(o.take(outboxMaxMessages))
+// broker shuts down, after pending, the frames run was sending: whoever
+// waits for one of them is told the outcome.
+func (o *outbox) flush(pending []outMsg) {
+	batch := claim(append(pending, o.take(outboxMaxMessages)...))
 	if len(batch) == 0 {
 		return
 	}
