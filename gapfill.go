@@ -159,8 +159,8 @@ func (b *broker) readForFill(ch string, from position) (r *historyRead, reset bo
 		if err == nil && r.latest.epoch == from.epoch && r.latest.offset < from.offset {
 			var at position
 			if at, err = resetEpoch(b.ctx, b.client, ch, from); err == nil {
-				logger().Warn("history went back: the channel gets a new epoch",
-					zap.String("channel", ch), zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset))
+				warnHistoryWentBack.log([]zap.Field{zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset)},
+					zap.String("channel", ch))
 				return &historyRead{latest: at}, true, nil
 			}
 		}
@@ -168,7 +168,7 @@ func (b *broker) readForFill(ch string, from position) (r *historyRead, reset bo
 			return r, false, err
 		}
 		if attempt == fillAttempts || !retry.wait(b.ctx) {
-			logger().Warn("cannot read the history to fill a gap", zap.String("channel", ch), zap.Error(err))
+			warnHistoryUnreadable.log([]zap.Field{zap.String("error", errorCode(err))}, zap.String("channel", ch), zap.Error(err))
 			return nil, false, err
 		}
 	}

@@ -56,8 +56,6 @@ type outbox struct {
 	bytes    int
 	room     chan struct{} // closed (and replaced) when take makes room
 	dropping bool          // frames are being dropped; logged once until it stops
-
-	refusing bool // Redis refuses publishes; logged once until one succeeds (run's goroutine only)
 }
 
 // startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
@@ -238,7 +236,6 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 			return r.start, errScriptLoaded
 		}
 		if err == nil {
-			o.refusing = false
 			metrics.published.Add(float64(r.end - r.start))
 			acknowledge(batch[r.start:r.end], c)
 			continue
@@ -251,11 +248,8 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (int, error) {
 				}
 			}
 			metrics.publishDrops.WithLabelValues("refused").Add(float64(r.end - r.start))
-			if !o.refusing { // once until a publish goes through: no line per frame
-				logger().Warn("redis refused a publish; frame dropped",
-					zap.String("channel", batch[r.start].channel), zap.Error(err))
-				o.refusing = true
-			}
+			warnPublishRefused.log([]zap.Field{zap.String("error", errorCode(err)), zap.Int("dropped", r.end-r.start)},
+				zap.String("channel", batch[r.start].channel), zap.Error(err))
 			continue
 		}
 		return r.start, err
