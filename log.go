@@ -24,9 +24,10 @@ func logger() *zap.Logger { return caddy.Log().Named("http.handlers.redis_ws") }
 // warnInterval is how often a limitedWarning may be written.
 const warnInterval = time.Minute
 
-// The warnings a client can cause, by a channel name it picks: each at most
-// once per warnInterval per process, whatever the number of brokers, as
-// the log they go to is the process's.
+// The warnings about a channel, which clients name and so can multiply (or
+// cause, naming ones Redis refuses): each at most once per warnInterval
+// per process, whatever the number of brokers, as the log they go to is
+// the process's.
 var (
 	warnPublishRefused      = &limitedWarning{msg: "redis refused a publish; frames dropped"}
 	warnSubscriptionRefused = &limitedWarning{msg: "redis refused a subscription"}
@@ -74,9 +75,9 @@ func (w *limitedWarning) allow(now time.Time) (held int, ok bool) {
 }
 
 // errorCode is what a warning may say of err: the code of Redis's error
-// reply (NOPERM), whose text may name a key or a channel (Redis 7.2 and
-// later); the network error under it; or "unexpected" (our own errors name
-// the channel).
+// reply (NOPERM), whose text can name a key or a channel (newer Redis
+// versions do); the network error under it; or "unexpected" (our own
+// errors name the channel).
 func errorCode(err error) string {
 	var reply redis.Error
 	var netErr net.Error
