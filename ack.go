@@ -31,6 +31,9 @@ var (
 	// errUnconfirmed: the publish failed on its way, so Redis may or may not
 	// have taken it.
 	errUnconfirmed = errors.New("redis did not confirm the message")
+	// errExpired: the message waited in the outbox longer than it keeps
+	// frames, and was not sent.
+	errExpired = errors.New("the message waited too long for redis and was not published")
 )
 
 func newPublishAck(idempotencyKey string) *publishAck {

@@ -16,6 +16,10 @@ const (
 	maxChannelLen = 256
 	// publishOff as the publish channel makes clients receive-only.
 	publishOff = "off"
+	// reservedPrefix starts the module's own keys (a channel's history and
+	// presence) and channels (presence events: redis_ws:{<channel>}:presence).
+	// A client's channel there could read or forge them.
+	reservedPrefix = "redis_ws:"
 )
 
 func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
@@ -35,12 +39,13 @@ func (h *Handler) publishChannel() string {
 }
 
 // resolve expands the channel placeholders for one request and checks the
-// names that come out.
+// names that come out. An error names the setting at fault, never its
+// value, which would show a client the config.
 func (h *Handler) resolve(repl *caddy.Replacer) (channels []string, publish string, err error) {
 	for _, tmpl := range h.Subscribe {
 		ch, err := expandChannel(repl, tmpl)
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("subscribe: %w", err)
 		}
 		if !slices.Contains(channels, ch) {
 			channels = append(channels, ch)
@@ -48,7 +53,7 @@ func (h *Handler) resolve(repl *caddy.Replacer) (channels []string, publish stri
 	}
 	if h.publish != "" {
 		if publish, err = expandChannel(repl, h.publish); err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("publish: %w", err)
 		}
 	}
 	return channels, publish, nil
@@ -63,10 +68,14 @@ func expandChannel(repl *caddy.Replacer, tmpl string) (string, error) {
 	}
 	ch, err := repl.ReplaceOrErr(tmpl, true, true)
 	if err != nil {
-		return "", fmt.Errorf("channel %s: %w", tmpl, err)
+		// Caddy's error names the placeholder: say what is wrong without it.
+		if _, err := repl.ReplaceOrErr(tmpl, false, true); err != nil {
+			return "", errors.New("the channel name has a placeholder this request does not know")
+		}
+		return "", errors.New("a placeholder of the channel name is empty in this request")
 	}
 	if err := checkChannel(ch); err != nil {
-		return "", fmt.Errorf("channel %s: %w", tmpl, err)
+		return "", err
 	}
 	return ch, nil
 }
@@ -81,22 +90,27 @@ func checkChannel(ch string) error {
 	case !utf8.ValidString(ch):
 		return errors.New("channel name is not valid UTF-8")
 	case strings.IndexFunc(ch, unicode.IsControl) >= 0:
-		return fmt.Errorf("channel name %q holds a control character", ch)
+		return errors.New("channel name holds a control character")
+	case strings.HasPrefix(ch, reservedPrefix):
+		return errReservedChannel
 	}
 	return nil
 }
 
+var errReservedChannel = fmt.Errorf("channel name starts with %q, which is reserved for the module's own keys and channels", reservedPrefix)
+
 // checkChannelTemplate validates a configured channel: fully when it has no
 // placeholders, otherwise only what the placeholders cannot change.
 func checkChannelTemplate(ch string) error {
-	if ch == publishOff {
+	switch {
+	case ch == publishOff:
 		return errors.New(`"off" cannot be a channel name`)
+	case !hasPlaceholder(ch):
+		return checkChannel(ch)
+	case strings.IndexFunc(ch, unicode.IsControl) >= 0:
+		return fmt.Errorf("channel name %q holds a control character", ch)
+	case strings.HasPrefix(ch, reservedPrefix):
+		return errReservedChannel
 	}
-	if hasPlaceholder(ch) {
-		if strings.IndexFunc(ch, unicode.IsControl) >= 0 {
-			return fmt.Errorf("channel name %q holds a control character", ch)
-		}
-		return nil
-	}
-	return checkChannel(ch)
+	return nil
 }

@@ -212,7 +212,7 @@ func (b *broker) readForFill(ch string, from position, sum string) (r *historyRe
 			return r, reset, err
 		}
 		if attempt == fillAttempts || !retry.wait(b.ctx) {
-			logger().Warn("cannot read the history to fill a gap", zap.Error(err))
+			warnHistoryUnreadable.log([]zap.Field{zap.String("error", errorCode(err))}, zap.String("channel", ch), zap.Error(err))
 			return nil, false, err
 		}
 	}
@@ -241,8 +241,8 @@ func (b *broker) readOnce(ch string, from position, sum string) (*historyRead, b
 			return nil, false, err
 		}
 		if back {
-			logger().Warn("history went back: the channel gets a new epoch",
-				zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset))
+			warnHistoryWentBack.log([]zap.Field{zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset)},
+				zap.String("channel", ch))
 			return &historyRead{latest: at}, true, nil
 		}
 	}

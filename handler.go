@@ -15,12 +15,16 @@ const retryAfter = "10"
 // ServeHTTP answers every request of the route: a WebSocket upgrade or a
 // GET for an event stream subscribes, a POST publishes, an OPTIONS gets the
 // methods (and the CORS preflight answer). Whatever Caddy puts before the
-// handler (auth, matchers) applies to all of them alike.
+// handler (auth, matchers) applies to all of them alike, and so do the
+// refusals of a path that is not clean and of an origin not allowed,
+// before anything else is done.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if !h.originAllowed(r) {
-		return refuse(w, http.StatusForbidden, "origin not allowed")
+	if err := checkCleanPath(r); err != nil {
+		return refuse(w, http.StatusBadRequest, err.Error())
 	}
-	h.allowOrigin(w, r)
+	if err := h.admitOrigin(w, r); err != nil {
+		return refuse(w, http.StatusForbidden, err.Error())
+	}
 	switch {
 	case websocket.IsWebSocketUpgrade(r):
 		return h.serveWebSocket(w, r)

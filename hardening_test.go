@@ -14,6 +14,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,4 +299,91 @@ func TestAccessControl(t *testing.T) {
 		t.Fatalf("channels %q, %v; want the literal room:{http.auth.user.id}", chans, err)
 	}
 	room.Close()
+}
+
+// Channel names that start with redis_ws: are the module's own (history
+// and presence keys, presence events): a client cannot name one through a
+// placeholder, on any kind of request, so it cannot read or forge presence
+// events; nothing reaches Redis.
+func TestReservedChannelNames(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /rooms/* {
+		subscribe room:{http.request.uri.path.1}
+		publish room:{http.request.uri.path.1}
+		presence
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+	redis_ws /raw/* {
+		subscribe {http.request.uri.path.1}
+		presence
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	alice := dialEnvelope(t, n.WSURL("/rooms/a"))
+	expectSubscribed(t, alice, "room:a")
+	events := url.PathEscape(presenceEvents("room:a"))
+	for _, target := range []string{"/raw/" + events, "/raw/redis_ws:x", "/raw/" + url.PathEscape(historyKeys("room:a")[1])} {
+		forged := `{"type":"join","channel":"room:a","user":"mallory"}`
+		for _, kind := range requestKinds {
+			if kind.method == http.MethodOptions {
+				continue // answers nothing about a channel
+			}
+			body := ""
+			if kind.method == http.MethodPost {
+				body = forged
+			}
+			r := rawRequest(t, n, kind.method, target+kind.query, kind.header, body)
+			if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `subscribe: channel name starts with "redis_ws:", which is reserved`) {
+				t.Errorf("%s %s: %d %q, want 400 saying the name is reserved", kind.name, target, r.Status, r.Body)
+			}
+		}
+	}
+	if chans := rdb.PubSubChannels(context.Background(), "*").Val(); slices.ContainsFunc(chans, func(ch string) bool { return !strings.HasPrefix(ch, "room:a") && ch != presenceEvents("room:a") }) {
+		t.Errorf("channels subscribed: %q, want only room:a's", chans)
+	}
+	bob := dialWS(t, n.WSURL("/raw/bob"), nil) // a name of the client's own is fine
+	bob.Close()
+	mustPost(t, n.URL("/rooms/a"), "after the refusals")
+	if m := nextEnvelope(t, alice); m.data() != "after the refusals" {
+		t.Fatalf("alice got %v first, want the message after the refusals (no forged event)", m)
+	}
+}
+
+// A refusal names the setting at fault (subscribe, publish, presence user)
+// and what is wrong, never the configured value: a channel template would
+// tell a client the config.
+func TestRefusalsHideTheConfig(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /t/* {
+		subscribe hidden-prefix:{http.request.uri.path.1}
+		publish hidden-out:{http.request.header.X-Out}
+		presence {
+			user {http.request.header.X-User}
+		}
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+	redis_ws /u {
+		subscribe hidden-unknown:{http.request.uri.path.-1}
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	out := http.Header{"X-Out": {"o"}}
+	for _, tc := range []struct {
+		name, method, target string
+		header               http.Header
+		want                 string
+	}{
+		{"an empty placeholder", http.MethodPost, "/t/", out, "subscribe: a placeholder of the channel name is empty in this request"},
+		{"a control character", http.MethodPost, "/t/a%01b", out, "subscribe: channel name holds a control character"},
+		{"a name too long", http.MethodPost, "/t/" + strings.Repeat("x", 300), out, "subscribe: channel name is 314 bytes long; the limit is 256"},
+		{"an empty publish placeholder", http.MethodPost, "/t/a", nil, "publish: a placeholder of the channel name is empty in this request"},
+		{"a user name too long", http.MethodGet, "/t/a", http.Header{"Accept": {"text/event-stream"}, "X-Out": {"o"}, "X-User": {strings.Repeat("u", 300)}}, "presence user: the name is 300 bytes long; the limit is 256"},
+		{"an unknown placeholder", http.MethodPost, "/u", nil, "subscribe: the channel name has a placeholder this request does not know"},
+	} {
+		r := rawRequest(t, n, tc.method, tc.target, tc.header, "x")
+		if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, tc.want) || strings.Contains(r.Body, "hidden") || strings.Contains(r.Body, "{http.") {
+			t.Errorf("%s: %d %q, want 400 saying %q and nothing of the config", tc.name, r.Status, r.Body, tc.want)
+		}
+	}
 }

@@ -345,3 +345,32 @@ func TestEventStream(t *testing.T) {
 		}, "the closed stream is still counted")
 	})
 }
+
+// A POST answered 503 while Redis is down is counted once, under its 503:
+// when Redis comes back, after the outbox stopped keeping frames that old,
+// the outbox drops its frame without counting it again as expired.
+func TestHTTPPublishRedisDownCountedOnce(t *testing.T) {
+	rs := startRedis(t)
+	n := chatNode(t, rs.Port, "")
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	rs.Kill(t)
+	posted := time.Now()
+	if r := postMessage(t, n.URL("/ws"), "while down", nil); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("POST with Redis down: %d %q", r.Status, r.Body)
+	}
+	// Its frame, still queued, must be older than the outbox keeps frames
+	// when Redis is back.
+	time.Sleep(time.Until(posted.Add(outboxMaxAge + time.Second)))
+	rs.Restart(t)
+	eventually(t, wait, func() bool { return postMessage(t, n.URL("/ws"), "after", nil).Status == http.StatusOK }, "POST did not succeed after Redis came back")
+	if m := c.Next(t, wait); string(m.Data) != "after" {
+		t.Fatalf("first message after the outage: %v, want \"after\"", m)
+	}
+	m := scrapeMetrics(t, n)
+	if got := m[`caddy_redis_ws_publish_dropped_total{reason="expired"}`]; got != 0 {
+		t.Fatalf("publish_dropped_total{reason=expired} = %v for POSTs answered 503, want 0 (%v of them)", got, m[`caddy_redis_ws_http_publishes_total{code="503",handler="chat"}`])
+	}
+	if countLines(n.Logs(), "client frames dropped after waiting for redis") != 0 {
+		t.Fatal("a POST answered 503 was logged as dropped after waiting")
+	}
+}

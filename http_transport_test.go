@@ -304,3 +304,118 @@ func TestEventStreamPing(t *testing.T) {
 		t.Fatalf("stream got %v", e)
 	}
 }
+
+// A POST whose body does not arrive whole within 10 s is answered 408 with
+// why, over HTTP/1.1, HTTP/2 and HTTP/3, and counted under code 408;
+// nothing of it is published. A client that leaves in the middle of its
+// body is counted as before (400).
+func TestPostBodyTimeout(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, "node", `{
+	admin 127.0.0.1:{$ADMIN_PORT}
+	skip_install_trust
+}
+
+https://localhost:{$PORT} {
+	tls internal
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+	}
+}
+`, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	roots := internalRoots(t, n)
+	url := fmt.Sprintf("https://localhost:%d/ws", n.Port)
+	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
+	t.Cleanup(h2.CloseIdleConnections)
+	h3Transport := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	t.Cleanup(func() { _ = h3Transport.Close() })
+	h3 := &http.Client{Transport: h3Transport}
+	eventually(t, wait, func() bool { // the certificate is issued in the background
+		r, err := h2.Get(url)
+		if err == nil {
+			r.Body.Close()
+		}
+		return err == nil
+	}, "no HTTPS")
+	watcher, err := tryDialSSE(t, h2, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialH1 := func() (*tls.Conn, error) {
+		return tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.Port), &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	}
+
+	const reason = "the message did not arrive within 10s; it was not published"
+	// Each stalls after the first part of its body; they wait together.
+	stalled := func(client *http.Client) (int, string, error) {
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go func() { _, _ = pw.Write([]byte("first part, then nothing")) }()
+		req, _ := http.NewRequest(http.MethodPost, url, pr)
+		req.ContentLength = 100
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	type answer struct {
+		proto  string
+		status int
+		body   string
+		err    error
+	}
+	answers := make(chan answer, 3)
+	for _, c := range []struct {
+		proto  string
+		client *http.Client
+	}{{"HTTP/2", h2}, {"HTTP/3", h3}} {
+		go func() {
+			status, body, err := stalled(c.client)
+			answers <- answer{c.proto, status, body, err}
+		}()
+	}
+	go func() {
+		conn, err := dialH1()
+		if err != nil {
+			answers <- answer{"HTTP/1.1", 0, "", err}
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(wait))
+		fmt.Fprintf(conn, "POST /ws HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nfirst part, then nothing")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			answers <- answer{"HTTP/1.1", 0, "", err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		answers <- answer{"HTTP/1.1", resp.StatusCode, string(b), nil}
+	}()
+	for range 3 {
+		a := <-answers
+		if a.err != nil || a.status != http.StatusRequestTimeout || !strings.Contains(a.body, reason) {
+			t.Errorf("a body stalled over %s: %d %q %v, want 408 saying %q", a.proto, a.status, a.body, a.err, reason)
+		}
+	}
+	if r := postMessageVia(t, h2, url, "after the stalled ones", nil); r.Status != http.StatusOK {
+		t.Fatalf("a whole POST: %d %q", r.Status, r.Body)
+	}
+	if e := watcher.Next(t, wait); e.Data != "after the stalled ones" {
+		t.Fatalf("the stream got %v first: a stalled body was published", e)
+	}
+
+	conn, err := dialH1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /ws HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nleaving")
+	_ = conn.Close()
+	eventually(t, wait, func() bool {
+		m := scrapeMetrics(t, n)
+		return m[`caddy_redis_ws_http_publishes_total{code="408",handler="chat"}`] == 3 &&
+			m[`caddy_redis_ws_http_publishes_total{code="400",handler="chat"}`] == 1
+	}, "not counted: the three 408s, and the POST whose client left as 400")
+}

@@ -44,7 +44,8 @@ const (
 type Handler struct {
 	// Channels delivered to the clients. Placeholders are expanded per
 	// request (room:{http.request.uri.path.1}); a name that comes out empty,
-	// longer than 256 bytes or with control characters is refused with 400.
+	// longer than 256 bytes, with control characters or starting with
+	// redis_ws: (the module's own keys and channels) is refused with 400.
 	// At least one is required.
 	Subscribe []string `json:"subscribe,omitempty"`
 
@@ -56,9 +57,12 @@ type Handler struct {
 	// Redis to use. Default: redis://127.0.0.1:6379.
 	Redis *RedisConfig `json:"redis,omitempty"`
 
-	// Origins allowed to connect, as scheme://host[:port], or "*" for any.
-	// Requests without an Origin header (non-browser clients) are always
-	// allowed. Default: the request's own host.
+	// Origins allowed besides the site's own, with credentials, as
+	// scheme://host[:port]; "*" lets every other origin in without
+	// credentials (a request of one that carries a Cookie or Authorization
+	// is refused, and so is null). Requests without an Origin header
+	// (non-browser clients) are always allowed. Default: the site's own
+	// origin only (scheme, host and port).
 	Origins []string `json:"origins,omitempty"`
 
 	// Largest client message in bytes; a larger one closes the connection

@@ -57,8 +57,6 @@ type outbox struct {
 	bytes    int
 	room     chan struct{} // closed (and replaced) when take makes room
 	dropping bool          // frames are being dropped; logged once until it stops
-
-	refusing bool // Redis refuses publishes; logged once until one succeeds (run's goroutine only)
 }
 
 // startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
@@ -195,7 +193,7 @@ func (o *outbox) run() {
 		// After an outage, a channel's frames go only once this node listens
 		// to it again, so its own clients get what they sent meanwhile.
 		for batch := o.take(publishBatch, o.table.listening); len(batch) > 0; batch = o.take(publishBatch, o.table.listening) {
-			if batch = claim(expire(batch)); len(batch) == 0 {
+			if batch = expire(claim(batch)); len(batch) == 0 {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(o.ctx, publishTimeout)
@@ -276,7 +274,6 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 		cerr := c.Err()
 		switch {
 		case cerr == nil:
-			o.refusing = false
 			metrics.published.Add(float64(len(run)))
 			acknowledge(run, c)
 		case strings.HasPrefix(cerr.Error(), "NOSCRIPT"):
@@ -291,11 +288,8 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 				}
 			}
 			metrics.publishDrops.WithLabelValues("refused").Add(float64(len(run)))
-			if !o.refusing { // once until a publish goes through: no line per frame
-				logger().Warn("redis refused a publish; frame dropped",
-					zap.String("channel", run[0].channel), zap.Error(cerr))
-				o.refusing = true
-			}
+			warnPublishRefused.log([]zap.Field{zap.String("error", errorCode(cerr)), zap.Int("dropped", len(run))},
+				zap.String("channel", run[0].channel), zap.Error(cerr))
 		default:
 			if err == nil {
 				err = cerr
@@ -451,11 +445,16 @@ func transient(err error) bool {
 	return false
 }
 
-// expire drops the frames that waited longer than outboxMaxAge.
+// expire drops the frames that waited longer than outboxMaxAge, and tells
+// whoever waits for one of them. It runs after claim: a frame whose caller
+// gave up is gone already, answered and counted by that caller.
 func expire(batch []outMsg) []outMsg {
 	cutoff := time.Now().Add(-outboxMaxAge)
 	n := 0
 	for n < len(batch) && batch[n].at.Before(cutoff) {
+		if m := batch[n]; m.ack != nil {
+			m.ack.resolve(position{}, false, errExpired)
+		}
 		n++
 	}
 	if n > 0 {

@@ -2,6 +2,7 @@ package redisws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -148,6 +149,28 @@ func TestOutboxExpire(t *testing.T) {
 	if got := counterValue(t, drops) - before; got != 2 {
 		t.Fatalf("publish_dropped_total{reason=expired} moved by %v, want 2", got)
 	}
+
+	// A frame whose caller gave up (answered and counted by it) is not
+	// counted again; one the outbox claimed tells its waiter, which must
+	// never wait forever.
+	before = counterValue(t, drops)
+	abandoned, claimed := newPublishAck(""), newPublishAck("")
+	abandoned.abandon()
+	batch = []outMsg{{channel: "a", at: old, ack: abandoned}, {channel: "b", at: old, ack: claimed}, {channel: "c", at: time.Now()}}
+	if rest := expire(claim(batch)); len(rest) != 1 || rest[0].channel != "c" {
+		t.Fatalf("kept %+v, want only the fresh frame", rest)
+	}
+	if got := counterValue(t, drops) - before; got != 1 {
+		t.Fatalf("publish_dropped_total{reason=expired} moved by %v, want 1: the claimed frame alone", got)
+	}
+	select {
+	case <-claimed.done:
+		if !errors.Is(claimed.err, errExpired) {
+			t.Fatalf("the waiter was told %v, want errExpired", claimed.err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the waiter of an expired frame is never told")
+	}
 }
 
 // A publish Redis refuses (NOPERM) is dropped and counted; the frames around
@@ -221,4 +244,37 @@ func TestOutboxAcknowledges(t *testing.T) {
 	if n := rdb.XLen(context.Background(), historyKeys("chat")[1]).Val(); n != 4 {
 		t.Fatalf("the history holds %d entries, want 4: the abandoned frame and the repeated key are not recorded", n)
 	}
+}
+
+// A caller that waits for a frame the outbox took (as a POST does once it
+// could not give up) is told the outcome when the broker shuts down while
+// the outbox holds the frame for a retry: it never waits forever.
+func TestOutboxShutdownTellsWaiters(t *testing.T) {
+	setup, err := (&RedisConfig{URL: fmt.Sprintf("redis://127.0.0.1:%d", freePort(t))}).resolve() // nobody listens
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := setup.client()
+	defer client.Close()
+	tb, c := singleTable()
+	tb.connected(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	o := startOutbox(ctx, client, false, tb)
+	ack := newPublishAck("")
+	o.add("chat", []byte("x"), nil, ack)
+	eventually(t, wait, func() bool { return ack.state.Load() == ackSending }, "the outbox never took the frame")
+	// The attempt fails (no connection): the outbox keeps the frame and
+	// waits for the subscription, which is down now.
+	tb.disconnected(c)
+	eventually(t, wait, func() bool { return ack.state.Load() == ackWaiting }, "the failed attempt did not give the frame back")
+	cancel()
+	select {
+	case <-ack.done:
+		if ack.err == nil {
+			t.Fatal("told the frame was published; nobody listens")
+		}
+	case <-time.After(wait):
+		t.Fatal("the waiter is never told, after the broker shut down")
+	}
+	o.wait()
 }

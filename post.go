@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -19,6 +20,12 @@ const (
 	postWait = 5 * time.Second
 	// maxIdempotencyKey is the longest Idempotency-Key accepted, in bytes.
 	maxIdempotencyKey = 256
+	// postBodyWait is how long a POST's body may take to arrive, whole. A
+	// message is at most max_message_size; a client that sends it slower,
+	// or never finishes, would otherwise hold its request (and its buffer)
+	// until Caddy's idle timeout, a minute of silence, which a trickle
+	// never reaches.
+	postBodyWait = 10 * time.Second
 )
 
 // postAnswer is the body of a POST's 200.
@@ -55,11 +62,13 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 	if r.ContentLength > h.MaxMessageSize {
 		return h.refusePost(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the message is larger than max_message_size (%d bytes)", h.MaxMessageSize))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxMessageSize))
+	body, err := readBody(w, r, h.MaxMessageSize)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
 		return h.refusePost(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the message is larger than max_message_size (%d bytes)", h.MaxMessageSize))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return h.refusePost(w, http.StatusRequestTimeout, fmt.Sprintf("the message did not arrive within %s; it was not published", postBodyWait))
 	case err != nil:
 		return http.StatusBadRequest, fmt.Errorf("reading the message: %w", err) // the client is gone
 	}
@@ -86,6 +95,9 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 		<-ack.done
 	}
 	switch {
+	case errors.Is(ack.err, errExpired):
+		w.Header().Set("Retry-After", retryAfter)
+		return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
 	case errors.Is(ack.err, errRefused):
 		h.logger.Debug("POST refused by redis", zap.String("channel", ch), zap.Error(ack.err))
 		return h.refusePost(w, http.StatusBadGateway, "redis refused the message")
@@ -100,6 +112,21 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(append(b, '\n'))
 	return http.StatusOK, err
+}
+
+// readBody reads a POST's body, of at most limit bytes, within
+// postBodyWait. A deadline that passed stays, so that the server does not
+// wait for the rest of the body either before it answers.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	// A connection that cannot take a deadline is left to Caddy's idle
+	// timeout.
+	deadline := rc.SetReadDeadline(time.Now().Add(postBodyWait)) == nil
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil && deadline {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	return body, err
 }
 
 // checkIdempotencyKey accepts no key, or one of visible ASCII on a route

@@ -82,7 +82,7 @@ func (h *Handler) presenceUser(repl *caddy.Replacer) (string, error) {
 	}
 	user := repl.ReplaceAll(h.Presence.User, "")
 	if len(user) > maxUserLen {
-		return "", fmt.Errorf("presence: the user name is %d bytes long; the limit is %d", len(user), maxUserLen)
+		return "", fmt.Errorf("presence user: the name is %d bytes long; the limit is %d", len(user), maxUserLen)
 	}
 	return user, nil
 }

@@ -8,6 +8,7 @@ package redisws
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,6 +149,69 @@ func TestRedisACL(t *testing.T) {
 	for _, secret := range []string{chatPW, nochanPW, "wrong-pw-s3cr3t"} {
 		if strings.Contains(n.Logs(), secret) {
 			t.Fatalf("password %q in the logs", secret)
+		}
+	}
+}
+
+// Warnings a client can cause, by naming channels the Redis user may not
+// use, come at most once a minute per kind, whatever good requests come
+// between them, and never carry the channel name; every occurrence is at
+// debug level.
+func TestClientCausedWarningsLimited(t *testing.T) {
+	rs := startRedis(t)
+	rdb := rs.Client(t)
+	const pw = "limited-pw"
+	// Any room's channel, only room ok's keys: the history of any other
+	// room can be neither written nor read.
+	if err := rdb.Do(context.Background(), "ACL", "SETUSER", "limited", "on", ">"+pw,
+		"resetchannels", "&room:*", "resetkeys", "~redis_ws:{room:ok}:*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, "node", siteCaddyfile("\tdebug", `
+	redis_ws /rooms/* {
+		subscribe room:{http.request.uri.path.1}
+		publish room:{http.request.uri.path.1}
+		history 100 1h
+		redis {
+			addrs 127.0.0.1:{$REDIS_PORT}
+			username limited
+			password {env.PW}
+		}
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "PW": pw})
+	const rounds = 10
+	for i := range rounds {
+		if r := postMessage(t, n.URL("/rooms/ok"), "fine", nil); r.Status != http.StatusOK {
+			t.Fatalf("POST to room ok: %d %q", r.Status, r.Body)
+		}
+		if r := postMessage(t, n.URL(fmt.Sprintf("/rooms/secret-post-%d", i)), "refused", nil); r.Status != http.StatusBadGateway {
+			t.Fatalf("POST to a room without key rights: %d %q, want 502", r.Status, r.Body)
+		}
+		dialWS(t, n.WSURL("/rooms/ok"), nil).Close()
+		dialWS(t, n.WSURL(fmt.Sprintf("/rooms/secret-ws-%d", i)), nil).Close() // its history cannot be read
+	}
+	messages := []string{"redis refused a publish", "cannot read the history to fill a gap"}
+	// Every refusal is logged once with its channel, at some level.
+	named := func(msg string) int { return countLines(n.Logs(), msg, `"channel":"room:secret-`) }
+	eventually(t, wait, func() bool { return named(messages[0]) == rounds && named(messages[1]) == rounds },
+		"not every refusal is logged: %v publishes, %v history reads",
+		atFailure(func() any { return named(messages[0]) }), atFailure(func() any { return named(messages[1]) }))
+	var warns []string
+	for _, line := range strings.Split(n.Logs(), "\n") {
+		if strings.Contains(line, `"level":"warn"`) && strings.Contains(line, `"logger":"http.handlers.redis_ws"`) {
+			warns = append(warns, line)
+		}
+	}
+	for _, msg := range messages {
+		if got := countLines(strings.Join(warns, "\n"), msg, `"error":"NOPERM"`); got != 1 {
+			t.Errorf("%d warnings %q with the error's code, want 1 in a minute:\n%s", got, msg, strings.Join(warns, "\n"))
+		}
+		if got := countLines(n.Logs(), `"level":"debug"`, msg); got != rounds {
+			t.Errorf("%d debug lines %q, want one per refusal: %d", got, msg, rounds)
+		}
+	}
+	for _, line := range warns {
+		if strings.Contains(line, "secret") {
+			t.Errorf("a warning names a client's channel: %s", line)
 		}
 	}
 }

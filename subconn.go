@@ -224,7 +224,6 @@ func (c *subConn) send(ps *redis.PubSub, subscribe bool, channels []string) erro
 // dispatch, replies to the channel table.
 func (c *subConn) receive(ps *redis.PubSub, up chan struct{}) error {
 	b := c.b
-	refused := false // an error reply was logged on this connection
 	for {
 		msg, err := ps.Receive(b.ctx)
 		if err != nil {
@@ -239,10 +238,7 @@ func (c *subConn) receive(ps *redis.PubSub, up chan struct{}) error {
 				continue
 			}
 			b.table.refused(c)
-			if !refused {
-				refused = true
-				logger().Warn("redis refused a subscription", zap.String("redis", b.avail.desc), zap.Error(err))
-			}
+			warnSubscriptionRefused.log([]zap.Field{zap.String("redis", b.avail.desc), zap.String("error", errorCode(err))}, zap.Error(err))
 			continue
 		}
 		c.lastRecv.Store(time.Now().UnixNano())

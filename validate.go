@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -148,13 +147,17 @@ func formatSize(n int64) string {
 	return fmt.Sprint(n)
 }
 
-// checkOrigin validates an allowed origin: "*" or scheme://host[:port].
+// checkOrigin validates an allowed origin: * or scheme://host[:port].
 func checkOrigin(o string) error {
-	if o == "*" {
+	switch {
+	case o == anyOrigin:
 		return nil
+	case strings.EqualFold(o, "null"):
+		return errors.New(`"null" cannot be listed: it is the origin of sandboxed pages and local files, which any site can make; * lets every site in, without credentials`)
+	case strings.Contains(o, anyOrigin):
+		return fmt.Errorf("%q: an origin cannot hold a wildcard; list each origin, or * alone for every site", o)
 	}
-	u, err := url.Parse(o)
-	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+	if _, ok := originKey(o); !ok {
 		return fmt.Errorf("%q is not an origin; want scheme://host[:port] or *", o)
 	}
 	return nil

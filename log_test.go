@@ -1,0 +1,30 @@
+package redisws
+
+import (
+	"testing"
+	"time"
+)
+
+// A limited warning goes out at most once per warnInterval, and the next
+// one that goes out counts those held back meanwhile.
+func TestLimitedWarningAllow(t *testing.T) {
+	var w limitedWarning
+	t0 := time.Now()
+	for _, step := range []struct {
+		at   time.Duration
+		ok   bool
+		held int
+	}{
+		{0, true, 0},
+		{time.Second, false, 0},
+		{warnInterval - time.Millisecond, false, 0},
+		{warnInterval, true, 2},
+		{warnInterval + time.Second, false, 0},
+		{3 * warnInterval, true, 1},
+		{3*warnInterval + time.Second, false, 0},
+	} {
+		if held, ok := w.allow(t0.Add(step.at)); ok != step.ok || held != step.held {
+			t.Fatalf("at %s: allowed %v with %d held back, want %v with %d", step.at, ok, held, step.ok, step.held)
+		}
+	}
+}
