@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/gorilla/websocket"
@@ -56,7 +57,7 @@ func TestCompressedFrames(t *testing.T) {
 	}
 	frames := make([]*frame, len(payloads))
 	for i, p := range payloads {
-		frames[i] = newFrame(p)
+		frames[i] = newFrame(p, utf8.ValidString(p))
 	}
 	before := counterValue(t, metrics.compressions)
 	for _, offer := range []bool{true, true, false} {
@@ -134,7 +135,7 @@ func TestReadMessageBoundsInflate(t *testing.T) {
 // put back, it inflates to the payload.
 func TestDeflateFrameInflates(t *testing.T) {
 	payload := chatjson.Message(4096, 0)
-	wire := newFrame(payload).compressedWire()
+	wire := newFrame(payload, true).compressedWire()
 	if wire[0] != fin|rsv1|websocket.TextMessage {
 		t.Fatalf("first byte %#x", wire[0])
 	}

@@ -212,7 +212,7 @@ func (b *broker) deliverEntries(st *channelState, at position, r *historyRead) p
 			continue
 		}
 		at.offset = e.offset
-		b.enqueue(st, &message{channel: st.name, pos: at, payload: e.payload})
+		b.enqueue(st, &message{channel: st.name, pos: at, payload: e.payload, binary: e.binary})
 	}
 	return at
 }

@@ -130,6 +130,7 @@ func (p position) String() string { return p.epoch + ":" + strconv.FormatInt(p.o
 type entry struct {
 	offset  int64
 	payload string
+	binary  bool // recorded with t = b: a binary message
 }
 
 // historyRead is what a read found: the channel's epoch and latest offset,
@@ -166,17 +167,18 @@ func readHistory(ctx context.Context, rdb redis.UniversalClient, ch string, afte
 	if err != nil {
 		return nil, fmt.Errorf("reading the history of %s: %w", ch, err)
 	}
-	if len(res) < 2 || len(res)%2 != 0 {
+	if len(res) < 2 || (len(res)-2)%3 != 0 {
 		return nil, fmt.Errorf("reading the history of %s: unexpected reply of %d values", ch, len(res))
 	}
-	r := &historyRead{entries: make([]entry, 0, len(res)/2-1)}
+	r := &historyRead{entries: make([]entry, 0, (len(res)-2)/3)}
 	var perr error
 	r.latest.epoch, _ = res[0].(string)
 	r.latest.offset, perr = replyInt(res[1], perr)
-	for i := 2; i < len(res); i += 2 {
+	for i := 2; i < len(res); i += 3 {
 		var e entry
 		e.offset, perr = replyInt(res[i], perr)
 		e.payload, _ = res[i+1].(string)
+		e.binary = res[i+2] == "b"
 		r.entries = append(r.entries, e)
 	}
 	if perr != nil || r.latest.epoch == "" {

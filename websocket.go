@@ -85,8 +85,8 @@ func (h *Handler) serve(c *client, conn *websocket.Conn, deflate bool, remote st
 	}
 }
 
-// readLoop publishes every message of the client until the connection
-// ends. A message beyond max_message_size closes it with 1009: gorilla
+// readLoop publishes every message of the client, binary or text, until
+// the connection ends. A message beyond max_message_size closes it with 1009: gorilla
 // sends that itself for frames longer than its read limit, readMessage
 // finds the compressed ones that inflate beyond it.
 func (h *Handler) readLoop(c *client, conn *websocket.Conn, deflate bool) {
@@ -122,7 +122,7 @@ func (h *Handler) readLoop(c *client, conn *websocket.Conn, deflate bool) {
 		if c.publish == "" {
 			continue // receive-only: frames are discarded
 		}
-		if !h.broker.publish(c.publish, data, h.History) {
+		if !h.broker.publish(c.publish, data, typ == websocket.BinaryMessage, h.History) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}

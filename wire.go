@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -27,13 +26,14 @@ type frame struct {
 	deflated    []byte // see compressedWire
 }
 
-// newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2):
-// text when it is valid UTF-8, binary otherwise. Writers append these bytes
-// to the socket themselves: gorilla's WritePreparedMessage takes a lock
-// shared by every connection writing the same message, for every delivery.
-func newFrame(payload string) *frame {
+// newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2),
+// text or binary; a text payload must be valid UTF-8. Writers append these
+// bytes to the socket themselves: gorilla's WritePreparedMessage takes a
+// lock shared by every connection writing the same message, for every
+// delivery.
+func newFrame(payload string, text bool) *frame {
 	opcode := byte(websocket.BinaryMessage)
-	if utf8.ValidString(payload) {
+	if text {
 		opcode = websocket.TextMessage
 	}
 	n := len(payload)

@@ -2,7 +2,8 @@
 -- stream. ARGV[1]: "after" (entries after offset ARGV[2]) or "last" (the
 -- last ARGV[2] entries); ARGV[3]: meta TTL in ms, for an epoch made here so
 -- that a channel has a position before its first message.
--- Returns {epoch, latest offset, offset, payload, offset, payload, ...}.
+-- Returns {epoch, latest offset, offset, payload, t, offset, payload, t, ...}
+-- where t is the entry's field t ("b": a binary message), "" when absent.
 local meta, stream = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'e')
 if not epoch then
@@ -25,7 +26,12 @@ end
 
 local out = {epoch, latest}
 for _, e in ipairs(entries) do
+  local t = ''
+  for i = 3, #e[2], 2 do
+    if e[2][i] == 't' then t = e[2][i + 1] end
+  end
   out[#out + 1] = string.match(e[1], '^(%d+)')
   out[#out + 1] = e[2][2]
+  out[#out + 1] = t
 end
 return out
