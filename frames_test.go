@@ -191,6 +191,14 @@ func TestFrameTypes(t *testing.T) {
 		}
 	})
 
+	t.Run("publish.lua refuses types that do not match the payloads", func(t *testing.T) {
+		res, _ := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "lua/publish.lua",
+			"redis_ws:{chat}:m", "redis_ws:{chat}:s", ",", "chat", "100", "3600000", "2592000000", "0", "", "0", "bt", "one").CombinedOutput()
+		if !strings.Contains(string(res), "types: one character per payload") {
+			t.Fatalf("redis-cli --eval lua/publish.lua with 2 types for 1 payload: %q", res)
+		}
+	})
+
 	t.Run("redis-cli publish and POST keep the rule; octet-stream is binary", func(t *testing.T) {
 		publish(t, rdb, "live", "plain")
 		publish(t, rdb, "live", "\xff")

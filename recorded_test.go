@@ -139,3 +139,30 @@ func TestRecordRunsIdempotent(t *testing.T) {
 		t.Fatalf("runs %s, want %s", got, want)
 	}
 }
+
+// Only a binary frame whose bytes are valid UTF-8 is marked, and
+// publish.lua is given types only for a run that holds one.
+func TestRecordTypes(t *testing.T) {
+	for _, tc := range []struct {
+		data   string
+		binary bool
+		want   bool
+	}{{"hi", true, true}, {"", true, true}, {"\xff", true, false}, {"hi", false, false}, {"\xff", false, false}} {
+		if got := markBinary([]byte(tc.data), tc.binary); got != tc.want {
+			t.Errorf("markBinary(%q, %v) = %v", tc.data, tc.binary, got)
+		}
+	}
+	plain, marked := outMsg{}, outMsg{markedBinary: true}
+	for _, tc := range []struct {
+		run  []outMsg
+		want string
+	}{
+		{[]outMsg{plain, plain}, ""},
+		{[]outMsg{plain, marked, plain}, "tbt"},
+		{[]outMsg{marked}, "b"},
+	} {
+		if got := recordTypes(tc.run); got != tc.want {
+			t.Errorf("types %q, want %q", got, tc.want)
+		}
+	}
+}
