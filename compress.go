@@ -3,11 +3,8 @@ package redisws
 import (
 	"bytes"
 	"compress/flate"
-	"errors"
 	"io"
 	"sync"
-
-	"github.com/gorilla/websocket"
 )
 
 // Compression sends messages to the clients that offer permessage-deflate
@@ -96,23 +93,4 @@ func readLimit(maxMessageSize int64, deflate bool) int64 {
 		return maxMessageSize
 	}
 	return maxMessageSize + maxMessageSize/256 + 64
-}
-
-// errTooBig is a message beyond max_message_size.
-var errTooBig = errors.New("message too big")
-
-// readMessage reads the client's next message, inflated when it came
-// compressed, and no more than limit bytes of it: a small compressed
-// message that would inflate beyond limit ends with errTooBig once limit+1
-// bytes are read, not after all of it.
-func readMessage(conn *websocket.Conn, limit int64) (int, []byte, error) {
-	typ, r, err := conn.NextReader()
-	if err != nil {
-		return 0, nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err == nil && int64(len(data)) > limit {
-		err = errTooBig
-	}
-	return typ, data, err
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
@@ -63,19 +62,20 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Debug("upgrade failed", zap.Error(err)) // gorilla has answered the client
 		return nil
 	}
-	c.start(newWSLink(conn, hj.conn, h.Compress), time.Duration(h.PingInterval))
+	link := newWSLink(conn, hj.conn, h.Compress)
+	c.start(link, time.Duration(h.PingInterval))
 	// ServeHTTP returns now: the connection needs none of the request's
 	// state, and a fresh goroutine's stack is far smaller than the handler
 	// chain's, which matters for idle connections.
-	go h.serve(c, conn, hj.conn.deflate, r.RemoteAddr)
+	go h.serve(c, link, r.RemoteAddr)
 	return nil
 }
 
 // serve is the connection's reader; the connection ends with it.
-func (h *Handler) serve(c *client, conn *websocket.Conn, deflate bool, remote string) {
+func (h *Handler) serve(c *client, l *wsLink, remote string) {
 	start := time.Now()
 	h.metrics.connections.Inc()
-	h.readLoop(c, conn, deflate)
+	h.readLoop(c, l)
 	c.close(0, "")
 	h.hub.remove(c)
 	h.metrics.connections.Dec()
@@ -86,12 +86,14 @@ func (h *Handler) serve(c *client, conn *websocket.Conn, deflate bool, remote st
 }
 
 // readLoop publishes every message of the client, binary or text, until
-// the connection ends. A message beyond max_message_size closes it with 1009: gorilla
-// sends that itself for frames longer than its read limit, readMessage
-// finds the compressed ones that inflate beyond it.
-func (h *Handler) readLoop(c *client, conn *websocket.Conn, deflate bool) {
+// the connection ends. What gorilla does not refuse by itself ends it with
+// the code of its readRefusal: a message beyond max_message_size (1009;
+// gorilla finds frames longer than its read limit, readMessage the
+// compressed ones that inflate beyond it), text that is not UTF-8 (1007).
+func (h *Handler) readLoop(c *client, l *wsLink) {
+	conn := l.conn
 	pongWait := 2 * time.Duration(h.PingInterval)
-	conn.SetReadLimit(readLimit(h.MaxMessageSize, deflate))
+	conn.SetReadLimit(readLimit(h.MaxMessageSize, l.out.deflate))
 	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -102,15 +104,12 @@ func (h *Handler) readLoop(c *client, conn *websocket.Conn, deflate bool) {
 	}
 	for {
 		typ, data, err := readMessage(conn, h.MaxMessageSize)
-		if errors.Is(err, errTooBig) {
-			c.close(websocket.CloseMessageTooBig, err.Error())
+		var refused *readRefusal
+		if errors.As(err, &refused) {
+			c.close(refused.code, refused.reason)
 			return
 		}
 		if err != nil {
-			return
-		}
-		if typ == websocket.TextMessage && !utf8.Valid(data) {
-			c.close(websocket.CloseInvalidFramePayloadData, "invalid UTF-8") // RFC 6455 §8.1
 			return
 		}
 		if limiter != nil && !limiter.Allow() {
