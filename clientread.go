@@ -25,56 +25,78 @@ var (
 // compressed, and no more than limit bytes of it: a small compressed
 // message that would inflate beyond limit ends with errTooBig once limit+1
 // bytes are read, not after all of it. A text message is checked as it
-// comes: it ends with errInvalidUTF8 at the read that breaks it, not at its
-// last fragment, which a client might never send.
+// comes (utf8Checker).
 func readMessage(conn *websocket.Conn, limit int64) (int, []byte, error) {
 	typ, r, err := conn.NextReader()
 	if err != nil {
 		return 0, nil, err
 	}
-	data := make([]byte, 0, 512)
-	valid := 0 // data[:valid] is whole runes of UTF-8
-	for {
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)] // let append pick the growth
-		}
-		room := cap(data) - len(data)
-		if left := limit + 1 - int64(len(data)); left < int64(room) {
-			room = int(left)
-		}
-		n, err := r.Read(data[len(data) : len(data)+room])
-		data = data[:len(data)+n]
-		if int64(len(data)) > limit {
-			return typ, data, errTooBig
-		}
-		if typ == websocket.TextMessage {
-			if valid = utf8Prefix(data, valid); valid < 0 {
-				return typ, data, errInvalidUTF8
-			}
-		}
-		switch {
-		case err == io.EOF && typ == websocket.TextMessage && valid < len(data):
-			return typ, data, errInvalidUTF8 // it ends inside a rune
-		case err == io.EOF:
-			return typ, data, nil
-		case err != nil:
-			return typ, data, err
-		}
+	r = io.LimitReader(r, limit+1)
+	if typ == websocket.TextMessage {
+		r = &utf8Checker{r: r}
 	}
+	data, err := io.ReadAll(r)
+	if int64(len(data)) > limit { // before what the cut at limit+1 did to the text
+		err = errTooBig
+	}
+	return typ, data, err
 }
 
-// utf8Prefix checks p from valid, the length of its prefix known to be
-// whole runes, and returns the new one: all of p, or all but an incomplete
-// rune at its end that more bytes may complete; -1 if p is not UTF-8.
-func utf8Prefix(p []byte, valid int) int {
-	if utf8.Valid(p[valid:]) {
+// utf8Checker passes text through and ends it with errInvalidUTF8 at the
+// read whose bytes no continuation can make UTF-8, not at the message's
+// last fragment, which a client might never send; or at its end, when it
+// ends inside a character.
+type utf8Checker struct {
+	r io.Reader
+	// partial is the incomplete character at the end of the last read.
+	partial [utf8.UTFMax]byte
+	n       int
+}
+
+func (u *utf8Checker) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	if !u.check(p[:n]) || err == io.EOF && u.n > 0 {
+		return n, errInvalidUTF8
+	}
+	return n, err
+}
+
+// check takes the next bytes of the text; false when they break it.
+func (u *utf8Checker) check(p []byte) bool {
+	if u.n > 0 { // the character the last read began
+		k := copy(u.partial[u.n:], p)
+		c := u.partial[:u.n+k]
+		if !utf8.FullRune(c) { // still incomplete: p was all of it
+			u.n += k
+			return true
+		}
+		r, size := utf8.DecodeRune(c)
+		if r == utf8.RuneError && size == 1 {
+			return false
+		}
+		p, u.n = p[size-u.n:], 0
+	}
+	whole := utf8Prefix(p)
+	if whole < 0 {
+		return false
+	}
+	u.n = copy(u.partial[:], p[whole:])
+	return true
+}
+
+// utf8Prefix is the length of p's prefix of whole characters: all of p, or
+// all but an incomplete character at its end that more bytes may complete;
+// -1 if p is not UTF-8.
+func utf8Prefix(p []byte) int {
+	if utf8.Valid(p) {
 		return len(p)
 	}
-	// The last rune start, at most 3 bytes back, begins an incomplete rune
-	// (FullRune is true for an invalid one), and all before it is valid.
-	for i := len(p) - 1; i >= max(valid, len(p)-3); i-- {
+	// The last character start, at most 3 bytes back, begins an incomplete
+	// character (FullRune is true for an invalid one), and all before it is
+	// valid.
+	for i := len(p) - 1; i >= max(0, len(p)-utf8.UTFMax+1); i-- {
 		if utf8.RuneStart(p[i]) {
-			if !utf8.FullRune(p[i:]) && utf8.Valid(p[valid:i]) {
+			if !utf8.FullRune(p[i:]) && utf8.Valid(p[:i]) {
 				return i
 			}
 			break
