@@ -334,3 +334,26 @@ func benchRead(b *testing.B, size int) {
 	_ = client.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	<-done
 }
+
+// BenchmarkClientFrames measures what the scan of the frame headers that
+// clients send (clientFrames) adds to the read path: one op is one frame,
+// in reads of 1 KiB as gorilla's read buffer makes them.
+func BenchmarkClientFrames(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run("payload-"+sizeName(size), func(b *testing.B) {
+			const perBurst = 64
+			var burst []byte
+			for range perBurst {
+				burst = append(burst, rawFrameBytes(true, 0, websocket.TextMessage, make([]byte, size), true, -1)...)
+			}
+			var s clientFrames
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for done := 0; done < b.N; done += perBurst {
+				for p := burst; len(p) > 0; p = p[min(1024, len(p)):] {
+					s.follow(p[:min(1024, len(p))])
+				}
+			}
+		})
+	}
+}

@@ -19,6 +19,9 @@ func (e *readRefusal) Error() string { return e.reason }
 var (
 	errTooBig      = &readRefusal{websocket.CloseMessageTooBig, "message too big"}
 	errInvalidUTF8 = &readRefusal{websocket.CloseInvalidFramePayloadData, "invalid UTF-8"} // RFC 6455 §8.1
+	// errCloseBody: a close body is empty or holds a code (RFC 6455
+	// §5.5.1); gorilla takes one byte for none (clientFrames).
+	errCloseBody = &readRefusal{websocket.CloseProtocolError, "close frame with a 1-byte body"}
 )
 
 // readMessage reads the client's next message, inflated when it came

@@ -3,10 +3,13 @@ package redisws
 // WebSocket protocol conformance beyond what gorilla does by itself, with
 // raw frames over a TCP socket to a real node (the Autobahn runner cannot
 // be installed here): invalid UTF-8 refused at the fragment that breaks it
-// (RFC 6455 §8.1).
+// (RFC 6455 §8.1), a close body of 1 byte refused (§5.5.1), and what
+// gorilla answers to the rest.
 
 import (
+	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -74,5 +77,58 @@ func TestUTF8FailFast(t *testing.T) {
 		t.Fatalf("got %v", m)
 	}
 	watcher.Close()
+	n.GoroutinesBackTo(t, base)
+}
+
+// Close frames and frames gorilla refuses get the answers of RFC 6455.
+func TestCloseAndReservedFrames(t *testing.T) {
+	rs := startRedis(t)
+	n := chatNode(t, rs.Port, "")
+	base := n.BaseGoroutines(t)
+	closeBody := func(code int, reason string) []byte {
+		return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
+	}
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  []byte // the body of the server's close frame
+	}{
+		{"a close body of 1 byte", rawFrameBytes(true, 0, websocket.CloseMessage, []byte{0x03}, true, -1), closeBody(websocket.CloseProtocolError, "close frame with a 1-byte body")},
+		{"an empty close", rawFrameBytes(true, 0, websocket.CloseMessage, nil, true, -1), []byte{}},
+		{"a close with a code and reason", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNormalClosure, "bye"), true, -1), closeBody(websocket.CloseNormalClosure, "")},
+		{"a close with code 1005, which is never sent", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNoStatusReceived, ""), true, -1), closeBody(websocket.CloseProtocolError, "bad close code 1005")},
+		{"a close reason that is not UTF-8", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNormalClosure, "\xff"), true, -1), closeBody(websocket.CloseProtocolError, "invalid utf8 payload in close frame")},
+		{"RSV2 set", rawFrameBytes(true, 0x20, websocket.TextMessage, []byte("hi"), true, -1), nil},
+		{"RSV1 set without compression agreed", rawFrameBytes(true, 0x40, websocket.TextMessage, []byte("hi"), true, -1), nil},
+		{"a reserved opcode", rawFrameBytes(true, 0, 3, nil, true, -1), nil},
+		{"a fragmented ping", rawFrameBytes(false, 0, websocket.PingMessage, nil, true, -1), nil},
+		{"a continuation with nothing to continue", rawFrameBytes(true, 0, 0, []byte("x"), true, -1), nil},
+		{"a new message inside a fragmented one", append(rawFrameBytes(false, 0, websocket.TextMessage, []byte("a"), true, -1), rawFrameBytes(true, 0, websocket.TextMessage, []byte("b"), true, -1)...), nil},
+	} {
+		c := rawDial(t, n, "/ws")
+		c.write(t, tc.frame)
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		f, err := c.readFrame()
+		switch {
+		case err != nil:
+			t.Errorf("%s: no close frame: %v", tc.name, err)
+		case f.opcode() != websocket.CloseMessage:
+			t.Errorf("%s: frame of opcode %d, want a close", tc.name, f.opcode())
+		case tc.want == nil: // gorilla's 1002, its reason its own
+			if len(f.payload) < 2 || binary.BigEndian.Uint16(f.payload) != websocket.CloseProtocolError {
+				t.Errorf("%s: close body %q, want 1002", tc.name, f.payload)
+			}
+		case string(f.payload) != string(tc.want):
+			t.Errorf("%s: close body %q, want %q", tc.name, f.payload, tc.want)
+		}
+		_ = c.Close()
+	}
+	// The node goes on serving.
+	c := dialWS(t, n.WSURL("/ws"), nil)
+	publish(t, rs.Client(t), "chat", "after")
+	if m := c.Next(t, wait); string(m.Data) != "after" {
+		t.Fatalf("got %v", m)
+	}
+	c.Close()
 	n.GoroutinesBackTo(t, base)
 }

@@ -89,7 +89,8 @@ func (h *Handler) serve(c *client, l *wsLink, remote string) {
 // the connection ends. What gorilla does not refuse by itself ends it with
 // the code of its readRefusal: a message beyond max_message_size (1009;
 // gorilla finds frames longer than its read limit, readMessage the
-// compressed ones that inflate beyond it), text that is not UTF-8 (1007).
+// compressed ones that inflate beyond it), text that is not UTF-8 (1007),
+// a close frame with a 1-byte body (1002).
 func (h *Handler) readLoop(c *client, l *wsLink) {
 	conn := l.conn
 	pongWait := 2 * time.Duration(h.PingInterval)
@@ -97,6 +98,14 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		if l.out.frames.oneByteClose {
+			return errCloseBody
+		}
+		// gorilla's own answer: the code back, or no body for none.
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(writeWait))
+		return nil
 	})
 	var limiter *rate.Limiter
 	if h.RateLimit > 0 {
