@@ -148,7 +148,12 @@ func TestDeflateFrameInflates(t *testing.T) {
 // inflateFrame is the payload of a compressed server frame.
 func inflateFrame(t *testing.T, wire []byte) string {
 	t.Helper()
-	body := wire[headerLen(wire):]
+	return inflatePayload(t, wire[headerLen(wire):])
+}
+
+// inflatePayload inflates the payload of a compressed frame.
+func inflatePayload(t *testing.T, body []byte) string {
+	t.Helper()
 	got, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(body), strings.NewReader("\x00\x00\xff\xff\x01\x00\x00\xff\xff"))))
 	if err != nil {
 		t.Fatalf("inflating: %v", err)
@@ -354,4 +359,43 @@ func (c countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.read.Add(int64(n))
 	return n, err
+}
+
+// Which permessage-deflate offers the fixed answer honours (RFC 7692 §7.1);
+// TestDeflateOffers sends some of them to a node.
+func TestAcceptableDeflate(t *testing.T) {
+	for offers, want := range map[string]bool{
+		"permessage-deflate":                                                         true,
+		"permessage-deflate; client_max_window_bits":                                 true,
+		"permessage-deflate;client_max_window_bits=8":                                true,
+		"permessage-deflate; client_max_window_bits=15":                              true,
+		`permessage-deflate; client_max_window_bits="9"`:                             true,
+		"permessage-deflate; server_no_context_takeover; client_no_context_takeover": true,
+		"x-foo; bar=\"a,b\", permessage-deflate":                                     true, // a comma inside quotes
+		"permessage-deflate; server_max_window_bits=8, permessage-deflate":           true,
+		"permessage-deflate; server_max_window_bits=15":                              false,
+		"permessage-deflate; server_max_window_bits":                                 false,
+		"permessage-deflate; client_max_window_bits=7":                               false,
+		"permessage-deflate; client_max_window_bits=16":                              false,
+		"permessage-deflate; client_max_window_bits=09":                              false,
+		"permessage-deflate; client_max_window_bits=+9":                              false,
+		"permessage-deflate; client_max_window_bits=":                                false,
+		"permessage-deflate; client_max_window_bits; client_max_window_bits=10":      false,
+		"permessage-deflate; server_no_context_takeover; server_no_context_takeover": false,
+		"permessage-deflate; client_no_context_takeover=true":                        false,
+		"permessage-deflate; unknown":                                                false,
+		"permessage-deflate;":                                                        false,
+		"permessage-deflate; =9":                                                     false,
+		`permessage-deflate; client_max_window_bits="9, permessage-deflate"`:         false, // one offer, a bad value
+		"Permessage-Deflate":                                                         false,
+		"x-webkit-deflate-frame":                                                     false,
+		"":                                                                           false,
+	} {
+		if got := acceptableDeflate([]string{offers}); got != want {
+			t.Errorf("%q: %v, want %v", offers, got, want)
+		}
+	}
+	if !acceptableDeflate([]string{"permessage-deflate; server_max_window_bits=10", "permessage-deflate"}) {
+		t.Errorf("an acceptable offer in a second header line is not found")
+	}
 }

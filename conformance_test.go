@@ -2,17 +2,77 @@ package redisws
 
 // WebSocket protocol conformance beyond what gorilla does by itself, with
 // raw frames over a TCP socket to a real node (the Autobahn runner cannot
-// be installed here): invalid UTF-8 refused at the fragment that breaks it
-// (RFC 6455 §8.1), a close body of 1 byte refused (§5.5.1), and what
-// gorilla answers to the rest.
+// be installed here): permessage-deflate offers declined when the fixed
+// answer cannot honour them (RFC 7692 §7.1), invalid UTF-8 refused at the
+// fragment that breaks it (RFC 6455 §8.1), a close body of 1 byte refused
+// (§5.5.1), and what gorilla answers to the rest.
 
 import (
 	"encoding/binary"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/gorilla/websocket"
 )
+
+// Every offer gets the fixed answer or none, and frames compressed exactly
+// when it was agreed, which the client then inflates.
+func TestDeflateOffers(t *testing.T) {
+	rs := startRedis(t)
+	n := chatNode(t, rs.Port, "compress")
+	base := n.BaseGoroutines(t)
+	for _, tc := range []struct {
+		offers []string
+		agreed bool
+	}{
+		{[]string{"permessage-deflate"}, true},
+		{[]string{"permessage-deflate; client_max_window_bits"}, true}, // what browsers send
+		{[]string{"permessage-deflate; client_max_window_bits=10"}, true},
+		{[]string{`permessage-deflate; client_max_window_bits="8"`}, true},
+		{[]string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"}, true},
+		{[]string{"permessage-deflate; server_max_window_bits=9"}, false},  // a window Go's flate cannot make
+		{[]string{"permessage-deflate; server_max_window_bits=15"}, false}, // accepted only by naming it in the answer
+		{[]string{"permessage-deflate; server_max_window_bits=9, permessage-deflate; client_max_window_bits"}, true},
+		{[]string{"permessage-deflate; server_max_window_bits=10", "permessage-deflate"}, true},
+		{[]string{"permessage-deflate; client_max_window_bits=7"}, false},
+		{[]string{"permessage-deflate; client_max_window_bits=16"}, false},
+		{[]string{"permessage-deflate; client_max_window_bits=010"}, false},
+		{[]string{"permessage-deflate; server_no_context_takeover=1"}, false},
+		{[]string{"permessage-deflate; client_no_context_takeover; client_no_context_takeover"}, false},
+		{[]string{"permessage-deflate; mystery"}, false},
+		{[]string{"x-webkit-deflate-frame"}, false},
+	} {
+		header := http.Header{"Sec-Websocket-Extensions": tc.offers}
+		c := rawDialWith(t, n, "/ws", header)
+		got := c.Resp.Header.Get("Sec-WebSocket-Extensions")
+		if want := map[bool]string{true: agreed, false: ""}[tc.agreed]; got != want {
+			t.Errorf("offers %q: answered %q, want %q", tc.offers, got, want)
+		}
+		msg := chatjson.Message(2048, 3)
+		publish(t, rs.Client(t), "chat", msg)
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		f, err := c.readFrame()
+		_ = c.Close()
+		if err != nil {
+			t.Fatalf("offers %q: %v", tc.offers, err)
+		}
+		payload := string(f.payload)
+		if compressed := f.first&rsv1 != 0; compressed {
+			payload = inflatePayload(t, f.payload)
+			if !tc.agreed {
+				t.Errorf("offers %q, declined: a compressed frame", tc.offers)
+			}
+		} else if tc.agreed {
+			t.Errorf("offers %q, agreed: an uncompressed frame of %d bytes", tc.offers, len(f.payload))
+		}
+		if f.opcode() != websocket.TextMessage || payload != msg {
+			t.Errorf("offers %q: opcode %d, %d bytes, want the %d sent as text", tc.offers, f.opcode(), len(payload), len(msg))
+		}
+	}
+	n.GoroutinesBackTo(t, base)
+}
 
 // Text that is not UTF-8 is refused with 1007 at the fragment, or the part
 // of a frame, that breaks it, without waiting for the rest; a character

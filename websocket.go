@@ -56,6 +56,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	hj := &hijacker{ResponseWriter: w, sendBuffer: h.SendBuffer}
+	if h.Compress != nil {
+		r = withDeflateOffer(r)
+	}
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		h.hub.remove(c)
