@@ -24,22 +24,31 @@ var (
 	errCloseBody = &readRefusal{websocket.CloseProtocolError, "close frame with a 1-byte body"}
 )
 
-// readMessage reads the client's next message, inflated when it came
-// compressed, and no more than limit bytes of it: a small compressed
-// message that would inflate beyond limit ends with errTooBig once limit+1
-// bytes are read, not after all of it. A text message is checked as it
-// comes (utf8Checker).
-func readMessage(conn *websocket.Conn, limit int64) (int, []byte, error) {
+// messageReader reads a client's messages, one at a time, inflated when
+// they came compressed, and no more than limit bytes of each: a small
+// compressed message that would inflate beyond limit ends with errTooBig
+// once limit+1 bytes are read, not after all of it. Text is checked as it
+// comes (utf8Checker). One per connection, so that a read allocates nothing
+// but the message.
+type messageReader struct {
+	limit   int64
+	limited io.LimitedReader
+	text    utf8Checker
+}
+
+func (mr *messageReader) read(conn *websocket.Conn) (int, []byte, error) {
 	typ, r, err := conn.NextReader()
 	if err != nil {
 		return 0, nil, err
 	}
-	r = io.LimitReader(r, limit+1)
+	mr.limited = io.LimitedReader{R: r, N: mr.limit + 1}
+	r = &mr.limited
 	if typ == websocket.TextMessage {
-		r = &utf8Checker{r: r}
+		mr.text = utf8Checker{r: r}
+		r = &mr.text
 	}
 	data, err := io.ReadAll(r)
-	if int64(len(data)) > limit { // before what the cut at limit+1 did to the text
+	if int64(len(data)) > mr.limit { // before what the cut at limit+1 did to the text
 		err = errTooBig
 	}
 	return typ, data, err

@@ -182,7 +182,7 @@ func headerLen(wire []byte) int {
 // Compressed data may be a little longer than what it inflates to (deflate
 // stores incompressible input in blocks with 5-byte headers), so a client
 // that compresses a message of max_message_size is not refused for that;
-// readMessage bounds what it inflates to.
+// messageReader bounds what it inflates to.
 func readLimit(maxMessageSize int64, deflate bool) int64 {
 	if !deflate {
 		return maxMessageSize

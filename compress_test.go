@@ -121,7 +121,7 @@ func TestReadMessageBoundsInflate(t *testing.T) {
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	_, _, err = readMessage(server.conn, limit)
+	_, _, err = (&messageReader{limit: limit}).read(server.conn)
 	runtime.ReadMemStats(&m1)
 	if !errors.Is(err, errTooBig) {
 		t.Fatalf("read %v, want %v", err, errTooBig)

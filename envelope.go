@@ -8,11 +8,12 @@ const envelopeProtocol = "redis_ws.v1"
 
 // envelopeMessage is one message to an envelope client.
 type envelopeMessage struct {
-	Channel    string  `json:"channel"`
-	Offset     int64   `json:"offset,omitempty"`
-	Epoch      string  `json:"epoch,omitempty"`
-	Data       *string `json:"data,omitempty"`
-	DataBase64 *[]byte `json:"data_base64,omitempty"` // encoding/json writes base64; set, even when empty, for a binary message
+	Channel string  `json:"channel"`
+	Offset  int64   `json:"offset,omitempty"`
+	Epoch   string  `json:"epoch,omitempty"`
+	Data    *string `json:"data,omitempty"`
+	// encoding/json writes base64; set for a binary message, even empty.
+	DataBase64 *[]byte `json:"data_base64,omitempty"`
 }
 
 // subscribedMessage tells an envelope client where a channel's messages

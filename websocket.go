@@ -91,7 +91,7 @@ func (h *Handler) serve(c *client, l *wsLink, remote string) {
 // readLoop publishes every message of the client, binary or text, until
 // the connection ends. What gorilla does not refuse by itself ends it with
 // the code of its readRefusal: a message beyond max_message_size (1009;
-// gorilla finds frames longer than its read limit, readMessage the
+// gorilla finds frames longer than its read limit, messageReader the
 // compressed ones that inflate beyond it), text that is not UTF-8 (1007),
 // a close frame with a 1-byte body (1002).
 func (h *Handler) readLoop(c *client, l *wsLink) {
@@ -114,14 +114,13 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 	if h.RateLimit > 0 {
 		limiter = rate.NewLimiter(rate.Limit(h.RateLimit), h.RateLimitBurst)
 	}
+	mr := &messageReader{limit: h.MaxMessageSize}
 	for {
-		typ, data, err := readMessage(conn, h.MaxMessageSize)
-		var refused *readRefusal
-		if errors.As(err, &refused) {
-			c.close(refused.code, refused.reason)
-			return
-		}
+		typ, data, err := mr.read(conn)
 		if err != nil {
+			if refused := (*readRefusal)(nil); errors.As(err, &refused) {
+				c.close(refused.code, refused.reason)
+			}
 			return
 		}
 		if limiter != nil && !limiter.Allow() {
