@@ -77,9 +77,10 @@ func appendFrame[P []byte | string](wire []byte, first byte, payload P) []byte {
 //     gorilla only orders its own writes, so c.mu orders them with ours.
 //   - gorilla sets a write deadline before each write; they are ignored, and
 //     every socket write gets a fresh one here.
-//
-// Reads go to the connection, and frames follows the client's frame
-// headers in what gorilla reads.
+//   - gorilla reads everything the client sends after the handshake through
+//     Read (from a buffered reader of its own, or net/http's, which it resets
+//     onto this connection), where frames follows the headers of the
+//     client's frames; TestCloseAndReservedFrames fails if it stops.
 type corkConn struct {
 	net.Conn
 	cutoff writeCutoff
