@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 var benchMetrics = newHandlerMetrics([]string{"bench"})
@@ -220,7 +222,7 @@ func benchPublish(b *testing.B, rs *redisServer, hist *History) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for !o.add("bench", payload, hist, nil) { // outbox full: let it drain
+		for !o.add("bench", payload, false, hist, nil) { // outbox full: let it drain
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
@@ -273,4 +275,85 @@ func BenchmarkChannels(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRead measures the reader of one connection: text frames from a
+// client over loopback TCP, through the corked connection and gorilla,
+// read and checked by readLoop on a receive-only client (counted, not
+// published); one op is one frame.
+func BenchmarkRead(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run("payload-"+sizeName(size), func(b *testing.B) { benchRead(b, size) })
+	}
+}
+
+func benchRead(b *testing.B, size int) {
+	h := &Handler{MaxMessageSize: 1 << 20, PingInterval: caddy.Duration(time.Hour), metrics: benchMetrics, logger: zap.NewNop(),
+		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferPool: &writeBuffers}}
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hj := &hijacker{ResponseWriter: w}
+		conn, err := h.upgrader.Upgrade(hj, r, nil)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		c := newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
+		go func() {
+			defer close(done)
+			h.readLoop(c, newWSLink(conn, hj.conn, &Compression{}))
+			_ = conn.Close()
+		}()
+	}))
+	defer srv.Close()
+	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	const perWrite = 64
+	var burst []byte
+	for i := range perWrite {
+		burst = append(burst, rawFrameBytes(true, 0, websocket.TextMessage, []byte(chatjson.Message(size, i)[:size]), true, -1)...)
+	}
+	read0 := counterValue(b, benchMetrics.framesReceived)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += perWrite {
+		n := min(perWrite, b.N-sent)
+		if _, err := client.UnderlyingConn().Write(burst[:len(burst)/perWrite*n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for counterValue(b, benchMetrics.framesReceived)-read0 < float64(b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	_ = client.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	<-done
+}
+
+// BenchmarkClientFrames measures what the scan of the frame headers that
+// clients send (clientFrames) adds to the read path: one op is one frame,
+// in reads of 1 KiB as gorilla's read buffer makes them.
+func BenchmarkClientFrames(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run("payload-"+sizeName(size), func(b *testing.B) {
+			const perBurst = 64
+			var burst []byte
+			for range perBurst {
+				burst = append(burst, rawFrameBytes(true, 0, websocket.TextMessage, make([]byte, size), true, -1)...)
+			}
+			var s clientFrames
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for done := 0; done < b.N; done += perBurst {
+				for p := burst; len(p) > 0; p = p[min(1024, len(p)):] {
+					s.follow(p[:min(1024, len(p))])
+				}
+			}
+		})
+	}
 }

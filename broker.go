@@ -172,15 +172,16 @@ func (b *broker) subscribed(st *channelState, back resubscribed) {
 	}
 }
 
-// publish queues a client frame for Redis, recorded in the channel's history
-// when hist is set; false means it was dropped.
-func (b *broker) publish(ch string, data []byte, hist *History) bool {
-	return b.out.add(ch, data, hist, nil)
+// publish queues a client frame for Redis, binary or text (binary false:
+// text, or what its bytes say), recorded in the channel's history when hist
+// is set; false means it was dropped.
+func (b *broker) publish(ch string, data []byte, binary bool, hist *History) bool {
+	return b.out.add(ch, data, binary, hist, nil)
 }
 
 // publishWaiting is publish for a caller that waits on ack for the outcome.
-func (b *broker) publishWaiting(ch string, data []byte, hist *History, ack *publishAck) bool {
-	return b.out.add(ch, data, hist, ack)
+func (b *broker) publishWaiting(ch string, data []byte, binary bool, hist *History, ack *publishAck) bool {
+	return b.out.add(ch, data, binary, hist, ack)
 }
 
 // delivery is one message on its way to the hubs of its channel.

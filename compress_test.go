@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/gorilla/websocket"
@@ -56,7 +57,7 @@ func TestCompressedFrames(t *testing.T) {
 	}
 	frames := make([]*frame, len(payloads))
 	for i, p := range payloads {
-		frames[i] = newFrame(p)
+		frames[i] = newFrame(p, utf8.ValidString(p))
 	}
 	before := counterValue(t, metrics.compressions)
 	for _, offer := range []bool{true, true, false} {
@@ -120,7 +121,7 @@ func TestReadMessageBoundsInflate(t *testing.T) {
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	_, _, err = readMessage(server.conn, limit)
+	_, _, err = (&messageReader{limit: limit}).read(server.conn)
 	runtime.ReadMemStats(&m1)
 	if !errors.Is(err, errTooBig) {
 		t.Fatalf("read %v, want %v", err, errTooBig)
@@ -134,7 +135,7 @@ func TestReadMessageBoundsInflate(t *testing.T) {
 // put back, it inflates to the payload.
 func TestDeflateFrameInflates(t *testing.T) {
 	payload := chatjson.Message(4096, 0)
-	wire := newFrame(payload).compressedWire()
+	wire := newFrame(payload, true).compressedWire()
 	if wire[0] != fin|rsv1|websocket.TextMessage {
 		t.Fatalf("first byte %#x", wire[0])
 	}
@@ -147,7 +148,12 @@ func TestDeflateFrameInflates(t *testing.T) {
 // inflateFrame is the payload of a compressed server frame.
 func inflateFrame(t *testing.T, wire []byte) string {
 	t.Helper()
-	body := wire[headerLen(wire):]
+	return inflatePayload(t, wire[headerLen(wire):])
+}
+
+// inflatePayload inflates the payload of a compressed frame.
+func inflatePayload(t *testing.T, body []byte) string {
+	t.Helper()
 	got, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(body), strings.NewReader("\x00\x00\xff\xff\x01\x00\x00\xff\xff"))))
 	if err != nil {
 		t.Fatalf("inflating: %v", err)
@@ -353,4 +359,43 @@ func (c countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.read.Add(int64(n))
 	return n, err
+}
+
+// Which permessage-deflate offers the fixed answer honours (RFC 7692 §7.1);
+// TestDeflateOffers sends some of them to a node.
+func TestAcceptableDeflate(t *testing.T) {
+	for offers, want := range map[string]bool{
+		"permessage-deflate":                                                         true,
+		"permessage-deflate; client_max_window_bits":                                 true,
+		"permessage-deflate;client_max_window_bits=8":                                true,
+		"permessage-deflate; client_max_window_bits=15":                              true,
+		`permessage-deflate; client_max_window_bits="9"`:                             true,
+		"permessage-deflate; server_no_context_takeover; client_no_context_takeover": true,
+		"x-foo; bar=\"a,b\", permessage-deflate":                                     true, // a comma inside quotes
+		"permessage-deflate; server_max_window_bits=8, permessage-deflate":           true,
+		"permessage-deflate; server_max_window_bits=15":                              false,
+		"permessage-deflate; server_max_window_bits":                                 false,
+		"permessage-deflate; client_max_window_bits=7":                               false,
+		"permessage-deflate; client_max_window_bits=16":                              false,
+		"permessage-deflate; client_max_window_bits=09":                              false,
+		"permessage-deflate; client_max_window_bits=+9":                              false,
+		"permessage-deflate; client_max_window_bits=":                                false,
+		"permessage-deflate; client_max_window_bits; client_max_window_bits=10":      false,
+		"permessage-deflate; server_no_context_takeover; server_no_context_takeover": false,
+		"permessage-deflate; client_no_context_takeover=true":                        false,
+		"permessage-deflate; unknown":                                                false,
+		"permessage-deflate;":                                                        false,
+		"permessage-deflate; =9":                                                     false,
+		`permessage-deflate; client_max_window_bits="9, permessage-deflate"`:         false, // one offer, a bad value
+		"Permessage-Deflate":                                                         false,
+		"x-webkit-deflate-frame":                                                     false,
+		"":                                                                           false,
+	} {
+		if got := acceptableDeflate([]string{offers}); got != want {
+			t.Errorf("%q: %v, want %v", offers, got, want)
+		}
+	}
+	if !acceptableDeflate([]string{"permessage-deflate; server_max_window_bits=10", "permessage-deflate"}) {
+		t.Errorf("an acceptable offer in a second header line is not found")
+	}
 }

@@ -1,9 +1,6 @@
 package redisws
 
-import (
-	"encoding/json"
-	"unicode/utf8"
-)
+import "encoding/json"
 
 // envelopeProtocol is the subprotocol of clients that take every message as
 // JSON with its channel and place in the history, and so can resume.
@@ -11,11 +8,12 @@ const envelopeProtocol = "redis_ws.v1"
 
 // envelopeMessage is one message to an envelope client.
 type envelopeMessage struct {
-	Channel    string  `json:"channel"`
-	Offset     int64   `json:"offset,omitempty"`
-	Epoch      string  `json:"epoch,omitempty"`
-	Data       *string `json:"data,omitempty"`
-	DataBase64 []byte  `json:"data_base64,omitempty"` // encoding/json writes base64
+	Channel string  `json:"channel"`
+	Offset  int64   `json:"offset,omitempty"`
+	Epoch   string  `json:"epoch,omitempty"`
+	Data    *string `json:"data,omitempty"`
+	// encoding/json writes base64; set for a binary message, even empty.
+	DataBase64 *[]byte `json:"data_base64,omitempty"`
 }
 
 // subscribedMessage tells an envelope client where a channel's messages
@@ -30,10 +28,11 @@ type subscribedMessage struct {
 
 func envelopeFrame(m *message) *frame {
 	e := envelopeMessage{Channel: m.channel, Offset: m.pos.offset, Epoch: m.pos.epoch}
-	if utf8.ValidString(m.payload) {
+	if m.text() {
 		e.Data = &m.payload
 	} else {
-		e.DataBase64 = []byte(m.payload)
+		b := []byte(m.payload)
+		e.DataBase64 = &b
 	}
 	return jsonFrame(e)
 }
@@ -53,5 +52,5 @@ func jsonFrame(v any) *frame {
 	if err != nil {
 		panic(err) // only strings, numbers and bools
 	}
-	return newFrame(string(b))
+	return newFrame(string(b), true)
 }

@@ -111,7 +111,7 @@ func TestOutboxHoldsOneChannel(t *testing.T) {
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)
 	tb.confirmed(c, "a")
 	for _, f := range []struct{ ch, data string }{{"b", "b1"}, {"a", "a1"}, {"b", "b2"}, {"a", "a2"}} {
-		if !o.add(f.ch, []byte(f.data), nil, nil) {
+		if !o.add(f.ch, []byte(f.data), false, nil, nil) {
 			t.Fatalf("%s dropped", f.data)
 		}
 	}

@@ -84,46 +84,53 @@ func FuzzChannelPlaceholder(f *testing.F) {
 }
 
 // FuzzNewFrame: every payload becomes one final, unmasked frame that decodes
-// back to it, text exactly when it is valid UTF-8.
+// back to it, binary when it was sent as binary or is not UTF-8, text
+// otherwise.
 func FuzzNewFrame(f *testing.F) {
 	for _, seed := range []string{"", "hi", strings.Repeat("x", 125), strings.Repeat("y", 126), strings.Repeat("z", 70000), "\xc3\x28", strings.Repeat("ab", 200)} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, payload string) {
-		fr := newFrame(payload)
-		w := fr.wire
-		if len(w) < 2 || w[0]&0x80 == 0 || w[1]&0x80 != 0 {
-			t.Fatalf("header % x: want FIN set and no mask", w[:min(len(w), 2)])
-		}
-		wantOp := byte(2)
-		if utf8.ValidString(payload) {
-			wantOp = 1
-		}
-		if op := w[0] & 0x0f; op != wantOp {
-			t.Fatalf("opcode %d, want %d", op, wantOp)
-		}
-		n, hdr := int(w[1]&0x7f), 2
-		switch n {
-		case 126:
-			n, hdr = int(binary.BigEndian.Uint16(w[2:])), 4
-		case 127:
-			n, hdr = int(binary.BigEndian.Uint64(w[2:])), 10
-		}
-		if n != len(payload) || string(w[hdr:]) != payload || fr.size != len(payload) {
-			t.Fatalf("decoded length %d and %d bytes, want %d", n, len(w)-hdr, len(payload))
-		}
-		// Compressed: shorter and inflating to the payload, or the frame itself.
-		switch z := fr.compressedWire(); {
-		case z[0]&rsv1 == 0:
-			if string(z) != string(w) {
-				t.Fatalf("uncompressed form differs from the frame")
-			}
-		case len(z) >= len(w) || z[0] != w[0]|rsv1:
-			t.Fatalf("compressed frame of %d bytes, first byte %#x, for a %d-byte frame, first byte %#x", len(z), z[0], len(w), w[0])
-		case inflateFrame(t, z) != payload:
-			t.Fatalf("compressed frame does not inflate to the payload")
+		for _, sentBinary := range []bool{false, true} {
+			checkRawFrame(t, payload, sentBinary)
 		}
 	})
+}
+
+func checkRawFrame(t *testing.T, payload string, sentBinary bool) {
+	fr := (&message{payload: payload, binary: sentBinary}).frameFor(rawFrames)
+	w := fr.wire
+	if len(w) < 2 || w[0]&0x80 == 0 || w[1]&0x80 != 0 {
+		t.Fatalf("header % x: want FIN set and no mask", w[:min(len(w), 2)])
+	}
+	wantOp := byte(2)
+	if !sentBinary && utf8.ValidString(payload) {
+		wantOp = 1
+	}
+	if op := w[0] & 0x0f; op != wantOp {
+		t.Fatalf("sent as binary %v: opcode %d, want %d", sentBinary, op, wantOp)
+	}
+	n, hdr := int(w[1]&0x7f), 2
+	switch n {
+	case 126:
+		n, hdr = int(binary.BigEndian.Uint16(w[2:])), 4
+	case 127:
+		n, hdr = int(binary.BigEndian.Uint64(w[2:])), 10
+	}
+	if n != len(payload) || string(w[hdr:]) != payload || fr.size != len(payload) {
+		t.Fatalf("decoded length %d and %d bytes, want %d", n, len(w)-hdr, len(payload))
+	}
+	// Compressed: shorter and inflating to the payload, or the frame itself.
+	switch z := fr.compressedWire(); {
+	case z[0]&rsv1 == 0:
+		if string(z) != string(w) {
+			t.Fatalf("uncompressed form differs from the frame")
+		}
+	case len(z) >= len(w) || z[0] != w[0]|rsv1:
+		t.Fatalf("compressed frame of %d bytes, first byte %#x, for a %d-byte frame, first byte %#x", len(z), z[0], len(w), w[0])
+	case inflateFrame(t, z) != payload:
+		t.Fatalf("compressed frame does not inflate to the payload")
+	}
 }
 
 // A resume query, whatever it holds, is refused with an error or gives
@@ -155,9 +162,9 @@ func FuzzResumeQuery(f *testing.F) {
 
 // Any Redis payload is delivered: a recorded one as its payload with a
 // valid position, anything else as it came; what a node publishes reads
-// back as what it sent.
+// back as what it sent, of the type it was sent as.
 func FuzzParseMessage(f *testing.F) {
-	for _, s := range []string{"hi", "\x00rws:e:1:hi", "\x00rws:::x", "\x00rws:e:0:", "\x00rws"} {
+	for _, s := range []string{"hi", "\x00rws:e:1:hi", "\x00rws:::x", "\x00rws:e:0:", "\x00rws", "\x00rwsb:::", "\x00rwsb:e:2:\xff", "\x00rwsbb:::"} {
 		f.Add(s, "e1", int64(3))
 	}
 	f.Fuzz(func(t *testing.T, payload, epoch string, offset int64) {
@@ -167,16 +174,23 @@ func FuzzParseMessage(f *testing.F) {
 			if !validEpoch(m.pos.epoch) || !strings.HasSuffix(payload, ":"+m.payload) {
 				t.Fatalf("%q: read as %v %q", payload, m.pos, m.payload)
 			}
-		case m.payload != payload && !strings.HasPrefix(payload, recordedMark+"::"):
+		case m.payload != payload && !strings.HasPrefix(payload, recordedMark+"::") && !strings.HasPrefix(payload, binaryMark+"::"):
 			t.Fatalf("live %q delivered as %q", payload, m.payload)
+		case m.payload == payload && m.binary:
+			t.Fatalf("unmarked %q read as marked binary", payload)
 		}
-		if live := parseMessage("chat", string(escapeLive([]byte(payload)))); live.recorded() || live.payload != payload {
-			t.Fatalf("live %q read back as %v %q", payload, live.pos, live.payload)
+		for _, sentBinary := range []bool{false, true} {
+			live := parseMessage("chat", string(liveWire([]byte(payload), markBinary([]byte(payload), sentBinary))))
+			if live.recorded() || live.payload != payload || live.text() != (!sentBinary && utf8.ValidString(payload)) {
+				t.Fatalf("live %q sent as binary %v read back as %v %q, text %v", payload, sentBinary, live.pos, live.payload, live.text())
+			}
 		}
 		if validEpoch(epoch) && offset > 0 {
-			rec := parseMessage("chat", recordedMark+position{epoch, offset}.String()+":"+payload)
-			if rec.pos != (position{epoch, offset}) || rec.payload != payload {
-				t.Fatalf("recorded %s %q read back as %v %q", position{epoch, offset}, payload, rec.pos, rec.payload)
+			for mark, binary := range map[string]bool{recordedMark: false, binaryMark: true} {
+				rec := parseMessage("chat", mark+position{epoch, offset}.String()+":"+payload)
+				if rec.pos != (position{epoch, offset}) || rec.payload != payload || rec.binary != binary {
+					t.Fatalf("recorded %s %q (binary %v) read back as %v %q (binary %v)", position{epoch, offset}, payload, binary, rec.pos, rec.payload, rec.binary)
+				}
 			}
 		}
 	})
@@ -184,13 +198,15 @@ func FuzzParseMessage(f *testing.F) {
 
 // FuzzStreamFrame: any payload, written as an event, reads back exactly as
 // EventSource parses it: as the data of a message event, or base64 in an
-// event binary; and the id is the message's position.
+// event binary, which a binary message always is; and the id is the
+// message's position.
 func FuzzStreamFrame(f *testing.F) {
 	for _, seed := range []string{"", "hi", "a\nb", "a\r\nb", "\n\n", ": not a comment", "data: x", "\xff\x00", "é\n"} {
-		f.Add(seed, int64(3))
+		f.Add(seed, int64(3), false)
+		f.Add(seed, int64(0), true)
 	}
-	f.Fuzz(func(t *testing.T, payload string, offset int64) {
-		m := &message{payload: payload}
+	f.Fuzz(func(t *testing.T, payload string, offset int64, sentBinary bool) {
+		m := &message{payload: payload, binary: sentBinary}
 		if offset > 0 {
 			m.pos = position{"e1", offset}
 		}
@@ -207,12 +223,12 @@ func FuzzStreamFrame(f *testing.F) {
 		}
 		switch typ {
 		case "message":
-			if data != payload {
-				t.Fatalf("%q read back as %q", payload, data)
+			if data != payload || sentBinary {
+				t.Fatalf("%q (binary %v) read back as %q", payload, sentBinary, data)
 			}
 		case "binary":
 			b, err := base64.StdEncoding.DecodeString(data)
-			if err != nil || string(b) != payload || utf8.ValidString(payload) && !strings.Contains(payload, "\r") {
+			if err != nil || string(b) != payload || !sentBinary && utf8.ValidString(payload) && !strings.Contains(payload, "\r") {
 				t.Fatalf("%q as binary %q (%v)", payload, data, err)
 			}
 		default:

@@ -302,7 +302,7 @@ func (b *broker) deliverEntries(st *channelState, h *channelHistory, at position
 		}
 		at.offset = e.offset
 		h.last.pos, h.last.payload = at, e.payload
-		b.enqueue(st, &message{channel: st.name, pos: at, payload: e.payload})
+		b.enqueue(st, &message{channel: st.name, pos: at, payload: e.payload, binary: e.binary})
 	}
 	return at
 }

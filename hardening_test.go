@@ -6,12 +6,8 @@ package redisws
 // literally).
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
@@ -60,103 +55,6 @@ func TestPlainHTTPAndOrigin(t *testing.T) {
 		}
 		if c != nil {
 			c.Close()
-		}
-	}
-}
-
-// rawConn is a hand-made WebSocket client, to send what real clients never
-// would.
-type rawConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func rawDial(t *testing.T, n *caddyNode, path string) *rawConn {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(n.URL(""), "http://"), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(wait))
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, conn.RemoteAddr())
-	r := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(r, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v %v", resp, err)
-	}
-	return &rawConn{Conn: conn, r: r}
-}
-
-// frame writes one frame; mask false sends it unmasked, which clients must
-// never do. length overrides the declared payload length when >= 0.
-func (c *rawConn) frame(t *testing.T, fin bool, opcode byte, payload []byte, mask bool, length int64) {
-	t.Helper()
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	if length < 0 {
-		length = int64(len(payload))
-	}
-	var maskBit byte
-	if mask {
-		maskBit = 0x80
-	}
-	hdr := []byte{b0}
-	switch {
-	case length <= 125:
-		hdr = append(hdr, maskBit|byte(length))
-	case length <= 0xffff:
-		hdr = binary.BigEndian.AppendUint16(append(hdr, maskBit|126), uint16(length))
-	default:
-		hdr = binary.BigEndian.AppendUint64(append(hdr, maskBit|127), uint64(length))
-	}
-	body := append([]byte(nil), payload...)
-	if mask {
-		key := []byte{1, 2, 3, 4}
-		hdr = append(hdr, key...)
-		for i := range body {
-			body[i] ^= key[i%4]
-		}
-	}
-	if _, err := c.Write(append(hdr, body...)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// closeCode reads frames until the server's close frame and returns its
-// code, or -1 when the connection ends without one.
-func (c *rawConn) closeCode(t *testing.T) int {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(wait))
-	for {
-		var hdr [2]byte
-		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
-			return -1
-		}
-		n := int64(hdr[1] & 0x7f)
-		switch n {
-		case 126:
-			var l [2]byte
-			if _, err := io.ReadFull(c.r, l[:]); err != nil {
-				return -1
-			}
-			n = int64(binary.BigEndian.Uint16(l[:]))
-		case 127:
-			var l [8]byte
-			if _, err := io.ReadFull(c.r, l[:]); err != nil {
-				return -1
-			}
-			n = int64(binary.BigEndian.Uint64(l[:]))
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(c.r, payload); err != nil {
-			return -1
-		}
-		if hdr[0]&0x0f == websocket.CloseMessage && n >= 2 {
-			return int(binary.BigEndian.Uint16(payload))
 		}
 	}
 }

@@ -37,8 +37,11 @@ type outMsg struct {
 	channel string
 	data    []byte
 	history *History // record it; nil: live
-	at      time.Time
-	ack     *publishAck // someone waits for the outcome; nil: nobody
+	// markedBinary: a binary frame whose bytes are valid UTF-8, which
+	// Redis carries marked binary (markBinary).
+	markedBinary bool
+	at           time.Time
+	ack          *publishAck // someone waits for the outcome; nil: nobody
 }
 
 // outbox publishes client frames through one goroutine, pipelined, each
@@ -70,13 +73,18 @@ func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool
 
 func (o *outbox) wait() { <-o.done }
 
-// add queues a frame, recorded in the channel's history when hist is set,
-// waiting up to roomWait while the outbox is full; false means the frame was
-// dropped. ack, when set, is told the outcome.
-func (o *outbox) add(ch string, data []byte, hist *History, ack *publishAck) bool {
+// add queues a frame, binary or text (binary false: text, or what its bytes
+// say), recorded in the channel's history when hist is set, waiting up to
+// roomWait while the outbox is full; false means the frame was dropped.
+// ack, when set, is told the outcome.
+func (o *outbox) add(ch string, data []byte, binary bool, hist *History, ack *publishAck) bool {
+	m := outMsg{channel: ch, data: data, history: hist, markedBinary: markBinary(data, binary), ack: ack}
+	if hist == nil {
+		m.data = liveWire(data, m.markedBinary)
+	}
 	var timeout <-chan time.Time
 	o.mu.Lock()
-	for len(o.queue) >= outboxMaxMessages || o.bytes+len(data) > outboxMaxBytes {
+	for len(o.queue) >= outboxMaxMessages || o.bytes+len(m.data) > outboxMaxBytes {
 		room := o.room
 		o.mu.Unlock()
 		if timeout == nil {
@@ -103,11 +111,9 @@ func (o *outbox) add(ch string, data []byte, hist *History, ack *publishAck) boo
 		return false
 	}
 	o.dropping = false
-	if hist == nil {
-		data = escapeLive(data)
-	}
-	o.queue = append(o.queue, outMsg{channel: ch, data: data, history: hist, at: time.Now(), ack: ack})
-	o.bytes += len(data)
+	m.at = time.Now()
+	o.queue = append(o.queue, m)
+	o.bytes += len(m.data)
 	o.mu.Unlock()
 	signal(o.wake)
 	return true
@@ -346,8 +352,9 @@ func recordRuns(batch []outMsg) []sendRun {
 	return runs
 }
 
-// recordArgs are publish.lua's arguments for a run of frames, with the
-// channel's floor: the furthest position this node delivered.
+// recordArgs are publish.lua's arguments for a run of frames: channel,
+// size, TTLs, sharded, the channel's floor (the furthest position this node
+// delivered), the types, the payloads.
 func (o *outbox) recordArgs(run []outMsg) []any {
 	h := run[0].history
 	sharded := "0"
@@ -356,11 +363,28 @@ func (o *outbox) recordArgs(run []outMsg) []any {
 	}
 	floor := o.table.floor(run[0].channel)
 	args := make([]any, 0, 8+len(run))
-	args = append(args, run[0].channel, h.Size, h.ttl().Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.epoch, floor.offset, "")
+	args = append(args, run[0].channel, h.Size, h.ttl().Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.epoch, floor.offset, recordTypes(run))
 	for _, m := range run {
 		args = append(args, m.data)
 	}
 	return args
+}
+
+// recordTypes is publish.lua's types argument: "" when no frame of the run
+// is marked binary, else one character per frame, b (binary) or t (text,
+// or what its bytes say).
+func recordTypes(run []outMsg) string {
+	if !slices.ContainsFunc(run, func(m outMsg) bool { return m.markedBinary }) {
+		return ""
+	}
+	types := make([]byte, len(run))
+	for i, m := range run {
+		types[i] = 't'
+		if m.markedBinary {
+			types[i] = 'b'
+		}
+	}
+	return string(types)
 }
 
 func (m *outMsg) idempotencyKey() string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"strconv"
@@ -37,7 +38,9 @@ type postAnswer struct {
 }
 
 // servePost publishes the request body, byte for byte, as one message to
-// the route's publish channel, and answers once Redis has taken it.
+// the route's publish channel, and answers once Redis has taken it. The
+// message is binary with Content-Type application/octet-stream; otherwise
+// it is text when it is valid UTF-8, as a message of redis-cli publish.
 func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
 	status, err := h.post(w, r)
 	h.metrics.httpPublishes.WithLabelValues(strconv.Itoa(status)).Inc()
@@ -74,7 +77,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 	}
 
 	ack := newPublishAck(key)
-	if !h.broker.publishWaiting(ch, body, h.History, ack) {
+	if !h.broker.publishWaiting(ch, body, postedBinary(r), h.History, ack) {
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "too many messages wait for redis; try again later")
 	}
@@ -151,4 +154,11 @@ func (h *Handler) checkIdempotencyKey(key string) error {
 
 func (h *Handler) refusePost(w http.ResponseWriter, status int, reason string) (int, error) {
 	return status, refuse(w, status, reason)
+}
+
+// postedBinary tells whether a POST's body is a binary message: its
+// Content-Type says application/octet-stream.
+func postedBinary(r *http.Request) bool {
+	t, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && t == "application/octet-stream"
 }

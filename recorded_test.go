@@ -10,30 +10,39 @@ import (
 )
 
 // What a node makes of a Redis message: recorded ones give their position
-// and payload, everything else is delivered as it came.
+// and payload, marked ones their type, everything else is delivered as it
+// came.
 func TestParseMessage(t *testing.T) {
 	for _, tc := range []struct {
 		in      string
 		pos     position
 		payload string
+		binary  bool
 	}{
-		{"hi", position{}, "hi"},
-		{"\x00rws:6755e0a10f3a2:42:hi", position{"6755e0a10f3a2", 42}, "hi"},
-		{"\x00rws:e:1:", position{"e", 1}, ""},
-		{"\x00rws:e:7:a:b:c", position{"e", 7}, "a:b:c"},
-		{"\x00rws:::\x00rws:e:1:x", position{}, "\x00rws:e:1:x"}, // an escaped live message
-		{"\x00rws:e:0:x", position{}, "\x00rws:e:0:x"},           // no offset 0
-		{"\x00rws:e:-3:x", position{}, "\x00rws:e:-3:x"},
-		{"\x00rws:e f:1:x", position{}, "\x00rws:e f:1:x"}, // not an epoch
-		{"\x00rws:e", position{}, "\x00rws:e"},
+		{"hi", position{}, "hi", false},
+		{"\x00rws:6755e0a10f3a2:42:hi", position{"6755e0a10f3a2", 42}, "hi", false},
+		{"\x00rws:e:1:", position{"e", 1}, "", false},
+		{"\x00rws:e:7:a:b:c", position{"e", 7}, "a:b:c", false},
+		{"\x00rws:::\x00rws:e:1:x", position{}, "\x00rws:e:1:x", false}, // an escaped live message
+		{"\x00rws:e:0:x", position{}, "\x00rws:e:0:x", false},           // no offset 0
+		{"\x00rws:e:-3:x", position{}, "\x00rws:e:-3:x", false},
+		{"\x00rws:e f:1:x", position{}, "\x00rws:e f:1:x", false}, // not an epoch
+		{"\x00rws:e", position{}, "\x00rws:e", false},
+		{"\x00rwsb:::hi", position{}, "hi", true}, // a live binary message that is valid UTF-8
+		{"\x00rwsb:::", position{}, "", true},
+		{"\x00rwsb:e:3:\x00rwsb:::", position{"e", 3}, "\x00rwsb:::", true},
+		{"\x00rws:::\x00rwsb:::x", position{}, "\x00rwsb:::x", false},
+		{"\x00rwsbb:::x", position{}, "\x00rwsbb:::x", false},
+		{"\x00rwsx:::x", position{}, "\x00rwsx:::x", false},
+		{"\x00rwsb:e", position{}, "\x00rwsb:e", false},
 	} {
 		m := parseMessage("chat", tc.in)
-		if m.pos != tc.pos || m.payload != tc.payload {
-			t.Errorf("%q: got %v %q, want %v %q", tc.in, m.pos, m.payload, tc.pos, tc.payload)
+		if m.pos != tc.pos || m.payload != tc.payload || m.binary != tc.binary {
+			t.Errorf("%q: got %v %q binary %v, want %v %q binary %v", tc.in, m.pos, m.payload, m.binary, tc.pos, tc.payload, tc.binary)
 		}
 	}
 	for _, p := range []string{"hi", "\x00rws:e:1:x", "\x00rws:::y", "\x00rws"} {
-		if m := parseMessage("chat", string(escapeLive([]byte(p)))); m.recorded() || m.payload != p {
+		if m := parseMessage("chat", string(liveWire([]byte(p), false))); m.recorded() || m.payload != p {
 			t.Errorf("live %q escaped and read back as %v %q", p, m.pos, m.payload)
 		}
 	}
@@ -128,5 +137,32 @@ func TestRecordRunsIdempotent(t *testing.T) {
 	}
 	if got, want := fmt.Sprint(recordRuns(batch)), fmt.Sprint([]sendRun{{0, 1}, {1, 2}, {2, 4}}); got != want {
 		t.Fatalf("runs %s, want %s", got, want)
+	}
+}
+
+// Only a binary frame whose bytes are valid UTF-8 is marked, and
+// publish.lua is given types only for a run that holds one.
+func TestRecordTypes(t *testing.T) {
+	for _, tc := range []struct {
+		data   string
+		binary bool
+		want   bool
+	}{{"hi", true, true}, {"", true, true}, {"\xff", true, false}, {"hi", false, false}, {"\xff", false, false}} {
+		if got := markBinary([]byte(tc.data), tc.binary); got != tc.want {
+			t.Errorf("markBinary(%q, %v) = %v", tc.data, tc.binary, got)
+		}
+	}
+	plain, marked := outMsg{}, outMsg{markedBinary: true}
+	for _, tc := range []struct {
+		run  []outMsg
+		want string
+	}{
+		{[]outMsg{plain, plain}, ""},
+		{[]outMsg{plain, marked, plain}, "tbt"},
+		{[]outMsg{marked}, "b"},
+	} {
+		if got := recordTypes(tc.run); got != tc.want {
+			t.Errorf("types %q, want %q", got, tc.want)
+		}
 	}
 }

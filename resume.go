@@ -144,7 +144,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 		}
 		frames := openingFrames(c.kind, ch, &at, recovered, len(replay) > 0)
 		for _, e := range replay {
-			m := &message{channel: ch, pos: position{r.latest.epoch, e.offset}, payload: e.payload}
+			m := &message{channel: ch, pos: position{r.latest.epoch, e.offset}, payload: e.payload, binary: e.binary}
 			frames = append(frames, m.frameFor(c.kind))
 			budget -= len(e.payload)
 		}

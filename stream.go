@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -105,16 +104,16 @@ func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeReque
 }
 
 // streamFrame is a message as one event: its id for a recorded message,
-// then its payload on data lines. A payload that the format cannot carry
-// exactly (not UTF-8, or with a carriage return, which EventSource reads
-// as a line end) is an event "binary" with the payload in base64.
+// then its payload on data lines. A binary message, and text that the
+// format cannot carry exactly (with a carriage return, which EventSource
+// reads as a line end), is an event "binary" with the payload in base64.
 func streamFrame(m *message) *frame {
 	b := make([]byte, 0, len(m.payload)+32)
 	if m.recorded() {
 		b = appendStreamID(b, m.pos)
 	}
 	idLen := len(b)
-	if utf8.ValidString(m.payload) && !strings.ContainsRune(m.payload, '\r') {
+	if m.text() && !strings.ContainsRune(m.payload, '\r') {
 		for line := range strings.SplitSeq(m.payload, "\n") {
 			b = append(b, "data: "...)
 			b = append(b, line...)

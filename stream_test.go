@@ -20,6 +20,8 @@ func TestStreamFrame(t *testing.T) {
 		{"lines", message{payload: "a\n b\n"}, "data: a\ndata:  b\ndata: \n\n"},
 		{"carriage return", message{payload: "a\rb"}, "event: binary\ndata: YQ1i\n\n"},
 		{"not UTF-8", message{pos: position{"e", 1}, payload: "\xff"}, "id: e:1\nevent: binary\ndata: /w==\n\n"},
+		{"binary, valid UTF-8", message{payload: "hi", binary: true}, "event: binary\ndata: aGk=\n\n"},
+		{"binary, empty", message{pos: position{"e", 2}, payload: "", binary: true}, "id: e:2\nevent: binary\ndata: \n\n"},
 	} {
 		if got := string(streamFrame(&tc.m).wire); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
@@ -63,6 +62,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	hj := &hijacker{ResponseWriter: w, sendBuffer: h.SendBuffer}
+	if h.Compress != nil {
+		r = withDeflateOffer(r)
+	}
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		h.hub.remove(c)
@@ -71,19 +73,20 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Debug("upgrade failed", zap.Error(err))
 		return nil
 	}
-	c.start(newWSLink(conn, hj.conn, h.Compress), time.Duration(h.PingInterval))
+	link := newWSLink(conn, hj.conn, h.Compress)
+	c.start(link, time.Duration(h.PingInterval))
 	// ServeHTTP returns now: the connection needs none of the request's
 	// state, and a fresh goroutine's stack is far smaller than the handler
 	// chain's, which matters for idle connections.
-	go h.serve(c, conn, hj.conn.deflate, r.RemoteAddr)
+	go h.serve(c, link, r.RemoteAddr)
 	return nil
 }
 
 // serve is the connection's reader; the connection ends with it.
-func (h *Handler) serve(c *client, conn *websocket.Conn, deflate bool, remote string) {
+func (h *Handler) serve(c *client, l *wsLink, remote string) {
 	start := time.Now()
 	h.metrics.connections.Inc()
-	h.readLoop(c, conn, deflate)
+	h.readLoop(c, l)
 	c.close(0, "")
 	h.hub.remove(c)
 	h.metrics.connections.Dec()
@@ -93,32 +96,39 @@ func (h *Handler) serve(c *client, conn *websocket.Conn, deflate bool, remote st
 	}
 }
 
-// readLoop publishes every message of the client until the connection
-// ends. A message beyond max_message_size closes it with 1009: gorilla
-// sends that itself for frames longer than its read limit, readMessage
-// finds the compressed ones that inflate beyond it.
-func (h *Handler) readLoop(c *client, conn *websocket.Conn, deflate bool) {
+// readLoop publishes every message of the client, binary or text, until
+// the connection ends. What gorilla does not refuse by itself ends it with
+// the code of its readRefusal: a message beyond max_message_size (1009;
+// gorilla finds frames longer than its read limit, messageReader the
+// compressed ones that inflate beyond it), text that is not UTF-8 (1007),
+// a close frame with a 1-byte body (1002).
+func (h *Handler) readLoop(c *client, l *wsLink) {
+	conn := l.conn
 	pongWait := 2 * time.Duration(h.PingInterval)
-	conn.SetReadLimit(readLimit(h.MaxMessageSize, deflate))
+	conn.SetReadLimit(readLimit(h.MaxMessageSize, l.out.deflate))
 	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		if l.out.frames.oneByteClose {
+			return errCloseBody
+		}
+		// gorilla's own answer: the code back, or no body for none.
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(writeWait))
+		return nil
 	})
 	var limiter *rate.Limiter
 	if h.RateLimit > 0 {
 		limiter = rate.NewLimiter(rate.Limit(h.RateLimit), h.RateLimitBurst)
 	}
+	mr := &messageReader{limit: h.MaxMessageSize}
 	for {
-		typ, data, err := readMessage(conn, h.MaxMessageSize)
-		if errors.Is(err, errTooBig) {
-			c.close(websocket.CloseMessageTooBig, err.Error())
-			return
-		}
+		typ, data, err := mr.read(conn)
 		if err != nil {
-			return
-		}
-		if typ == websocket.TextMessage && !utf8.Valid(data) {
-			c.close(websocket.CloseInvalidFramePayloadData, "invalid UTF-8") // RFC 6455 §8.1
+			if refused := (*readRefusal)(nil); errors.As(err, &refused) {
+				c.close(refused.code, refused.reason)
+			}
 			return
 		}
 		if limiter != nil && !limiter.Allow() {
@@ -130,7 +140,7 @@ func (h *Handler) readLoop(c *client, conn *websocket.Conn, deflate bool) {
 		if c.publish == "" {
 			continue // receive-only: frames are discarded
 		}
-		if !h.broker.publish(c.publish, data, h.History) {
+		if !h.broker.publish(c.publish, data, typ == websocket.BinaryMessage, h.History) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}

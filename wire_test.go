@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +124,7 @@ func TestGorillaWritesWholeFrames(t *testing.T) {
 
 	// The writer's batch: our frames and gorilla's ping, one write, in order.
 	s.cork.cork()
-	s.cork.appendFrames([]*frame{newFrame("a"), newFrame(strings.Repeat("b", 200))}, 0)
+	s.cork.appendFrames([]*frame{newFrame("a", true), newFrame(strings.Repeat("b", 200), true)}, 0)
 	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +162,30 @@ func (w *recordingHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.rec = &recordingConn{Conn: w.conn.Conn}
 	w.conn.Conn = w.rec
 	return conn, brw, nil
+}
+
+// clientFrames finds the body length of the first close frame through any
+// frames before it (lengths in 7, 16 and 64 bits, payloads that look like
+// frame headers), however the bytes are split into reads.
+func TestClientFramesFindTheClose(t *testing.T) {
+	oneByteClose := rawFrameBytes(true, 0, websocket.CloseMessage, []byte{3}, true, -1)
+	before := slices.Concat(
+		rawFrameBytes(true, 0, websocket.TextMessage, oneByteClose, true, -1), // not a close: a payload
+		rawFrameBytes(false, 0, websocket.BinaryMessage, make([]byte, 200), true, -1),
+		rawFrameBytes(true, 0, 0, make([]byte, 70000), true, -1),
+		rawFrameBytes(true, 0, websocket.PingMessage, []byte("ping!"), true, -1),
+		rawFrameBytes(true, 0, websocket.TextMessage, nil, true, -1),
+	)
+	for _, body := range [][]byte{nil, {3}, {3, 0xe8}, {3, 0xe8, 'x'}} {
+		stream := slices.Concat(before, rawFrameBytes(true, 0, websocket.CloseMessage, body, true, -1), oneByteClose)
+		for _, step := range []int{1, 3, 7, 1024, len(stream)} {
+			var s clientFrames
+			for p := stream; len(p) > 0; p = p[min(step, len(p)):] {
+				s.follow(p[:min(step, len(p))])
+			}
+			if !s.closing || s.oneByteClose != (len(body) == 1) {
+				t.Errorf("close body of %d bytes, reads of %d: closing %v, one byte %v", len(body), step, s.closing, s.oneByteClose)
+			}
+		}
+	}
 }

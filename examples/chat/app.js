@@ -113,7 +113,7 @@ function connect() {
 			askOnline();
 			return;
 		}
-		// What is not valid UTF-8 comes as data_base64.
+		// A binary message comes as data_base64.
 		show(m.data ?? `[${atob(m.data_base64).length} bytes of binary]`);
 	};
 	socket.onclose = (event) => {

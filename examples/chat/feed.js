@@ -42,8 +42,8 @@ feed.onerror = () => {
 	setStatus("closed", again ? "disconnected, reconnecting…" : "closed: reload the page to try again");
 };
 feed.onmessage = (event) => show(event.data);
-// A message that an event cannot carry as it is (not UTF-8, or with a
-// carriage return) comes as event: binary, in base64.
+// A binary message, and text that an event cannot carry as it is (with a
+// carriage return), comes as event: binary, in base64.
 feed.addEventListener("binary", (event) => {
 	const bytes = Uint8Array.from(atob(event.data), (c) => c.charCodeAt(0));
 	try {
