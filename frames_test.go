@@ -126,7 +126,9 @@ func TestFrameTypes(t *testing.T) {
 	}
 	live, chat := open("/live"), open("/ws")
 	expectSubscribed(t, live.env, "live")
-	epoch := expectSubscribed(t, chat.env, "chat").Epoch
+	if s := expectSubscribed(t, chat.env, "chat"); s.Epoch != noHistory.epoch || s.offset() != 0 {
+		t.Fatalf("subscribed %v, want 0:0: chat has no history yet", s)
+	}
 	eventually(t, wait, func() bool { return numsub(t, rdb, "live") == 3 && numsub(t, rdb, "chat") == 3 }, "nodes and redis-cli subscribed")
 	expect := func(r route, want ...typed) {
 		t.Helper()
@@ -143,6 +145,7 @@ func TestFrameTypes(t *testing.T) {
 		expect(r, sentTyped...)
 	}
 
+	epoch := historyEpoch(t, rdb, "chat") // made by the first recorded message
 	t.Run("redis-cli subscribe shows the payloads and their marks", func(t *testing.T) {
 		gotLive, gotChat := cliLive(len(sentTyped)), cliChat(len(sentTyped))
 		for i, m := range sentTyped {
