@@ -10,7 +10,7 @@ import (
 // may give up first (abandon); the outbox then never sends the message, so
 // nothing is published behind the caller's back.
 type publishAck struct {
-	idempotencyKey string // recorded once per key and channel; "" for none
+	idempotencyKey string // the Redis key that records it once (idempotencyKey()); "" for none
 	state          atomic.Int32
 	done           chan struct{} // closed when pos, duplicate and err are set
 

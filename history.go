@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -59,65 +57,6 @@ var (
 	readScript    = redis.NewScript(readSource)
 	resetScript   = redis.NewScript(resetSource)
 )
-
-// historyKeys are the Redis keys of a channel's history: its meta hash
-// (epoch and last offset) and its stream. Both carry a hash tag that puts
-// them in the channel's own Cluster slot, so that one script can append
-// to them and SPUBLISH on the channel: the channel itself as the tag when it
-// has no braces (redis_ws:{chat}:m), the channel's own tag when it has one
-// (redis_ws:{user}:{user}:inbox:m), or otherwise a short tag that hashes to
-// the channel's slot.
-func historyKeys(ch string) []string {
-	prefix := historyPrefix(ch)
-	return []string{prefix + "m", prefix + "s"}
-}
-
-// idempotencyKey holds what a publish with the Idempotency-Key key was
-// recorded as, in the channel's slot.
-func idempotencyKey(ch, key string) string { return historyPrefix(ch) + "i:" + key }
-
-// historyPrefix starts the keys of ch's history: see historyKeys.
-func historyPrefix(ch string) string {
-	var prefix string
-	switch tag, ok := hashTag(ch); {
-	case !strings.ContainsAny(ch, "{}"):
-		prefix = "redis_ws:{" + ch + "}:"
-	case ok:
-		prefix = "redis_ws:{" + tag + "}:" + ch + ":"
-	default:
-		prefix = "redis_ws:{" + slotTag(keySlot(ch)) + "}:" + ch + ":"
-	}
-	return prefix
-}
-
-// hashTag is the part of a key that Redis Cluster hashes, when the key has
-// a non-empty {tag}.
-func hashTag(key string) (string, bool) {
-	open := strings.IndexByte(key, '{')
-	if open < 0 {
-		return "", false
-	}
-	n := strings.IndexByte(key[open+1:], '}')
-	if n <= 0 {
-		return "", false
-	}
-	return key[open+1 : open+1+n], true
-}
-
-// slotTags[slot] is a short string without braces whose slot is slot.
-var slotTags = sync.OnceValue(func() []string {
-	tags := make([]string, 16384)
-	for left, i := len(tags), 0; left > 0; i++ {
-		s := strconv.FormatInt(int64(i), 36)
-		if slot := keySlot(s); tags[slot] == "" {
-			tags[slot] = s
-			left--
-		}
-	}
-	return tags
-})
-
-func slotTag(slot int) string { return slotTags()[slot] }
 
 // position is a place in a channel's history: an offset of an epoch.
 type position struct {

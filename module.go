@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,13 +135,16 @@ type Handler struct {
 	// offer it, each compressed once per node. Default: off.
 	Compress *Compression `json:"compress,omitempty"`
 
-	publish   string // publishChannel(); "" = receive-only
-	configKey string // the configuration's JSON with its defaults
-	broker    *broker
-	hub       *hub
-	upgrader  websocket.Upgrader
-	logger    *zap.Logger
-	metrics   *handlerMetrics
+	publish string // publishChannel(); "" = receive-only
+	// routeScope names the route for Idempotency-Keys: its channel
+	// templates, the same on every node with this configuration.
+	routeScope string
+	configKey  string // the configuration's JSON with its defaults
+	broker     *broker
+	hub        *hub
+	upgrader   websocket.Upgrader
+	logger     *zap.Logger
+	metrics    *handlerMetrics
 }
 
 // CaddyModule returns the Caddy module information.
@@ -187,6 +191,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.metrics = newHandlerMetrics(h.Subscribe)
 	h.publish = h.publishChannel()
+	h.routeScope = strings.Join(append(slices.Clone(h.Subscribe), h.Publish), "\n")
 	h.upgrader = websocket.Upgrader{
 		CheckOrigin: func(*http.Request) bool { return true }, // checked before, with a clear 403
 		// Frames are written by the client's writer, not by gorilla; the

@@ -263,7 +263,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 			case m.history != nil:
 				keys := historyKeys(m.channel)
 				if k := m.idempotencyKey(); k != "" {
-					keys = append(keys, idempotencyKey(m.channel, k))
+					keys = append(keys, k)
 				}
 				p.EvalSha(ctx, publishScript.Hash(), keys, o.recordArgs(batch[r.start:r.end])...)
 			case o.sharded:

@@ -76,6 +76,9 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 		return http.StatusBadRequest, fmt.Errorf("reading the message: %w", err) // the client is gone
 	}
 
+	if key != "" {
+		key = idempotencyKey(ch, h.routeScope, authUser(repl), key)
+	}
 	ack := newPublishAck(key)
 	if !h.broker.publishWaiting(ch, body, postedBinary(r), h.History, ack) {
 		w.Header().Set("Retry-After", retryAfter)
@@ -130,6 +133,15 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		_ = rc.SetReadDeadline(time.Time{})
 	}
 	return body, err
+}
+
+// authUser is the user Caddy's authentication put on the request, "" for
+// none: Idempotency-Keys are scoped to it.
+func authUser(repl *caddy.Replacer) string {
+	if repl == nil {
+		return ""
+	}
+	return repl.ReplaceAll("{http.auth.user.id}", "")
 }
 
 // checkIdempotencyKey accepts no key, or one of visible ASCII on a route

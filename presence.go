@@ -139,18 +139,6 @@ var (
 	presenceReadScript   = redis.NewScript(presenceReadSource)
 )
 
-// presenceKeys are the Redis keys of a channel's presence, in its Cluster
-// slot (see historyPrefix): the nodes that have connections in it, and the
-// users each has.
-func presenceKeys(ch string) []string {
-	prefix := historyPrefix(ch)
-	return []string{prefix + "pn", prefix + "pu"}
-}
-
-// presenceEvents is the Pub/Sub channel of ch's join and leave events, in
-// ch's slot, so that sharded Pub/Sub sends it through ch's shard.
-func presenceEvents(ch string) string { return historyPrefix(ch) + "presence" }
-
 // presenceCount is what a query answers for one channel.
 type presenceCount struct {
 	Connections int64    `json:"connections"`
