@@ -28,6 +28,9 @@ const (
 var (
 	// errRefused: Redis answered the publish with an error.
 	errRefused = errors.New("redis refused the message")
+	// errKeyReused: the Idempotency-Key was used, within its 5 minutes, for
+	// another message; nothing was published.
+	errKeyReused = errors.New("the idempotency key was used for another message")
 	// errUnconfirmed: the publish failed on its way, so Redis may or may not
 	// have taken it.
 	errUnconfirmed = errors.New("redis did not confirm the message")

@@ -396,26 +396,33 @@ func (m *outMsg) idempotencyKey() string {
 
 // acknowledge tells the waiting callers of a published run where their
 // frames went: publish.lua answers {epoch, last offset[, 1 when the
-// idempotency key was used before]}.
+// idempotency key was used before, 2 when it was used with another
+// payload]}.
 func acknowledge(run []outMsg, c redis.Cmder) {
 	var last position
-	duplicate := false
+	var seen int64 // the reply's third element
 	if run[0].history != nil {
 		if reply, err := c.(*redis.Cmd).Slice(); err == nil && len(reply) >= 2 {
 			last.epoch, _ = reply[0].(string)
 			last.offset, _ = reply[1].(int64)
-			duplicate = len(reply) > 2
+			if len(reply) > 2 {
+				seen, _ = reply[2].(int64)
+			}
 		}
 	}
 	for i, m := range run {
 		if m.ack == nil {
 			continue
 		}
+		if seen == 2 {
+			m.ack.resolve(position{}, false, errKeyReused)
+			continue
+		}
 		pos := last
 		if pos.offset > 0 {
 			pos.offset -= int64(len(run) - 1 - i)
 		}
-		m.ack.resolve(pos, duplicate, nil)
+		m.ack.resolve(pos, seen == 1, nil)
 	}
 }
 

@@ -104,6 +104,8 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 	case errors.Is(ack.err, errExpired):
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
+	case errors.Is(ack.err, errKeyReused):
+		return h.refusePost(w, http.StatusUnprocessableEntity, "this Idempotency-Key was used in the last 5 minutes for another message; a retry must send the same body, a new message needs a new key")
 	case errors.Is(ack.err, errRefused):
 		h.logger.Debug("POST refused by redis", zap.String("channel", ch), zap.Error(ack.err))
 		return h.refusePost(w, http.StatusBadGateway, "redis refused the message")

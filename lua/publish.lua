@@ -1,8 +1,8 @@
 -- Records messages of one channel and publishes them, in one atomic step.
 -- KEYS[1]: the channel's meta hash (e: epoch, o: last offset); KEYS[2]: its
 -- stream, whose entry IDs are <offset>-0; KEYS[3], when given with one
--- payload, its idempotency key: a payload published with the same key in the
--- last 5 minutes is not published again. ARGV: channel, size, stream TTL in
+-- payload, its idempotency key: the same payload published with the same key
+-- in the last 5 minutes is not published again. ARGV: channel, size, stream TTL in
 -- ms, meta TTL in ms, "1" to SPUBLISH (sharded) or "0" to PUBLISH, the floor
 -- (an epoch, "" for none, and an offset: the furthest position of the channel
 -- the publishing node delivered), the types, then the payloads. The types
@@ -10,7 +10,8 @@
 -- Pub/Sub, and kept in its entry's field t), anything else for a message
 -- that is text when it is valid UTF-8 and binary otherwise; "" for that rule
 -- for every payload. Returns {epoch, last offset}, and a third element, 1,
--- when the idempotency key was used before: the epoch and offset it got then.
+-- when the idempotency key was used before: the epoch and offset it got then;
+-- or {'', 0, 2} when the key was used before with another payload.
 local meta, stream, once = KEYS[1], KEYS[2], KEYS[3]
 local channel, size, ttl, metaTTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local publish = ARGV[5] == '1' and 'SPUBLISH' or 'PUBLISH'
@@ -21,10 +22,16 @@ if types ~= '' and #types ~= n then
   return redis.error_reply('ERR types: one character per payload, or none')
 end
 
+-- A key is kept with the digest of its payload: the same key with another
+-- payload is not a retry (third element 2, nothing published).
+local digest = once and redis.sha1hex(ARGV[#ARGV])
 if once then
   local before = redis.call('GET', once)
   if before then
-    local e, o = string.match(before, '^(.*):(%d+)$')
+    local e, o, d = string.match(before, '^(.*):(%d+):(%x+)$')
+    if d ~= digest then
+      return {'', 0, 2}
+    end
     return {e, tonumber(o), 1}
   end
 end
@@ -68,6 +75,6 @@ end
 redis.call('PEXPIRE', stream, ttl)
 redis.call('PEXPIRE', meta, metaTTL)
 if once then
-  redis.call('SET', once, epoch .. ':' .. offset, 'PX', 300000)
+  redis.call('SET', once, epoch .. ':' .. offset .. ':' .. digest, 'PX', 300000)
 end
 return {epoch, offset}
