@@ -31,6 +31,9 @@ var (
 	// errKeyReused: the Idempotency-Key was used, within its 5 minutes, for
 	// another message; nothing was published.
 	errKeyReused = errors.New("the idempotency key was used for another message")
+	// errNewChannels: the channel has no history yet, and its route may give
+	// no more channels one now (new_channels); nothing was published.
+	errNewChannels = errors.New("too many new channels")
 	// errUnconfirmed: the publish failed on its way, so Redis may or may not
 	// have taken it.
 	errUnconfirmed = errors.New("redis did not confirm the message")

@@ -222,7 +222,7 @@ func benchPublish(b *testing.B, rs *redisServer, hist *History) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for !o.add("bench", payload, false, hist, nil) { // outbox full: let it drain
+		for !o.add("bench", payload, false, hist, nil, nil) { // outbox full: let it drain
 			time.Sleep(100 * time.Microsecond)
 		}
 	}

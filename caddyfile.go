@@ -37,7 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		subprotocols <name...>
 //		subprotocol_optional
 //		gap_policy keep|close
-//		history <size> [<ttl>]
+//		history <size> [<ttl>] [{ new_channels <per-minute>|off }]
 //		presence [{
 //			user <placeholder>
 //			timeout <duration>
@@ -126,7 +126,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "gap_policy":
 			h.GapPolicy, err = oneArg(d)
 		case "history":
-			h.History, err = parseHistory(d)
+			h.History, err = parseHistory(d, p)
 		case "presence":
 			h.Presence, err = parsePresence(d, p)
 		case "compress":
@@ -240,8 +240,9 @@ func parseCloseDelay(d *caddyfile.Dispenser) (*caddy.Duration, error) {
 	return &delay, nil
 }
 
-// parseHistory reads history <size> [<ttl>].
-func parseHistory(d *caddyfile.Dispenser) (*History, error) {
+// parseHistory reads history <size> [<ttl>] and its optional block,
+// recording the lines of its settings.
+func parseHistory(d *caddyfile.Dispenser, p *lineMap) (*History, error) {
 	args := d.RemainingArgs()
 	if len(args) == 0 || len(args) > 2 {
 		return nil, d.ArgErr()
@@ -257,6 +258,28 @@ func parseHistory(d *caddyfile.Dispenser) (*History, error) {
 			return nil, d.Errf("history: %q is not a positive duration (e.g. 1h)", args[1])
 		}
 		hc.TTL = caddy.Duration(ttl)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if name != "new_channels" {
+			return nil, d.Errf("history: unrecognized setting %q", name)
+		}
+		if hc.NewChannels != 0 {
+			return nil, d.Errf("history: %s is already set", name)
+		}
+		p.add("history."+name, d.Line())
+		arg, err := oneArg(d)
+		if err != nil {
+			return nil, err
+		}
+		hc.NewChannels = -1
+		if arg != "off" {
+			n, err := strconv.Atoi(arg)
+			if err != nil || n < 1 {
+				return nil, d.Errf("new_channels: %q is not a number of channels per minute (1 or more) or off", arg)
+			}
+			hc.NewChannels = n
+		}
 	}
 	return hc, nil
 }

@@ -22,7 +22,7 @@ func sha1Hex(s string) string {
 // last one went.
 func record(t *testing.T, rdb redis.Scripter, ch string, floor position, payloads ...string) position {
 	t.Helper()
-	args := []any{ch, 100, 3600000, minMetaTTL.Milliseconds(), "0", floor.epoch, floor.offset, ""}
+	args := []any{ch, 100, 3600000, minMetaTTL.Milliseconds(), "0", floor.epoch, floor.offset, "", "1"}
 	for _, p := range payloads {
 		args = append(args, p)
 	}
@@ -111,7 +111,7 @@ func TestOutboxHoldsOneChannel(t *testing.T) {
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)
 	tb.confirmed(c, "a")
 	for _, f := range []struct{ ch, data string }{{"b", "b1"}, {"a", "a1"}, {"b", "b2"}, {"a", "a2"}} {
-		if !o.add(f.ch, []byte(f.data), false, nil, nil) {
+		if !o.add(f.ch, []byte(f.data), false, nil, nil, nil) {
 			t.Fatalf("%s dropped", f.data)
 		}
 	}

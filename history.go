@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
 )
 
 // History keeps the last messages of each channel in Redis, so that clients
@@ -21,6 +22,16 @@ type History struct {
 	// How long a channel's messages are kept after its last message.
 	// Default: 24h.
 	TTL caddy.Duration `json:"ttl,omitempty"`
+
+	// Channels that may get a history through this route, per minute and
+	// node (as many at once, then one every 60s/n): a message to a channel
+	// without history yet beyond it is refused (a POST with 429, a
+	// WebSocket client is closed with 1013), so that clients cannot make
+	// Redis keep keys without bound. -1: no limit. Default: 60.
+	NewChannels int `json:"new_channels,omitempty"`
+
+	// newChannels applies NewChannels; nil: no limit. Set by provision.
+	newChannels *rate.Limiter
 }
 
 const (
@@ -43,6 +54,31 @@ func (hc *History) ttl() time.Duration {
 }
 
 func (hc *History) metaTTL() time.Duration { return max(minMetaTTL, hc.ttl()) }
+
+// defaultNewChannels is History.NewChannels when it is not set: a channel
+// with one message costs Redis about 4.6 KB for the history's ttl (its
+// stream's first node) and 100 bytes for 30 days (its epoch), so one a
+// second for a day, on one node, is about 400 MB.
+const defaultNewChannels = 60
+
+// newPerMinute is NewChannels with its default; -1: no limit.
+func (hc *History) newPerMinute() int {
+	if hc.NewChannels == 0 {
+		return defaultNewChannels
+	}
+	return hc.NewChannels
+}
+
+// provision makes the limiter of new channels.
+func (hc *History) provision() {
+	if n := hc.newPerMinute(); n > 0 {
+		hc.newChannels = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+	}
+}
+
+// newChannelWait is the Retry-After, in seconds, of a message refused for
+// new_channels: until the next channel may get a history.
+func (hc *History) newChannelWait() int { return max(1, 60/hc.newPerMinute()) }
 
 // The Lua scripts; each keeps one channel's keys consistent in one atomic
 // step (lua/*.lua say how).

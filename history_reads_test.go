@@ -613,7 +613,7 @@ func TestGapFillFromNoHistory(t *testing.T) {
 	}
 	const messages = 40
 	payload := func(i int) string { return fmt.Sprintf("%02d", i) + strings.Repeat("y", 60_000) }
-	args := []any{"big:a", 1000, time.Hour.Milliseconds(), minMetaTTL.Milliseconds(), 0, "", 0, ""} // no floor, no types
+	args := []any{"big:a", 1000, time.Hour.Milliseconds(), minMetaTTL.Milliseconds(), 0, "", 0, "", 1} // no floor, no types, may create
 	for i := 1; i <= messages; i++ {
 		args = append(args, payload(i))
 	}

@@ -278,7 +278,7 @@ func TestHistoryRedisCLI(t *testing.T) {
 	}
 
 	cmd := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "lua/publish.lua",
-		"redis_ws:{chat}:m", "redis_ws:{chat}:s", ",", "chat", "100", "3600000", "2592000000", "0", "", "0", "", "from redis-cli")
+		"redis_ws:{chat}:m", "redis_ws:{chat}:s", ",", "chat", "100", "3600000", "2592000000", "0", "", "0", "", "1", "from redis-cli")
 	if res, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(res), epoch) {
 		t.Fatalf("redis-cli --eval lua/publish.lua: %v, %q", err, res)
 	}

@@ -191,6 +191,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.metrics = newHandlerMetrics(h.Subscribe)
 	h.publish = h.publishChannel()
+	if h.History != nil {
+		h.History.provision()
+	}
 	h.routeScope = strings.Join(append(slices.Clone(h.Subscribe), h.Publish), "\n")
 	h.upgrader = websocket.Upgrader{
 		CheckOrigin: func(*http.Request) bool { return true }, // checked before, with a clear 403

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -100,6 +101,16 @@ func TestCaddyfileShortForms(t *testing.T) {
 		{`redis_ws chat {
 			compress 1KiB
 		}`, Handler{Subscribe: []string{"chat"}, Compress: &Compression{MinSize: 1024}}},
+		{`redis_ws chat {
+			history 10 {
+				new_channels 5
+			}
+		}`, Handler{Subscribe: []string{"chat"}, History: &History{Size: 10, NewChannels: 5}}},
+		{`redis_ws chat {
+			history 10 1h {
+				new_channels off
+			}
+		}`, Handler{Subscribe: []string{"chat"}, History: &History{Size: 10, TTL: caddy.Duration(time.Hour), NewChannels: -1}}},
 	} {
 		h, err := parse(tc.input)
 		if err != nil {
@@ -171,6 +182,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\thistory 10 soon\n}", 2, `history: "soon" is not a positive duration`},
 		{"redis_ws chat {\n\tping_interval 5s\n\thistory 0\n}", 3, "history: size: 0 is not a number of messages from 1 to 100000"},
 		{"redis_ws chat {\n\thistory 100001\n}", 2, "is not a number of messages from 1 to 100000"},
+		{"redis_ws chat {\n\thistory 10 {\n\t\tnew_channels 0\n\t}\n}", 3, `new_channels: "0" is not a number of channels per minute (1 or more) or off`},
+		{"redis_ws chat {\n\thistory 10 {\n\t\tnew_channels\n\t}\n}", 3, "wrong argument count"},
+		{"redis_ws chat {\n\thistory 10 {\n\t\tsize 5\n\t}\n}", 3, `history: unrecognized setting "size"`},
+		{"redis_ws chat {\n\thistory 10 {\n\t\tnew_channels 5\n\t\tnew_channels off\n\t}\n}", 4, "history: new_channels is already set"},
 		{"redis_ws chat {\n\tpresence on\n}", 2, "wrong argument count"},
 		{"redis_ws chat {\n\tpresence {\n\t\tbogus 1\n\t}\n}", 3, `presence: unrecognized setting "bogus"`},
 		{"redis_ws chat {\n\tpresence {\n\t\tuser\n\t}\n}", 3, "wrong argument count"},
@@ -305,6 +320,17 @@ func TestValidateSameForJSONAndCaddyfile(t *testing.T) {
 		}
 		if got, _, _ := strings.Cut(cerr.Error(), ", at Testfile:"); got != jerr.Error() {
 			t.Errorf("Caddyfile says %q, JSON %q", got, jerr.Error())
+		}
+	}
+}
+
+// JSON's new_channels is a number of channels per second, or -1 for none.
+func TestHistoryNewChannelsJSON(t *testing.T) {
+	for n, ok := range map[int]bool{-2: false, -1: true, 0: true, 1: true, 5000: true} {
+		h := Handler{Subscribe: []string{"chat"}, History: &History{Size: 10, NewChannels: n}}
+		err := h.Validate()
+		if (err == nil) != ok || err != nil && err.Error() != fmt.Sprintf("history: new_channels: %d is not a number of channels per minute, or -1 for no limit", n) {
+			t.Errorf("new_channels %d: %v", n, err)
 		}
 	}
 }

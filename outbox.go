@@ -42,6 +42,9 @@ type outMsg struct {
 	markedBinary bool
 	at           time.Time
 	ack          *publishAck // someone waits for the outcome; nil: nobody
+	// onRefused, when set, is told that Redis refused the frame for its
+	// sender to hear (too many new channels); a WebSocket client is closed.
+	onRefused func(error)
 }
 
 // outbox publishes client frames through one goroutine, pipelined, each
@@ -60,13 +63,17 @@ type outbox struct {
 	bytes    int
 	room     chan struct{} // closed (and replaced) when take makes room
 	dropping bool          // frames are being dropped; logged once until it stops
+
+	// known are channels Redis answered with a history, so that their
+	// frames take nothing of a route's new_channels (run's goroutine only).
+	known map[string]struct{}
 }
 
 // startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
 // Pub/Sub) instead of PUBLISH. It publishes a channel's frames while the
 // table's broker listens to the channel.
 func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, table *channelTable) *outbox {
-	o := &outbox{client: client, sharded: sharded, ctx: ctx, table: table, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{})}
+	o := &outbox{client: client, sharded: sharded, ctx: ctx, table: table, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{}), known: make(map[string]struct{})}
 	go o.run()
 	return o
 }
@@ -76,9 +83,10 @@ func (o *outbox) wait() { <-o.done }
 // add queues a frame, binary or text (binary false: text, or what its bytes
 // say), recorded in the channel's history when hist is set, waiting up to
 // roomWait while the outbox is full; false means the frame was dropped.
-// ack, when set, is told the outcome.
-func (o *outbox) add(ch string, data []byte, binary bool, hist *History, ack *publishAck) bool {
-	m := outMsg{channel: ch, data: data, history: hist, markedBinary: markBinary(data, binary), ack: ack}
+// ack, when set, is told the outcome, onRefused a refusal the sender must
+// hear.
+func (o *outbox) add(ch string, data []byte, binary bool, hist *History, ack *publishAck, onRefused func(error)) bool {
+	m := outMsg{channel: ch, data: data, history: hist, markedBinary: markBinary(data, binary), ack: ack, onRefused: onRefused}
 	if hist == nil {
 		m.data = liveWire(data, m.markedBinary)
 	}
@@ -280,8 +288,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 		cerr := c.Err()
 		switch {
 		case cerr == nil:
-			metrics.published.Add(float64(len(run)))
-			acknowledge(run, c)
+			o.acknowledge(run, c)
 		case strings.HasPrefix(cerr.Error(), "NOSCRIPT"):
 			// Redis lost its scripts (restart, failover): load it, and send
 			// the run again.
@@ -354,7 +361,8 @@ func recordRuns(batch []outMsg) []sendRun {
 
 // recordArgs are publish.lua's arguments for a run of frames: channel,
 // size, TTLs, sharded, the channel's floor (the furthest position this node
-// delivered), the types, the payloads.
+// delivered), the types, whether the channel may get its first epoch, the
+// payloads.
 func (o *outbox) recordArgs(run []outMsg) []any {
 	h := run[0].history
 	sharded := "0"
@@ -362,12 +370,49 @@ func (o *outbox) recordArgs(run []outMsg) []any {
 		sharded = "1"
 	}
 	floor := o.table.floor(run[0].channel)
-	args := make([]any, 0, 8+len(run))
-	args = append(args, run[0].channel, h.Size, h.ttl().Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.epoch, floor.offset, recordTypes(run))
+	mayCreate := "0"
+	if o.mayCreate(run[0].channel, h, floor) {
+		mayCreate = "1"
+	}
+	args := make([]any, 0, 9+len(run))
+	args = append(args, run[0].channel, h.Size, h.ttl().Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.epoch, floor.offset, recordTypes(run), mayCreate)
 	for _, m := range run {
 		args = append(args, m.data)
 	}
 	return args
+}
+
+// maxKnown bounds the channels the outbox remembers having a history.
+const maxKnown = 10_000
+
+// mayCreate tells whether a run may give channel ch its first epoch: always
+// when the route has no limit, or the channel is known to have a history
+// already (this node delivered or recorded a message of it), otherwise when
+// the route's new_channels allows one more now. A channel that turns out to
+// have a history is recorded whatever this says.
+func (o *outbox) mayCreate(ch string, h *History, floor position) bool {
+	if h.newChannels == nil || floor.epoch != "" && floor != noHistory {
+		return true
+	}
+	if _, ok := o.known[ch]; ok {
+		return true
+	}
+	return h.newChannels.Allow()
+}
+
+// learn records that ch has a history, forgetting another channel when
+// there are maxKnown.
+func (o *outbox) learn(ch string) {
+	if _, ok := o.known[ch]; ok {
+		return
+	}
+	if len(o.known) >= maxKnown {
+		for k := range o.known { // any one: map order is random
+			delete(o.known, k)
+			break
+		}
+	}
+	o.known[ch] = struct{}{}
 }
 
 // recordTypes is publish.lua's types argument: "" when no frame of the run
@@ -394,13 +439,19 @@ func (m *outMsg) idempotencyKey() string {
 	return m.ack.idempotencyKey
 }
 
+// Third elements of publish.lua's answer.
+const (
+	recordedBefore   = 1 // the idempotency key was used before: its position then
+	keyReused        = 2 // the key was used for another payload: nothing published
+	noNewChannelHere = 3 // no history yet, and none may be made: nothing published
+)
+
 // acknowledge tells the waiting callers of a published run where their
-// frames went: publish.lua answers {epoch, last offset[, 1 when the
-// idempotency key was used before, 2 when it was used with another
-// payload]}.
-func acknowledge(run []outMsg, c redis.Cmder) {
+// frames went, or why they were not: publish.lua answers {epoch, last
+// offset[, a third element]}.
+func (o *outbox) acknowledge(run []outMsg, c redis.Cmder) {
 	var last position
-	var seen int64 // the reply's third element
+	var seen int64
 	if run[0].history != nil {
 		if reply, err := c.(*redis.Cmd).Slice(); err == nil && len(reply) >= 2 {
 			last.epoch, _ = reply[0].(string)
@@ -410,19 +461,32 @@ func acknowledge(run []outMsg, c redis.Cmder) {
 			}
 		}
 	}
+	var refusal error
+	switch seen {
+	case keyReused:
+		refusal = errKeyReused
+	case noNewChannelHere:
+		refusal = errNewChannels
+		metrics.publishDrops.WithLabelValues("new_channels").Add(float64(len(run)))
+	default:
+		metrics.published.Add(float64(len(run)))
+		if last.epoch != "" {
+			o.learn(run[0].channel)
+		}
+	}
 	for i, m := range run {
-		if m.ack == nil {
-			continue
+		switch {
+		case refusal != nil && m.ack != nil:
+			m.ack.resolve(position{}, false, refusal)
+		case refusal != nil && m.onRefused != nil:
+			m.onRefused(refusal)
+		case m.ack != nil:
+			pos := last
+			if pos.offset > 0 {
+				pos.offset -= int64(len(run) - 1 - i)
+			}
+			m.ack.resolve(pos, seen == recordedBefore, nil)
 		}
-		if seen == 2 {
-			m.ack.resolve(position{}, false, errKeyReused)
-			continue
-		}
-		pos := last
-		if pos.offset > 0 {
-			pos.offset -= int64(len(run) - 1 - i)
-		}
-		m.ack.resolve(pos, seen == 1, nil)
 	}
 }
 

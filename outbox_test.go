@@ -88,7 +88,7 @@ func TestOutboxHoldsUntilUp(t *testing.T) {
 	o, up := startTestOutbox(t, rs, "")
 	const n = 1500 // three pipelines
 	for i := range n {
-		if !o.add("chat", []byte(strconv.Itoa(i)), false, nil, nil) {
+		if !o.add("chat", []byte(strconv.Itoa(i)), false, nil, nil, nil) {
 			t.Fatalf("frame %d dropped", i)
 		}
 	}
@@ -115,7 +115,7 @@ func TestOutboxFull(t *testing.T) {
 	drops := metrics.publishDrops.WithLabelValues("outbox_full")
 	before := counterValue(t, drops)
 	accepted := 0
-	for accepted <= outboxMaxMessages+publishBatch && o.add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil) {
+	for accepted <= outboxMaxMessages+publishBatch && o.add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) {
 		accepted++
 	}
 	if accepted < outboxMaxMessages || accepted > outboxMaxMessages+publishBatch {
@@ -125,7 +125,7 @@ func TestOutboxFull(t *testing.T) {
 		t.Fatalf("publish_dropped_total{reason=outbox_full} moved by %v, want 1", got)
 	}
 	added := make(chan bool)
-	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil) }()
+	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) }()
 	up()
 	if !<-added {
 		t.Fatal("a frame waiting for room was dropped although room was made")
@@ -186,9 +186,9 @@ func TestOutboxRefused(t *testing.T) {
 	up()
 	refused := metrics.publishDrops.WithLabelValues("refused")
 	before := counterValue(t, refused)
-	o.add("ok", []byte("1"), false, nil, nil)
-	o.add("forbidden", []byte("x"), false, nil, nil)
-	o.add("ok", []byte("2"), false, nil, nil)
+	o.add("ok", []byte("1"), false, nil, nil, nil)
+	o.add("forbidden", []byte("x"), false, nil, nil, nil)
+	o.add("ok", []byte("2"), false, nil, nil, nil)
 	if a, b := nextPayload(t, msgs), nextPayload(t, msgs); a != "1" || b != "2" {
 		t.Fatalf("got %q, %q; want 1, 2", a, b)
 	}
@@ -205,20 +205,20 @@ func TestOutboxAcknowledges(t *testing.T) {
 	o, up := startTestOutbox(t, rs, "")
 	hist := &History{Size: 10}
 	given := newPublishAck("")
-	o.add("chat", []byte("given up"), false, hist, given)
+	o.add("chat", []byte("given up"), false, hist, given, nil)
 	if !given.abandon() {
 		t.Fatal("an ack the outbox did not take yet cannot be abandoned")
 	}
 	acks := []*publishAck{newPublishAck(""), newPublishAck(""), newPublishAck("")}
 	for i, a := range acks {
-		o.add("chat", []byte(strconv.Itoa(i)), false, hist, a)
+		o.add("chat", []byte(strconv.Itoa(i)), false, hist, a, nil)
 	}
 	keyed := []*publishAck{newPublishAck("k"), newPublishAck("k")}
 	for _, a := range keyed {
-		o.add("chat", []byte("keyed"), false, hist, a)
+		o.add("chat", []byte("keyed"), false, hist, a, nil)
 	}
 	live := newPublishAck("")
-	o.add("plain", []byte("live"), false, nil, live)
+	o.add("plain", []byte("live"), false, nil, live, nil)
 	up() // nothing is sent before: all of it goes in one batch
 	outcome := func(a *publishAck) *publishAck {
 		select {
@@ -261,7 +261,7 @@ func TestOutboxShutdownTellsWaiters(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := startOutbox(ctx, client, false, tb)
 	ack := newPublishAck("")
-	o.add("chat", []byte("x"), false, nil, ack)
+	o.add("chat", []byte("x"), false, nil, ack, nil)
 	eventually(t, wait, func() bool { return ack.state.Load() == ackSending }, "the outbox never took the frame")
 	// The attempt fails (no connection): the outbox keeps the frame and
 	// waits for the subscription, which is down now.

@@ -104,6 +104,9 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 	case errors.Is(ack.err, errExpired):
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
+	case errors.Is(ack.err, errNewChannels):
+		w.Header().Set("Retry-After", strconv.Itoa(h.History.newChannelWait()))
+		return h.refusePost(w, http.StatusTooManyRequests, "too many new channels get a history on this route (new_channels); try again later")
 	case errors.Is(ack.err, errKeyReused):
 		return h.refusePost(w, http.StatusUnprocessableEntity, "this Idempotency-Key was used in the last 5 minutes for another message; a retry must send the same body, a new message needs a new key")
 	case errors.Is(ack.err, errRefused):

@@ -96,6 +96,8 @@ func (h *Handler) Validate() error {
 			return fieldErr("history.size", fmt.Errorf("%d is not a number of messages from 1 to %d", hc.Size, maxHistorySize))
 		case hc.TTL < 0:
 			return fieldErr("history.ttl", fmt.Errorf("%q is not a positive duration (e.g. 1h)", time.Duration(hc.TTL)))
+		case hc.NewChannels < -1:
+			return fieldErr("history.new_channels", fmt.Errorf("%d is not a number of channels per minute, or -1 for no limit", hc.NewChannels))
 		}
 	}
 	if c := h.Compress; c != nil {

@@ -123,6 +123,9 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 		limiter = rate.NewLimiter(rate.Limit(h.RateLimit), h.RateLimitBurst)
 	}
 	mr := &messageReader{limit: h.MaxMessageSize}
+	// A frame to a channel that may not get a history now closes the
+	// client, which may try again later; made once, for every frame.
+	tooManyNew := func(error) { c.close(websocket.CloseTryAgainLater, "too many new channels; try again later") }
 	for {
 		typ, data, err := mr.read(conn)
 		if err != nil {
@@ -140,7 +143,7 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 		if c.publish == "" {
 			continue // receive-only: frames are discarded
 		}
-		if !h.broker.publish(c.publish, data, typ == websocket.BinaryMessage, h.History) {
+		if !h.broker.publish(c.publish, data, typ == websocket.BinaryMessage, h.History, tooManyNew) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}

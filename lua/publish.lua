@@ -5,18 +5,20 @@
 -- in the last 5 minutes is not published again. ARGV: channel, size, stream TTL in
 -- ms, meta TTL in ms, "1" to SPUBLISH (sharded) or "0" to PUBLISH, the floor
 -- (an epoch, "" for none, and an offset: the furthest position of the channel
--- the publishing node delivered), the types, then the payloads. The types
+-- the publishing node delivered), the types, "0" when the channel may not
+-- get its first epoch now (new_channels), then the payloads. The types
 -- are one character per payload, "b" for a binary message (marked so on
 -- Pub/Sub, and kept in its entry's field t), anything else for a message
 -- that is text when it is valid UTF-8 and binary otherwise; "" for that rule
 -- for every payload. Returns {epoch, last offset}, and a third element, 1,
 -- when the idempotency key was used before: the epoch and offset it got then;
--- or {'', 0, 2} when the key was used before with another payload.
+-- or {'', 0, 2} when the key was used before with another payload; or
+-- {'', 0, 3} when the channel has no history and may not get one now.
 local meta, stream, once = KEYS[1], KEYS[2], KEYS[3]
 local channel, size, ttl, metaTTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local publish = ARGV[5] == '1' and 'SPUBLISH' or 'PUBLISH'
 local floorEpoch, floorOffset = ARGV[6], tonumber(ARGV[7])
-local types, first = ARGV[8], 9 -- the first payload
+local types, mayCreate, first = ARGV[8], ARGV[9] ~= '0', 10 -- the first payload
 local n = #ARGV - first + 1
 if types ~= '' and #types ~= n then
   return redis.error_reply('ERR types: one character per payload, or none')
@@ -37,6 +39,9 @@ if once then
 end
 
 local epoch = redis.call('HGET', meta, 'e')
+if not epoch and not mayCreate then
+  return {'', 0, 3} -- no history yet, and the node may make none now
+end
 -- The history went back below what the node delivered (a replica without
 -- the newest entries took over): recording now would give offsets that
 -- clients saw with other messages.
