@@ -270,7 +270,7 @@ func parseEvents(stream string) (typ, data, id string, events int) {
 // gorilla's Upgrader.Upgrade refuses before it takes the connection over,
 // with the same status; gorilla is the judge. An HTTP/1.x request that
 // gorilla lets through gets as far as the hijack (which a recorder cannot
-// do); any other protocol cannot be hijacked: 500 from both.
+// do); any other protocol cannot be hijacked: gorilla's 500 is our 400.
 func FuzzHandshake(f *testing.F) {
 	key := "dGhlIHNhbXBsZSBub25jZQ=="
 	for _, s := range []struct {
@@ -299,7 +299,7 @@ func FuzzHandshake(f *testing.F) {
 		if err != nil && strings.Contains(err.Error(), "http.Hijacker") { // every check passed
 			want = 0
 			if major != 1 {
-				want = http.StatusInternalServerError
+				want = http.StatusBadRequest
 			}
 		}
 		if got, reason := handshakeRefusal(r); got != want {

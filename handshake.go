@@ -7,7 +7,8 @@ import (
 )
 
 // handshakeRefusal is how gorilla/websocket v1.5.3's Upgrader.Upgrade
-// would refuse an upgrade: its status (0: it would not) and why. It is
+// would refuse an upgrade: its status (0: it would not) and why; over HTTP/2
+// or HTTP/3 400 where gorilla answers 500. It is
 // checked before anything asks Redis, so that a refused upgrade subscribes
 // nothing and reads nothing; after it, Upgrade fails only on I/O, or on
 // bytes the client sent before the answer, which it finds once it has taken
@@ -23,9 +24,11 @@ func handshakeRefusal(r *http.Request) (int, string) {
 	case !validChallengeKey(r.Header.Get("Sec-WebSocket-Key")):
 		return http.StatusBadRequest, "the Sec-WebSocket-Key header must be 16 bytes in base64"
 	case r.ProtoMajor != 1:
-		// Only an HTTP/1.x connection can be taken over (hijacked); gorilla
-		// answers 500 when it cannot.
-		return http.StatusInternalServerError, "a WebSocket upgrade needs HTTP/1.1, not " + r.Proto
+		// Only an HTTP/1.x connection can be taken over (hijacked). gorilla
+		// answers 500 when it cannot; it is the client's request that cannot
+		// be served (over HTTP/2 and HTTP/3 an upgrade is a CONNECT, which
+		// gorilla does not speak), so 400.
+		return http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1, not " + r.Proto
 	}
 	return 0, ""
 }
