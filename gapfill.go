@@ -107,7 +107,7 @@ func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *message)
 	case !m.recorded():
 	case d.epoch == "" || m.pos.epoch == d.epoch && m.pos.offset == d.offset+1,
 		d == noHistory && m.pos.offset == 1:
-		h.delivered = m.pos
+		h.advance(m.pos, m.payload)
 	case m.pos.epoch == d.epoch && m.pos.offset <= d.offset:
 		return true // delivered already (by a fill)
 	default:
