@@ -54,18 +54,7 @@ func TestSubprotocols(t *testing.T) {
 // wss:// through Caddy's automatic HTTPS with its internal CA.
 func TestTLSInternal(t *testing.T) {
 	rs := startRedis(t)
-	n := startNode(t, "node", `{
-	admin 127.0.0.1:{$ADMIN_PORT}
-	skip_install_trust
-}
-
-https://localhost:{$PORT} {
-	tls internal
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-	}
-}
-`, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	n := tlsInternalNode(t, rs, "")
 	dialer := &websocket.Dialer{HandshakeTimeout: wait, TLSClientConfig: &tls.Config{RootCAs: internalRoots(t, n)}}
 	url := fmt.Sprintf("wss://localhost:%d/ws", n.Port)
 	var conns []*websocket.Conn

@@ -117,6 +117,26 @@ func startRedisTLS(t testing.TB, p *testPKI) (r *redisServer, tlsPort int) {
 	return r, tlsPort
 }
 
+// tlsInternalNode starts a node that serves redis_ws /ws chat, with
+// directives added to it, over HTTPS on localhost with Caddy's internal CA
+// (tls internal); internalRoots gives the roots to trust.
+func tlsInternalNode(t testing.TB, rs *redisServer, directives string) *caddyNode {
+	t.Helper()
+	return startNode(t, "node", `{
+	admin 127.0.0.1:{$ADMIN_PORT}
+	skip_install_trust
+}
+
+https://localhost:{$PORT} {
+	tls internal
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		`+directives+`
+	}
+}
+`, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+}
+
 // internalRoots waits for the root of the node's internal CA (tls internal)
 // and returns it as the roots a client trusts.
 func internalRoots(t testing.TB, n *caddyNode) *x509.CertPool {

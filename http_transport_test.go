@@ -28,19 +28,7 @@ import (
 // client sends; a stream over HTTP/2 resumes with Last-Event-ID.
 func TestEventStreamHTTP2AndHTTP3(t *testing.T) {
 	rs := startRedis(t)
-	n := startNode(t, "node", `{
-	admin 127.0.0.1:{$ADMIN_PORT}
-	skip_install_trust
-}
-
-https://localhost:{$PORT} {
-	tls internal
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-		history 100 1h
-	}
-}
-`, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	n := tlsInternalNode(t, rs, "history 100 1h")
 	// One tls.Config each: a transport sets the protocols it offers in it.
 	roots := internalRoots(t, n)
 	h2Transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
@@ -311,18 +299,7 @@ func TestEventStreamPing(t *testing.T) {
 // body is counted as before (400).
 func TestPostBodyTimeout(t *testing.T) {
 	rs := startRedis(t)
-	n := startNode(t, "node", `{
-	admin 127.0.0.1:{$ADMIN_PORT}
-	skip_install_trust
-}
-
-https://localhost:{$PORT} {
-	tls internal
-	redis_ws /ws chat {
-		redis redis://127.0.0.1:{$REDIS_PORT}
-	}
-}
-`, map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	n := tlsInternalNode(t, rs, "")
 	roots := internalRoots(t, n)
 	url := fmt.Sprintf("https://localhost:%d/ws", n.Port)
 	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
