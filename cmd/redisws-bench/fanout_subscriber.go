@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync/atomic"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
 
@@ -164,8 +165,8 @@ func (s *subscriber) readSSE(c *config, run uint32, pubRoom []int, stopping *ato
 		case !ev.hasData:
 			s.sse.IDOnly++
 			continue
-		case len(ev.typ) == 0 || string(ev.typ) == "message":
-		case string(ev.typ) == "binary":
+		case len(ev.typ) == 0 || string(ev.typ) == protocol.EventMessage:
+		case string(ev.typ) == protocol.EventBinary:
 			s.sse.Binary++
 			if ev.badB64 {
 				s.sse.BadBase64++

@@ -13,15 +13,17 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
 // Server-Sent Events, as the redis_ws route serves them to a GET with
-// Accept: text/event-stream: one event per message, an optional
-// "id: <epoch>:<offset>" line (recorded messages), the payload on "data: "
-// lines, a blank line to end it; a payload that is not UTF-8 (or holds a
-// \r) comes as "event: binary" with its data in base64; ": ping" comment
-// lines keep the stream alive; an event with an id and no data may come
-// first (the stream's position).
+// Accept: text/event-stream (package protocol has the names and the id's
+// format): one event per message, an optional id line (recorded messages),
+// the payload on "data: " lines, a blank line to end it; a payload that is
+// not UTF-8 (or holds a \r) comes as "event: binary" with its data in
+// base64; ": ping" comment lines keep the stream alive; an event with an id
+// and no data may come first (the stream's position).
 
 // sseEvent is one event of a stream. Its slices point into buffers the
 // reader reuses: they are valid until the next call of next.
@@ -131,7 +133,7 @@ func (p *sseReader) next() (*sseEvent, error) {
 		seen = true
 	}
 	ev.id, ev.typ, ev.data = p.idBuf, p.typ, p.data
-	if string(ev.typ) == "binary" {
+	if string(ev.typ) == protocol.EventBinary {
 		n := base64.StdEncoding.DecodedLen(len(ev.data))
 		if cap(p.dec) < n {
 			p.dec = make([]byte, n)
@@ -145,7 +147,9 @@ func (p *sseReader) next() (*sseEvent, error) {
 	return ev, nil
 }
 
-// idOffset is the offset of an id "<epoch>:<offset>" (ok false for another form).
+// idOffset is the offset at the end of an event id (ok false without one):
+// a scan that allocates nothing, once per event, where
+// protocol.ParseEventID would build the id's positions.
 func idOffset(id []byte) (off uint64, ok bool) {
 	i := bytes.LastIndexByte(id, ':')
 	if i < 0 || i == len(id)-1 {
