@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
 
@@ -221,7 +222,7 @@ func TestCompression(t *testing.T) {
 		for i, c := range everyone {
 			for j, m := range c.Collect(t, len(msgs), wait) {
 				got := string(m.Data)
-				if c.Conn.Subprotocol() == envelopeProtocol {
+				if c.Conn.Subprotocol() == protocol.Subprotocol {
 					got = decodeEnvelope(t, m).data()
 				}
 				if got != msgs[j] {

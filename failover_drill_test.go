@@ -12,7 +12,6 @@ package redisws
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 )
@@ -466,8 +466,8 @@ func (s *drillSub) record() {
 		}
 		dm := drillMsg{payload: string(m.Data)}
 		if s.envelope {
-			var e envelopeFrameJSON
-			if err := json.Unmarshal(m.Data, &e); err != nil || e.Type != "" {
+			e, err := readEnvelope(m.Data)
+			if err != nil || e.Type != protocol.TypeMessage {
 				continue // presence or subscribed frames: none expected after the first
 			}
 			dm = drillMsg{pos: position{e.Epoch, e.offset()}, payload: e.data()}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
 
@@ -58,13 +59,13 @@ func expectTyped(t *testing.T, c *wsClient, want ...typed) {
 	t.Helper()
 	for i, m := range c.Collect(t, len(want), wait) {
 		got := typed{m.Type, string(m.Data)}
-		if c.Conn.Subprotocol() == envelopeProtocol {
+		if c.Conn.Subprotocol() == protocol.Subprotocol {
 			e := decodeEnvelope(t, m)
 			switch {
 			case e.Data != nil && e.DataBase64 == nil:
 				got = textMsg(*e.Data)
 			case e.Data == nil && e.DataBase64 != nil:
-				got = binaryMsg(string(e.DataBase64))
+				got = binaryMsg(string(*e.DataBase64))
 			default:
 				t.Fatalf("%s: envelope %d: %s, want data or data_base64", c.URL, i, m.Data)
 			}
@@ -81,7 +82,7 @@ func expectTypedEvents(t *testing.T, s *sseClient, want ...typed) {
 	t.Helper()
 	for i, e := range s.Collect(t, len(want), wait) {
 		got := textMsg(e.Data)
-		if e.Type == "binary" {
+		if e.Type == protocol.EventBinary {
 			b, err := base64.StdEncoding.DecodeString(e.Data)
 			if err != nil {
 				t.Fatalf("%s: event %d: %v", s.URL, i, err)

@@ -5,7 +5,7 @@ package redisws
 // recorded messages is complete, in order and without duplicates.
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,42 +15,39 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
 
-// envelopeFrame is any frame an envelope client reads.
-type envelopeFrameJSON struct {
-	Type       string  `json:"type"`
-	Channel    string  `json:"channel"`
-	Offset     *int64  `json:"offset"`
-	Epoch      string  `json:"epoch"`
-	Recovered  *bool   `json:"recovered"`
-	Data       *string `json:"data"`
-	DataBase64 []byte  `json:"data_base64"`
-	User       string  `json:"user"` // presence events
+// envelope is a frame an envelope client read, with shorthands for the
+// tests.
+type envelope struct{ protocol.Frame }
+
+func (e envelope) offset() int64 {
+	p, _ := e.Position()
+	return p.Offset
 }
 
-func (e envelopeFrameJSON) offset() int64 {
-	if e.Offset == nil {
-		return 0
+func (e envelope) data() string { return string(e.Payload()) }
+
+// readEnvelope reads a frame with protocol.Parse, and checks that it is
+// byte for byte what package protocol writes: the server and clients that
+// use the package agree. A name that was not UTF-8 (a user from a header)
+// comes as \ufffd, which reads back as the character itself: such a frame
+// is only parsed.
+func readEnvelope(b []byte) (envelope, error) {
+	f, err := protocol.Parse(b)
+	if err != nil {
+		return envelope{}, err
 	}
-	return *e.Offset
-}
-
-func (e envelopeFrameJSON) data() string {
-	if e.Data != nil {
-		return *e.Data
+	if again := f.String(); again != string(b) && !bytes.Contains(b, []byte(`\ufffd`)) {
+		return envelope{}, fmt.Errorf("frame %s is not as package protocol writes it: %s", b, again)
 	}
-	return string(e.DataBase64)
-}
-
-func (e envelopeFrameJSON) String() string {
-	b, _ := json.Marshal(e)
-	return string(b)
+	return envelope{f}, nil
 }
 
 func envelopeHeader() http.Header {
-	return http.Header{"Sec-WebSocket-Protocol": {"redis_ws.v1"}}
+	return http.Header{"Sec-WebSocket-Protocol": {protocol.Subprotocol}}
 }
 
 // dialEnvelope connects with the envelope subprotocol and checks that the
@@ -58,35 +55,35 @@ func envelopeHeader() http.Header {
 func dialEnvelope(t testing.TB, url string) *wsClient {
 	t.Helper()
 	c := dialWS(t, url, envelopeHeader())
-	if p := c.Conn.Subprotocol(); p != "redis_ws.v1" {
-		t.Fatalf("dial %s: subprotocol %q, want redis_ws.v1", url, p)
+	if p := c.Conn.Subprotocol(); p != protocol.Subprotocol {
+		t.Fatalf("dial %s: subprotocol %q, want %s", url, p, protocol.Subprotocol)
 	}
 	return c
 }
 
-// decodeEnvelope reads one text frame as JSON, or fails the test.
-func decodeEnvelope(t testing.TB, m wsMessage) envelopeFrameJSON {
+// decodeEnvelope reads one text frame (readEnvelope), or fails the test.
+func decodeEnvelope(t testing.TB, m wsMessage) envelope {
 	t.Helper()
-	var e envelopeFrameJSON
 	if m.Type != websocket.TextMessage {
 		t.Fatalf("envelope frame is not text: %v", m)
 	}
-	if err := json.Unmarshal(m.Data, &e); err != nil {
-		t.Fatalf("envelope frame is not JSON: %v (%v)", m, err)
+	e, err := readEnvelope(m.Data)
+	if err != nil {
+		t.Fatalf("envelope frame %v: %v", m, err)
 	}
 	return e
 }
 
-func nextEnvelope(t testing.TB, c *wsClient) envelopeFrameJSON {
+func nextEnvelope(t testing.TB, c *wsClient) envelope {
 	t.Helper()
 	return decodeEnvelope(t, c.Next(t, wait))
 }
 
 // expectSubscribed reads the subscribed frame of ch.
-func expectSubscribed(t testing.TB, c *wsClient, ch string) envelopeFrameJSON {
+func expectSubscribed(t testing.TB, c *wsClient, ch string) envelope {
 	t.Helper()
 	e := nextEnvelope(t, c)
-	if e.Type != "subscribed" || e.Channel != ch {
+	if e.Type != protocol.TypeSubscribed || e.Channel != ch {
 		t.Fatalf("%s: first frame %v, want a subscribed frame of %s", c.URL, e, ch)
 	}
 	return e
@@ -176,14 +173,14 @@ func (f *follower) read(c *wsClient, resuming bool, until int64, deadline time.T
 		if r != popMessage {
 			return false
 		}
-		var e envelopeFrameJSON
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			f.fail("not JSON: %v", m)
+		e, err := readEnvelope(m.Data)
+		if err != nil {
+			f.fail("%v", err)
 			continue
 		}
 		f.mu.Lock()
 		switch {
-		case e.Type == "subscribed":
+		case e.Type == protocol.TypeSubscribed:
 			subscribed = true
 			if resuming && (e.Recovered == nil || !*e.Recovered) {
 				f.errs = append(f.errs, fmt.Sprintf("resumed at %s:%d: %v", f.epoch, f.last, e))
@@ -198,7 +195,7 @@ func (f *follower) read(c *wsClient, resuming bool, until int64, deadline time.T
 			f.errs = append(f.errs, fmt.Sprintf("unexpected before the subscribed frame of %s: %v", f.ch, e))
 		default:
 			// Offset 1 of any epoch follows 0:0, the position without history.
-			if e.offset() != f.last+1 || e.Epoch != f.epoch && f.epoch+":"+strconv.FormatInt(f.last, 10) != "0:0" {
+			if at, _ := e.Position(); !(protocol.Position{Epoch: f.epoch, Offset: f.last}).FollowedBy(at) {
 				f.errs = append(f.errs, fmt.Sprintf("after %s:%d got %v", f.epoch, f.last, e))
 			}
 			f.epoch, f.last = e.Epoch, e.offset()

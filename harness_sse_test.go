@@ -8,6 +8,7 @@ package redisws
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
 // sseEvent is one dispatched event: one with data. id is the stream's last
@@ -38,6 +41,7 @@ type sseClient struct {
 	received int // events dispatched, those taken by Collect included
 	lastID   string
 	comments int
+	badID    error         // the first id that is not as package protocol writes it
 	notify   chan struct{} // cap 1
 	done     chan struct{} // the stream ended
 	err      error         // why, valid after done
@@ -129,7 +133,7 @@ func (c *sseClient) read() {
 			c.lastID = id
 			if hasData {
 				if typ == "" {
-					typ = "message"
+					typ = protocol.EventMessage
 				}
 				c.events = append(c.events, sseEvent{typ, strings.TrimSuffix(data, "\n"), id})
 				c.received++
@@ -153,9 +157,27 @@ func (c *sseClient) read() {
 				typ = value
 			case "id":
 				id = value
+				if err := checkEventID(id); err != nil {
+					c.mu.Lock()
+					c.badID = cmp.Or(c.badID, err)
+					c.mu.Unlock()
+				}
 			}
 		}
 	}
+}
+
+// checkEventID checks an id the server sent: protocol.ParseEventID reads
+// it, and protocol.FormatEventID writes it back the same.
+func checkEventID(id string) error {
+	ps, err := protocol.ParseEventID(id)
+	if err != nil {
+		return err
+	}
+	if back := protocol.FormatEventID(ps...); back != id {
+		return fmt.Errorf("event id %q is not as package protocol writes it: %q", id, back)
+	}
+	return nil
 }
 
 func signalTest(ch chan struct{}) {
@@ -171,12 +193,17 @@ func (c *sseClient) Next(t testing.TB, timeout time.Duration) sseEvent {
 	return c.Collect(t, 1, timeout)[0]
 }
 
-// Collect returns the next n events, or fails the test after timeout.
+// Collect returns the next n events, or fails the test after timeout or
+// once the stream sent an id that checkEventID refuses.
 func (c *sseClient) Collect(t testing.TB, n int, timeout time.Duration) []sseEvent {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
 		c.mu.Lock()
+		if c.badID != nil {
+			c.mu.Unlock()
+			t.Fatalf("%s: %v", c.URL, c.badID)
+		}
 		if len(c.events) >= n {
 			got := c.events[:n:n]
 			c.events = c.events[n:]

@@ -10,7 +10,6 @@ package redisws
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 )
@@ -294,11 +294,12 @@ func expectSubscribedAt(n *caddyNode, path, ch, at string, recovered *bool) erro
 	if err != nil {
 		return err
 	}
-	var e envelopeFrameJSON
-	if err := json.Unmarshal(data, &e); err != nil {
+	e, err := readEnvelope(data)
+	if err != nil {
 		return err
 	}
-	ok := e.Type == "subscribed" && e.Channel == ch && e.Epoch+":"+strconv.FormatInt(e.offset(), 10) == at &&
+	pos, _ := e.Position()
+	ok := e.Type == protocol.TypeSubscribed && e.Channel == ch && pos.String() == at &&
 		(recovered == nil) == (e.Recovered == nil) && (recovered == nil || *recovered == *e.Recovered)
 	if !ok {
 		want := "absent"
@@ -408,7 +409,7 @@ func TestResumeFromNoHistory(t *testing.T) {
 		for _, path := range []string{"/rooms/a?since=0:1", "/rooms/new?since=0:1"} {
 			r := dialEnvelope(t, n.WSURL(path))
 			s := nextEnvelope(t, r)
-			if s.Type != "subscribed" || s.Recovered == nil || *s.Recovered {
+			if s.Type != protocol.TypeSubscribed || s.Recovered == nil || *s.Recovered {
 				t.Fatalf("%s: %v, want recovered false", path, s)
 			}
 			r.ExpectNothing(t, 200*time.Millisecond)
@@ -570,7 +571,7 @@ func TestHugeOffsets(t *testing.T) {
 	for _, pos := range []string{epoch + ":100000000000000", epoch + ":9223372036854775807", "0:9223372036854775807"} {
 		for _, room := range []string{"a", "new"} {
 			c := dialEnvelope(t, n.WSURL("/rooms/"+room+"?since="+pos))
-			if s := nextEnvelope(t, c); s.Type != "subscribed" || s.Recovered == nil || *s.Recovered {
+			if s := nextEnvelope(t, c); s.Type != protocol.TypeSubscribed || s.Recovered == nil || *s.Recovered {
 				t.Fatalf("since %s in room %s: %v, want recovered false", pos, room, s)
 			}
 			s := dialSSE(t, n.URL("/rooms/"+room), http.Header{"Last-Event-ID": {pos}})

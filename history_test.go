@@ -121,7 +121,7 @@ func TestHistory(t *testing.T) {
 		expectOffsets(t, w, "short", e, 1, 200, nil)
 		// resume connects with since and returns the subscribed frame; a
 		// recovered client then gets the offsets after it up to 200.
-		resume := func(after int64) envelopeFrameJSON {
+		resume := func(after int64) envelope {
 			c := dialEnvelope(t, sinceURL(ns[1].WSURL("/short"), e, after))
 			s := expectSubscribed(t, c, "short")
 			if s.Recovered != nil && *s.Recovered {
@@ -167,7 +167,7 @@ func TestHistory(t *testing.T) {
 		for e.offset() < 8 {
 			e = nextEnvelope(t, first)
 		}
-		if e.Data != nil || string(e.DataBase64) != "\xff\x00\x01" || e.offset() != 8 {
+		if e.Data != nil || e.DataBase64 == nil || string(*e.DataBase64) != "\xff\x00\x01" || e.offset() != 8 {
 			t.Fatalf("binary message as %v, want data_base64 of ff0001 at offset 8", e)
 		}
 		m := raw.Next(t, wait)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/quic-go/quic-go/http3"
 )
@@ -82,8 +83,11 @@ func TestEventStreamHTTP2AndHTTP3(t *testing.T) {
 		expect(s, "over HTTP/2", "over HTTP/3", "over wss")
 	}
 
-	first := streams[0].LastID()
-	epoch, _, _ := strings.Cut(first, ":")
+	first, err := protocol.ParseEventID(streams[0].LastID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := first[0].Epoch
 	resumed, err := tryDialSSE(t, clients[0].client, url, http.Header{"Last-Event-ID": {epoch + ":1"}})
 	if err != nil {
 		t.Fatal(err)

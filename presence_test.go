@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
 // presenceCaddyfile: /rooms/<room> with presence, the user named by the
@@ -100,13 +102,13 @@ func waitPresence(t testing.TB, nodes []*caddyNode, path, ch string, conns int, 
 
 // nextPresence reads frames until a presence event (join, leave or
 // presence_reset), within timeout.
-func nextPresence(t testing.TB, c *wsClient, timeout time.Duration) envelopeFrameJSON {
+func nextPresence(t testing.TB, c *wsClient, timeout time.Duration) envelope {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		e := decodeEnvelope(t, c.Next(t, time.Until(deadline)))
 		switch e.Type {
-		case "join", "leave", "presence_reset":
+		case protocol.TypeJoin, protocol.TypeLeave, protocol.TypePresenceReset:
 			return e
 		}
 	}
