@@ -193,12 +193,12 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 func BenchmarkPublish(b *testing.B) {
 	rs := startRedis(b)
 	b.Run("live", func(b *testing.B) { benchPublish(b, rs, nil) })
-	b.Run("recorded", func(b *testing.B) { benchPublish(b, rs, &History{Size: 1000}) })
+	b.Run("recorded", func(b *testing.B) { benchPublish(b, rs, (&History{Size: 1000}).options()) })
 }
 
 // benchPublish publishes b.N frames through an outbox, recorded with hist,
 // and waits until a subscriber has them all.
-func benchPublish(b *testing.B, rs *redisServer, hist *History) {
+func benchPublish(b *testing.B, rs *redisServer, hist *historyOptions) {
 	rdb := rs.Client(b)
 	ps := rdb.Subscribe(context.Background(), "bench")
 	defer ps.Close()
@@ -261,7 +261,7 @@ func BenchmarkChannels(b *testing.B) {
 	b.Run("join-leave/subscribed-10000", func(b *testing.B) {
 		for i := range b.N {
 			ch := fmt.Sprintf("bench:extra:%d", i)
-			br.table.join(ch, h)
+			br.table.join(ch, h, false)
 			br.waitReady(ctx, []string{ch})
 			br.table.leave(ch, h)
 		}

@@ -176,18 +176,18 @@ func (b *broker) subscribed(st *channelState, back resubscribed) {
 // text, or what its bytes say), recorded in the channel's history when hist
 // is set; false means it was dropped. onRefused hears when Redis refuses it
 // for the sender (too many new channels).
-func (b *broker) publish(ch string, data []byte, binary bool, hist *History, onRefused func(error)) bool {
+func (b *broker) publish(ch string, data []byte, binary bool, hist *historyOptions, onRefused func(error)) bool {
 	return b.out.add(ch, data, binary, hist, nil, onRefused)
 }
 
 // publishWaiting is publish for a caller that waits on ack for the outcome.
-func (b *broker) publishWaiting(ch string, data []byte, binary bool, hist *History, ack *publishAck) bool {
+func (b *broker) publishWaiting(ch string, data []byte, binary bool, hist *historyOptions, ack *publishAck) bool {
 	return b.out.add(ch, data, binary, hist, ack, nil)
 }
 
 // delivery is one message on its way to the hubs of its channel.
 type delivery struct {
-	hubs []*hub
+	hubs []receiver
 	m    *message
 }
 

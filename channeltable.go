@@ -31,7 +31,7 @@ type channelTable struct {
 // channelState is one channel.
 type channelState struct {
 	name string
-	hubs atomic.Pointer[[]*hub] // copy-on-write: dispatch reads it without the lock
+	hubs atomic.Pointer[[]receiver] // copy-on-write: dispatch reads it without the lock
 	// set once a hub with history joins: the node fills the channel's gaps
 	history atomic.Pointer[channelHistory]
 	// set when it is the presence events channel of the channel it names
@@ -76,7 +76,7 @@ func newChannelTable(avail *availability, single *subConn, route chan struct{}) 
 	}
 }
 
-func (st *channelState) hubList() []*hub {
+func (st *channelState) hubList() []receiver {
 	if p := st.hubs.Load(); p != nil {
 		return *p
 	}
@@ -90,19 +90,20 @@ func (t *channelTable) lookup(name string) *channelState {
 	return nil
 }
 
-// join registers h as needing channel name.
-func (t *channelTable) join(name string, h *hub) {
-	t.add(name, h, h.opts.history != nil, "")
+// join registers h as needing channel name, which gets a history when
+// withHistory.
+func (t *channelTable) join(name string, h receiver, withHistory bool) {
+	t.add(name, h, withHistory, "")
 }
 
 // joinEvents registers h as needing the presence events of channel base.
-func (t *channelTable) joinEvents(base string, h *hub) {
+func (t *channelTable) joinEvents(base string, h receiver) {
 	t.add(presenceEvents(base), h, false, base)
 }
 
 // add is join: the channel gets a history when withHistory, and is base's
 // presence events channel when base is set.
-func (t *channelTable) add(name string, h *hub, withHistory bool, base string) {
+func (t *channelTable) add(name string, h receiver, withHistory bool, base string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.lookup(name)
@@ -128,7 +129,7 @@ func (t *channelTable) add(name string, h *hub, withHistory bool, base string) {
 }
 
 // leave undoes join.
-func (t *channelTable) leave(name string, h *hub) {
+func (t *channelTable) leave(name string, h receiver) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.lookup(name)
@@ -136,7 +137,7 @@ func (t *channelTable) leave(name string, h *hub) {
 		return
 	}
 	old := st.hubList()
-	hubs := slices.DeleteFunc(slices.Clone(old), func(x *hub) bool { return x == h })
+	hubs := slices.DeleteFunc(slices.Clone(old), func(x receiver) bool { return x == h })
 	st.hubs.Store(&hubs)
 	if len(old) > 0 && len(hubs) == 0 {
 		t.wanted(st)

@@ -52,8 +52,8 @@ func TestChannelTableLifecycle(t *testing.T) {
 	tb, c := singleTable()
 	h1, h2 := new(hub), new(hub)
 	gauge := gaugeValue(t, metrics.channels)
-	tb.join("a", h1)
-	tb.join("a", h2)
+	tb.join("a", h1, false)
+	tb.join("a", h2, false)
 	ready := tb.readyChan("a")
 	wantChanges(t, tb, c, []string{"a"}, nil)
 	wantChanges(t, tb, c, nil, nil)
@@ -87,11 +87,11 @@ func TestChannelTableLifecycle(t *testing.T) {
 func TestChannelTableRejoinWhilePending(t *testing.T) {
 	tb, c := singleTable()
 	h := new(hub)
-	tb.join("a", h)
+	tb.join("a", h, false)
 	wantChanges(t, tb, c, []string{"a"}, nil)
 	tb.leave("a", h)
 	wantChanges(t, tb, c, nil, []string{"a"})
-	tb.join("a", h)
+	tb.join("a", h, false)
 	wantChanges(t, tb, c, []string{"a"}, nil)
 	ready := tb.readyChan("a")
 	tb.confirmed(c, "a") // the reply to the first SUBSCRIBE
@@ -112,14 +112,14 @@ func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
 	var all []string
 	for i := range 1000 {
 		all = append(all, fmt.Sprintf("ch%04d", i))
-		tb.join(all[i], h)
+		tb.join(all[i], h, false)
 	}
 	slices.Sort(all)
 	wantChanges(t, tb, c, all, nil)
 	for _, ch := range all {
 		tb.confirmed(c, ch)
 	}
-	tb.join("new", h)
+	tb.join("new", h, false)
 	wantChanges(t, tb, c, []string{"new"}, nil)
 	tb.leave("ch0005", h)
 	wantChanges(t, tb, c, nil, []string{"ch0005"})
@@ -133,8 +133,8 @@ func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
 func TestChannelTableDisconnected(t *testing.T) {
 	tb, c := singleTable()
 	h := new(hub)
-	tb.join("a", h)
-	tb.join("b", h)
+	tb.join("a", h, false)
+	tb.join("b", h, false)
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)
 	tb.connected(c)
 	if !tb.avail.isUp() {
@@ -161,7 +161,7 @@ func TestChannelTableDisconnected(t *testing.T) {
 // An error reply (NOPERM) releases the waiters: no confirmation will come.
 func TestChannelTableRefused(t *testing.T) {
 	tb, c := singleTable()
-	tb.join("secret", new(hub))
+	tb.join("secret", new(hub), false)
 	wantChanges(t, tb, c, []string{"secret"}, nil)
 	tb.refused(c)
 	if !closed(tb.readyChan("secret")) {
@@ -175,7 +175,7 @@ func TestChannelTableSharded(t *testing.T) {
 	route := make(chan struct{}, 1)
 	tb := newChannelTable(newAvailability("test"), nil, route)
 	h := new(hub)
-	tb.join("a", h)
+	tb.join("a", h, false)
 	if got := tb.unroutedNames(); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("unrouted %v, want [a]", got)
 	}
@@ -225,7 +225,7 @@ func TestChannelTableSharded(t *testing.T) {
 }
 
 // hubs lists the hubs that need a channel.
-func (t *channelTable) hubs(name string) []*hub {
+func (t *channelTable) hubs(name string) []receiver {
 	if st := t.lookup(name); st != nil {
 		return st.hubList()
 	}

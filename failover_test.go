@@ -106,8 +106,8 @@ func TestOutboxHoldsOneChannel(t *testing.T) {
 	msgsA, msgsB := subscribed(t, rdb, "a"), subscribed(t, rdb, "b")
 	o, tb, c := startOutboxOn(t, rs, "")
 	h := new(hub)
-	tb.join("a", h)
-	tb.join("b", h)
+	tb.join("a", h, false)
+	tb.join("b", h, false)
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)
 	tb.confirmed(c, "a")
 	for _, f := range []struct{ ch, data string }{{"b", "b1"}, {"a", "a1"}, {"b", "b2"}, {"a", "a2"}} {

@@ -29,9 +29,6 @@ type History struct {
 	// WebSocket client is closed with 1013), so that clients cannot make
 	// Redis keep keys without bound. -1: no limit. Default: 60.
 	NewChannels int `json:"new_channels,omitempty"`
-
-	// newChannels applies NewChannels; nil: no limit. Set by provision.
-	newChannels *rate.Limiter
 }
 
 const (
@@ -46,14 +43,20 @@ const (
 	historyReadTimeout = 5 * time.Second
 )
 
-func (hc *History) ttl() time.Duration {
-	if hc.TTL == 0 {
-		return defaultHistoryTTL
-	}
-	return time.Duration(hc.TTL)
+// historyOptions is a route's history as the Redis side applies it: the
+// config with its defaults, and the limiter of new channels.
+type historyOptions struct {
+	size         int
+	ttl          time.Duration
+	newPerMinute int           // new_channels; -1: no limit
+	newChannels  *rate.Limiter // applies newPerMinute; nil: no limit
 }
 
-func (hc *History) metaTTL() time.Duration { return max(minMetaTTL, hc.ttl()) }
+func (o *historyOptions) metaTTL() time.Duration { return max(minMetaTTL, o.ttl) }
+
+// newChannelWait is the Retry-After, in seconds, of a message refused for
+// new_channels: until the next channel may get a history.
+func (o *historyOptions) newChannelWait() int { return max(1, 60/o.newPerMinute) }
 
 // defaultNewChannels is History.NewChannels when it is not set: a channel
 // with one message costs Redis about 4.6 KB for the history's ttl (its
@@ -61,24 +64,20 @@ func (hc *History) metaTTL() time.Duration { return max(minMetaTTL, hc.ttl()) }
 // second for a day, on one node, is about 400 MB.
 const defaultNewChannels = 60
 
-// newPerMinute is NewChannels with its default; -1: no limit.
-func (hc *History) newPerMinute() int {
-	if hc.NewChannels == 0 {
-		return defaultNewChannels
+// options applies the defaults and makes the limiter of new channels.
+func (hc *History) options() *historyOptions {
+	o := &historyOptions{size: hc.Size, ttl: time.Duration(hc.TTL), newPerMinute: hc.NewChannels}
+	if o.ttl == 0 {
+		o.ttl = defaultHistoryTTL
 	}
-	return hc.NewChannels
-}
-
-// provision makes the limiter of new channels.
-func (hc *History) provision() {
-	if n := hc.newPerMinute(); n > 0 {
-		hc.newChannels = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+	if o.newPerMinute == 0 {
+		o.newPerMinute = defaultNewChannels
 	}
+	if n := o.newPerMinute; n > 0 {
+		o.newChannels = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+	}
+	return o
 }
-
-// newChannelWait is the Retry-After, in seconds, of a message refused for
-// new_channels: until the next channel may get a history.
-func (hc *History) newChannelWait() int { return max(1, 60/hc.newPerMinute()) }
 
 // The Lua scripts; each keeps one channel's keys consistent in one atomic
 // step (lua/*.lua say how).

@@ -29,8 +29,8 @@ type hub struct {
 type hubOptions struct {
 	maxClients int              // max_connections; 0: no limit
 	closeOnGap bool             // gap_policy close
-	history    *History         // nil: none
-	presence   *Presence        // nil: none
+	history    *historyOptions  // nil: none
+	presence   *presenceOptions // nil: none
 	tracker    *presenceTracker // with presence: the broker's
 }
 
@@ -57,7 +57,7 @@ func (h *hub) subscribeStatic(ch string) {
 	h.static[ch] = true
 	if h.channels[ch] == nil {
 		h.channels[ch] = make(map[*client]struct{})
-		h.table.join(ch, h)
+		h.table.join(ch, h, h.opts.history != nil)
 	}
 }
 
@@ -93,7 +93,7 @@ func (h *hub) addTo(name string, c *client, events string) {
 		set = make(map[*client]struct{})
 		h.channels[name] = set
 		if events == "" {
-			h.table.join(name, h)
+			h.table.join(name, h, h.opts.history != nil)
 		} else {
 			h.table.joinEvents(events, h)
 		}

@@ -142,6 +142,8 @@ type Handler struct {
 	configKey  string // the configuration's JSON with its defaults
 	broker     *broker
 	hub        *hub
+	history    *historyOptions  // History applied; nil: none
+	presence   *presenceOptions // Presence applied; nil: none
 	upgrader   websocket.Upgrader
 	logger     *zap.Logger
 	metrics    *handlerMetrics
@@ -192,7 +194,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.metrics = newHandlerMetrics(h.Subscribe)
 	h.publish = h.publishChannel()
 	if h.History != nil {
-		h.History.provision()
+		h.history = h.History.options()
+	}
+	if p := h.Presence; p != nil {
+		h.presence = &presenceOptions{timeout: time.Duration(p.Timeout), leaveDelay: time.Duration(*p.LeaveDelay)}
 	}
 	h.routeScope = strings.Join(append(slices.Clone(h.Subscribe), h.Publish), "\n")
 	h.upgrader = websocket.Upgrader{
@@ -230,8 +235,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.hub = newHub(h.broker.table, func() { _, _ = brokers.Delete(poolKey) }, hubOptions{
 		maxClients: h.MaxConnections,
 		closeOnGap: h.GapPolicy == gapClose,
-		history:    h.History,
-		presence:   h.Presence,
+		history:    h.history,
+		presence:   h.presence,
 		tracker:    h.broker.presence,
 	})
 	for _, ch := range h.Subscribe {

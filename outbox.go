@@ -36,7 +36,7 @@ const (
 type outMsg struct {
 	channel string
 	data    []byte
-	history *History // record it; nil: live
+	history *historyOptions // record it; nil: live
 	// markedBinary: a binary frame whose bytes are valid UTF-8, which
 	// Redis carries marked binary (markBinary).
 	markedBinary bool
@@ -85,7 +85,7 @@ func (o *outbox) wait() { <-o.done }
 // roomWait while the outbox is full; false means the frame was dropped.
 // ack, when set, is told the outcome, onRefused a refusal the sender must
 // hear.
-func (o *outbox) add(ch string, data []byte, binary bool, hist *History, ack *publishAck, onRefused func(error)) bool {
+func (o *outbox) add(ch string, data []byte, binary bool, hist *historyOptions, ack *publishAck, onRefused func(error)) bool {
 	m := outMsg{channel: ch, data: data, history: hist, markedBinary: markBinary(data, binary), ack: ack, onRefused: onRefused}
 	if hist == nil {
 		m.data = liveWire(data, m.markedBinary)
@@ -375,7 +375,7 @@ func (o *outbox) recordArgs(run []outMsg) []any {
 		mayCreate = "1"
 	}
 	args := make([]any, 0, 9+len(run))
-	args = append(args, run[0].channel, h.Size, h.ttl().Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.epoch, floor.offset, recordTypes(run), mayCreate)
+	args = append(args, run[0].channel, h.size, h.ttl.Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.epoch, floor.offset, recordTypes(run), mayCreate)
 	for _, m := range run {
 		args = append(args, m.data)
 	}
@@ -390,7 +390,7 @@ const maxKnown = 10_000
 // already (this node delivered or recorded a message of it), otherwise when
 // the route's new_channels allows one more now. A channel that turns out to
 // have a history is recorded whatever this says.
-func (o *outbox) mayCreate(ch string, h *History, floor position) bool {
+func (o *outbox) mayCreate(ch string, h *historyOptions, floor position) bool {
 	if h.newChannels == nil || floor.epoch != "" && floor != noHistory {
 		return true
 	}

@@ -203,7 +203,7 @@ func TestOutboxAcknowledges(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	o, up := startTestOutbox(t, rs, "")
-	hist := &History{Size: 10}
+	hist := (&History{Size: 10}).options()
 	given := newPublishAck("")
 	o.add("chat", []byte("given up"), false, hist, given, nil)
 	if !given.abandon() {

@@ -80,7 +80,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 		key = idempotencyKey(ch, h.routeScope, authUser(repl), key)
 	}
 	ack := newPublishAck(key)
-	if !h.broker.publishWaiting(ch, body, postedBinary(r), h.History, ack) {
+	if !h.broker.publishWaiting(ch, body, postedBinary(r), h.history, ack) {
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "too many messages wait for redis; try again later")
 	}
@@ -105,7 +105,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
 	case errors.Is(ack.err, errNewChannels):
-		w.Header().Set("Retry-After", strconv.Itoa(h.History.newChannelWait()))
+		w.Header().Set("Retry-After", strconv.Itoa(h.history.newChannelWait()))
 		return h.refusePost(w, http.StatusTooManyRequests, "too many new channels get a history on this route (new_channels); try again later")
 	case errors.Is(ack.err, errKeyReused):
 		return h.refusePost(w, http.StatusUnprocessableEntity, "this Idempotency-Key was used in the last 5 minutes for another message; a retry must send the same body, a new message needs a new key")

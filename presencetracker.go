@@ -62,13 +62,20 @@ type presenceUpdate struct {
 	timeout     time.Duration
 }
 
+// presenceOptions are the settings of a route's presence that the tracker
+// applies to its channels.
+type presenceOptions struct {
+	timeout    time.Duration // a node's entries expire after it
+	leaveDelay time.Duration // a user stays present after its last connection left
+}
+
 func newPresenceTracker(ctx context.Context, wg *sync.WaitGroup, client redis.UniversalClient, sharded bool) *presenceTracker {
 	return &presenceTracker{ctx: ctx, wg: wg, client: client, sharded: sharded, node: newNodeID(), channels: make(map[string]*presenceChannel)}
 }
 
 // join counts a connection of user ("" anonymous) in ch. The first join
 // starts the tracker's goroutine.
-func (t *presenceTracker) join(ch, user string, p *Presence) {
+func (t *presenceTracker) join(ch, user string, p *presenceOptions) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.running {
@@ -82,7 +89,7 @@ func (t *presenceTracker) join(ch, user string, p *Presence) {
 		t.channels[ch] = pc
 		metrics.presenceChannels.Inc()
 	}
-	pc.timeout, pc.leaveDelay = time.Duration(p.Timeout), time.Duration(*p.LeaveDelay)
+	pc.timeout, pc.leaveDelay = p.timeout, p.leaveDelay
 	pc.changes++
 	pc.conns++
 	if user != "" {

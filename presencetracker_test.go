@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // Two trackers, as two nodes, on a real Redis. When one stops (its node
@@ -55,8 +53,7 @@ func TestPresenceTrackersSweep(t *testing.T) {
 	defer stopB()
 	a := newPresenceTracker(ctxA, &wg, rs.Client(t), false)
 	b := newPresenceTracker(ctxB, &wg, rs.Client(t), false)
-	zero := caddy.Duration(0)
-	p := &Presence{Timeout: caddy.Duration(time.Second), LeaveDelay: &zero}
+	p := &presenceOptions{timeout: time.Second}
 
 	a.join("room", "alice", p)
 	a.join("room", "carol", p)

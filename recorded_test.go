@@ -70,21 +70,21 @@ func TestHistoryKeysShareTheChannelSlot(t *testing.T) {
 // The TTLs the README gives: the stream's 24h by default, the meta hash's
 // at least 30 days.
 func TestHistoryTTLs(t *testing.T) {
-	if d, m := (&History{Size: 1}).ttl(), (&History{Size: 1}).metaTTL(); d != 24*time.Hour || m != 30*24*time.Hour {
-		t.Errorf("default ttl %s, meta %s; want 24h and 720h", d, m)
+	if o := (&History{Size: 1}).options(); o.ttl != 24*time.Hour || o.metaTTL() != 30*24*time.Hour {
+		t.Errorf("default ttl %s, meta %s; want 24h and 720h", o.ttl, o.metaTTL())
 	}
-	long := &History{Size: 1, TTL: caddy.Duration(90 * 24 * time.Hour)}
-	if long.metaTTL() != long.ttl() {
-		t.Errorf("ttl %s: meta %s, want the same", long.ttl(), long.metaTTL())
+	long := (&History{Size: 1, TTL: caddy.Duration(90 * 24 * time.Hour)}).options()
+	if long.metaTTL() != long.ttl {
+		t.Errorf("ttl %s: meta %s, want the same", long.ttl, long.metaTTL())
 	}
 }
 
 // Recorded frames go to Redis by runs of one channel and one history, at
 // most maxRecordRun long; live frames one by one, in the order queued.
 func TestRecordRuns(t *testing.T) {
-	h1, h2 := &History{Size: 1}, &History{Size: 2}
+	h1, h2 := &historyOptions{size: 1}, &historyOptions{size: 2}
 	var batch []outMsg
-	add := func(ch string, h *History, n int) {
+	add := func(ch string, h *historyOptions, n int) {
 		for range n {
 			batch = append(batch, outMsg{channel: ch, history: h})
 		}
@@ -130,7 +130,7 @@ func TestClientReplaySeam(t *testing.T) {
 
 // A frame with an idempotency key is a run of its own.
 func TestRecordRunsIdempotent(t *testing.T) {
-	h := &History{Size: 1}
+	h := &historyOptions{size: 1}
 	batch := []outMsg{
 		{channel: "a", history: h}, {channel: "a", history: h, ack: newPublishAck("k")},
 		{channel: "a", history: h}, {channel: "a", history: h},

@@ -143,7 +143,7 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 		if c.publish == "" {
 			continue // receive-only: frames are discarded
 		}
-		if !h.broker.publish(c.publish, data, typ == websocket.BinaryMessage, h.History, tooManyNew) {
+		if !h.broker.publish(c.publish, data, typ == websocket.BinaryMessage, h.history, tooManyNew) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}

@@ -1,0 +1,14 @@
+package redisws
+
+// receiver is what the broker hands a channel's messages to (a hub): the
+// broker calls it and never knows what is behind it, as centrifuge's
+// BrokerEventHandler. Presence events come as messages of their events
+// channel.
+type receiver interface {
+	// deliver takes one message of a channel the receiver joined; only the
+	// channel's fan-out worker calls it, in the channel's order.
+	deliver(m *message)
+	// gap says that messages of ch may have been missed and cannot be
+	// given.
+	gap(ch string)
+}
