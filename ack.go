@@ -3,6 +3,8 @@ package redisws
 import (
 	"errors"
 	"sync/atomic"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
 // publishAck is the outcome of a publish that a caller waits for (a POST):
@@ -14,8 +16,8 @@ type publishAck struct {
 	state          atomic.Int32
 	done           chan struct{} // closed when pos, duplicate and err are set
 
-	pos       position // where a recorded message went; zero for a live one
-	duplicate bool     // the key was used before: pos is what it got then
+	pos       frame.Position // where a recorded message went; zero for a live one
+	duplicate bool           // the key was used before: pos is what it got then
 	err       error
 }
 
@@ -61,7 +63,7 @@ func (a *publishAck) abandon() bool {
 	return a.state.CompareAndSwap(ackWaiting, ackAbandoned)
 }
 
-func (a *publishAck) resolve(pos position, duplicate bool, err error) {
+func (a *publishAck) resolve(pos frame.Position, duplicate bool, err error) {
 	a.pos, a.duplicate, a.err = pos, duplicate, err
 	close(a.done)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -40,10 +41,10 @@ func BenchmarkEnqueue(b *testing.B) {
 			h := newHub(newChannelTable(newAvailability("bench"), newSubConn(nil, "", nil), nil), func() {}, hubOptions{})
 			clients := make([]*client, n)
 			for i := range clients {
-				clients[i] = newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
+				clients[i] = newClient([]string{"bench"}, "", frame.RawFrames, 1<<30, benchMetrics)
 				h.add(clients[i])
 			}
-			m := &message{channel: "bench", payload: strings.Repeat("x", 64)}
+			m := &frame.Message{Channel: "bench", Payload: strings.Repeat("x", 64)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
@@ -105,7 +106,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024, EnableCompression: deflate}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
+		c := newClient([]string{"bench"}, "", frame.RawFrames, 1<<30, benchMetrics)
 		hj := &hijacker{ResponseWriter: w}
 		conn, err := h.upgrader.Upgrade(hj, r, nil)
 		if err != nil {
@@ -161,7 +162,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 
 	msg := &redis.Message{Channel: "bench", Payload: payload}
 	b.SetBytes(int64(len(payload)) * int64(n))
-	compressed := counterValue(b, metrics.compressions)
+	compressed := counterValue(b, frame.CompressedMessages)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -178,7 +179,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	}
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
 	if deflate {
-		b.ReportMetric((counterValue(b, metrics.compressions)-compressed)/float64(b.N), "compressions/msg")
+		b.ReportMetric((counterValue(b, frame.CompressedMessages)-compressed)/float64(b.N), "compressions/msg")
 	}
 	for _, c := range conns {
 		_ = c.Close()
@@ -298,7 +299,7 @@ func benchRead(b *testing.B, size int) {
 			b.Error(err)
 			return
 		}
-		c := newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
+		c := newClient([]string{"bench"}, "", frame.RawFrames, 1<<30, benchMetrics)
 		go func() {
 			defer close(done)
 			h.readLoop(c, newWSLink(conn, hj.conn, &Compression{}))

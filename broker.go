@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 )
@@ -188,7 +189,7 @@ func (b *broker) publishWaiting(ch string, data []byte, binary bool, hist *histo
 // delivery is one message on its way to the hubs of its channel.
 type delivery struct {
 	hubs []receiver
-	m    *message
+	m    *frame.Message
 }
 
 // dispatch hands one Redis message to the fan-out worker of its channel, so
@@ -208,7 +209,7 @@ func (b *broker) dispatch(rm *redis.Message) {
 		}
 		return
 	}
-	m := parseMessage(rm.Channel, rm.Payload)
+	m := frame.ParseMessage(rm.Channel, rm.Payload)
 	if h := st.history.Load(); h != nil {
 		b.dispatchHistory(st, h, m)
 		return
@@ -218,7 +219,7 @@ func (b *broker) dispatch(rm *redis.Message) {
 
 // enqueue hands m to the fan-out worker of its channel: one worker per
 // channel keeps its messages in order.
-func (b *broker) enqueue(st *channelState, m *message) {
+func (b *broker) enqueue(st *channelState, m *frame.Message) {
 	d := delivery{hubs: st.hubList(), m: m}
 	select {
 	case b.fanout[maphash.String(fanoutSeed, st.name)%uint64(len(b.fanout))] <- d:

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/gorilla/websocket"
 )
 
@@ -12,7 +13,7 @@ import (
 // event stream. Only the client's writer calls send and end.
 type link interface {
 	// send writes the batch, and a keepalive when ping is set, in one write.
-	send(batch []*frame, ping bool) error
+	send(batch []*frame.Frame, ping bool) error
 	// end closes the connection, telling code and reason where the
 	// transport can (code 0: none).
 	end(code int, reason string)
@@ -45,24 +46,24 @@ const (
 // writer under mu.
 type client struct {
 	link     link
-	channels []string  // channels delivered to this client
-	publish  string    // channel its frames go to; "" = receive-only
-	user     string    // who it is, for presence; "" anonymous
-	kind     frameKind // the frames it takes
+	channels []string        // channels delivered to this client
+	publish  string          // channel its frames go to; "" = receive-only
+	user     string          // who it is, for presence; "" anonymous
+	kind     frame.FrameKind // the frames it takes
 	metrics  *handlerMetrics
 
 	pingEvery time.Duration
 
 	mu       sync.Mutex
-	queue    []*frame
+	queue    []*frame.Frame
 	queued   int // bytes in queue
 	maxQueue int
-	spare    []*frame // the last batch, reused for the next queue
-	head     int      // frames at the queue's head put there by prepend
+	spare    []*frame.Frame // the last batch, reused for the next queue
+	head     int            // frames at the queue's head put there by prepend
 	// seen is, per channel, the last recorded message a replay gave it or
 	// its subscribed frame told it of (prepend): live copies up to it are
 	// skipped. nil for a raw client that did not replay.
-	seen      map[string]position
+	seen      map[string]frame.Position
 	writing   bool // a writer goroutine is running (or the connection is closed)
 	connected bool // link is set: writers may start
 	pingDue   bool
@@ -72,7 +73,7 @@ type client struct {
 	reason    string
 }
 
-func newClient(channels []string, publish string, kind frameKind, maxQueue int, m *handlerMetrics) *client {
+func newClient(channels []string, publish string, kind frame.FrameKind, maxQueue int, m *handlerMetrics) *client {
 	return &client{channels: channels, publish: publish, kind: kind, maxQueue: maxQueue, metrics: m}
 }
 
@@ -92,13 +93,13 @@ func (c *client) start(l link, pingInterval time.Duration) {
 
 // enqueue never blocks: a client that lets its queue grow past the limit is
 // closed, and nobody else waits for it.
-func (c *client) enqueue(f *frame) {
+func (c *client) enqueue(f *frame.Frame) {
 	c.mu.Lock()
-	if c.closing || c.replayed(f.msg) {
+	if c.closing || c.replayed(f.Msg) {
 		c.mu.Unlock()
 		return
 	}
-	if c.queued+f.size > c.maxQueue && c.queued > 0 {
+	if c.queued+f.Size > c.maxQueue && c.queued > 0 {
 		dropped := len(c.queue) + 1
 		c.closeLocked(closeTooSlow, "too slow")
 		if c.link != nil {
@@ -110,18 +111,18 @@ func (c *client) enqueue(f *frame) {
 		return
 	}
 	c.queue = append(c.queue, f)
-	c.queued += f.size
+	c.queued += f.Size
 	c.kick()
 	c.mu.Unlock()
 }
 
 // replayed reports whether a replay gave the client m already. c.mu held.
-func (c *client) replayed(m *message) bool {
-	if c.seen == nil || m == nil || !m.recorded() {
+func (c *client) replayed(m *frame.Message) bool {
+	if c.seen == nil || m == nil || !m.Recorded() {
 		return false
 	}
-	p, ok := c.seen[m.channel]
-	return ok && p.epoch == m.pos.epoch && m.pos.offset <= p.offset
+	p, ok := c.seen[m.Channel]
+	return ok && p.Epoch == m.Pos.Epoch && m.Pos.Offset <= p.Offset
 }
 
 // prepend puts frames of one channel before everything queued and after
@@ -129,19 +130,19 @@ func (c *client) replayed(m *message) bool {
 // subscribed frame and a replay go before live messages. upTo, when set, is
 // the last offset of the channel those frames give or tell of: its live
 // copies up to it, queued or still to come, are dropped.
-func (c *client) prepend(ch string, frames []*frame, upTo *position) {
+func (c *client) prepend(ch string, frames []*frame.Frame, upTo *frame.Position) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if upTo != nil {
 		if c.seen == nil {
-			c.seen = make(map[string]position, len(c.channels))
+			c.seen = make(map[string]frame.Position, len(c.channels))
 		}
 		c.seen[ch] = *upTo
 		live := c.queue[c.head:]
 		kept := live[:0]
 		for _, f := range live {
-			if c.replayed(f.msg) {
-				c.queued -= f.size
+			if c.replayed(f.Msg) {
+				c.queued -= f.Size
 				continue
 			}
 			kept = append(kept, f)
@@ -163,8 +164,8 @@ func (c *client) firstQueued(ch, epoch string) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.queue[c.head:] {
-		if m := f.msg; m != nil && m.channel == ch && m.recorded() && m.pos.epoch == epoch {
-			return m.pos.offset
+		if m := f.Msg; m != nil && m.Channel == ch && m.Recorded() && m.Pos.Epoch == epoch {
+			return m.Pos.Offset
 		}
 	}
 	return 0
@@ -227,7 +228,7 @@ func (c *client) write() {
 		err := c.link.send(batch, ping)
 		if len(batch) > 0 && err == nil {
 			c.metrics.deliveries.Add(float64(len(batch)))
-			c.metrics.fanoutLatency.Observe(time.Since(batch[0].at).Seconds())
+			c.metrics.fanoutLatency.Observe(time.Since(batch[0].At).Seconds())
 		}
 		if ping {
 			c.ping.Reset(c.pingEvery)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/gorilla/websocket"
 )
 
@@ -59,7 +60,7 @@ func TestDeflateOffers(t *testing.T) {
 			t.Fatalf("offers %q: %v", tc.offers, err)
 		}
 		payload := string(f.payload)
-		if compressed := f.first&rsv1 != 0; compressed {
+		if compressed := f.first&frame.Rsv1 != 0; compressed {
 			payload = inflatePayload(t, f.payload)
 			if !tc.agreed {
 				t.Errorf("offers %q, declined: a compressed frame", tc.offers)

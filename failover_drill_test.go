@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -231,7 +232,7 @@ func (d *failoverDrill) run(t *testing.T) {
 	}
 	rdb := d.newMaster(t)
 	lost, dups := 0, 0
-	positions := map[position]string{} // what every envelope client saw at each position
+	positions := map[frame.Position]string{} // what every envelope client saw at each position
 	for _, room := range d.rooms {
 		held := readStream(t, rdb, room)
 		for _, s := range d.subs[room] {
@@ -309,26 +310,26 @@ func (d *failoverDrill) waitBeyond(t *testing.T, room string, n int, timeout tim
 // checkResumes resumes from the first and the last position a client saw
 // that the new master does not hold: the history lost them, so the answer
 // must be recovered:false.
-func (d *failoverDrill) checkResumes(t *testing.T, room string, held heldStream, seen map[position]string) {
+func (d *failoverDrill) checkResumes(t *testing.T, room string, held heldStream, seen map[frame.Position]string) {
 	t.Helper()
-	var first, last position
+	var first, last frame.Position
 	for p, payload := range seen {
 		if held.has(p, payload) {
 			continue
 		}
-		if first.epoch == "" || p.offset < first.offset {
+		if first.Epoch == "" || p.Offset < first.Offset {
 			first = p
 		}
-		if p.offset > last.offset {
+		if p.Offset > last.Offset {
 			last = p
 		}
 	}
-	if first.epoch == "" {
+	if first.Epoch == "" {
 		return // nothing was lost
 	}
 	url := d.nodes[0].WSURL("/rooms/" + strings.TrimPrefix(room, "room:"))
-	for _, p := range []position{first, last} {
-		c := dialEnvelope(t, sinceURL(url, p.epoch, p.offset))
+	for _, p := range []frame.Position{first, last} {
+		c := dialEnvelope(t, sinceURL(url, p.Epoch, p.Offset))
 		s := expectSubscribed(t, c, room)
 		if s.Recovered == nil || *s.Recovered {
 			t.Fatalf("since %s, a position the new master does not hold (lost to replication): %v; want recovered:false", p, s)
@@ -363,12 +364,12 @@ func readStream(t *testing.T, rdb redis.Cmdable, ch string) heldStream {
 	return h
 }
 
-func (h heldStream) has(p position, payload string) bool {
-	if p.epoch != h.epoch {
+func (h heldStream) has(p frame.Position, payload string) bool {
+	if p.Epoch != h.epoch {
 		return false
 	}
 	for _, e := range h.entries {
-		if e.offset == p.offset {
+		if e.offset == p.Offset {
 			return e.payload == payload
 		}
 	}
@@ -438,7 +439,7 @@ type drillSub struct {
 }
 
 type drillMsg struct {
-	pos     position // envelope clients only
+	pos     frame.Position // envelope clients only
 	payload string
 }
 
@@ -470,7 +471,7 @@ func (s *drillSub) record() {
 			if err != nil || e.Type != protocol.TypeMessage {
 				continue // presence or subscribed frames: none expected after the first
 			}
-			dm = drillMsg{pos: position{e.Epoch, e.offset()}, payload: e.data()}
+			dm = drillMsg{pos: frame.Position{Epoch: e.Epoch, Offset: e.offset()}, payload: e.data()}
 		}
 		prefix, n := splitNumbered(dm.payload)
 		s.mu.Lock()
@@ -520,7 +521,7 @@ type received []drillMsg
 // were sent after the replica's link was cut (cut: each sender's count then)
 // and that the new master does not hold: lost to replication; and the
 // duplicates.
-func (got received) check(t *testing.T, s *drillSub, held heldStream, seen map[position]string, cut map[string]int64) (lost, dups int) {
+func (got received) check(t *testing.T, s *drillSub, held heldStream, seen map[frame.Position]string, cut map[string]int64) (lost, dups int) {
 	t.Helper()
 	count := map[string]int{}
 	for _, m := range got {
@@ -557,10 +558,10 @@ func (got received) check(t *testing.T, s *drillSub, held heldStream, seen map[p
 			t.Fatalf("%s: position %s seen with %q and with %q", s.c.URL, m.pos, prev, m.payload)
 		}
 		seen[m.pos] = m.payload
-		if m.pos.offset <= last[m.pos.epoch] {
-			t.Fatalf("%s: offset %d of %s after %d", s.c.URL, m.pos.offset, m.pos.epoch, last[m.pos.epoch])
+		if m.pos.Offset <= last[m.pos.Epoch] {
+			t.Fatalf("%s: offset %d of %s after %d", s.c.URL, m.pos.Offset, m.pos.Epoch, last[m.pos.Epoch])
 		}
-		last[m.pos.epoch] = m.pos.offset
+		last[m.pos.Epoch] = m.pos.Offset
 	}
 	return lost, dups
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -127,7 +128,7 @@ func TestFrameTypes(t *testing.T) {
 	}
 	live, chat := open("/live"), open("/ws")
 	expectSubscribed(t, live.env, "live")
-	if s := expectSubscribed(t, chat.env, "chat"); s.Epoch != noHistory.epoch || s.offset() != 0 {
+	if s := expectSubscribed(t, chat.env, "chat"); s.Epoch != frame.NoHistory.Epoch || s.offset() != 0 {
 		t.Fatalf("subscribed %v, want 0:0: chat has no history yet", s)
 	}
 	eventually(t, wait, func() bool { return numsub(t, rdb, "live") == 3 && numsub(t, rdb, "chat") == 3 }, "nodes and redis-cli subscribed")

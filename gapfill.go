@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"go.uber.org/zap"
 )
 
@@ -30,23 +31,23 @@ type channelHistory struct {
 	mu sync.Mutex
 	// delivered is the last recorded message delivered; noHistory when the
 	// channel had none when it was read; zero: not known yet.
-	delivered position
-	filling   bool       // a fill runs: messages from Redis wait in held
-	held      []*message // in the order Redis sent them
-	reread    bool       // the running fill must read again when it is done
+	delivered frame.Position
+	filling   bool             // a fill runs: messages from Redis wait in held
+	held      []*frame.Message // in the order Redis sent them
+	reread    bool             // the running fill must read again when it is done
 	// last is the last recorded message delivered and its payload. When it
 	// is at delivered (the position did not come from a read), a fill checks
 	// that Redis still holds that payload there: a history that went back
 	// and grew again past delivered shows only so (lua/reset.lua).
 	last struct {
-		pos     position
+		pos     frame.Position
 		payload string
 	}
 }
 
 // advance records that the recorded message at pos, with payload, was
 // delivered. h.mu held.
-func (h *channelHistory) advance(pos position, payload string) {
+func (h *channelHistory) advance(pos frame.Position, payload string) {
 	h.delivered = pos
 	h.last.pos, h.last.payload = pos, payload
 }
@@ -56,14 +57,14 @@ func (h *channelHistory) advance(pos position, payload string) {
 // channel a new epoch before it records, when Redis's history of that epoch
 // ends below it (a replica without the newest entries took over), so that
 // the offsets clients saw are never given to other messages.
-func (t *channelTable) floor(name string) position {
+func (t *channelTable) floor(name string) frame.Position {
 	st := t.lookup(name)
 	if st == nil {
-		return position{}
+		return frame.Position{}
 	}
 	h := st.history.Load()
 	if h == nil {
-		return position{}
+		return frame.Position{}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -71,7 +72,7 @@ func (t *channelTable) floor(name string) position {
 }
 
 // hold keeps m until the fill is done. h.mu held.
-func (h *channelHistory) hold(m *message) {
+func (h *channelHistory) hold(m *frame.Message) {
 	if len(h.held) >= maxHeld {
 		// Recorded messages are in the stream: the fill reads them again.
 		// Live ones are lost, like any live message during an outage.
@@ -84,7 +85,7 @@ func (h *channelHistory) hold(m *message) {
 // holds it while a gap is filled; a gap seen here starts a fill. It runs on
 // the subscriber's goroutine, so the fill is always started before the next
 // message is looked at.
-func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *message) {
+func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *frame.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.filling {
@@ -101,14 +102,14 @@ func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *message
 // while the position is not known, the offset after the last one delivered,
 // or offset 1 of any epoch after noHistory. false means there is a gap
 // before it. h.mu held.
-func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *message) bool {
+func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *frame.Message) bool {
 	d := h.delivered
 	switch {
-	case !m.recorded():
-	case d.epoch == "" || m.pos.epoch == d.epoch && m.pos.offset == d.offset+1,
-		d == noHistory && m.pos.offset == 1:
-		h.advance(m.pos, m.payload)
-	case m.pos.epoch == d.epoch && m.pos.offset <= d.offset:
+	case !m.Recorded():
+	case d.Epoch == "" || m.Pos.Epoch == d.Epoch && m.Pos.Offset == d.Offset+1,
+		d == frame.NoHistory && m.Pos.Offset == 1:
+		h.advance(m.Pos, m.Payload)
+	case m.Pos.Epoch == d.Epoch && m.Pos.Offset <= d.Offset:
 		return true // delivered already (by a fill)
 	default:
 		return false
@@ -149,7 +150,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 		h.mu.Lock()
 		from := h.delivered
 		h.reread = false
-		payload, known := h.last.payload, from.epoch != "" && h.last.pos == from
+		payload, known := h.last.payload, from.Epoch != "" && h.last.pos == from
 		h.mu.Unlock()
 
 		sum := ""
@@ -168,8 +169,8 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 			// Redis cannot be read: what was missed is lost (nothing was,
 			// without a position yet); the next recorded message gives the
 			// position again.
-			h.delivered = position{}
-			unfillable = unfillable || from.epoch != ""
+			h.delivered = frame.Position{}
+			unfillable = unfillable || from.Epoch != ""
 			gapLost = false
 		case reset:
 			h.delivered = r.latest
@@ -184,7 +185,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 		}
 		again := more || h.reread
 		if !again {
-			again = b.releaseHeld(st, h, from.epoch)
+			again = b.releaseHeld(st, h, from.Epoch)
 		}
 		if !again {
 			h.filling = false
@@ -204,7 +205,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 // readForFill reads the entries after from, a page, a few times if Redis
 // fails; a channel without a position asks for its position only. sum is
 // the SHA1 of the payload delivered at from ("" when unknown); see readOnce.
-func (b *broker) readForFill(ch string, from position, sum string) (r *historyRead, reset bool, err error) {
+func (b *broker) readForFill(ch string, from frame.Position, sum string) (r *historyRead, reset bool, err error) {
 	var retry backoff
 	for attempt := 1; ; attempt++ {
 		r, reset, err = b.readOnce(ch, from, sum)
@@ -224,30 +225,30 @@ func (b *broker) readForFill(ch string, from position, sum string) (r *historyRe
 // over): it then gets a new epoch (reset), since its offsets after the last
 // one Redis kept would name other messages than the ones delivered, and
 // nothing is read.
-func (b *broker) readOnce(ch string, from position, sum string) (*historyRead, bool, error) {
+func (b *broker) readOnce(ch string, from frame.Position, sum string) (*historyRead, bool, error) {
 	select {
 	case b.fillReads <- struct{}{}:
 	case <-b.ctx.Done():
 		return nil, false, b.ctx.Err()
 	}
 	defer func() { <-b.fillReads }()
-	if from.epoch == "" {
+	if from.Epoch == "" {
 		r, err := readHistory(b.ctx, b.client, ch, historyQuery{mode: readLast})
 		return r, false, err
 	}
-	if from != noHistory {
+	if from != frame.NoHistory {
 		at, back, err := resetIfBack(b.ctx, b.client, ch, from, sum)
 		if err != nil {
 			return nil, false, err
 		}
 		if back {
-			warnHistoryWentBack.log([]zap.Field{zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset)},
+			warnHistoryWentBack.log([]zap.Field{zap.Int64("delivered", from.Offset), zap.Int64("redis_latest", at.Offset)},
 				zap.String("channel", ch))
 			return &historyRead{latest: at}, true, nil
 		}
 	}
 	r, err := readHistory(b.ctx, b.client, ch, historyQuery{mode: readAfter, from: from, budget: fillPageBytes})
-	if err == nil && r.latest.epoch == from.epoch && r.latest.offset < from.offset {
+	if err == nil && r.latest.Epoch == from.Epoch && r.latest.Offset < from.Offset {
 		return nil, false, fmt.Errorf("the history of %s went back while it was read", ch)
 	}
 	return r, false, err
@@ -256,53 +257,53 @@ func (b *broker) readOnce(ch string, from position, sum string) (*historyRead, b
 // applyRead delivers the entries a fill read and returns the channel's new
 // position, and whether the next page is to be read; lost tells, across
 // the pages of one gap, whether messages could not be filled. h.mu held.
-func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r *historyRead, lost *bool) (position, bool) {
-	if from == noHistory {
+func (b *broker) applyRead(st *channelState, h *channelHistory, from frame.Position, r *historyRead, lost *bool) (frame.Position, bool) {
+	if from == frame.NoHistory {
 		// Every epoch follows noHistory from its offset 1.
-		from.epoch = r.latest.epoch
+		from.Epoch = r.latest.Epoch
 	}
 	switch {
-	case from.epoch == "":
+	case from.Epoch == "":
 		// A first position: the last offset before the held messages.
 		at := r.latest
 		for _, m := range h.held {
-			if m.recorded() && m.pos.epoch == at.epoch {
-				at.offset = min(at.offset, m.pos.offset-1)
+			if m.Recorded() && m.Pos.Epoch == at.Epoch {
+				at.Offset = min(at.Offset, m.Pos.Offset-1)
 				break
 			}
 		}
 		return at, false
-	case r.latest.epoch != from.epoch:
+	case r.latest.Epoch != from.Epoch:
 		// The history was lost: everything of the new epoch is new here,
 		// and the next round reads it from its start.
 		h.reread = true
 		*lost = true
-		return position{epoch: r.latest.epoch}, false
-	case r.latest.offset == from.offset:
+		return frame.Position{Epoch: r.latest.Epoch}, false
+	case r.latest.Offset == from.Offset:
 		return r.latest, false // nothing missed
 	}
-	*lost = *lost || !r.runsFrom(from.offset)
+	*lost = *lost || !r.runsFrom(from.Offset)
 	at := b.deliverEntries(st, h, from, r)
-	if at.offset > from.offset && at.offset < r.latest.offset {
+	if at.Offset > from.Offset && at.Offset < r.latest.Offset {
 		return at, true // the page ended on its budget
 	}
-	*lost = *lost || !r.reachesLatest(from.offset)
+	*lost = *lost || !r.reachesLatest(from.Offset)
 	if !*lost {
 		metrics.gapsFilled.Inc()
 	}
-	return position{r.latest.epoch, max(at.offset, r.latest.offset)}, false
+	return frame.Position{Epoch: r.latest.Epoch, Offset: max(at.Offset, r.latest.Offset)}, false
 }
 
 // deliverEntries delivers the entries of r after at, in order, and returns
 // the position of the last one. h.mu held.
-func (b *broker) deliverEntries(st *channelState, h *channelHistory, at position, r *historyRead) position {
+func (b *broker) deliverEntries(st *channelState, h *channelHistory, at frame.Position, r *historyRead) frame.Position {
 	for _, e := range r.entries {
-		if e.offset <= at.offset {
+		if e.offset <= at.Offset {
 			continue
 		}
-		at.offset = e.offset
+		at.Offset = e.offset
 		h.last.pos, h.last.payload = at, e.payload
-		b.enqueue(st, &message{channel: st.name, pos: at, payload: e.payload, binary: e.binary})
+		b.enqueue(st, &frame.Message{Channel: st.name, Pos: at, Payload: e.payload, Binary: e.binary})
 	}
 	return at
 }
@@ -314,7 +315,7 @@ func (b *broker) deliverEntries(st *channelState, h *channelHistory, at position
 // are delivered as they are. h.mu held.
 func (b *broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch string) bool {
 	for i, m := range h.held {
-		if m.recorded() && m.pos.epoch != h.delivered.epoch && m.pos.epoch == oldEpoch {
+		if m.Recorded() && m.Pos.Epoch != h.delivered.Epoch && m.Pos.Epoch == oldEpoch {
 			b.enqueue(st, m)
 			continue
 		}

@@ -8,28 +8,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 )
-
-// History keeps the last messages of each channel in Redis, so that clients
-// can resume and nodes fill their own gaps.
-type History struct {
-	// Messages kept per channel; required, from 1 to 100000.
-	Size int `json:"size"`
-
-	// How long a channel's messages are kept after its last message.
-	// Default: 24h.
-	TTL caddy.Duration `json:"ttl,omitempty"`
-
-	// Channels that may get a history through this route, per minute and
-	// node (as many at once, then one every 60s/n): a message to a channel
-	// without history yet beyond it is refused (a POST with 429, a
-	// WebSocket client is closed with 1013), so that clients cannot make
-	// Redis keep keys without bound. -1: no limit. Default: 60.
-	NewChannels int `json:"new_channels,omitempty"`
-}
 
 const (
 	defaultHistoryTTL = 24 * time.Hour
@@ -54,31 +36,6 @@ type historyOptions struct {
 
 func (o *historyOptions) metaTTL() time.Duration { return max(minMetaTTL, o.ttl) }
 
-// newChannelWait is the Retry-After, in seconds, of a message refused for
-// new_channels: until the next channel may get a history.
-func (o *historyOptions) newChannelWait() int { return max(1, 60/o.newPerMinute) }
-
-// defaultNewChannels is History.NewChannels when it is not set: a channel
-// with one message costs Redis about 4.6 KB for the history's ttl (its
-// stream's first node) and 100 bytes for 30 days (its epoch), so one a
-// second for a day, on one node, is about 400 MB.
-const defaultNewChannels = 60
-
-// options applies the defaults and makes the limiter of new channels.
-func (hc *History) options() *historyOptions {
-	o := &historyOptions{size: hc.Size, ttl: time.Duration(hc.TTL), newPerMinute: hc.NewChannels}
-	if o.ttl == 0 {
-		o.ttl = defaultHistoryTTL
-	}
-	if o.newPerMinute == 0 {
-		o.newPerMinute = defaultNewChannels
-	}
-	if n := o.newPerMinute; n > 0 {
-		o.newChannels = rate.NewLimiter(rate.Limit(float64(n)/60), n)
-	}
-	return o
-}
-
 // The Lua scripts; each keeps one channel's keys consistent in one atomic
 // step (lua/*.lua say how).
 var (
@@ -93,24 +50,6 @@ var (
 	resetScript   = redis.NewScript(resetSource)
 )
 
-// position is a place in a channel's history: an offset of an epoch.
-type position struct {
-	epoch  string
-	offset int64
-}
-
-func (p position) String() string { return p.epoch + ":" + strconv.FormatInt(p.offset, 10) }
-
-// noHistory is the position of a channel that has no history yet, answered
-// without creating any key: epoch "0", which no epoch made by the scripts
-// can be (they are the hex of Redis's TIME, 13 characters or more), and
-// offset 0. Every epoch follows it from its offset 1, so a client told
-// 0:0 resumes from there whatever epoch the channel gets. What this cannot
-// tell: a channel that got an epoch and lost it again (Redis restarted
-// without persistence) while the client was away; its next epoch then
-// looks complete.
-var noHistory = position{epoch: "0"}
-
 // entry is one recorded message read from a stream.
 type entry struct {
 	offset  int64
@@ -121,17 +60,17 @@ type entry struct {
 // historyRead is what a read found: the channel's epoch and latest offset,
 // and the entries asked for, in order.
 type historyRead struct {
-	latest  position
+	latest  frame.Position
 	entries []entry
 }
 
 // follows reports whether the read holds every message after p, in order,
 // up to the latest: p is of the read's epoch, or is noHistory.
-func (r *historyRead) follows(p position) bool {
-	if p != noHistory && p.epoch != r.latest.epoch || p.offset > r.latest.offset {
+func (r *historyRead) follows(p frame.Position) bool {
+	if p != frame.NoHistory && p.Epoch != r.latest.Epoch || p.Offset > r.latest.Offset {
 		return false
 	}
-	return r.runsFrom(p.offset) && r.reachesLatest(p.offset)
+	return r.runsFrom(p.Offset) && r.reachesLatest(p.Offset)
 }
 
 // runsFrom reports whether the entries are the messages right after offset,
@@ -149,9 +88,9 @@ func (r *historyRead) runsFrom(offset int64) bool {
 // the latest message.
 func (r *historyRead) reachesLatest(offset int64) bool {
 	if n := len(r.entries); n > 0 {
-		return r.entries[n-1].offset == r.latest.offset
+		return r.entries[n-1].offset == r.latest.Offset
 	}
-	return offset == r.latest.offset
+	return offset == r.latest.Offset
 }
 
 // readMode is what lua/read.lua reads besides the position.
@@ -168,7 +107,7 @@ const (
 // most budget payload bytes of them.
 type historyQuery struct {
 	mode   readMode
-	from   position
+	from   frame.Position
 	last   int
 	budget int
 }
@@ -178,12 +117,12 @@ type historyQuery struct {
 func readHistory(ctx context.Context, rdb redis.UniversalClient, ch string, q historyQuery) (*historyRead, error) {
 	epoch, arg := "", strconv.Itoa(q.last)
 	if q.mode != readLast {
-		if q.from != noHistory {
-			epoch = q.from.epoch
+		if q.from != frame.NoHistory {
+			epoch = q.from.Epoch
 		}
 		// The first offset wanted; an offset is at most 2^63-1, so this
 		// does not overflow.
-		arg = strconv.FormatUint(uint64(q.from.offset)+1, 10)
+		arg = strconv.FormatUint(uint64(q.from.Offset)+1, 10)
 	}
 	ctx, cancel := context.WithTimeout(ctx, historyReadTimeout)
 	defer cancel()
@@ -196,8 +135,8 @@ func readHistory(ctx context.Context, rdb redis.UniversalClient, ch string, q hi
 	}
 	r := &historyRead{entries: make([]entry, 0, (len(res)-2)/3)}
 	var perr error
-	r.latest.epoch, _ = res[0].(string)
-	r.latest.offset, perr = replyInt(res[1], perr)
+	r.latest.Epoch, _ = res[0].(string)
+	r.latest.Offset, perr = replyInt(res[1], perr)
 	for i := 2; i < len(res); i += 3 {
 		var e entry
 		e.offset, perr = replyInt(res[i], perr)
@@ -206,8 +145,8 @@ func readHistory(ctx context.Context, rdb redis.UniversalClient, ch string, q hi
 		e.payload, _ = res[i+2].(string)
 		r.entries = append(r.entries, e)
 	}
-	if r.latest.epoch == "" {
-		r.latest = noHistory
+	if r.latest.Epoch == "" {
+		r.latest = frame.NoHistory
 		if len(r.entries) > 0 {
 			perr = errors.New("entries without an epoch")
 		}
@@ -232,19 +171,19 @@ func replyInt(v any, err error) (int64, error) {
 // delivered, the position this node delivered last, and returns the
 // channel's position and whether it did (lua/reset.lua). sum is the SHA1
 // of the payload delivered there, hex; "" when unknown.
-func resetIfBack(ctx context.Context, rdb redis.UniversalClient, ch string, delivered position, sum string) (position, bool, error) {
+func resetIfBack(ctx context.Context, rdb redis.UniversalClient, ch string, delivered frame.Position, sum string) (frame.Position, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, historyReadTimeout)
 	defer cancel()
-	res, err := resetScript.Run(ctx, rdb, historyKeys(ch), delivered.epoch, delivered.offset, sum).StringSlice()
+	res, err := resetScript.Run(ctx, rdb, historyKeys(ch), delivered.Epoch, delivered.Offset, sum).StringSlice()
 	if err == nil && len(res) != 3 {
 		err = fmt.Errorf("unexpected reply %q", res)
 	}
 	if err != nil {
-		return position{}, false, fmt.Errorf("checking the history of %s: %w", ch, err)
+		return frame.Position{}, false, fmt.Errorf("checking the history of %s: %w", ch, err)
 	}
 	n, err := strconv.ParseInt(res[1], 10, 64)
 	if err != nil {
-		return position{}, false, fmt.Errorf("checking the history of %s: %w", ch, err)
+		return frame.Position{}, false, fmt.Errorf("checking the history of %s: %w", ch, err)
 	}
-	return position{res[0], n}, res[2] == "1", nil
+	return frame.Position{Epoch: res[0], Offset: n}, res[2] == "1", nil
 }

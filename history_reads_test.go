@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -659,11 +660,11 @@ func TestHistoryReadSlots(t *testing.T) {
 	if _, err := b.readForClient(context.Background(), "chat", q); !errors.Is(err, errReadsBusy) {
 		t.Fatalf("a read with every client slot taken: %v, want %v", err, errReadsBusy)
 	}
-	if r, _, err := b.readOnce("chat", position{}, ""); err != nil || r.latest != noHistory {
+	if r, _, err := b.readOnce("chat", frame.Position{}, ""); err != nil || r.latest != frame.NoHistory {
 		t.Fatalf("a fill's read with every client slot taken: %v, %v", r, err)
 	}
 	<-b.clientReads
-	if r, err := b.readForClient(context.Background(), "chat", q); err != nil || r.latest != noHistory {
+	if r, err := b.readForClient(context.Background(), "chat", q); err != nil || r.latest != frame.NoHistory {
 		t.Fatalf("a read with a slot free: %v, %v", r, err)
 	}
 }

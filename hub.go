@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
 // hub is one handler instance's set of local clients, by channel. It joins
@@ -78,7 +80,7 @@ func (h *hub) add(c *client) bool {
 			continue
 		}
 		h.opts.tracker.join(ch, c.user, h.opts.presence)
-		if c.kind == envelopeFrames {
+		if c.kind == frame.EnvelopeFrames {
 			h.addTo(presenceEvents(ch), c, ch)
 		}
 	}
@@ -122,7 +124,7 @@ func (h *hub) remove(c *client) {
 			continue
 		}
 		h.opts.tracker.leave(ch, c.user)
-		if c.kind == envelopeFrames {
+		if c.kind == frame.EnvelopeFrames {
 			h.removeFrom(presenceEvents(ch), c)
 		}
 	}
@@ -138,10 +140,10 @@ func (h *hub) remove(c *client) {
 // client's kind. Enqueueing never blocks: a client whose queue is full is
 // closed alone. Only the channel's fan-out worker calls it, which makes the
 // message's frames once.
-func (h *hub) deliver(m *message) {
+func (h *hub) deliver(m *frame.Message) {
 	h.mu.RLock()
-	for c := range h.channels[m.channel] {
-		c.enqueue(m.frameFor(c.kind))
+	for c := range h.channels[m.Channel] {
+		c.enqueue(m.FrameFor(c.kind))
 	}
 	h.mu.RUnlock()
 }

@@ -3,6 +3,8 @@ package redisws
 import (
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
 // In-process tests of the hub over a bare channel table: its clients have no
@@ -15,7 +17,7 @@ func testHub(maxClients int, closeOnGap bool) (*hub, *channelTable, *int) {
 }
 
 func testClient(channels ...string) *client {
-	return newClient(channels, "", rawFrames, 1<<20, newHandlerMetrics([]string{"test"}))
+	return newClient(channels, "", frame.RawFrames, 1<<20, newHandlerMetrics([]string{"test"}))
 }
 
 func queued(c *client) int {
@@ -50,7 +52,7 @@ func TestHubDeliver(t *testing.T) {
 	if len(tb.hubs("a")) != 1 || len(tb.hubs("b")) != 1 {
 		t.Fatal("the hub did not join its clients' channels once each")
 	}
-	h.deliver(&message{channel: "a", payload: "hi"})
+	h.deliver(&frame.Message{Channel: "a", Payload: "hi"})
 	if queued(a) != 1 || queued(ab) != 1 || queued(b) != 0 {
 		t.Fatalf("queued %d, %d, %d; want 1, 1, 0", queued(a), queued(ab), queued(b))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -34,7 +35,6 @@ var metrics = struct {
 	presenceUsers    prometheus.Gauge
 	presenceEvents   *prometheus.CounterVec
 	presenceErrors   prometheus.Counter
-	compressions     prometheus.Counter
 }{
 	connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "connections",
@@ -121,10 +121,6 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "redis_ws", Name: "presence_update_errors_total",
 		Help: "Presence updates of one channel that Redis did not take (retried).",
 	}),
-	compressions: prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "redis_ws", Name: "messages_compressed_total",
-		Help: "Messages compressed for permessage-deflate clients: at most once per message and node, whatever the number of clients.",
-	}),
 }
 
 // registerMetrics adds the collectors to a config's registry; the same
@@ -135,7 +131,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 		metrics.slowClients, metrics.fanoutLatency, metrics.messages, metrics.published,
 		metrics.publishDrops, metrics.publishErrors, metrics.redisReconnects, metrics.gaps, metrics.gapsFilled, metrics.gapsUnfillable, metrics.channels,
 		metrics.presenceChannels, metrics.presenceUsers, metrics.presenceEvents, metrics.presenceErrors,
-		metrics.compressions,
+		frame.CompressedMessages,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &already) {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -213,7 +214,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// message serves every client; gorilla offers no other form.
 		EnableCompression: h.Compress != nil,
 		// The envelope comes first: a client that offers it gets it.
-		Subprotocols: append([]string{envelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool { return p == envelopeProtocol })...),
+		Subprotocols: append([]string{frame.EnvelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool { return p == frame.EnvelopeProtocol })...),
 	}
 
 	rc := h.Redis

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -86,9 +87,9 @@ func (o *outbox) wait() { <-o.done }
 // ack, when set, is told the outcome, onRefused a refusal the sender must
 // hear.
 func (o *outbox) add(ch string, data []byte, binary bool, hist *historyOptions, ack *publishAck, onRefused func(error)) bool {
-	m := outMsg{channel: ch, data: data, history: hist, markedBinary: markBinary(data, binary), ack: ack, onRefused: onRefused}
+	m := outMsg{channel: ch, data: data, history: hist, markedBinary: frame.MarkBinary(data, binary), ack: ack, onRefused: onRefused}
 	if hist == nil {
-		m.data = liveWire(data, m.markedBinary)
+		m.data = frame.LiveWire(data, m.markedBinary)
 	}
 	var timeout <-chan time.Time
 	o.mu.Lock()
@@ -297,7 +298,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 		case refusal(cerr):
 			for _, m := range run {
 				if m.ack != nil {
-					m.ack.resolve(position{}, false, fmt.Errorf("%w: %w", errRefused, cerr))
+					m.ack.resolve(frame.Position{}, false, fmt.Errorf("%w: %w", errRefused, cerr))
 				}
 			}
 			metrics.publishDrops.WithLabelValues("refused").Add(float64(len(run)))
@@ -375,7 +376,7 @@ func (o *outbox) recordArgs(run []outMsg) []any {
 		mayCreate = "1"
 	}
 	args := make([]any, 0, 9+len(run))
-	args = append(args, run[0].channel, h.size, h.ttl.Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.epoch, floor.offset, recordTypes(run), mayCreate)
+	args = append(args, run[0].channel, h.size, h.ttl.Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.Epoch, floor.Offset, recordTypes(run), mayCreate)
 	for _, m := range run {
 		args = append(args, m.data)
 	}
@@ -390,8 +391,8 @@ const maxKnown = 10_000
 // already (this node delivered or recorded a message of it), otherwise when
 // the route's new_channels allows one more now. A channel that turns out to
 // have a history is recorded whatever this says.
-func (o *outbox) mayCreate(ch string, h *historyOptions, floor position) bool {
-	if h.newChannels == nil || floor.epoch != "" && floor != noHistory {
+func (o *outbox) mayCreate(ch string, h *historyOptions, floor frame.Position) bool {
+	if h.newChannels == nil || floor.Epoch != "" && floor != frame.NoHistory {
 		return true
 	}
 	if _, ok := o.known[ch]; ok {
@@ -450,12 +451,12 @@ const (
 // frames went, or why they were not: publish.lua answers {epoch, last
 // offset[, a third element]}.
 func (o *outbox) acknowledge(run []outMsg, c redis.Cmder) {
-	var last position
+	var last frame.Position
 	var seen int64
 	if run[0].history != nil {
 		if reply, err := c.(*redis.Cmd).Slice(); err == nil && len(reply) >= 2 {
-			last.epoch, _ = reply[0].(string)
-			last.offset, _ = reply[1].(int64)
+			last.Epoch, _ = reply[0].(string)
+			last.Offset, _ = reply[1].(int64)
 			if len(reply) > 2 {
 				seen, _ = reply[2].(int64)
 			}
@@ -470,20 +471,20 @@ func (o *outbox) acknowledge(run []outMsg, c redis.Cmder) {
 		metrics.publishDrops.WithLabelValues("new_channels").Add(float64(len(run)))
 	default:
 		metrics.published.Add(float64(len(run)))
-		if last.epoch != "" {
+		if last.Epoch != "" {
 			o.learn(run[0].channel)
 		}
 	}
 	for i, m := range run {
 		switch {
 		case refusal != nil && m.ack != nil:
-			m.ack.resolve(position{}, false, refusal)
+			m.ack.resolve(frame.Position{}, false, refusal)
 		case refusal != nil && m.onRefused != nil:
 			m.onRefused(refusal)
 		case m.ack != nil:
 			pos := last
-			if pos.offset > 0 {
-				pos.offset -= int64(len(run) - 1 - i)
+			if pos.Offset > 0 {
+				pos.Offset -= int64(len(run) - 1 - i)
 			}
 			m.ack.resolve(pos, seen == recordedBefore, nil)
 		}
@@ -503,7 +504,7 @@ func unconfirmed(batch []outMsg, err error) []outMsg {
 		if m.ack == nil {
 			return false
 		}
-		m.ack.resolve(position{}, false, fmt.Errorf("%w: %w", errUnconfirmed, err))
+		m.ack.resolve(frame.Position{}, false, fmt.Errorf("%w: %w", errUnconfirmed, err))
 		return true
 	})
 }
@@ -548,7 +549,7 @@ func expire(batch []outMsg) []outMsg {
 	n := 0
 	for n < len(batch) && batch[n].at.Before(cutoff) {
 		if m := batch[n]; m.ack != nil {
-			m.ack.resolve(position{}, false, errExpired)
+			m.ack.resolve(frame.Position{}, false, errExpired)
 		}
 		n++
 	}

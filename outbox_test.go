@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 )
@@ -231,14 +232,14 @@ func TestOutboxAcknowledges(t *testing.T) {
 		}
 		return a
 	}
-	epoch := outcome(acks[0]).pos.epoch
+	epoch := outcome(acks[0]).pos.Epoch
 	for i, a := range append(acks, keyed...) {
-		want := position{epoch, int64(min(i+1, 4))}
+		want := frame.Position{Epoch: epoch, Offset: int64(min(i+1, 4))}
 		if got := outcome(a); got.pos != want || got.duplicate != (i == 4) {
 			t.Fatalf("frame %d went to %v (duplicate %v), want %v (duplicate %v)", i, got.pos, got.duplicate, want, i == 4)
 		}
 	}
-	if got := outcome(live); got.pos != (position{}) {
+	if got := outcome(live); got.pos != (frame.Position{}) {
 		t.Fatalf("a live frame has a position: %v", got.pos)
 	}
 	if n := rdb.XLen(context.Background(), historyKeys("chat")[1]).Val(); n != 4 {

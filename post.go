@@ -117,7 +117,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "redis did not confirm the message; it may have been published (an Idempotency-Key makes a retry safe)")
 	}
-	answer := postAnswer{Channel: ch, Offset: ack.pos.offset, Epoch: ack.pos.epoch, Duplicate: ack.duplicate}
+	answer := postAnswer{Channel: ch, Offset: ack.pos.Offset, Epoch: ack.pos.Epoch, Duplicate: ack.duplicate}
 	b, _ := json.Marshal(answer)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

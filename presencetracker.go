@@ -52,16 +52,6 @@ type presenceChannel struct {
 	retryAt    time.Time            // after a failed update
 }
 
-// presenceUpdate is one script call: a channel's changes since the last.
-type presenceUpdate struct {
-	channel     string
-	mode        string // "update", "full" or "gone"
-	changes     uint64 // the channel's changes it carries
-	conns       int
-	add, remove []string
-	timeout     time.Duration
-}
-
 // presenceOptions are the settings of a route's presence that the tracker
 // applies to its channels.
 type presenceOptions struct {

@@ -1,5 +1,7 @@
 package redisws
 
+import "github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+
 // receiver is what the broker hands a channel's messages to (a hub): the
 // broker calls it and never knows what is behind it, as centrifuge's
 // BrokerEventHandler. Presence events come as messages of their events
@@ -7,7 +9,7 @@ package redisws
 type receiver interface {
 	// deliver takes one message of a channel the receiver joined; only the
 	// channel's fan-out worker calls it, in the channel's order.
-	deliver(m *message)
+	deliver(m *frame.Message)
 	// gap says that messages of ch may have been missed and cannot be
 	// given.
 	gap(ch string)

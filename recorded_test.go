@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -15,35 +16,35 @@ import (
 func TestParseMessage(t *testing.T) {
 	for _, tc := range []struct {
 		in      string
-		pos     position
+		pos     frame.Position
 		payload string
 		binary  bool
 	}{
-		{"hi", position{}, "hi", false},
-		{"\x00rws:6755e0a10f3a2:42:hi", position{"6755e0a10f3a2", 42}, "hi", false},
-		{"\x00rws:e:1:", position{"e", 1}, "", false},
-		{"\x00rws:e:7:a:b:c", position{"e", 7}, "a:b:c", false},
-		{"\x00rws:::\x00rws:e:1:x", position{}, "\x00rws:e:1:x", false}, // an escaped live message
-		{"\x00rws:e:0:x", position{}, "\x00rws:e:0:x", false},           // no offset 0
-		{"\x00rws:e:-3:x", position{}, "\x00rws:e:-3:x", false},
-		{"\x00rws:e f:1:x", position{}, "\x00rws:e f:1:x", false}, // not an epoch
-		{"\x00rws:e", position{}, "\x00rws:e", false},
-		{"\x00rwsb:::hi", position{}, "hi", true}, // a live binary message that is valid UTF-8
-		{"\x00rwsb:::", position{}, "", true},
-		{"\x00rwsb:e:3:\x00rwsb:::", position{"e", 3}, "\x00rwsb:::", true},
-		{"\x00rws:::\x00rwsb:::x", position{}, "\x00rwsb:::x", false},
-		{"\x00rwsbb:::x", position{}, "\x00rwsbb:::x", false},
-		{"\x00rwsx:::x", position{}, "\x00rwsx:::x", false},
-		{"\x00rwsb:e", position{}, "\x00rwsb:e", false},
+		{"hi", frame.Position{}, "hi", false},
+		{"\x00rws:6755e0a10f3a2:42:hi", frame.Position{Epoch: "6755e0a10f3a2", Offset: 42}, "hi", false},
+		{"\x00rws:e:1:", frame.Position{Epoch: "e", Offset: 1}, "", false},
+		{"\x00rws:e:7:a:b:c", frame.Position{Epoch: "e", Offset: 7}, "a:b:c", false},
+		{"\x00rws:::\x00rws:e:1:x", frame.Position{}, "\x00rws:e:1:x", false}, // an escaped live message
+		{"\x00rws:e:0:x", frame.Position{}, "\x00rws:e:0:x", false},           // no offset 0
+		{"\x00rws:e:-3:x", frame.Position{}, "\x00rws:e:-3:x", false},
+		{"\x00rws:e f:1:x", frame.Position{}, "\x00rws:e f:1:x", false}, // not an epoch
+		{"\x00rws:e", frame.Position{}, "\x00rws:e", false},
+		{"\x00rwsb:::hi", frame.Position{}, "hi", true}, // a live binary message that is valid UTF-8
+		{"\x00rwsb:::", frame.Position{}, "", true},
+		{"\x00rwsb:e:3:\x00rwsb:::", frame.Position{Epoch: "e", Offset: 3}, "\x00rwsb:::", true},
+		{"\x00rws:::\x00rwsb:::x", frame.Position{}, "\x00rwsb:::x", false},
+		{"\x00rwsbb:::x", frame.Position{}, "\x00rwsbb:::x", false},
+		{"\x00rwsx:::x", frame.Position{}, "\x00rwsx:::x", false},
+		{"\x00rwsb:e", frame.Position{}, "\x00rwsb:e", false},
 	} {
-		m := parseMessage("chat", tc.in)
-		if m.pos != tc.pos || m.payload != tc.payload || m.binary != tc.binary {
-			t.Errorf("%q: got %v %q binary %v, want %v %q binary %v", tc.in, m.pos, m.payload, m.binary, tc.pos, tc.payload, tc.binary)
+		m := frame.ParseMessage("chat", tc.in)
+		if m.Pos != tc.pos || m.Payload != tc.payload || m.Binary != tc.binary {
+			t.Errorf("%q: got %v %q binary %v, want %v %q binary %v", tc.in, m.Pos, m.Payload, m.Binary, tc.pos, tc.payload, tc.binary)
 		}
 	}
 	for _, p := range []string{"hi", "\x00rws:e:1:x", "\x00rws:::y", "\x00rws"} {
-		if m := parseMessage("chat", string(liveWire([]byte(p), false))); m.recorded() || m.payload != p {
-			t.Errorf("live %q escaped and read back as %v %q", p, m.pos, m.payload)
+		if m := frame.ParseMessage("chat", string(frame.LiveWire([]byte(p), false))); m.Recorded() || m.Payload != p {
+			t.Errorf("live %q escaped and read back as %v %q", p, m.Pos, m.Payload)
 		}
 	}
 }
@@ -107,20 +108,20 @@ func TestRecordRuns(t *testing.T) {
 // at the seam.
 func TestClientReplaySeam(t *testing.T) {
 	c := testClient("chat", "news")
-	rec := func(ch string, o int64) *frame {
-		return (&message{channel: ch, pos: position{"e", o}, payload: fmt.Sprint(o)}).frameFor(rawFrames)
+	rec := func(ch string, o int64) *frame.Frame {
+		return (&frame.Message{Channel: ch, Pos: frame.Position{Epoch: "e", Offset: o}, Payload: fmt.Sprint(o)}).FrameFor(frame.RawFrames)
 	}
 	c.enqueue(rec("chat", 4)) // live, queued while the history was read
 	c.enqueue(rec("news", 1))
 	c.enqueue(rec("chat", 5))
-	c.prepend("chat", []*frame{rec("chat", 3), rec("chat", 4)}, &position{"e", 4})
-	c.prepend("news", []*frame{subscribedFrame("news", &position{"e", 0}, nil)}, nil)
+	c.prepend("chat", []*frame.Frame{rec("chat", 3), rec("chat", 4)}, &frame.Position{Epoch: "e", Offset: 4})
+	c.prepend("news", []*frame.Frame{frame.SubscribedFrame("news", &frame.Position{Epoch: "e", Offset: 0}, nil)}, nil)
 	c.enqueue(rec("chat", 4)) // late duplicate
 	c.enqueue(rec("chat", 6))
-	c.enqueue((&message{channel: "chat", payload: "live"}).frameFor(rawFrames))
+	c.enqueue((&frame.Message{Channel: "chat", Payload: "live"}).FrameFor(frame.RawFrames))
 	var got []string
 	for _, f := range c.queue {
-		got = append(got, string(f.wire[2:]))
+		got = append(got, string(f.Wire[2:]))
 	}
 	want := `[3 4 {"type":"subscribed","channel":"news","offset":0,"epoch":"e"} 1 5 6 live]`
 	if fmt.Sprint(got) != want {
@@ -148,7 +149,7 @@ func TestRecordTypes(t *testing.T) {
 		binary bool
 		want   bool
 	}{{"hi", true, true}, {"", true, true}, {"\xff", true, false}, {"hi", false, false}, {"\xff", false, false}} {
-		if got := markBinary([]byte(tc.data), tc.binary); got != tc.want {
+		if got := frame.MarkBinary([]byte(tc.data), tc.binary); got != tc.want {
 			t.Errorf("markBinary(%q, %v) = %v", tc.data, tc.binary, got)
 		}
 	}

@@ -8,14 +8,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
 // resumeRequest is what a client asks of the history on its upgrade URL:
 // ?since=<epoch>:<offset> (several channels: ?since=<channel>@<epoch>:<offset>,
 // once per channel) or ?rewind=<n>.
 type resumeRequest struct {
-	since  map[string]position // by channel
-	rewind int                 // messages of each channel to replay; 0: none
+	since  map[string]frame.Position // by channel
+	rewind int                       // messages of each channel to replay; 0: none
 }
 
 // parseResume reads since and rewind; nil when the client asks for neither.
@@ -42,7 +44,7 @@ func (h *Handler) parseResume(query url.Values, channels []string) (*resumeReque
 		req.rewind = min(n, h.History.Size)
 		return req, nil
 	}
-	req.since = make(map[string]position, len(sinces))
+	req.since = make(map[string]frame.Position, len(sinces))
 	for _, s := range sinces {
 		ch, p, err := parseSince(s, channels)
 		if err != nil {
@@ -58,24 +60,24 @@ func (h *Handler) parseResume(query url.Values, channels []string) (*resumeReque
 
 // parseSince reads one since value: <epoch>:<offset>, or
 // <channel>@<epoch>:<offset> (required when the route has several channels).
-func parseSince(s string, channels []string) (string, position, error) {
+func parseSince(s string, channels []string) (string, frame.Position, error) {
 	ch, pos := "", s
 	if at := strings.LastIndexByte(s, '@'); at >= 0 {
 		ch, pos = s[:at], s[at+1:]
 		if !slices.Contains(channels, ch) {
-			return "", position{}, fmt.Errorf("since %q names channel %q, which this connection does not subscribe", s, ch)
+			return "", frame.Position{}, fmt.Errorf("since %q names channel %q, which this connection does not subscribe", s, ch)
 		}
 	} else if len(channels) == 1 {
 		ch = channels[0]
 	} else {
-		return "", position{}, fmt.Errorf("since %q: this route has several channels; name one: since=<channel>@<epoch>:<offset>", s)
+		return "", frame.Position{}, fmt.Errorf("since %q: this route has several channels; name one: since=<channel>@<epoch>:<offset>", s)
 	}
 	epoch, off, ok := strings.Cut(pos, ":")
 	n, err := strconv.ParseInt(off, 10, 64)
-	if !ok || !validEpoch(epoch) || err != nil || n < 0 {
-		return "", position{}, fmt.Errorf("since %q is not <epoch>:<offset> (an epoch of [A-Za-z0-9_-] and an offset of 0 or more)", s)
+	if !ok || !frame.ValidEpoch(epoch) || err != nil || n < 0 {
+		return "", frame.Position{}, fmt.Errorf("since %q is not <epoch>:<offset> (an epoch of [A-Za-z0-9_-] and an offset of 0 or more)", s)
 	}
-	return ch, position{epoch, n}, nil
+	return ch, frame.Position{Epoch: epoch, Offset: n}, nil
 }
 
 var (
@@ -100,11 +102,11 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 	budget := h.SendQueue           // payload bytes the replay may still hold
 	for _, ch := range c.channels {
 		if h.History == nil {
-			c.prepend(ch, openingFrames(c.kind, ch, nil, nil, false), nil)
+			c.prepend(ch, frame.OpeningFrames(c.kind, ch, nil, nil, false), nil)
 			continue
 		}
 		q := historyQuery{mode: readLast, budget: budget}
-		var since *position
+		var since *frame.Position
 		if req != nil {
 			if p, ok := req.since[ch]; ok {
 				since = &p
@@ -112,7 +114,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			}
 			q.last = req.rewind
 		}
-		if !c.kind.positioned() && since == nil && q.last == 0 {
+		if !c.kind.Positioned() && since == nil && q.last == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
 		var r *historyRead
@@ -124,7 +126,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			if req != nil {
 				return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
 			}
-			c.prepend(ch, openingFrames(c.kind, ch, nil, nil, false), nil)
+			c.prepend(ch, frame.OpeningFrames(c.kind, ch, nil, nil, false), nil)
 			continue
 		}
 		at := r.latest
@@ -138,14 +140,14 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 				replay = nil
 			}
 		case q.last == 0: // no replay: the position before the first queued message
-			if first := c.firstQueued(ch, at.epoch); first > 0 && first <= at.offset {
-				at.offset = first - 1
+			if first := c.firstQueued(ch, at.Epoch); first > 0 && first <= at.Offset {
+				at.Offset = first - 1
 			}
 		}
-		frames := openingFrames(c.kind, ch, &at, recovered, len(replay) > 0)
+		frames := frame.OpeningFrames(c.kind, ch, &at, recovered, len(replay) > 0)
 		for _, e := range replay {
-			m := &message{channel: ch, pos: position{r.latest.epoch, e.offset}, payload: e.payload, binary: e.binary}
-			frames = append(frames, m.frameFor(c.kind))
+			m := &frame.Message{Channel: ch, Pos: frame.Position{Epoch: r.latest.Epoch, Offset: e.offset}, Payload: e.payload, Binary: e.binary}
+			frames = append(frames, m.FrameFor(c.kind))
 			budget -= len(e.payload)
 		}
 		// What the replay holds, or for an envelope client what comes before
@@ -155,23 +157,6 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			upTo = &at
 		}
 		c.prepend(ch, frames, upTo)
-	}
-	return nil
-}
-
-// openingFrames tell a client of the kind where its messages of ch start,
-// before the first of them (at: the position before them; nil when it is not
-// known; recovered: whether a resume got everything, nil without one):
-// envelope clients get a subscribed frame, streams an id (a reset event when
-// the resume could not be served), raw clients nothing.
-func openingFrames(k frameKind, ch string, at *position, recovered *bool, replaying bool) []*frame {
-	switch k {
-	case envelopeFrames:
-		return []*frame{subscribedFrame(ch, at, recovered)}
-	case streamFrames:
-		if f := streamOpening(ch, at, recovered, replaying); f != nil {
-			return []*frame{f}
-		}
 	}
 	return nil
 }

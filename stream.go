@@ -1,8 +1,6 @@
 package redisws
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -29,7 +28,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
-	c := newClient(channels, "", streamFrames, h.SendQueue, h.metrics)
+	c := newClient(channels, "", frame.StreamFrames, h.SendQueue, h.metrics)
 	if c.user, err = h.presenceUser(repl); err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
@@ -56,7 +55,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	l := &streamLink{w: w, rc: rc, done: make(chan struct{})}
 	if len(channels) > 1 {
-		l.channels, l.pos = channels, make(map[string]position, len(channels))
+		l.channels, l.pos = channels, make(map[string]frame.Position, len(channels))
 	}
 	start := time.Now()
 	h.metrics.connections.Inc()
@@ -103,71 +102,6 @@ func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeReque
 	return req, nil
 }
 
-// streamFrame is a message as one event: its id for a recorded message,
-// then its payload on data lines. A binary message, and text that the
-// format cannot carry exactly (with a carriage return, which EventSource
-// reads as a line end), is an event "binary" with the payload in base64.
-func streamFrame(m *message) *frame {
-	b := make([]byte, 0, len(m.payload)+32)
-	if m.recorded() {
-		b = appendStreamID(b, m.pos)
-	}
-	idLen := len(b)
-	if m.text() && !strings.ContainsRune(m.payload, '\r') {
-		for line := range strings.SplitSeq(m.payload, "\n") {
-			b = append(b, "data: "...)
-			b = append(b, line...)
-			b = append(b, '\n')
-		}
-	} else {
-		b = append(b, "event: binary\ndata: "...)
-		b = base64.StdEncoding.AppendEncode(b, []byte(m.payload))
-		b = append(b, '\n')
-	}
-	b = append(b, '\n')
-	return &frame{wire: b, idLen: idLen, size: len(m.payload), at: time.Now()}
-}
-
-// streamReset is the data of a reset event: where the stream goes on.
-type streamReset struct {
-	Channel string `json:"channel"`
-	Epoch   string `json:"epoch"`
-	Offset  int64  `json:"offset"`
-}
-
-// streamOpening tells a stream its position in ch before its first
-// message, as an event with an id and no data (EventSource keeps the id and
-// fires nothing), so that even a stream that got no message yet resumes from
-// there. A resume that could not be served gets an event "reset" instead,
-// with a data line (EventSource drops events without one). nil when there is
-// nothing to tell, or when a replay follows: its events carry their ids, and
-// an id before them would skip them if the stream broke in between.
-func streamOpening(ch string, at *position, recovered *bool, replaying bool) *frame {
-	reset := recovered != nil && !*recovered
-	if at == nil || replaying && !reset {
-		return nil
-	}
-	b := appendStreamID(nil, *at)
-	idLen := len(b)
-	if reset {
-		data, _ := json.Marshal(streamReset{ch, at.epoch, at.offset})
-		b = append(b, "event: reset\ndata: "...)
-		b = append(b, data...)
-		b = append(b, '\n')
-	}
-	b = append(b, '\n')
-	// msg carries the position for the ids of several channels (streamLink).
-	return &frame{wire: b, idLen: idLen, at: time.Now(), msg: &message{channel: ch, pos: *at}}
-}
-
-func appendStreamID(b []byte, p position) []byte {
-	b = append(b, "id: "...)
-	b = append(b, p.epoch...)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, p.offset, 10)
-	return append(b, '\n')
-}
-
 // streamLink writes a client's events to its response: a batch is one write
 // and one flush. With several channels an event's id names the position of
 // each, so that Last-Event-ID resumes them all: the link writes it itself,
@@ -175,8 +109,8 @@ func appendStreamID(b []byte, p position) []byte {
 type streamLink struct {
 	w        http.ResponseWriter
 	rc       *http.ResponseController
-	channels []string            // of a stream of several channels; else nil
-	pos      map[string]position // last position of each, for the ids
+	channels []string                  // of a stream of several channels; else nil
+	pos      map[string]frame.Position // last position of each, for the ids
 	cutoff   writeCutoff
 	done     chan struct{} // closed by end: the response is finished
 }
@@ -185,17 +119,17 @@ type streamLink struct {
 // timing the stream out, and EventSource ignores it.
 const streamPing = ": ping\n\n"
 
-func (l *streamLink) send(batch []*frame, ping bool) error {
+func (l *streamLink) send(batch []*frame.Frame, ping bool) error {
 	bp := corkBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
 	for _, f := range batch {
-		if l.pos != nil && f.idLen > 0 {
-			l.pos[f.msg.channel] = f.msg.pos
+		if l.pos != nil && f.IdLen > 0 {
+			l.pos[f.Msg.Channel] = f.Msg.Pos
 			b = l.appendID(b)
-			b = append(b, f.wire[f.idLen:]...)
+			b = append(b, f.Wire[f.IdLen:]...)
 			continue
 		}
-		b = append(b, f.wire...)
+		b = append(b, f.Wire...)
 	}
 	if ping {
 		b = append(b, streamPing...)
@@ -229,9 +163,9 @@ func (l *streamLink) appendID(b []byte) []byte {
 		first = false
 		b = append(b, url.PathEscape(ch)...)
 		b = append(b, '@')
-		b = append(b, p.epoch...)
+		b = append(b, p.Epoch...)
 		b = append(b, ':')
-		b = strconv.AppendInt(b, p.offset, 10)
+		b = strconv.AppendInt(b, p.Offset, 10)
 	}
 	return append(b, '\n')
 }

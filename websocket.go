@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
@@ -39,9 +40,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Subscribe before the upgrade, so that a connected client misses
 	// nothing published after it is told so; messages wait in its queue.
-	kind := rawFrames
-	if slices.Contains(websocket.Subprotocols(r), envelopeProtocol) {
-		kind = envelopeFrames
+	kind := frame.RawFrames
+	if slices.Contains(websocket.Subprotocols(r), frame.EnvelopeProtocol) {
+		kind = frame.EnvelopeFrames
 	}
 	c := newClient(channels, publish, kind, h.SendQueue, h.metrics)
 	if c.user, err = h.presenceUser(repl); err != nil {
@@ -52,7 +53,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
 	}
 	h.broker.waitReady(r.Context(), h.subscribedFor(c))
-	if kind.positioned() || resume != nil {
+	if kind.Positioned() || resume != nil {
 		if err := h.catchUp(r.Context(), c, resume); err != nil {
 			h.hub.remove(c)
 			h.logger.Debug("resume refused", zap.Error(err))
@@ -156,7 +157,7 @@ func (h *Handler) subprotocolAccepted(r *http.Request) bool {
 		return true
 	}
 	for _, p := range websocket.Subprotocols(r) {
-		if p == envelopeProtocol || slices.Contains(h.Subprotocols, p) {
+		if p == frame.EnvelopeProtocol || slices.Contains(h.Subprotocols, p) {
 			return true
 		}
 	}
@@ -208,7 +209,7 @@ func newWSLink(conn *websocket.Conn, out *corkConn, compress *Compression) *wsLi
 	return l
 }
 
-func (l *wsLink) send(batch []*frame, ping bool) error {
+func (l *wsLink) send(batch []*frame.Frame, ping bool) error {
 	l.out.cork()
 	l.out.appendFrames(batch, l.deflateFrom)
 	var err error

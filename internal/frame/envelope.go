@@ -1,10 +1,10 @@
-package redisws
+package frame
 
 import "encoding/json"
 
 // envelopeProtocol is the subprotocol of clients that take every message as
 // JSON with its channel and place in the history, and so can resume.
-const envelopeProtocol = "redis_ws.v1"
+const EnvelopeProtocol = "redis_ws.v1"
 
 // envelopeMessage is one message to an envelope client.
 type envelopeMessage struct {
@@ -26,31 +26,31 @@ type subscribedMessage struct {
 	Recovered *bool  `json:"recovered,omitempty"`
 }
 
-func envelopeFrame(m *message) *frame {
-	e := envelopeMessage{Channel: m.channel, Offset: m.pos.offset, Epoch: m.pos.epoch}
-	if m.text() {
-		e.Data = &m.payload
+func envelopeFrame(m *Message) *Frame {
+	e := envelopeMessage{Channel: m.Channel, Offset: m.Pos.Offset, Epoch: m.Pos.Epoch}
+	if m.Text() {
+		e.Data = &m.Payload
 	} else {
-		b := []byte(m.payload)
+		b := []byte(m.Payload)
 		e.DataBase64 = &b
 	}
-	return jsonFrame(e)
+	return JsonFrame(e)
 }
 
 // subscribedFrame is the first frame of a channel for an envelope client;
 // at is nil without history, recovered nil when it did not ask to resume.
-func subscribedFrame(ch string, at *position, recovered *bool) *frame {
+func SubscribedFrame(ch string, at *Position, recovered *bool) *Frame {
 	s := subscribedMessage{Type: "subscribed", Channel: ch, Recovered: recovered}
 	if at != nil {
-		s.Offset, s.Epoch = &at.offset, at.epoch
+		s.Offset, s.Epoch = &at.Offset, at.Epoch
 	}
-	return jsonFrame(s)
+	return JsonFrame(s)
 }
 
-func jsonFrame(v any) *frame {
+func JsonFrame(v any) *Frame {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // only strings, numbers and bools
 	}
-	return newFrame(string(b), true)
+	return NewFrame(string(b), true)
 }

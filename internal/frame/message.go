@@ -1,4 +1,4 @@
-package redisws
+package frame
 
 import (
 	"bytes"
@@ -19,42 +19,42 @@ import (
 // valid UTF-8.
 const (
 	markPrefix   = "\x00rws"
-	recordedMark = markPrefix + ":"
-	binaryMark   = markPrefix + "b:"
+	RecordedMark = markPrefix + ":"
+	BinaryMark   = markPrefix + "b:"
 )
 
 // message is one message of a channel on its way to the clients: its
 // payload, its place in the history when it was recorded (offset 0: live),
 // its frame type, and the frames it is written as, one per kind of client,
 // each made at most once and shared by every client of that kind.
-type message struct {
-	channel string
-	pos     position
-	payload string
+type Message struct {
+	Channel string
+	Pos     Position
+	Payload string
 	// binary: it was sent as binary and marked so; unmarked, text() decides.
-	binary bool
+	Binary bool
 
-	frames [kinds]*frame
+	Frames [kinds]*Frame
 }
 
 // frameKind is the form a client takes messages in.
-type frameKind uint8
+type FrameKind uint8
 
 const (
-	rawFrames      frameKind = iota // WebSocket, the payload alone
-	envelopeFrames                  // WebSocket, redis_ws.v1 JSON envelopes
-	streamFrames                    // Server-Sent Events
+	RawFrames      FrameKind = iota // WebSocket, the payload alone
+	EnvelopeFrames                  // WebSocket, redis_ws.v1 JSON envelopes
+	StreamFrames                    // Server-Sent Events
 	kinds
 )
 
 // positioned tells whether clients of the kind are told their position in
 // each channel before its first message.
-func (k frameKind) positioned() bool { return k != rawFrames }
+func (k FrameKind) Positioned() bool { return k != RawFrames }
 
 // parseMessage reads a Redis message: recorded or live, marked binary or
 // not.
-func parseMessage(ch, payload string) *message {
-	m := &message{channel: ch, payload: payload}
+func ParseMessage(ch, payload string) *Message {
+	m := &Message{Channel: ch, Payload: payload}
 	rest, ok := strings.CutPrefix(payload, markPrefix)
 	if !ok {
 		return m
@@ -67,59 +67,59 @@ func parseMessage(ch, payload string) *message {
 		return m // not ours: delivered as it came
 	}
 	if epoch == "" && off == "" {
-		m.payload, m.binary = data, binary // a marked live message
+		m.Payload, m.Binary = data, binary // a marked live message
 		return m
 	}
 	n, err := strconv.ParseInt(off, 10, 64)
-	if err != nil || n <= 0 || !validEpoch(epoch) {
+	if err != nil || n <= 0 || !ValidEpoch(epoch) {
 		return m
 	}
-	m.pos, m.payload, m.binary = position{epoch, n}, data, binary
+	m.Pos, m.Payload, m.Binary = Position{epoch, n}, data, binary
 	return m
 }
 
 // markBinary tells whether a frame must be marked binary on its way through
 // Redis: it was sent as binary, and its bytes alone would make it text.
-func markBinary(data []byte, binary bool) bool { return binary && utf8.Valid(data) }
+func MarkBinary(data []byte, binary bool) bool { return binary && utf8.Valid(data) }
 
 // liveWire is a live payload as it is published: see markPrefix.
-func liveWire(data []byte, markedBinary bool) []byte {
+func LiveWire(data []byte, markedBinary bool) []byte {
 	switch {
 	case markedBinary:
-		return append([]byte(binaryMark+"::"), data...)
+		return append([]byte(BinaryMark+"::"), data...)
 	case bytes.HasPrefix(data, []byte(markPrefix)):
-		return append([]byte(recordedMark+"::"), data...)
+		return append([]byte(RecordedMark+"::"), data...)
 	}
 	return data
 }
 
-func (m *message) recorded() bool { return m.pos.offset > 0 }
+func (m *Message) Recorded() bool { return m.Pos.Offset > 0 }
 
 // text tells the frame type clients get the message in: text when it was
 // not sent as binary and its payload is valid UTF-8 (a text frame always
 // is; what redis-cli publish or a POST sends has no type of its own).
-func (m *message) text() bool { return !m.binary && utf8.ValidString(m.payload) }
+func (m *Message) Text() bool { return !m.Binary && utf8.ValidString(m.Payload) }
 
 // frameFor is the message as a client of the kind takes it.
-func (m *message) frameFor(k frameKind) *frame {
-	f := m.frames[k]
+func (m *Message) FrameFor(k FrameKind) *Frame {
+	f := m.Frames[k]
 	if f == nil {
 		switch k {
-		case envelopeFrames:
+		case EnvelopeFrames:
 			f = envelopeFrame(m)
-		case streamFrames:
-			f = streamFrame(m)
+		case StreamFrames:
+			f = StreamFrame(m)
 		default:
-			f = newFrame(m.payload, m.text())
+			f = NewFrame(m.Payload, m.Text())
 		}
-		f.msg = m
-		m.frames[k] = f
+		f.Msg = m
+		m.Frames[k] = f
 	}
 	return f
 }
 
 // validEpoch checks an epoch's characters: [A-Za-z0-9_-], not empty.
-func validEpoch(s string) bool {
+func ValidEpoch(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}
