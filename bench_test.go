@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
@@ -22,14 +23,14 @@ import (
 var benchMetrics = newHandlerMetrics([]string{"bench"})
 
 // benchBroker is a broker on a redis-server of its own.
-func benchBroker(b *testing.B) *broker {
+func benchBroker(b *testing.B) *bus.Broker {
 	rs := startRedis(b)
 	setup, err := (&RedisConfig{URL: rs.URL()}).resolve()
 	if err != nil {
 		b.Fatal(err)
 	}
-	br := newBroker(setup)
-	b.Cleanup(func() { _ = br.Destruct() })
+	br := bus.NewBroker(bus.BrokerOptions{Client: setup.client(), Sharded: setup.sharded, Name: setup.describe()})
+	b.Cleanup(func() { _ = br.Close() })
 	return br
 }
 
@@ -38,17 +39,17 @@ func benchBroker(b *testing.B) *broker {
 func BenchmarkEnqueue(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clients-%d", n), func(b *testing.B) {
-			h := newHub(newChannelTable(newAvailability("bench"), newSubConn(nil, "", nil), nil), func() {}, hubOptions{})
+			h := newHub(bus.NewChannelTable(bus.NewAvailability("bench"), bus.NewSubConn(nil, "", nil), nil), func() {}, hubOptions{})
 			clients := make([]*client, n)
 			for i := range clients {
 				clients[i] = newClient([]string{"bench"}, "", frame.RawFrames, 1<<30, benchMetrics)
-				h.add(clients[i])
+				h.Add(clients[i])
 			}
 			m := &frame.Message{Channel: "bench", Payload: strings.Repeat("x", 64)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				h.deliver(m)
+				h.Deliver(m)
 				if i%256 == 255 { // what a writer does: take the queue, keep the slice
 					for _, c := range clients {
 						c.queue, c.queued = c.queue[:0], 0
@@ -102,7 +103,7 @@ func BenchmarkFanOutCompressed(b *testing.B) {
 
 func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	br := benchBroker(b)
-	hb := newHub(br.table, func() {}, hubOptions{})
+	hb := newHub(br.Table, func() {}, hubOptions{})
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024, EnableCompression: deflate}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +116,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 		if deflate != hj.conn.deflate {
 			b.Errorf("compression agreed: %v, want %v", hj.conn.deflate, deflate)
 		}
-		hb.add(c)
+		hb.Add(c)
 		c.start(newWSLink(conn, hj.conn, &Compression{MinSize: defaultCompressMinSize}), time.Hour)
 		serving.Add(1)
 		go func() {
@@ -125,7 +126,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 					break
 				}
 			}
-			c.close(0, "")
+			c.Close(0, "")
 			hb.remove(c)
 		}()
 	}))
@@ -166,7 +167,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		br.dispatch(msg)
+		br.Dispatch(msg)
 	}
 	want := int64(b.N) * int64(n)
 	deadline := time.Now().Add(time.Minute)
@@ -199,7 +200,7 @@ func BenchmarkPublish(b *testing.B) {
 
 // benchPublish publishes b.N frames through an outbox, recorded with hist,
 // and waits until a subscriber has them all.
-func benchPublish(b *testing.B, rs *redisServer, hist *historyOptions) {
+func benchPublish(b *testing.B, rs *redisServer, hist *bus.HistoryOptions) {
 	rdb := rs.Client(b)
 	ps := rdb.Subscribe(context.Background(), "bench")
 	defer ps.Close()
@@ -214,16 +215,16 @@ func benchPublish(b *testing.B, rs *redisServer, hist *historyOptions) {
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb, c := singleTable()
-	tb.connected(c)
-	o := startOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, tb)
-	defer func() { cancel(); o.wait() }()
+	tb.Connected(c)
+	o := bus.StartOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, tb)
+	defer func() { cancel(); o.Wait() }()
 
 	payload := make([]byte, 64)
 	b.SetBytes(64)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for !o.add("bench", payload, false, hist, nil, nil) { // outbox full: let it drain
+		for !o.Add("bench", payload, false, hist, nil, nil) { // outbox full: let it drain
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
@@ -244,14 +245,14 @@ func benchPublish(b *testing.B, rs *redisServer, hist *historyOptions) {
 // one tick of the subscriber's loop when nothing changed.
 func BenchmarkChannels(b *testing.B) {
 	br := benchBroker(b)
-	h := newHub(br.table, func() {}, hubOptions{})
+	h := newHub(br.Table, func() {}, hubOptions{})
 	const n = 10000
 	for i := range n {
 		h.subscribeStatic(fmt.Sprintf("bench:%d", i))
 	}
 	deadline := time.Now().Add(time.Minute)
 	for i := range n {
-		for !closed(br.table.readyChan(fmt.Sprintf("bench:%d", i))) {
+		for !closed(br.Table.ReadyChan(fmt.Sprintf("bench:%d", i))) {
 			if time.Now().After(deadline) {
 				b.Fatal("10,000 channels not subscribed within a minute")
 			}
@@ -262,16 +263,16 @@ func BenchmarkChannels(b *testing.B) {
 	b.Run("join-leave/subscribed-10000", func(b *testing.B) {
 		for i := range b.N {
 			ch := fmt.Sprintf("bench:extra:%d", i)
-			br.table.join(ch, h, false)
-			br.waitReady(ctx, []string{ch})
-			br.table.leave(ch, h)
+			br.Table.Join(ch, h, false)
+			br.WaitReady(ctx, []string{ch})
+			br.Table.Leave(ch, h)
 		}
 	})
 	b.Run("health-tick/subscribed-10000", func(b *testing.B) {
-		ps := br.client.Subscribe(ctx)
+		ps := br.Client.Subscribe(ctx)
 		defer ps.Close()
 		for range b.N {
-			if err := br.table.single.reconcile(ps); err != nil {
+			if err := br.Table.Single.Reconcile(ps); err != nil {
 				b.Fatal(err)
 			}
 		}

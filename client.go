@@ -173,7 +173,7 @@ func (c *client) firstQueued(ch, epoch string) int64 {
 
 // close asks the writer to end the connection, with a close frame unless code
 // is 0. Only the first call counts.
-func (c *client) close(code int, text string) {
+func (c *client) Close(code int, text string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closeLocked(code, text)
@@ -239,7 +239,7 @@ func (c *client) write() {
 			c.spare = batch[:0]
 		}
 		if err != nil {
-			c.close(0, "")
+			c.Close(0, "")
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
@@ -236,7 +237,7 @@ func (d *failoverDrill) run(t *testing.T) {
 	for _, room := range d.rooms {
 		held := readStream(t, rdb, room)
 		for _, s := range d.subs[room] {
-			got := s.until(t, held.entries[len(held.entries)-1].payload)
+			got := s.until(t, held.entries[len(held.entries)-1].Payload)
 			l, dup := got.check(t, s, held, positions, cut)
 			lost, dups = max(lost, l), dups+dup
 		}
@@ -261,6 +262,12 @@ func (d *failoverDrill) run(t *testing.T) {
 		lost, recovery.Round(time.Millisecond), dups, 2*len(d.nodes)*len(d.rooms))
 }
 
+// ownGroup tells whether a goroutine group of a dump runs the module's code:
+// the root package's or one of its internal packages'.
+func ownGroup(group string) bool {
+	return strings.Contains(group, "caddy-redis-ws/caddy-redis-ws.") || strings.Contains(group, "caddy-redis-ws/caddy-redis-ws/internal/")
+}
+
 // ownGoroutines counts the goroutines of a pprof dump (debug=1) that run
 // this module's code. The others are Caddy's and go-redis's, which starts
 // goroutines of its own for each cluster node it meets (a promoted replica).
@@ -268,7 +275,7 @@ func ownGoroutines(dump string) int {
 	total := 0
 	for _, group := range strings.Split(dump, "\n\n") {
 		var n int
-		if _, err := fmt.Sscanf(group, "%d @", &n); err == nil && strings.Contains(group, "caddy-redis-ws/caddy-redis-ws.") {
+		if _, err := fmt.Sscanf(group, "%d @", &n); err == nil && ownGroup(group) {
 			total += n
 		}
 	}
@@ -341,12 +348,12 @@ func (d *failoverDrill) checkResumes(t *testing.T, room string, held heldStream,
 // heldStream is what the new master holds of a channel.
 type heldStream struct {
 	epoch   string
-	entries []entry
+	entries []bus.Entry
 }
 
 func readStream(t *testing.T, rdb redis.Cmdable, ch string) heldStream {
 	t.Helper()
-	keys := historyKeys(ch)
+	keys := bus.HistoryKeys(ch)
 	epoch, err := rdb.HGet(context.Background(), keys[0], "e").Result()
 	if err != nil {
 		t.Fatalf("HGET %s e: %v", keys[0], err)
@@ -359,7 +366,7 @@ func readStream(t *testing.T, rdb redis.Cmdable, ch string) heldStream {
 	for _, x := range xs {
 		off, _ := strconv.ParseInt(strings.TrimSuffix(x.ID, "-0"), 10, 64)
 		payload, _ := x.Values["d"].(string)
-		h.entries = append(h.entries, entry{offset: off, payload: payload})
+		h.entries = append(h.entries, bus.Entry{Offset: off, Payload: payload})
 	}
 	return h
 }
@@ -369,8 +376,8 @@ func (h heldStream) has(p frame.Position, payload string) bool {
 		return false
 	}
 	for _, e := range h.entries {
-		if e.offset == p.Offset {
-			return e.payload == payload
+		if e.Offset == p.Offset {
+			return e.Payload == payload
 		}
 	}
 	return false
@@ -529,15 +536,15 @@ func (got received) check(t *testing.T, s *drillSub, held heldStream, seen map[f
 	}
 	want := map[string]int{}
 	for _, e := range held.entries {
-		want[e.payload]++
+		want[e.Payload]++
 	}
 	for _, e := range held.entries {
-		switch n := count[e.payload]; {
-		case n < want[e.payload]:
+		switch n := count[e.Payload]; {
+		case n < want[e.Payload]:
 			t.Fatalf("%s: %q (offset %d of %s in the new master) arrived %d times, want %d: skipped",
-				s.c.URL, e.payload, e.offset, held.epoch, n, want[e.payload])
-		case n > want[e.payload]+1:
-			t.Fatalf("%s: %q arrived %d times", s.c.URL, e.payload, n)
+				s.c.URL, e.Payload, e.Offset, held.epoch, n, want[e.Payload])
+		case n > want[e.Payload]+1:
+			t.Fatalf("%s: %q arrived %d times", s.c.URL, e.Payload, n)
 		}
 	}
 	for p, n := range count {

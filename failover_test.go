@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"testing"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/redis/go-redis/v9"
 )
@@ -23,11 +24,11 @@ func sha1Hex(s string) string {
 // last one went.
 func record(t *testing.T, rdb redis.Scripter, ch string, floor frame.Position, payloads ...string) frame.Position {
 	t.Helper()
-	args := []any{ch, 100, 3600000, minMetaTTL.Milliseconds(), "0", floor.Epoch, floor.Offset, "", "1"}
+	args := []any{ch, 100, 3600000, bus.MinMetaTTL.Milliseconds(), "0", floor.Epoch, floor.Offset, "", "1"}
 	for _, p := range payloads {
 		args = append(args, p)
 	}
-	res, err := publishScript.Run(context.Background(), rdb, historyKeys(ch), args...).Slice()
+	res, err := bus.PublishScript.Run(context.Background(), rdb, bus.HistoryKeys(ch), args...).Slice()
 	if err != nil || len(res) < 2 {
 		t.Fatalf("publish.lua: %v %v", res, err)
 	}
@@ -48,7 +49,7 @@ func TestHistoryWentBack(t *testing.T) {
 	e := record(t, rdb, "c", frame.Position{}, "m1", "m2", "m3", "m4", "m5")
 	check := func(delivered frame.Position, sum string, wantBack bool) frame.Position {
 		t.Helper()
-		at, back, err := resetIfBack(ctx, rdb, "c", delivered, sum)
+		at, back, err := bus.ResetIfBack(ctx, rdb, "c", delivered, sum)
 		if err != nil || back != wantBack {
 			t.Fatalf("delivered %s, payload %q: reset %v (%v), want %v", delivered, sum, back, err, wantBack)
 		}
@@ -61,16 +62,16 @@ func TestHistoryWentBack(t *testing.T) {
 	check(frame.Position{Epoch: e.Epoch, Offset: 3}, sha1Hex("m3"), false)
 	check(e, "", false)
 	at := check(e, sha1Hex("another m5"), true) // the stream grew past it again
-	if at.Offset != 5 || rdb.XLen(ctx, historyKeys("c")[1]).Val() != 0 {
-		t.Fatalf("after the reset: %s, %d entries; want offset 5 and no entry of the old epoch", at, rdb.XLen(ctx, historyKeys("c")[1]).Val())
+	if at.Offset != 5 || rdb.XLen(ctx, bus.HistoryKeys("c")[1]).Val() != 0 {
+		t.Fatalf("after the reset: %s, %d entries; want offset 5 and no entry of the old epoch", at, rdb.XLen(ctx, bus.HistoryKeys("c")[1]).Val())
 	}
 	n := record(t, rdb, "c", at, "m6")
 	check(frame.Position{Epoch: n.Epoch, Offset: 9}, "", true) // the last offset is below the delivered one
 
-	if at, back, err := resetIfBack(ctx, rdb, "none", frame.Position{Epoch: "e", Offset: 1}, ""); err != nil || back || at.Epoch != "" {
+	if at, back, err := bus.ResetIfBack(ctx, rdb, "none", frame.Position{Epoch: "e", Offset: 1}, ""); err != nil || back || at.Epoch != "" {
 		t.Fatalf("a channel without history: %s, reset %v, %v", at, back, err)
 	}
-	if n := rdb.Exists(ctx, historyKeys("none")...).Val(); n != 0 {
+	if n := rdb.Exists(ctx, bus.HistoryKeys("none")...).Val(); n != 0 {
 		t.Fatalf("the check of a channel without history created %d keys", n)
 	}
 }
@@ -91,7 +92,7 @@ func TestPublishFloor(t *testing.T) {
 	if g.Epoch == f.Epoch || g.Offset != 5 {
 		t.Fatalf("floor beyond the last offset: %s; want offset 5 of a new epoch", g)
 	}
-	if n := rdb.XLen(ctx, historyKeys("p")[1]).Val(); n != 1 {
+	if n := rdb.XLen(ctx, bus.HistoryKeys("p")[1]).Val(); n != 1 {
 		t.Fatalf("the new epoch's stream holds %d entries, want its own one", n)
 	}
 	if got := record(t, rdb, "p", frame.Position{Epoch: f.Epoch, Offset: 20}, "6"); got != (frame.Position{Epoch: g.Epoch, Offset: 6}) {
@@ -107,12 +108,12 @@ func TestOutboxHoldsOneChannel(t *testing.T) {
 	msgsA, msgsB := subscribed(t, rdb, "a"), subscribed(t, rdb, "b")
 	o, tb, c := startOutboxOn(t, rs, "")
 	h := new(hub)
-	tb.join("a", h, false)
-	tb.join("b", h, false)
+	tb.Join("a", h, false)
+	tb.Join("b", h, false)
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)
-	tb.confirmed(c, "a")
+	tb.Confirmed(c, "a")
 	for _, f := range []struct{ ch, data string }{{"b", "b1"}, {"a", "a1"}, {"b", "b2"}, {"a", "a2"}} {
-		if !o.add(f.ch, []byte(f.data), false, nil, nil, nil) {
+		if !o.Add(f.ch, []byte(f.data), false, nil, nil, nil) {
 			t.Fatalf("%s dropped", f.data)
 		}
 	}
@@ -122,7 +123,7 @@ func TestOutboxHoldsOneChannel(t *testing.T) {
 	if err := rdb.Publish(context.Background(), "b", "marker").Err(); err != nil {
 		t.Fatal(err)
 	}
-	tb.confirmed(c, "b")
+	tb.Confirmed(c, "b")
 	for _, want := range []string{"marker", "b1", "b2"} {
 		if got := nextPayload(t, msgsB); got != want {
 			t.Fatalf("b: %q, want %q: its frames went before its subscription was confirmed, or out of order", got, want)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -307,7 +308,7 @@ func historyEpoch(t testing.TB, rdb *redis.Client, ch string) string {
 	t.Helper()
 	var epoch string
 	eventually(t, wait, func() bool {
-		epoch = rdb.HGet(context.Background(), historyKeys(ch)[0], "e").Val()
+		epoch = rdb.HGet(context.Background(), bus.HistoryKeys(ch)[0], "e").Val()
 		return epoch != ""
 	}, "channel %s has no history", ch)
 	return epoch

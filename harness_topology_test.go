@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -242,7 +243,7 @@ func (c *clusterSetup) slotTable(t testing.TB) []redis.ClusterSlot {
 
 func (c *clusterSetup) owner(t testing.TB, slots []redis.ClusterSlot, ch string) *redisServer {
 	t.Helper()
-	slot := keySlot(ch)
+	slot := bus.KeySlot(ch)
 	for _, s := range slots {
 		if slot >= s.Start && slot <= s.End {
 			for _, m := range c.Nodes {

@@ -1,11 +1,16 @@
 package redisws
 
 import (
-	_ "embed"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddyserver/caddy/v2"
 	"golang.org/x/time/rate"
+)
+
+const (
+	defaultHistoryTTL = 24 * time.Hour
+	maxHistorySize    = 100_000
 )
 
 // History keeps the last messages of each channel in Redis, so that clients
@@ -26,10 +31,6 @@ type History struct {
 	NewChannels int `json:"new_channels,omitempty"`
 }
 
-// newChannelWait is the Retry-After, in seconds, of a message refused for
-// new_channels: until the next channel may get a history.
-func (o *historyOptions) newChannelWait() int { return max(1, 60/o.newPerMinute) }
-
 // defaultNewChannels is History.NewChannels when it is not set: a channel
 // with one message costs Redis about 4.6 KB for the history's ttl (its
 // stream's first node) and 100 bytes for 30 days (its epoch), so one a
@@ -37,16 +38,16 @@ func (o *historyOptions) newChannelWait() int { return max(1, 60/o.newPerMinute)
 const defaultNewChannels = 60
 
 // options applies the defaults and makes the limiter of new channels.
-func (hc *History) options() *historyOptions {
-	o := &historyOptions{size: hc.Size, ttl: time.Duration(hc.TTL), newPerMinute: hc.NewChannels}
-	if o.ttl == 0 {
-		o.ttl = defaultHistoryTTL
+func (hc *History) options() *bus.HistoryOptions {
+	o := &bus.HistoryOptions{Size: hc.Size, Ttl: time.Duration(hc.TTL), NewPerMinute: hc.NewChannels}
+	if o.Ttl == 0 {
+		o.Ttl = defaultHistoryTTL
 	}
-	if o.newPerMinute == 0 {
-		o.newPerMinute = defaultNewChannels
+	if o.NewPerMinute == 0 {
+		o.NewPerMinute = defaultNewChannels
 	}
-	if n := o.newPerMinute; n > 0 {
-		o.newChannels = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+	if n := o.NewPerMinute; n > 0 {
+		o.NewChannels = rate.NewLimiter(rate.Limit(float64(n)/60), n)
 	}
 	return o
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
@@ -13,7 +14,7 @@ import (
 // channel arrives and leaves when the last one goes, and fans every Redis
 // message of the channel out to them.
 type hub struct {
-	table   *channelTable
+	table   *bus.ChannelTable
 	release func() // drops this hub's reference to the broker; called once
 	opts    hubOptions
 	active  atomic.Int64
@@ -29,14 +30,14 @@ type hub struct {
 
 // hubOptions are the settings of the handler that a hub applies.
 type hubOptions struct {
-	maxClients int              // max_connections; 0: no limit
-	closeOnGap bool             // gap_policy close
-	history    *historyOptions  // nil: none
-	presence   *presenceOptions // nil: none
-	tracker    *presenceTracker // with presence: the broker's
+	maxClients int                  // max_connections; 0: no limit
+	closeOnGap bool                 // gap_policy close
+	history    *bus.HistoryOptions  // nil: none
+	presence   *bus.PresenceOptions // nil: none
+	tracker    *bus.PresenceTracker // with presence: the broker's
 }
 
-func newHub(table *channelTable, release func(), opts hubOptions) *hub {
+func newHub(table *bus.ChannelTable, release func(), opts hubOptions) *hub {
 	return &hub{
 		table:    table,
 		release:  release,
@@ -59,14 +60,14 @@ func (h *hub) subscribeStatic(ch string) {
 	h.static[ch] = true
 	if h.channels[ch] == nil {
 		h.channels[ch] = make(map[*client]struct{})
-		h.table.join(ch, h, h.opts.history != nil)
+		h.table.Join(ch, h, h.opts.history != nil)
 	}
 }
 
 // add registers c for its channels, unless the hub already has maxClients;
 // false means c was refused. The table is called under h.mu so that the
 // joins and leaves of one channel reach it in order.
-func (h *hub) add(c *client) bool {
+func (h *hub) Add(c *client) bool {
 	if n := h.active.Add(1); h.opts.maxClients > 0 && n > int64(h.opts.maxClients) {
 		h.active.Add(-1)
 		return false
@@ -79,9 +80,9 @@ func (h *hub) add(c *client) bool {
 		if h.opts.presence == nil {
 			continue
 		}
-		h.opts.tracker.join(ch, c.user, h.opts.presence)
+		h.opts.tracker.Join(ch, c.user, h.opts.presence)
 		if c.kind == frame.EnvelopeFrames {
-			h.addTo(presenceEvents(ch), c, ch)
+			h.addTo(bus.PresenceEvents(ch), c, ch)
 		}
 	}
 	return true
@@ -95,9 +96,9 @@ func (h *hub) addTo(name string, c *client, events string) {
 		set = make(map[*client]struct{})
 		h.channels[name] = set
 		if events == "" {
-			h.table.join(name, h, h.opts.history != nil)
+			h.table.Join(name, h, h.opts.history != nil)
 		} else {
-			h.table.joinEvents(events, h)
+			h.table.JoinEvents(events, h)
 		}
 	}
 	set[c] = struct{}{}
@@ -109,7 +110,7 @@ func (h *hub) removeFrom(name string, c *client) {
 	delete(set, c)
 	if len(set) == 0 && !h.static[name] {
 		delete(h.channels, name)
-		h.table.leave(name, h)
+		h.table.Leave(name, h)
 	}
 }
 
@@ -123,9 +124,9 @@ func (h *hub) remove(c *client) {
 		if h.opts.presence == nil {
 			continue
 		}
-		h.opts.tracker.leave(ch, c.user)
+		h.opts.tracker.Leave(ch, c.user)
 		if c.kind == frame.EnvelopeFrames {
-			h.removeFrom(presenceEvents(ch), c)
+			h.removeFrom(bus.PresenceEvents(ch), c)
 		}
 	}
 	done := h.retireDone()
@@ -136,11 +137,11 @@ func (h *hub) remove(c *client) {
 	}
 }
 
-// deliver enqueues m to every client of its channel, as the frame of the
+// Deliver enqueues m to every client of its channel, as the frame of the
 // client's kind. Enqueueing never blocks: a client whose queue is full is
 // closed alone. Only the channel's fan-out worker calls it, which makes the
 // message's frames once.
-func (h *hub) deliver(m *frame.Message) {
+func (h *hub) Deliver(m *frame.Message) {
 	h.mu.RLock()
 	for c := range h.channels[m.Channel] {
 		c.enqueue(m.FrameFor(c.kind))
@@ -148,17 +149,17 @@ func (h *hub) deliver(m *frame.Message) {
 	h.mu.RUnlock()
 }
 
-// gap closes the clients of ch, when the handler's gap_policy says so,
+// Gap closes the clients of ch, when the handler's gap_policy says so,
 // because messages of ch may have been missed: they reconnect and reload
 // their state.
-func (h *hub) gap(ch string) {
+func (h *hub) Gap(ch string) {
 	if !h.opts.closeOnGap {
 		return
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for c := range h.channels[ch] {
-		c.close(closeGap, "messages may have been missed; reload state")
+		c.Close(closeGap, "messages may have been missed; reload state")
 	}
 }
 
@@ -182,7 +183,7 @@ func (h *hub) retire(code int, reason string, closeAfter time.Duration) {
 	}
 	if closeAfter == 0 || len(clients) == 1 {
 		for _, c := range clients {
-			c.close(code, reason)
+			c.Close(code, reason)
 		}
 		return
 	}
@@ -196,7 +197,7 @@ func (h *hub) retire(code int, reason string, closeAfter time.Duration) {
 			case <-h.empty: // everyone left already
 				return
 			}
-			c.close(code, reason)
+			c.Close(code, reason)
 			timer.Reset(step)
 		}
 	}()
@@ -227,7 +228,7 @@ func (h *hub) retireDone() bool {
 	}
 	h.released = true
 	for ch := range h.channels {
-		h.table.leave(ch, h)
+		h.table.Leave(ch, h)
 	}
 	h.channels = nil
 	close(h.empty)

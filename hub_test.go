@@ -4,13 +4,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
 // In-process tests of the hub over a bare channel table: its clients have no
 // connection, so what is delivered stays in their queues.
 
-func testHub(maxClients int, closeOnGap bool) (*hub, *channelTable, *int) {
+func testHub(maxClients int, closeOnGap bool) (*hub, *bus.ChannelTable, *int) {
 	tb, _ := singleTable()
 	released := new(int)
 	return newHub(tb, func() { *released++ }, hubOptions{maxClients: maxClients, closeOnGap: closeOnGap}), tb, released
@@ -29,14 +30,14 @@ func queued(c *client) int {
 func TestHubMaxClients(t *testing.T) {
 	h, _, _ := testHub(2, false)
 	a, b, c := testClient("x"), testClient("x"), testClient("x")
-	if !h.add(a) || !h.add(b) {
+	if !h.Add(a) || !h.Add(b) {
 		t.Fatal("refused below max_connections")
 	}
-	if h.add(c) {
+	if h.Add(c) {
 		t.Fatal("accepted beyond max_connections")
 	}
 	h.remove(a)
-	if !h.add(c) {
+	if !h.Add(c) {
 		t.Fatal("refused after a client left")
 	}
 }
@@ -47,21 +48,21 @@ func TestHubDeliver(t *testing.T) {
 	h, tb, _ := testHub(0, false)
 	a, ab, b := testClient("a"), testClient("a", "b"), testClient("b")
 	for _, c := range []*client{a, ab, b} {
-		h.add(c)
+		h.Add(c)
 	}
-	if len(tb.hubs("a")) != 1 || len(tb.hubs("b")) != 1 {
+	if len(tableHubs(tb, "a")) != 1 || len(tableHubs(tb, "b")) != 1 {
 		t.Fatal("the hub did not join its clients' channels once each")
 	}
-	h.deliver(&frame.Message{Channel: "a", Payload: "hi"})
+	h.Deliver(&frame.Message{Channel: "a", Payload: "hi"})
 	if queued(a) != 1 || queued(ab) != 1 || queued(b) != 0 {
 		t.Fatalf("queued %d, %d, %d; want 1, 1, 0", queued(a), queued(ab), queued(b))
 	}
 	h.remove(b)
-	if len(tb.hubs("a")) != 1 || len(tb.hubs("b")) != 1 {
+	if len(tableHubs(tb, "a")) != 1 || len(tableHubs(tb, "b")) != 1 {
 		t.Fatal("left a channel that a client still has")
 	}
 	h.remove(ab)
-	if len(tb.hubs("b")) != 0 {
+	if len(tableHubs(tb, "b")) != 0 {
 		t.Fatal("kept a channel after its last client left")
 	}
 }
@@ -71,9 +72,9 @@ func TestHubStatic(t *testing.T) {
 	h, tb, _ := testHub(0, false)
 	h.subscribeStatic("news")
 	c := testClient("news")
-	h.add(c)
+	h.Add(c)
 	h.remove(c)
-	if len(tb.hubs("news")) != 1 {
+	if len(tableHubs(tb, "news")) != 1 {
 		t.Fatal("a static channel was left with its last client")
 	}
 }
@@ -82,9 +83,9 @@ func TestHubGapPolicy(t *testing.T) {
 	for _, closeOnGap := range []bool{false, true} {
 		h, _, _ := testHub(0, closeOnGap)
 		a, b := testClient("a"), testClient("b")
-		h.add(a)
-		h.add(b)
-		h.gap("a")
+		h.Add(a)
+		h.Add(b)
+		h.Gap("a")
 		want := 0
 		if closeOnGap {
 			want = closeGap
@@ -101,8 +102,8 @@ func TestHubRetire(t *testing.T) {
 	h, tb, released := testHub(0, false)
 	h.subscribeStatic("news")
 	a, b := testClient("news"), testClient("room")
-	h.add(a)
-	h.add(b)
+	h.Add(a)
+	h.Add(b)
 	h.retire(closeServiceReload, "config reloaded", 0)
 	if a.closeCode() != closeServiceReload || b.closeCode() != closeServiceReload {
 		t.Fatalf("close codes %d, %d; want 1012", a.closeCode(), b.closeCode())
@@ -112,14 +113,14 @@ func TestHubRetire(t *testing.T) {
 		t.Fatal("released with a client left")
 	}
 	h.remove(b)
-	if *released != 1 || tb.lookup("news") != nil || tb.lookup("room") != nil {
-		t.Fatalf("released %d times; channels left: %v, %v", *released, tb.lookup("news"), tb.lookup("room"))
+	if *released != 1 || tb.Lookup("news") != nil || tb.Lookup("room") != nil {
+		t.Fatalf("released %d times; channels left: %v, %v", *released, tb.Lookup("news"), tb.Lookup("room"))
 	}
 	h.waitEmpty(time.Second)
 
 	h, _, released = testHub(0, false)
 	c := testClient("x")
-	h.add(c)
+	h.Add(c)
 	h.retire(0, "", -1)
 	if c.closeCode() != 0 || *released != 0 {
 		t.Fatal("a kept client was closed, or the hub released with a client left")

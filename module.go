@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -141,10 +142,10 @@ type Handler struct {
 	// templates, the same on every node with this configuration.
 	routeScope string
 	configKey  string // the configuration's JSON with its defaults
-	broker     *broker
+	broker     *bus.Broker
 	hub        *hub
-	history    *historyOptions  // History applied; nil: none
-	presence   *presenceOptions // Presence applied; nil: none
+	history    *bus.HistoryOptions  // History applied; nil: none
+	presence   *bus.PresenceOptions // Presence applied; nil: none
 	upgrader   websocket.Upgrader
 	logger     *zap.Logger
 	metrics    *handlerMetrics
@@ -165,6 +166,16 @@ var writeBuffers sync.Pool
 // identical one (then its connections stay open), and holds the hubs whose
 // connections stayed so: they belong to the configuration, and end when it
 // changes or Caddy exits.
+// brokers holds one broker per Redis configuration per process, shared by every
+// handler instance (and so across config reloads) that names the same Redis.
+var brokers = caddy.NewUsagePool()
+
+// pooledBroker is a broker as the pool holds it: the pool calls Destruct
+// when the last handler using its Redis configuration is gone.
+type pooledBroker struct{ *bus.Broker }
+
+func (p pooledBroker) Destruct() error { return p.Close() }
+
 var liveHandlers = struct {
 	sync.Mutex
 	count map[string]int
@@ -198,7 +209,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.history = h.History.options()
 	}
 	if p := h.Presence; p != nil {
-		h.presence = &presenceOptions{timeout: time.Duration(p.Timeout), leaveDelay: time.Duration(*p.LeaveDelay)}
+		h.presence = &bus.PresenceOptions{Timeout: time.Duration(p.Timeout), LeaveDelay: time.Duration(*p.LeaveDelay)}
 	}
 	h.routeScope = strings.Join(append(slices.Clone(h.Subscribe), h.Publish), "\n")
 	h.upgrader = websocket.Upgrader{
@@ -227,18 +238,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	poolKey := setup.key()
 	val, _, err := brokers.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		return newBroker(setup), nil
+		return pooledBroker{bus.NewBroker(bus.BrokerOptions{Client: setup.client(), Sharded: setup.sharded, Name: setup.describe()})}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting redis broker: %w", err)
 	}
-	h.broker = val.(*broker)
-	h.hub = newHub(h.broker.table, func() { _, _ = brokers.Delete(poolKey) }, hubOptions{
+	h.broker = val.(pooledBroker).Broker
+	h.hub = newHub(h.broker.Table, func() { _, _ = brokers.Delete(poolKey) }, hubOptions{
 		maxClients: h.MaxConnections,
 		closeOnGap: h.GapPolicy == gapClose,
 		history:    h.history,
 		presence:   h.presence,
-		tracker:    h.broker.presence,
+		tracker:    h.broker.Presence,
 	})
 	for _, ch := range h.Subscribe {
 		if !hasPlaceholder(ch) {

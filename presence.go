@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -90,7 +91,7 @@ func (h *Handler) subscribedFor(c *client) []string {
 	}
 	channels := slices.Clone(c.channels)
 	for _, ch := range c.channels {
-		channels = append(channels, presenceEvents(ch))
+		channels = append(channels, bus.PresenceEvents(ch))
 	}
 	return channels
 }
@@ -103,14 +104,14 @@ func (h *Handler) servePresence(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
-	counts, err := readPresence(r.Context(), h.broker.client, channels, h.Presence.MaxUsers)
+	counts, err := h.broker.ReadPresence(r.Context(), channels, h.Presence.MaxUsers)
 	if err != nil {
 		h.logger.Debug("presence query failed", zap.Error(err))
 		w.Header().Set("Retry-After", retryAfter)
 		return refuse(w, http.StatusServiceUnavailable, "presence cannot be read now (Redis is out of reach); try again later")
 	}
 	body, err := json.Marshal(struct {
-		Channels map[string]presenceCount `json:"channels"`
+		Channels map[string]bus.PresenceCount `json:"channels"`
 	}{counts})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 )
@@ -53,17 +54,17 @@ func TestParseMessage(t *testing.T) {
 // whatever braces the channel has.
 func TestHistoryKeysShareTheChannelSlot(t *testing.T) {
 	for _, ch := range []string{"chat", "room:a", "{user}:inbox", "a{}b", "a{b", "}x{", "a{}b}}", "{", "{}", strings.Repeat("x", 256)} {
-		keys := historyKeys(ch)
+		keys := bus.HistoryKeys(ch)
 		for _, k := range keys {
-			if keySlot(k) != keySlot(ch) {
-				t.Errorf("channel %q (slot %d): key %q is in slot %d", ch, keySlot(ch), k, keySlot(k))
+			if bus.KeySlot(k) != bus.KeySlot(ch) {
+				t.Errorf("channel %q (slot %d): key %q is in slot %d", ch, bus.KeySlot(ch), k, bus.KeySlot(k))
 			}
 		}
 		if keys[0] == keys[1] || !strings.HasSuffix(keys[0], ":m") || !strings.HasSuffix(keys[1], ":s") {
 			t.Errorf("channel %q: keys %q", ch, keys)
 		}
 	}
-	if got := historyKeys("chat"); fmt.Sprint(got) != "[redis_ws:{chat}:m redis_ws:{chat}:s]" {
+	if got := bus.HistoryKeys("chat"); fmt.Sprint(got) != "[redis_ws:{chat}:m redis_ws:{chat}:s]" {
 		t.Errorf("keys of chat: %v (the README names them)", got)
 	}
 }
@@ -71,35 +72,12 @@ func TestHistoryKeysShareTheChannelSlot(t *testing.T) {
 // The TTLs the README gives: the stream's 24h by default, the meta hash's
 // at least 30 days.
 func TestHistoryTTLs(t *testing.T) {
-	if o := (&History{Size: 1}).options(); o.ttl != 24*time.Hour || o.metaTTL() != 30*24*time.Hour {
-		t.Errorf("default ttl %s, meta %s; want 24h and 720h", o.ttl, o.metaTTL())
+	if o := (&History{Size: 1}).options(); o.Ttl != 24*time.Hour || o.MetaTTL() != 30*24*time.Hour {
+		t.Errorf("default ttl %s, meta %s; want 24h and 720h", o.Ttl, o.MetaTTL())
 	}
 	long := (&History{Size: 1, TTL: caddy.Duration(90 * 24 * time.Hour)}).options()
-	if long.metaTTL() != long.ttl {
-		t.Errorf("ttl %s: meta %s, want the same", long.ttl, long.metaTTL())
-	}
-}
-
-// Recorded frames go to Redis by runs of one channel and one history, at
-// most maxRecordRun long; live frames one by one, in the order queued.
-func TestRecordRuns(t *testing.T) {
-	h1, h2 := &historyOptions{size: 1}, &historyOptions{size: 2}
-	var batch []outMsg
-	add := func(ch string, h *historyOptions, n int) {
-		for range n {
-			batch = append(batch, outMsg{channel: ch, history: h})
-		}
-	}
-	add("a", h1, maxRecordRun+1)
-	add("a", nil, 2)
-	add("a", h1, 1)
-	add("b", h1, 1)
-	add("b", h2, 1)
-	got := fmt.Sprint(recordRuns(batch))
-	n := maxRecordRun
-	want := fmt.Sprint([]sendRun{{0, n}, {n, n + 1}, {n + 1, n + 2}, {n + 2, n + 3}, {n + 3, n + 4}, {n + 4, n + 5}, {n + 5, n + 6}})
-	if got != want {
-		t.Fatalf("runs %s, want %s", got, want)
+	if long.MetaTTL() != long.Ttl {
+		t.Errorf("ttl %s: meta %s, want the same", long.Ttl, long.MetaTTL())
 	}
 }
 
@@ -129,18 +107,6 @@ func TestClientReplaySeam(t *testing.T) {
 	}
 }
 
-// A frame with an idempotency key is a run of its own.
-func TestRecordRunsIdempotent(t *testing.T) {
-	h := &historyOptions{size: 1}
-	batch := []outMsg{
-		{channel: "a", history: h}, {channel: "a", history: h, ack: newPublishAck("k")},
-		{channel: "a", history: h}, {channel: "a", history: h},
-	}
-	if got, want := fmt.Sprint(recordRuns(batch)), fmt.Sprint([]sendRun{{0, 1}, {1, 2}, {2, 4}}); got != want {
-		t.Fatalf("runs %s, want %s", got, want)
-	}
-}
-
 // Only a binary frame whose bytes are valid UTF-8 is marked, and
 // publish.lua is given types only for a run that holds one.
 func TestRecordTypes(t *testing.T) {
@@ -153,16 +119,16 @@ func TestRecordTypes(t *testing.T) {
 			t.Errorf("markBinary(%q, %v) = %v", tc.data, tc.binary, got)
 		}
 	}
-	plain, marked := outMsg{}, outMsg{markedBinary: true}
+	plain, marked := bus.OutMsg{}, bus.OutMsg{MarkedBinary: true}
 	for _, tc := range []struct {
-		run  []outMsg
+		run  []bus.OutMsg
 		want string
 	}{
-		{[]outMsg{plain, plain}, ""},
-		{[]outMsg{plain, marked, plain}, "tbt"},
-		{[]outMsg{marked}, "b"},
+		{[]bus.OutMsg{plain, plain}, ""},
+		{[]bus.OutMsg{plain, marked, plain}, "tbt"},
+		{[]bus.OutMsg{marked}, "b"},
 	} {
-		if got := recordTypes(tc.run); got != tc.want {
+		if got := bus.RecordTypes(tc.run); got != tc.want {
 			t.Errorf("types %q, want %q", got, tc.want)
 		}
 	}

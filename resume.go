@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
@@ -98,29 +99,29 @@ var (
 // subscribed frame without a position; with it, the upgrade is refused
 // (errHistoryUnavailable).
 func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) error {
-	down := h.broker.avail.outage() // no read waits out its timeout meanwhile
-	budget := h.SendQueue           // payload bytes the replay may still hold
+	down := h.broker.Outage() // no read waits out its timeout meanwhile
+	budget := h.SendQueue     // payload bytes the replay may still hold
 	for _, ch := range c.channels {
 		if h.History == nil {
 			c.prepend(ch, frame.OpeningFrames(c.kind, ch, nil, nil, false), nil)
 			continue
 		}
-		q := historyQuery{mode: readLast, budget: budget}
+		q := bus.HistoryQuery{Mode: bus.ReadLast, Budget: budget}
 		var since *frame.Position
 		if req != nil {
 			if p, ok := req.since[ch]; ok {
 				since = &p
-				q.mode, q.from = readSince, p
+				q.Mode, q.From = bus.ReadSince, p
 			}
-			q.last = req.rewind
+			q.Last = req.rewind
 		}
-		if !c.kind.Positioned() && since == nil && q.last == 0 {
+		if !c.kind.Positioned() && since == nil && q.Last == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
-		var r *historyRead
+		var r *bus.HistoryRead
 		err := errRedisDown
 		if !down {
-			r, err = h.broker.readForClient(ctx, ch, q)
+			r, err = h.broker.ReadForClient(ctx, ch, q)
 		}
 		if err != nil {
 			if req != nil {
@@ -129,31 +130,31 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			c.prepend(ch, frame.OpeningFrames(c.kind, ch, nil, nil, false), nil)
 			continue
 		}
-		at := r.latest
+		at := r.Latest
 		var recovered *bool
-		replay := r.entries
+		replay := r.Entries
 		switch {
 		case since != nil:
-			ok := r.follows(*since)
+			ok := r.Follows(*since)
 			recovered = &ok
 			if !ok {
 				replay = nil
 			}
-		case q.last == 0: // no replay: the position before the first queued message
+		case q.Last == 0: // no replay: the position before the first queued message
 			if first := c.firstQueued(ch, at.Epoch); first > 0 && first <= at.Offset {
 				at.Offset = first - 1
 			}
 		}
 		frames := frame.OpeningFrames(c.kind, ch, &at, recovered, len(replay) > 0)
 		for _, e := range replay {
-			m := &frame.Message{Channel: ch, Pos: frame.Position{Epoch: r.latest.Epoch, Offset: e.offset}, Payload: e.payload, Binary: e.binary}
+			m := &frame.Message{Channel: ch, Pos: frame.Position{Epoch: r.Latest.Epoch, Offset: e.Offset}, Payload: e.Payload, Binary: e.Binary}
 			frames = append(frames, m.FrameFor(c.kind))
-			budget -= len(e.payload)
+			budget -= len(e.Payload)
 		}
 		// What the replay holds, or for an envelope client what comes before
 		// its subscribed offset, is not delivered again.
-		upTo := &r.latest
-		if since == nil && q.last == 0 {
+		upTo := &r.Latest
+		if since == nil && q.Last == 0 {
 			upTo = &at
 		}
 		c.prepend(ch, frames, upTo)

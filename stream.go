@@ -32,12 +32,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	if c.user, err = h.presenceUser(repl); err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
-	if !h.hub.add(c) {
+	if !h.hub.Add(c) {
 		w.Header().Set("Retry-After", retryAfter)
 		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
 	}
 	defer h.hub.remove(c)
-	h.broker.waitReady(r.Context(), channels)
+	h.broker.WaitReady(r.Context(), channels)
 	if err := h.catchUp(r.Context(), c, resume); err != nil {
 		h.logger.Debug("resume refused", zap.Error(err))
 		w.Header().Set("Retry-After", retryAfter)
@@ -64,7 +64,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	select {
 	case <-l.done:
 	case <-r.Context().Done(): // the client left
-		c.close(0, "")
+		c.Close(0, "")
 		<-l.done
 	}
 	h.metrics.streams.Dec()

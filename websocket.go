@@ -48,11 +48,11 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	if c.user, err = h.presenceUser(repl); err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
-	if !h.hub.add(c) {
+	if !h.hub.Add(c) {
 		w.Header().Set("Retry-After", retryAfter)
 		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
 	}
-	h.broker.waitReady(r.Context(), h.subscribedFor(c))
+	h.broker.WaitReady(r.Context(), h.subscribedFor(c))
 	if kind.Positioned() || resume != nil {
 		if err := h.catchUp(r.Context(), c, resume); err != nil {
 			h.hub.remove(c)
@@ -88,7 +88,7 @@ func (h *Handler) serve(c *client, l *wsLink, remote string) {
 	start := time.Now()
 	h.metrics.connections.Inc()
 	h.readLoop(c, l)
-	c.close(0, "")
+	c.Close(0, "")
 	h.hub.remove(c)
 	h.metrics.connections.Dec()
 	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
@@ -126,17 +126,17 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 	mr := &messageReader{limit: h.MaxMessageSize}
 	// A frame to a channel that may not get a history now closes the
 	// client, which may try again later; made once, for every frame.
-	tooManyNew := func(error) { c.close(websocket.CloseTryAgainLater, "too many new channels; try again later") }
+	tooManyNew := func(error) { c.Close(websocket.CloseTryAgainLater, "too many new channels; try again later") }
 	for {
 		typ, data, err := mr.read(conn)
 		if err != nil {
 			if refused := (*readRefusal)(nil); errors.As(err, &refused) {
-				c.close(refused.code, refused.reason)
+				c.Close(refused.code, refused.reason)
 			}
 			return
 		}
 		if limiter != nil && !limiter.Allow() {
-			c.close(websocket.ClosePolicyViolation, "rate limit exceeded")
+			c.Close(websocket.ClosePolicyViolation, "rate limit exceeded")
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -144,7 +144,7 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 		if c.publish == "" {
 			continue // receive-only: frames are discarded
 		}
-		if !h.broker.publish(c.publish, data, typ == websocket.BinaryMessage, h.history, tooManyNew) {
+		if !h.broker.Publish(c.publish, data, typ == websocket.BinaryMessage, h.history, tooManyNew) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 // Marks before a payload on Pub/Sub, so that a node reads back what was
 // sent: "\x00rws:<epoch>:<offset>:<payload>" is a recorded message
-// (lua/publish.lua writes it), "\x00rwsb:<epoch>:<offset>:<payload>" a
+// (the publish script of the Redis side writes it), "\x00rwsb:<epoch>:<offset>:<payload>" a
 // recorded binary one. Live messages are published as they are, except a
 // binary one whose bytes are valid UTF-8, sent as "\x00rwsb:::<payload>",
 // and one that starts with markPrefix itself, sent as "\x00rws:::<payload>"

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import "github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 
@@ -6,11 +6,11 @@ import "github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 // broker calls it and never knows what is behind it, as centrifuge's
 // BrokerEventHandler. Presence events come as messages of their events
 // channel.
-type receiver interface {
-	// deliver takes one message of a channel the receiver joined; only the
+type Receiver interface {
+	// Deliver takes one message of a channel the receiver joined; only the
 	// channel's fan-out worker calls it, in the channel's order.
-	deliver(m *frame.Message)
-	// gap says that messages of ch may have been missed and cannot be
+	Deliver(m *frame.Message)
+	// Gap says that messages of ch may have been missed and cannot be
 	// given.
-	gap(ch string)
+	Gap(ch string)
 }

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"context"
@@ -14,27 +14,29 @@ import (
 )
 
 const (
-	defaultHistoryTTL = 24 * time.Hour
-	maxHistorySize    = 100_000
 	// minMetaTTL keeps a channel's epoch and last offset at least this long
 	// after its last message, longer than its entries: a client that comes
 	// back after the entries expired is told that they are gone, instead of
 	// finding a new epoch that could be anything.
-	minMetaTTL = 30 * 24 * time.Hour
+	MinMetaTTL = 30 * 24 * time.Hour
 	// historyReadTimeout bounds one read of a channel's history.
 	historyReadTimeout = 5 * time.Second
 )
 
 // historyOptions is a route's history as the Redis side applies it: the
 // config with its defaults, and the limiter of new channels.
-type historyOptions struct {
-	size         int
-	ttl          time.Duration
-	newPerMinute int           // new_channels; -1: no limit
-	newChannels  *rate.Limiter // applies newPerMinute; nil: no limit
+type HistoryOptions struct {
+	Size         int
+	Ttl          time.Duration
+	NewPerMinute int           // new_channels; -1: no limit
+	NewChannels  *rate.Limiter // applies newPerMinute; nil: no limit
 }
 
-func (o *historyOptions) metaTTL() time.Duration { return max(minMetaTTL, o.ttl) }
+// NewChannelWait is the Retry-After, in seconds, of a message refused for
+// new_channels: until the next channel may get a history.
+func (o *HistoryOptions) NewChannelWait() int { return max(1, 60/o.NewPerMinute) }
+
+func (o *HistoryOptions) MetaTTL() time.Duration { return max(MinMetaTTL, o.Ttl) }
 
 // The Lua scripts; each keeps one channel's keys consistent in one atomic
 // step (lua/*.lua say how).
@@ -45,29 +47,29 @@ var (
 	readSource string
 	//go:embed lua/reset.lua
 	resetSource   string
-	publishScript = redis.NewScript(publishSource)
+	PublishScript = redis.NewScript(publishSource)
 	readScript    = redis.NewScript(readSource)
 	resetScript   = redis.NewScript(resetSource)
 )
 
 // entry is one recorded message read from a stream.
-type entry struct {
-	offset  int64
-	payload string
-	binary  bool // recorded from a binary frame (field t "b")
+type Entry struct {
+	Offset  int64
+	Payload string
+	Binary  bool // recorded from a binary frame (field t "b")
 }
 
 // historyRead is what a read found: the channel's epoch and latest offset,
 // and the entries asked for, in order.
-type historyRead struct {
-	latest  frame.Position
-	entries []entry
+type HistoryRead struct {
+	Latest  frame.Position
+	Entries []Entry
 }
 
 // follows reports whether the read holds every message after p, in order,
 // up to the latest: p is of the read's epoch, or is noHistory.
-func (r *historyRead) follows(p frame.Position) bool {
-	if p != frame.NoHistory && p.Epoch != r.latest.Epoch || p.Offset > r.latest.Offset {
+func (r *HistoryRead) Follows(p frame.Position) bool {
+	if p != frame.NoHistory && p.Epoch != r.Latest.Epoch || p.Offset > r.Latest.Offset {
 		return false
 	}
 	return r.runsFrom(p.Offset) && r.reachesLatest(p.Offset)
@@ -75,9 +77,9 @@ func (r *historyRead) follows(p frame.Position) bool {
 
 // runsFrom reports whether the entries are the messages right after offset,
 // with no hole.
-func (r *historyRead) runsFrom(offset int64) bool {
-	for i, e := range r.entries {
-		if e.offset != offset+1+int64(i) {
+func (r *HistoryRead) runsFrom(offset int64) bool {
+	for i, e := range r.Entries {
+		if e.Offset != offset+1+int64(i) {
 			return false
 		}
 	}
@@ -86,68 +88,68 @@ func (r *historyRead) runsFrom(offset int64) bool {
 
 // reachesLatest reports whether the entries, read after offset, end with
 // the latest message.
-func (r *historyRead) reachesLatest(offset int64) bool {
-	if n := len(r.entries); n > 0 {
-		return r.entries[n-1].offset == r.latest.Offset
+func (r *HistoryRead) reachesLatest(offset int64) bool {
+	if n := len(r.Entries); n > 0 {
+		return r.Entries[n-1].Offset == r.Latest.Offset
 	}
-	return offset == r.latest.Offset
+	return offset == r.Latest.Offset
 }
 
 // readMode is what lua/read.lua reads besides the position.
 type readMode string
 
 const (
-	readSince readMode = "since" // every entry after a position, or none
+	ReadSince readMode = "since" // every entry after a position, or none
 	readAfter readMode = "after" // a page of what the stream holds after a position
-	readLast  readMode = "last"  // the newest entries
+	ReadLast  readMode = "last"  // the newest entries
 )
 
 // historyQuery is one read of a channel's history: its position, and the
 // entries after from (readSince, readAfter) or its last n (readLast), at
 // most budget payload bytes of them.
-type historyQuery struct {
-	mode   readMode
-	from   frame.Position
-	last   int
-	budget int
+type HistoryQuery struct {
+	Mode   readMode
+	From   frame.Position
+	Last   int
+	Budget int
 }
 
 // readHistory runs the read script: it writes nothing, and a channel
 // without history has the position noHistory.
-func readHistory(ctx context.Context, rdb redis.UniversalClient, ch string, q historyQuery) (*historyRead, error) {
-	epoch, arg := "", strconv.Itoa(q.last)
-	if q.mode != readLast {
-		if q.from != frame.NoHistory {
-			epoch = q.from.Epoch
+func readHistory(ctx context.Context, rdb redis.UniversalClient, ch string, q HistoryQuery) (*HistoryRead, error) {
+	epoch, arg := "", strconv.Itoa(q.Last)
+	if q.Mode != ReadLast {
+		if q.From != frame.NoHistory {
+			epoch = q.From.Epoch
 		}
 		// The first offset wanted; an offset is at most 2^63-1, so this
 		// does not overflow.
-		arg = strconv.FormatUint(uint64(q.from.Offset)+1, 10)
+		arg = strconv.FormatUint(uint64(q.From.Offset)+1, 10)
 	}
 	ctx, cancel := context.WithTimeout(ctx, historyReadTimeout)
 	defer cancel()
-	res, err := readScript.Run(ctx, rdb, historyKeys(ch), string(q.mode), epoch, arg, q.budget).Slice()
+	res, err := readScript.Run(ctx, rdb, HistoryKeys(ch), string(q.Mode), epoch, arg, q.Budget).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("reading the history of %s: %w", ch, err)
 	}
 	if len(res) < 2 || (len(res)-2)%3 != 0 {
 		return nil, fmt.Errorf("reading the history of %s: unexpected reply of %d values", ch, len(res))
 	}
-	r := &historyRead{entries: make([]entry, 0, (len(res)-2)/3)}
+	r := &HistoryRead{Entries: make([]Entry, 0, (len(res)-2)/3)}
 	var perr error
-	r.latest.Epoch, _ = res[0].(string)
-	r.latest.Offset, perr = replyInt(res[1], perr)
+	r.Latest.Epoch, _ = res[0].(string)
+	r.Latest.Offset, perr = replyInt(res[1], perr)
 	for i := 2; i < len(res); i += 3 {
-		var e entry
-		e.offset, perr = replyInt(res[i], perr)
+		var e Entry
+		e.Offset, perr = replyInt(res[i], perr)
 		typ, _ := res[i+1].(string)
-		e.binary = typ == "b"
-		e.payload, _ = res[i+2].(string)
-		r.entries = append(r.entries, e)
+		e.Binary = typ == "b"
+		e.Payload, _ = res[i+2].(string)
+		r.Entries = append(r.Entries, e)
 	}
-	if r.latest.Epoch == "" {
-		r.latest = frame.NoHistory
-		if len(r.entries) > 0 {
+	if r.Latest.Epoch == "" {
+		r.Latest = frame.NoHistory
+		if len(r.Entries) > 0 {
 			perr = errors.New("entries without an epoch")
 		}
 	}
@@ -171,10 +173,10 @@ func replyInt(v any, err error) (int64, error) {
 // delivered, the position this node delivered last, and returns the
 // channel's position and whether it did (lua/reset.lua). sum is the SHA1
 // of the payload delivered there, hex; "" when unknown.
-func resetIfBack(ctx context.Context, rdb redis.UniversalClient, ch string, delivered frame.Position, sum string) (frame.Position, bool, error) {
+func ResetIfBack(ctx context.Context, rdb redis.UniversalClient, ch string, delivered frame.Position, sum string) (frame.Position, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, historyReadTimeout)
 	defer cancel()
-	res, err := resetScript.Run(ctx, rdb, historyKeys(ch), delivered.Epoch, delivered.Offset, sum).StringSlice()
+	res, err := resetScript.Run(ctx, rdb, HistoryKeys(ch), delivered.Epoch, delivered.Offset, sum).StringSlice()
 	if err == nil && len(res) != 3 {
 		err = fmt.Errorf("unexpected reply %q", res)
 	}

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"context"
@@ -22,7 +22,7 @@ var (
 )
 
 // presenceCount is what a query answers for one channel.
-type presenceCount struct {
+type PresenceCount struct {
 	Connections int64    `json:"connections"`
 	Users       []string `json:"users"`
 	UserCount   int64    `json:"user_count"` // users present, listed or not
@@ -32,26 +32,26 @@ type presenceCount struct {
 const presenceQueryTimeout = 3 * time.Second
 
 // readPresence reads the presence of channels, in one pipeline.
-func readPresence(ctx context.Context, rdb redis.UniversalClient, channels []string, maxUsers int) (map[string]presenceCount, error) {
+func ReadPresence(ctx context.Context, rdb redis.UniversalClient, channels []string, maxUsers int) (map[string]PresenceCount, error) {
 	ctx, cancel := context.WithTimeout(ctx, presenceQueryTimeout)
 	defer cancel()
 	cmds := make([]*redis.Cmd, len(channels))
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ch := range channels {
-			cmds[i] = presenceReadScript.Eval(ctx, p, presenceKeys(ch), maxUsers)
+			cmds[i] = presenceReadScript.Eval(ctx, p, PresenceKeys(ch), maxUsers)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading presence: %w", err)
 	}
-	out := make(map[string]presenceCount, len(channels))
+	out := make(map[string]PresenceCount, len(channels))
 	for i, ch := range channels {
 		res, err := cmds[i].Slice()
 		if err != nil || len(res) < 2 {
 			return nil, fmt.Errorf("reading the presence of %s: %w", ch, errors.Join(err, errors.New("malformed reply")))
 		}
-		pc := presenceCount{Users: make([]string, 0, len(res)-2)}
+		pc := PresenceCount{Users: make([]string, 0, len(res)-2)}
 		pc.Connections, _ = res[0].(int64)
 		pc.UserCount, _ = res[1].(int64)
 		for _, u := range res[2:] {

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"context"
@@ -18,11 +18,11 @@ import (
 // Limits of the publish outbox: client frames wait here while Redis is slow
 // or down, and are dropped beyond them.
 const (
-	outboxMaxMessages = 10000
+	OutboxMaxMessages = 10000
 	outboxMaxBytes    = 16 << 20
-	outboxMaxAge      = 10 * time.Second
+	OutboxMaxAge      = 10 * time.Second
 	// publishBatch caps the PUBLISHes sent in one pipeline (one round trip).
-	publishBatch = 512
+	PublishBatch = 512
 	// publishTimeout bounds one pipeline.
 	publishTimeout = 5 * time.Second
 	// finalFlush bounds the last attempt to publish what is queued when the
@@ -34,15 +34,15 @@ const (
 	roomWait = time.Second
 )
 
-type outMsg struct {
-	channel string
+type OutMsg struct {
+	Channel string
 	data    []byte
-	history *historyOptions // record it; nil: live
+	History *HistoryOptions // record it; nil: live
 	// markedBinary: a binary frame whose bytes are valid UTF-8, which
 	// Redis carries marked binary (markBinary).
-	markedBinary bool
-	at           time.Time
-	ack          *publishAck // someone waits for the outcome; nil: nobody
+	MarkedBinary bool
+	At           time.Time
+	Ack          *PublishAck // someone waits for the outcome; nil: nobody
 	// onRefused, when set, is told that Redis refused the frame for its
 	// sender to hear (too many new channels); a WebSocket client is closed.
 	onRefused func(error)
@@ -51,16 +51,16 @@ type outMsg struct {
 // outbox publishes client frames through one goroutine, pipelined, each
 // channel's frames in the order they were queued, so every sender's frames
 // keep their order.
-type outbox struct {
+type Outbox struct {
 	client  redis.UniversalClient
 	sharded bool // SPUBLISH, routed by slot, instead of PUBLISH
 	ctx     context.Context
-	table   *channelTable // of the broker: which channels it hears, and their history
+	table   *ChannelTable // of the broker: which channels it hears, and their history
 	done    chan struct{}
 	wake    chan struct{} // cap 1
 
 	mu       sync.Mutex
-	queue    []outMsg
+	queue    []OutMsg
 	bytes    int
 	room     chan struct{} // closed (and replaced) when take makes room
 	dropping bool          // frames are being dropped; logged once until it stops
@@ -73,27 +73,27 @@ type outbox struct {
 // startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
 // Pub/Sub) instead of PUBLISH. It publishes a channel's frames while the
 // table's broker listens to the channel.
-func startOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, table *channelTable) *outbox {
-	o := &outbox{client: client, sharded: sharded, ctx: ctx, table: table, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{}), known: make(map[string]struct{})}
+func StartOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, table *ChannelTable) *Outbox {
+	o := &Outbox{client: client, sharded: sharded, ctx: ctx, table: table, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{}), known: make(map[string]struct{})}
 	go o.run()
 	return o
 }
 
-func (o *outbox) wait() { <-o.done }
+func (o *Outbox) Wait() { <-o.done }
 
 // add queues a frame, binary or text (binary false: text, or what its bytes
 // say), recorded in the channel's history when hist is set, waiting up to
 // roomWait while the outbox is full; false means the frame was dropped.
 // ack, when set, is told the outcome, onRefused a refusal the sender must
 // hear.
-func (o *outbox) add(ch string, data []byte, binary bool, hist *historyOptions, ack *publishAck, onRefused func(error)) bool {
-	m := outMsg{channel: ch, data: data, history: hist, markedBinary: frame.MarkBinary(data, binary), ack: ack, onRefused: onRefused}
+func (o *Outbox) Add(ch string, data []byte, binary bool, hist *HistoryOptions, ack *PublishAck, onRefused func(error)) bool {
+	m := OutMsg{Channel: ch, data: data, History: hist, MarkedBinary: frame.MarkBinary(data, binary), Ack: ack, onRefused: onRefused}
 	if hist == nil {
-		m.data = frame.LiveWire(data, m.markedBinary)
+		m.data = frame.LiveWire(data, m.MarkedBinary)
 	}
 	var timeout <-chan time.Time
 	o.mu.Lock()
-	for len(o.queue) >= outboxMaxMessages || o.bytes+len(m.data) > outboxMaxBytes {
+	for len(o.queue) >= OutboxMaxMessages || o.bytes+len(m.data) > outboxMaxBytes {
 		room := o.room
 		o.mu.Unlock()
 		if timeout == nil {
@@ -112,15 +112,15 @@ func (o *outbox) add(ch string, data []byte, binary bool, hist *historyOptions, 
 		first := !o.dropping
 		o.dropping = true
 		o.mu.Unlock()
-		metrics.publishDrops.WithLabelValues("outbox_full").Inc()
+		Metrics.PublishDrops.WithLabelValues("outbox_full").Inc()
 		if first {
 			logger().Warn("publish outbox full; dropping client frames",
-				zap.Int("max_messages", outboxMaxMessages), zap.Int("max_bytes", outboxMaxBytes))
+				zap.Int("max_messages", OutboxMaxMessages), zap.Int("max_bytes", outboxMaxBytes))
 		}
 		return false
 	}
 	o.dropping = false
-	m.at = time.Now()
+	m.At = time.Now()
 	o.queue = append(o.queue, m)
 	o.bytes += len(m.data)
 	o.mu.Unlock()
@@ -132,11 +132,11 @@ func (o *outbox) add(ch string, data []byte, binary bool, hist *historyOptions, 
 // channels ready accepts (nil: all), asked once per channel, while the
 // frames of the others stay queued in order; frames too old to be sent are
 // taken too, for expire.
-func (o *outbox) take(n int, ready func(ch string) bool) []outMsg {
+func (o *Outbox) take(n int, ready func(ch string) bool) []OutMsg {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	cutoff := time.Now().Add(-outboxMaxAge)
-	batch := make([]outMsg, 0, min(n, len(o.queue)))
+	cutoff := time.Now().Add(-OutboxMaxAge)
+	batch := make([]OutMsg, 0, min(n, len(o.queue)))
 	var asked map[string]bool // ready's answer for each channel met
 	kept := o.queue[:0]
 	for i, m := range o.queue {
@@ -144,14 +144,14 @@ func (o *outbox) take(n int, ready func(ch string) bool) []outMsg {
 			kept = append(kept, o.queue[i:]...)
 			break
 		}
-		if ready != nil && !m.at.Before(cutoff) {
-			ok, known := asked[m.channel]
+		if ready != nil && !m.At.Before(cutoff) {
+			ok, known := asked[m.Channel]
 			if !known {
 				if asked == nil {
 					asked = make(map[string]bool)
 				}
-				ok = ready(m.channel)
-				asked[m.channel] = ok
+				ok = ready(m.Channel)
+				asked[m.Channel] = ok
 			}
 			if !ok {
 				kept = append(kept, m)
@@ -176,25 +176,25 @@ func (o *outbox) take(n int, ready func(ch string) bool) []outMsg {
 // putBack queues frames to send again. The queue stays in the order the
 // frames came (frames of a channel held meanwhile may be older), and so
 // each channel's frames keep their order.
-func (o *outbox) putBack(frames []outMsg) {
+func (o *Outbox) putBack(frames []OutMsg) {
 	if len(frames) == 0 {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.queue = append(frames[:len(frames):len(frames)], o.queue...)
-	slices.SortStableFunc(o.queue, func(a, b outMsg) int { return a.at.Compare(b.at) })
+	slices.SortStableFunc(o.queue, func(a, b OutMsg) int { return a.At.Compare(b.At) })
 	for _, m := range frames {
 		o.bytes += len(m.data)
 	}
 }
 
-func (o *outbox) run() {
+func (o *Outbox) run() {
 	defer close(o.done)
 	failing := false
 	reloaded := false // the script was loaded for this try: no second time
 	var retry backoff
-	held := time.NewTimer(outboxMaxAge) // frames held for a channel expire
+	held := time.NewTimer(OutboxMaxAge) // frames held for a channel expire
 	defer held.Stop()
 	for {
 		select {
@@ -207,8 +207,8 @@ func (o *outbox) run() {
 		}
 		// After an outage, a channel's frames go only once this node listens
 		// to it again, so its own clients get what they sent meanwhile.
-		for batch := o.take(publishBatch, o.table.listening); len(batch) > 0; batch = o.take(publishBatch, o.table.listening) {
-			if batch = expire(claim(batch)); len(batch) == 0 {
+		for batch := o.take(PublishBatch, o.table.listening); len(batch) > 0; batch = o.take(PublishBatch, o.table.listening) {
+			if batch = Expire(Claim(batch)); len(batch) == 0 {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(o.ctx, publishTimeout)
@@ -228,7 +228,7 @@ func (o *outbox) run() {
 				}
 				continue
 			}
-			metrics.publishErrors.Inc()
+			Metrics.publishErrors.Inc()
 			if !failing {
 				logger().Warn("publishing to redis failed; holding client frames",
 					zap.Int("held", len(again)), zap.Error(err))
@@ -236,7 +236,7 @@ func (o *outbox) run() {
 			}
 			// A cluster node's frames may fail while the others' go: wait
 			// only when nothing went.
-			if len(again) == len(batch) && !retry.wait(o.ctx) {
+			if len(again) == len(batch) && !retry.Wait(o.ctx) {
 				o.flush()
 				return
 			}
@@ -246,13 +246,13 @@ func (o *outbox) run() {
 }
 
 // heldFor is how long until the oldest frame held in the queue expires.
-func (o *outbox) heldFor() time.Duration {
+func (o *Outbox) heldFor() time.Duration {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.queue) == 0 {
-		return outboxMaxAge
+		return OutboxMaxAge
 	}
-	return max(time.Until(o.queue[0].at.Add(outboxMaxAge)), time.Millisecond)
+	return max(time.Until(o.queue[0].At.Add(OutboxMaxAge)), time.Millisecond)
 }
 
 // send publishes batch in one pipeline and returns the frames to send
@@ -263,22 +263,22 @@ func (o *outbox) heldFor() time.Duration {
 // had lost (errScriptLoaded: it is loaded now). The others are done:
 // published, or refused by Redis and dropped. Recorded frames go by runs of
 // one channel, one script call each.
-func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err error) {
-	runs := recordRuns(batch)
+func (o *Outbox) send(ctx context.Context, batch []OutMsg) (again []OutMsg, err error) {
+	runs := RecordRuns(batch)
 	cmds, _ := o.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, r := range runs {
 			m := batch[r.start]
 			switch {
-			case m.history != nil:
-				keys := historyKeys(m.channel)
-				if k := m.idempotencyKey(); k != "" {
+			case m.History != nil:
+				keys := HistoryKeys(m.Channel)
+				if k := m.IdempotencyKey(); k != "" {
 					keys = append(keys, k)
 				}
-				p.EvalSha(ctx, publishScript.Hash(), keys, o.recordArgs(batch[r.start:r.end])...)
+				p.EvalSha(ctx, PublishScript.Hash(), keys, o.recordArgs(batch[r.start:r.end])...)
 			case o.sharded:
-				p.SPublish(ctx, m.channel, m.data)
+				p.SPublish(ctx, m.Channel, m.data)
 			default:
-				p.Publish(ctx, m.channel, m.data)
+				p.Publish(ctx, m.Channel, m.data)
 			}
 		}
 		return nil
@@ -297,21 +297,21 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 			again = append(again, run...)
 		case refusal(cerr):
 			for _, m := range run {
-				if m.ack != nil {
-					m.ack.resolve(frame.Position{}, false, fmt.Errorf("%w: %w", errRefused, cerr))
+				if m.Ack != nil {
+					m.Ack.resolve(frame.Position{}, false, fmt.Errorf("%w: %w", ErrRefused, cerr))
 				}
 			}
-			metrics.publishDrops.WithLabelValues("refused").Add(float64(len(run)))
+			Metrics.PublishDrops.WithLabelValues("refused").Add(float64(len(run)))
 			warnPublishRefused.log([]zap.Field{zap.String("error", errorCode(cerr)), zap.Int("dropped", len(run))},
-				zap.String("channel", run[0].channel), zap.Error(cerr))
+				zap.String("channel", run[0].Channel), zap.Error(cerr))
 		default:
 			if err == nil {
 				err = cerr
 			}
 			if notSent(cerr) || transient(cerr) { // Redis did not take it
 				for _, m := range run {
-					if m.ack != nil {
-						m.ack.release()
+					if m.Ack != nil {
+						m.Ack.release()
 					}
 				}
 			} else {
@@ -322,7 +322,7 @@ func (o *outbox) send(ctx context.Context, batch []outMsg) (again []outMsg, err 
 		}
 	}
 	if noScript && err == nil {
-		if lerr := publishScript.Load(ctx, o.client).Err(); lerr != nil {
+		if lerr := PublishScript.Load(ctx, o.client).Err(); lerr != nil {
 			return again, fmt.Errorf("loading the publish script: %w", lerr)
 		}
 		return again, errScriptLoaded
@@ -336,26 +336,26 @@ var errScriptLoaded = errors.New("publish script loaded")
 
 // maxRecordRun caps the recorded frames of one script call, which holds
 // Redis for its whole run.
-const maxRecordRun = 64
+const MaxRecordRun = 64
 
 // sendRun is batch[start:end]: one live frame, or recorded frames of one
 // channel.
-type sendRun struct{ start, end int }
+type SendRun struct{ start, end int }
 
-func recordRuns(batch []outMsg) []sendRun {
-	runs := make([]sendRun, 0, len(batch))
+func RecordRuns(batch []OutMsg) []SendRun {
+	runs := make([]SendRun, 0, len(batch))
 	for i, m := range batch {
 		// A frame with an idempotency key is a run of its own: the script
 		// checks the key for the whole run.
-		if n := len(runs); n > 0 && m.history != nil && m.idempotencyKey() == "" {
+		if n := len(runs); n > 0 && m.History != nil && m.IdempotencyKey() == "" {
 			last := &runs[n-1]
 			first := batch[last.start]
-			if first.history == m.history && first.channel == m.channel && first.idempotencyKey() == "" && last.end-last.start < maxRecordRun {
+			if first.History == m.History && first.Channel == m.Channel && first.IdempotencyKey() == "" && last.end-last.start < MaxRecordRun {
 				last.end = i + 1
 				continue
 			}
 		}
-		runs = append(runs, sendRun{i, i + 1})
+		runs = append(runs, SendRun{i, i + 1})
 	}
 	return runs
 }
@@ -364,19 +364,19 @@ func recordRuns(batch []outMsg) []sendRun {
 // size, TTLs, sharded, the channel's floor (the furthest position this node
 // delivered), the types, whether the channel may get its first epoch, the
 // payloads.
-func (o *outbox) recordArgs(run []outMsg) []any {
-	h := run[0].history
+func (o *Outbox) recordArgs(run []OutMsg) []any {
+	h := run[0].History
 	sharded := "0"
 	if o.sharded {
 		sharded = "1"
 	}
-	floor := o.table.floor(run[0].channel)
+	floor := o.table.floor(run[0].Channel)
 	mayCreate := "0"
-	if o.mayCreate(run[0].channel, h, floor) {
+	if o.mayCreate(run[0].Channel, h, floor) {
 		mayCreate = "1"
 	}
 	args := make([]any, 0, 9+len(run))
-	args = append(args, run[0].channel, h.size, h.ttl.Milliseconds(), h.metaTTL().Milliseconds(), sharded, floor.Epoch, floor.Offset, recordTypes(run), mayCreate)
+	args = append(args, run[0].Channel, h.Size, h.Ttl.Milliseconds(), h.MetaTTL().Milliseconds(), sharded, floor.Epoch, floor.Offset, RecordTypes(run), mayCreate)
 	for _, m := range run {
 		args = append(args, m.data)
 	}
@@ -391,19 +391,19 @@ const maxKnown = 10_000
 // already (this node delivered or recorded a message of it), otherwise when
 // the route's new_channels allows one more now. A channel that turns out to
 // have a history is recorded whatever this says.
-func (o *outbox) mayCreate(ch string, h *historyOptions, floor frame.Position) bool {
-	if h.newChannels == nil || floor.Epoch != "" && floor != frame.NoHistory {
+func (o *Outbox) mayCreate(ch string, h *HistoryOptions, floor frame.Position) bool {
+	if h.NewChannels == nil || floor.Epoch != "" && floor != frame.NoHistory {
 		return true
 	}
 	if _, ok := o.known[ch]; ok {
 		return true
 	}
-	return h.newChannels.Allow()
+	return h.NewChannels.Allow()
 }
 
 // learn records that ch has a history, forgetting another channel when
 // there are maxKnown.
-func (o *outbox) learn(ch string) {
+func (o *Outbox) learn(ch string) {
 	if _, ok := o.known[ch]; ok {
 		return
 	}
@@ -419,25 +419,25 @@ func (o *outbox) learn(ch string) {
 // recordTypes is publish.lua's types argument: "" when no frame of the run
 // is marked binary, else one character per frame, b (binary) or t (text,
 // or what its bytes say).
-func recordTypes(run []outMsg) string {
-	if !slices.ContainsFunc(run, func(m outMsg) bool { return m.markedBinary }) {
+func RecordTypes(run []OutMsg) string {
+	if !slices.ContainsFunc(run, func(m OutMsg) bool { return m.MarkedBinary }) {
 		return ""
 	}
 	types := make([]byte, len(run))
 	for i, m := range run {
 		types[i] = 't'
-		if m.markedBinary {
+		if m.MarkedBinary {
 			types[i] = 'b'
 		}
 	}
 	return string(types)
 }
 
-func (m *outMsg) idempotencyKey() string {
-	if m.ack == nil {
+func (m *OutMsg) IdempotencyKey() string {
+	if m.Ack == nil {
 		return ""
 	}
-	return m.ack.idempotencyKey
+	return m.Ack.idempotencyKey
 }
 
 // Third elements of publish.lua's answer.
@@ -450,10 +450,10 @@ const (
 // acknowledge tells the waiting callers of a published run where their
 // frames went, or why they were not: publish.lua answers {epoch, last
 // offset[, a third element]}.
-func (o *outbox) acknowledge(run []outMsg, c redis.Cmder) {
+func (o *Outbox) acknowledge(run []OutMsg, c redis.Cmder) {
 	var last frame.Position
 	var seen int64
-	if run[0].history != nil {
+	if run[0].History != nil {
 		if reply, err := c.(*redis.Cmd).Slice(); err == nil && len(reply) >= 2 {
 			last.Epoch, _ = reply[0].(string)
 			last.Offset, _ = reply[1].(int64)
@@ -465,46 +465,46 @@ func (o *outbox) acknowledge(run []outMsg, c redis.Cmder) {
 	var refusal error
 	switch seen {
 	case keyReused:
-		refusal = errKeyReused
+		refusal = ErrKeyReused
 	case noNewChannelHere:
-		refusal = errNewChannels
-		metrics.publishDrops.WithLabelValues("new_channels").Add(float64(len(run)))
+		refusal = ErrNewChannels
+		Metrics.PublishDrops.WithLabelValues("new_channels").Add(float64(len(run)))
 	default:
-		metrics.published.Add(float64(len(run)))
+		Metrics.published.Add(float64(len(run)))
 		if last.Epoch != "" {
-			o.learn(run[0].channel)
+			o.learn(run[0].Channel)
 		}
 	}
 	for i, m := range run {
 		switch {
-		case refusal != nil && m.ack != nil:
-			m.ack.resolve(frame.Position{}, false, refusal)
+		case refusal != nil && m.Ack != nil:
+			m.Ack.resolve(frame.Position{}, false, refusal)
 		case refusal != nil && m.onRefused != nil:
 			m.onRefused(refusal)
-		case m.ack != nil:
+		case m.Ack != nil:
 			pos := last
 			if pos.Offset > 0 {
 				pos.Offset -= int64(len(run) - 1 - i)
 			}
-			m.ack.resolve(pos, seen == recordedBefore, nil)
+			m.Ack.resolve(pos, seen == recordedBefore, nil)
 		}
 	}
 }
 
 // claim drops the frames whose caller gave up waiting, and makes the others
 // the outbox's to tell.
-func claim(batch []outMsg) []outMsg {
-	return slices.DeleteFunc(batch, func(m outMsg) bool { return m.ack != nil && !m.ack.claim() })
+func Claim(batch []OutMsg) []OutMsg {
+	return slices.DeleteFunc(batch, func(m OutMsg) bool { return m.Ack != nil && !m.Ack.Claim() })
 }
 
 // unconfirmed tells the callers waiting for frames of batch that a publish
 // failed, and takes those frames out of the retry.
-func unconfirmed(batch []outMsg, err error) []outMsg {
-	return slices.DeleteFunc(batch, func(m outMsg) bool {
-		if m.ack == nil {
+func unconfirmed(batch []OutMsg, err error) []OutMsg {
+	return slices.DeleteFunc(batch, func(m OutMsg) bool {
+		if m.Ack == nil {
 			return false
 		}
-		m.ack.resolve(frame.Position{}, false, fmt.Errorf("%w: %w", errUnconfirmed, err))
+		m.Ack.resolve(frame.Position{}, false, fmt.Errorf("%w: %w", errUnconfirmed, err))
 		return true
 	})
 }
@@ -544,27 +544,27 @@ func transient(err error) bool {
 // expire drops the frames that waited longer than outboxMaxAge, and tells
 // whoever waits for one of them. It runs after claim: a frame whose caller
 // gave up is gone already, answered and counted by that caller.
-func expire(batch []outMsg) []outMsg {
-	cutoff := time.Now().Add(-outboxMaxAge)
+func Expire(batch []OutMsg) []OutMsg {
+	cutoff := time.Now().Add(-OutboxMaxAge)
 	n := 0
-	for n < len(batch) && batch[n].at.Before(cutoff) {
-		if m := batch[n]; m.ack != nil {
-			m.ack.resolve(frame.Position{}, false, errExpired)
+	for n < len(batch) && batch[n].At.Before(cutoff) {
+		if m := batch[n]; m.Ack != nil {
+			m.Ack.resolve(frame.Position{}, false, ErrExpired)
 		}
 		n++
 	}
 	if n > 0 {
-		metrics.publishDrops.WithLabelValues("expired").Add(float64(n))
+		Metrics.PublishDrops.WithLabelValues("expired").Add(float64(n))
 		logger().Warn("client frames dropped after waiting for redis",
-			zap.Int("dropped", n), zap.Duration("max_age", outboxMaxAge))
+			zap.Int("dropped", n), zap.Duration("max_age", OutboxMaxAge))
 	}
 	return batch[n:]
 }
 
 // flush makes one bounded attempt to publish what is still queued when the
 // broker shuts down.
-func (o *outbox) flush() {
-	batch := claim(o.take(outboxMaxMessages, nil))
+func (o *Outbox) flush() {
+	batch := Claim(o.take(OutboxMaxMessages, nil))
 	if len(batch) == 0 {
 		return
 	}

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"crypto/rand"
@@ -32,7 +32,7 @@ func (u *presenceUpdate) args(node string, sharded bool) []any {
 		flag = "1"
 	}
 	args := make([]any, 0, 7+len(u.add)+len(u.remove))
-	args = append(args, node, u.timeout.Milliseconds(), u.conns, u.mode, presenceEvents(u.channel), flag, strconv.Itoa(len(u.add)))
+	args = append(args, node, u.timeout.Milliseconds(), u.conns, u.mode, PresenceEvents(u.channel), flag, strconv.Itoa(len(u.add)))
 	for _, user := range u.add {
 		args = append(args, user)
 	}

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"crypto/sha1"
@@ -20,7 +20,7 @@ const (
 	// fillPageBytes bounds the payload bytes of one page a fill reads (one
 	// entry beyond it when that entry alone is larger): a fill delivers a
 	// page before it reads the next, and never holds a whole stream.
-	fillPageBytes = 1 << 20
+	FillPageBytes = 1 << 20
 )
 
 // channelHistory is a node's own record of a history channel: the last
@@ -57,8 +57,8 @@ func (h *channelHistory) advance(pos frame.Position, payload string) {
 // channel a new epoch before it records, when Redis's history of that epoch
 // ends below it (a replica without the newest entries took over), so that
 // the offsets clients saw are never given to other messages.
-func (t *channelTable) floor(name string) frame.Position {
-	st := t.lookup(name)
+func (t *ChannelTable) floor(name string) frame.Position {
+	st := t.Lookup(name)
 	if st == nil {
 		return frame.Position{}
 	}
@@ -85,7 +85,7 @@ func (h *channelHistory) hold(m *frame.Message) {
 // holds it while a gap is filled; a gap seen here starts a fill. It runs on
 // the subscriber's goroutine, so the fill is always started before the next
 // message is looked at.
-func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *frame.Message) {
+func (b *Broker) dispatchHistory(st *channelState, h *channelHistory, m *frame.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.filling {
@@ -102,7 +102,7 @@ func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *frame.M
 // while the position is not known, the offset after the last one delivered,
 // or offset 1 of any epoch after noHistory. false means there is a gap
 // before it. h.mu held.
-func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *frame.Message) bool {
+func (b *Broker) deliverInOrder(st *channelState, h *channelHistory, m *frame.Message) bool {
 	d := h.delivered
 	switch {
 	case !m.Recorded():
@@ -122,7 +122,7 @@ func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *frame.Me
 // confirmed: on a first subscription, to learn its position; after a
 // reconnect or a slot move, to deliver what was published meanwhile.
 // Messages that come after the confirmation are held until then.
-func (b *broker) resumeHistory(st *channelState, h *channelHistory) {
+func (b *Broker) resumeHistory(st *channelState, h *channelHistory) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.filling {
@@ -133,7 +133,7 @@ func (b *broker) resumeHistory(st *channelState, h *channelHistory) {
 }
 
 // startFill starts the channel's fill. h.mu held.
-func (b *broker) startFill(st *channelState, h *channelHistory) {
+func (b *Broker) startFill(st *channelState, h *channelHistory) {
 	h.filling = true
 	b.wg.Add(1)
 	go b.fill(st, h)
@@ -142,7 +142,7 @@ func (b *broker) startFill(st *channelState, h *channelHistory) {
 // fill reads the stream after the last delivered offset and delivers what
 // is missing, a page at a time, then what was held, until the channel is in
 // order again.
-func (b *broker) fill(st *channelState, h *channelHistory) {
+func (b *Broker) fill(st *channelState, h *channelHistory) {
 	defer b.wg.Done()
 	unfillable := false
 	gapLost := false // the pages read so far of a gap missed messages
@@ -173,7 +173,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 			unfillable = unfillable || from.Epoch != ""
 			gapLost = false
 		case reset:
-			h.delivered = r.latest
+			h.delivered = r.Latest
 			unfillable = true
 			gapLost = false
 		default:
@@ -195,7 +195,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 			continue
 		}
 		if unfillable {
-			metrics.gapsUnfillable.Inc()
+			Metrics.gapsUnfillable.Inc()
 			b.gapChannel(st)
 		}
 		return
@@ -205,14 +205,14 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 // readForFill reads the entries after from, a page, a few times if Redis
 // fails; a channel without a position asks for its position only. sum is
 // the SHA1 of the payload delivered at from ("" when unknown); see readOnce.
-func (b *broker) readForFill(ch string, from frame.Position, sum string) (r *historyRead, reset bool, err error) {
+func (b *Broker) readForFill(ch string, from frame.Position, sum string) (r *HistoryRead, reset bool, err error) {
 	var retry backoff
 	for attempt := 1; ; attempt++ {
-		r, reset, err = b.readOnce(ch, from, sum)
+		r, reset, err = b.ReadOnce(ch, from, sum)
 		if err == nil || b.ctx.Err() != nil {
 			return r, reset, err
 		}
-		if attempt == fillAttempts || !retry.wait(b.ctx) {
+		if attempt == fillAttempts || !retry.Wait(b.ctx) {
 			warnHistoryUnreadable.log([]zap.Field{zap.String("error", errorCode(err))}, zap.String("channel", ch), zap.Error(err))
 			return nil, false, err
 		}
@@ -225,7 +225,7 @@ func (b *broker) readForFill(ch string, from frame.Position, sum string) (r *his
 // over): it then gets a new epoch (reset), since its offsets after the last
 // one Redis kept would name other messages than the ones delivered, and
 // nothing is read.
-func (b *broker) readOnce(ch string, from frame.Position, sum string) (*historyRead, bool, error) {
+func (b *Broker) ReadOnce(ch string, from frame.Position, sum string) (*HistoryRead, bool, error) {
 	select {
 	case b.fillReads <- struct{}{}:
 	case <-b.ctx.Done():
@@ -233,22 +233,22 @@ func (b *broker) readOnce(ch string, from frame.Position, sum string) (*historyR
 	}
 	defer func() { <-b.fillReads }()
 	if from.Epoch == "" {
-		r, err := readHistory(b.ctx, b.client, ch, historyQuery{mode: readLast})
+		r, err := readHistory(b.ctx, b.Client, ch, HistoryQuery{Mode: ReadLast})
 		return r, false, err
 	}
 	if from != frame.NoHistory {
-		at, back, err := resetIfBack(b.ctx, b.client, ch, from, sum)
+		at, back, err := ResetIfBack(b.ctx, b.Client, ch, from, sum)
 		if err != nil {
 			return nil, false, err
 		}
 		if back {
 			warnHistoryWentBack.log([]zap.Field{zap.Int64("delivered", from.Offset), zap.Int64("redis_latest", at.Offset)},
 				zap.String("channel", ch))
-			return &historyRead{latest: at}, true, nil
+			return &HistoryRead{Latest: at}, true, nil
 		}
 	}
-	r, err := readHistory(b.ctx, b.client, ch, historyQuery{mode: readAfter, from: from, budget: fillPageBytes})
-	if err == nil && r.latest.Epoch == from.Epoch && r.latest.Offset < from.Offset {
+	r, err := readHistory(b.ctx, b.Client, ch, HistoryQuery{Mode: readAfter, From: from, Budget: FillPageBytes})
+	if err == nil && r.Latest.Epoch == from.Epoch && r.Latest.Offset < from.Offset {
 		return nil, false, fmt.Errorf("the history of %s went back while it was read", ch)
 	}
 	return r, false, err
@@ -257,15 +257,15 @@ func (b *broker) readOnce(ch string, from frame.Position, sum string) (*historyR
 // applyRead delivers the entries a fill read and returns the channel's new
 // position, and whether the next page is to be read; lost tells, across
 // the pages of one gap, whether messages could not be filled. h.mu held.
-func (b *broker) applyRead(st *channelState, h *channelHistory, from frame.Position, r *historyRead, lost *bool) (frame.Position, bool) {
+func (b *Broker) applyRead(st *channelState, h *channelHistory, from frame.Position, r *HistoryRead, lost *bool) (frame.Position, bool) {
 	if from == frame.NoHistory {
 		// Every epoch follows noHistory from its offset 1.
-		from.Epoch = r.latest.Epoch
+		from.Epoch = r.Latest.Epoch
 	}
 	switch {
 	case from.Epoch == "":
 		// A first position: the last offset before the held messages.
-		at := r.latest
+		at := r.Latest
 		for _, m := range h.held {
 			if m.Recorded() && m.Pos.Epoch == at.Epoch {
 				at.Offset = min(at.Offset, m.Pos.Offset-1)
@@ -273,37 +273,37 @@ func (b *broker) applyRead(st *channelState, h *channelHistory, from frame.Posit
 			}
 		}
 		return at, false
-	case r.latest.Epoch != from.Epoch:
+	case r.Latest.Epoch != from.Epoch:
 		// The history was lost: everything of the new epoch is new here,
 		// and the next round reads it from its start.
 		h.reread = true
 		*lost = true
-		return frame.Position{Epoch: r.latest.Epoch}, false
-	case r.latest.Offset == from.Offset:
-		return r.latest, false // nothing missed
+		return frame.Position{Epoch: r.Latest.Epoch}, false
+	case r.Latest.Offset == from.Offset:
+		return r.Latest, false // nothing missed
 	}
 	*lost = *lost || !r.runsFrom(from.Offset)
 	at := b.deliverEntries(st, h, from, r)
-	if at.Offset > from.Offset && at.Offset < r.latest.Offset {
+	if at.Offset > from.Offset && at.Offset < r.Latest.Offset {
 		return at, true // the page ended on its budget
 	}
 	*lost = *lost || !r.reachesLatest(from.Offset)
 	if !*lost {
-		metrics.gapsFilled.Inc()
+		Metrics.gapsFilled.Inc()
 	}
-	return frame.Position{Epoch: r.latest.Epoch, Offset: max(at.Offset, r.latest.Offset)}, false
+	return frame.Position{Epoch: r.Latest.Epoch, Offset: max(at.Offset, r.Latest.Offset)}, false
 }
 
 // deliverEntries delivers the entries of r after at, in order, and returns
 // the position of the last one. h.mu held.
-func (b *broker) deliverEntries(st *channelState, h *channelHistory, at frame.Position, r *historyRead) frame.Position {
-	for _, e := range r.entries {
-		if e.offset <= at.Offset {
+func (b *Broker) deliverEntries(st *channelState, h *channelHistory, at frame.Position, r *HistoryRead) frame.Position {
+	for _, e := range r.Entries {
+		if e.Offset <= at.Offset {
 			continue
 		}
-		at.Offset = e.offset
-		h.last.pos, h.last.payload = at, e.payload
-		b.enqueue(st, &frame.Message{Channel: st.name, Pos: at, Payload: e.payload, Binary: e.binary})
+		at.Offset = e.Offset
+		h.last.pos, h.last.payload = at, e.Payload
+		b.enqueue(st, &frame.Message{Channel: st.name, Pos: at, Payload: e.Payload, Binary: e.Binary})
 	}
 	return at
 }
@@ -313,7 +313,7 @@ func (b *broker) deliverEntries(st *channelState, h *channelHistory, at frame.Po
 // another gap: the fill must read again, holding the rest. oldEpoch is the
 // epoch before the fill: held messages of it that the new epoch left behind
 // are delivered as they are. h.mu held.
-func (b *broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch string) bool {
+func (b *Broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch string) bool {
 	for i, m := range h.held {
 		if m.Recorded() && m.Pos.Epoch != h.delivered.Epoch && m.Pos.Epoch == oldEpoch {
 			b.enqueue(st, m)
@@ -331,14 +331,14 @@ func (b *broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch strin
 
 // gapChannel applies the gap_policy of every hub of a channel whose gap
 // could not be filled.
-func (b *broker) gapChannel(st *channelState) {
+func (b *Broker) gapChannel(st *channelState) {
 	if base := st.presenceOf.Load(); base != nil {
 		// Presence events may have been missed: envelope clients are told
 		// to ask again.
 		b.enqueue(st, presenceFrameMessage(st.name, presenceEvent{Type: "presence_reset", Channel: *base}))
 		return
 	}
-	for _, hb := range st.hubList() {
-		hb.gap(st.name)
+	for _, hb := range st.HubList() {
+		hb.Gap(st.name)
 	}
 }

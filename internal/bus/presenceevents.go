@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	_ "embed"
@@ -25,7 +25,7 @@ func presenceMessage(ch, events, payload string) *frame.Message {
 	if !ok || (typ != "join" && typ != "leave") || user == "" {
 		return nil
 	}
-	metrics.presenceEvents.WithLabelValues(typ).Inc()
+	Metrics.presenceEvents.WithLabelValues(typ).Inc()
 	return presenceFrameMessage(events, presenceEvent{Type: typ, Channel: ch, User: user})
 }
 
