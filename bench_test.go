@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
@@ -39,10 +40,10 @@ func benchBroker(b *testing.B) *bus.Broker {
 func BenchmarkEnqueue(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clients-%d", n), func(b *testing.B) {
-			h := newHub(bus.NewChannelTable(bus.NewAvailability("bench"), bus.NewSubConn(nil, "", nil), nil), func() {}, hubOptions{})
-			clients := make([]*client, n)
+			h := fanout.NewHub(bus.NewChannelTable(bus.NewAvailability("bench"), bus.NewSubConn(nil, "", nil), nil), func() {}, fanout.HubOptions{})
+			clients := make([]*fanout.Client, n)
 			for i := range clients {
-				clients[i] = newClient([]string{"bench"}, "", frame.RawFrames, 1<<30, benchMetrics)
+				clients[i] = fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
 				h.Add(clients[i])
 			}
 			m := &frame.Message{Channel: "bench", Payload: strings.Repeat("x", 64)}
@@ -52,7 +53,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				h.Deliver(m)
 				if i%256 == 255 { // what a writer does: take the queue, keep the slice
 					for _, c := range clients {
-						c.queue, c.queued = c.queue[:0], 0
+						c.Queue, c.Queued = c.Queue[:0], 0
 					}
 				}
 			}
@@ -103,11 +104,11 @@ func BenchmarkFanOutCompressed(b *testing.B) {
 
 func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	br := benchBroker(b)
-	hb := newHub(br.Table, func() {}, hubOptions{})
+	hb := fanout.NewHub(br.Table, func() {}, fanout.HubOptions{})
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024, EnableCompression: deflate}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := newClient([]string{"bench"}, "", frame.RawFrames, 1<<30, benchMetrics)
+		c := fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
 		hj := &hijacker{ResponseWriter: w}
 		conn, err := h.upgrader.Upgrade(hj, r, nil)
 		if err != nil {
@@ -117,7 +118,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 			b.Errorf("compression agreed: %v, want %v", hj.conn.deflate, deflate)
 		}
 		hb.Add(c)
-		c.start(newWSLink(conn, hj.conn, &Compression{MinSize: defaultCompressMinSize}), time.Hour)
+		c.Start(newWSLink(conn, hj.conn, &Compression{MinSize: defaultCompressMinSize}), time.Hour)
 		serving.Add(1)
 		go func() {
 			defer serving.Done()
@@ -127,7 +128,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 				}
 			}
 			c.Close(0, "")
-			hb.remove(c)
+			hb.Remove(c)
 		}()
 	}))
 	defer srv.Close()
@@ -156,9 +157,9 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	}
 	for registered := 0; registered < n; {
 		time.Sleep(time.Millisecond) // the last upgrades are still being registered
-		hb.mu.RLock()
-		registered = len(hb.clients)
-		hb.mu.RUnlock()
+		hb.Mu.RLock()
+		registered = len(hb.Clients)
+		hb.Mu.RUnlock()
 	}
 
 	msg := &redis.Message{Channel: "bench", Payload: payload}
@@ -245,10 +246,10 @@ func benchPublish(b *testing.B, rs *redisServer, hist *bus.HistoryOptions) {
 // one tick of the subscriber's loop when nothing changed.
 func BenchmarkChannels(b *testing.B) {
 	br := benchBroker(b)
-	h := newHub(br.Table, func() {}, hubOptions{})
+	h := fanout.NewHub(br.Table, func() {}, fanout.HubOptions{})
 	const n = 10000
 	for i := range n {
-		h.subscribeStatic(fmt.Sprintf("bench:%d", i))
+		h.SubscribeStatic(fmt.Sprintf("bench:%d", i))
 	}
 	deadline := time.Now().Add(time.Minute)
 	for i := range n {
@@ -300,7 +301,7 @@ func benchRead(b *testing.B, size int) {
 			b.Error(err)
 			return
 		}
-		c := newClient([]string{"bench"}, "", frame.RawFrames, 1<<30, benchMetrics)
+		c := fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
 		go func() {
 			defer close(done)
 			h.readLoop(c, newWSLink(conn, hj.conn, &Compression{}))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
@@ -51,7 +52,7 @@ func wantChanges(t *testing.T, tb *bus.ChannelTable, c *bus.SubConn, sub, unsub 
 // it, unsubscribed with its last hub and then forgotten.
 func TestChannelTableLifecycle(t *testing.T) {
 	tb, c := singleTable()
-	h1, h2 := new(hub), new(hub)
+	h1, h2 := new(fanout.Hub), new(fanout.Hub)
 	gauge := gaugeValue(t, bus.Metrics.Channels)
 	tb.Join("a", h1, false)
 	tb.Join("a", h2, false)
@@ -87,7 +88,7 @@ func TestChannelTableLifecycle(t *testing.T) {
 // first reply must not count for the second SUBSCRIBE.
 func TestChannelTableRejoinWhilePending(t *testing.T) {
 	tb, c := singleTable()
-	h := new(hub)
+	h := new(fanout.Hub)
 	tb.Join("a", h, false)
 	wantChanges(t, tb, c, []string{"a"}, nil)
 	tb.Leave("a", h)
@@ -109,7 +110,7 @@ func TestChannelTableRejoinWhilePending(t *testing.T) {
 // changed.
 func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
 	tb, c := singleTable()
-	h := new(hub)
+	h := new(fanout.Hub)
 	var all []string
 	for i := range 1000 {
 		all = append(all, fmt.Sprintf("ch%04d", i))
@@ -133,7 +134,7 @@ func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
 // needs, and its next connection subscribes every channel that is needed.
 func TestChannelTableDisconnected(t *testing.T) {
 	tb, c := singleTable()
-	h := new(hub)
+	h := new(fanout.Hub)
 	tb.Join("a", h, false)
 	tb.Join("b", h, false)
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)
@@ -162,7 +163,7 @@ func TestChannelTableDisconnected(t *testing.T) {
 // An error reply (NOPERM) releases the waiters: no confirmation will come.
 func TestChannelTableRefused(t *testing.T) {
 	tb, c := singleTable()
-	tb.Join("secret", new(hub), false)
+	tb.Join("secret", new(fanout.Hub), false)
 	wantChanges(t, tb, c, []string{"secret"}, nil)
 	tb.Refused(c)
 	if !closed(tb.ReadyChan("secret")) {
@@ -175,7 +176,7 @@ func TestChannelTableRefused(t *testing.T) {
 func TestChannelTableSharded(t *testing.T) {
 	route := make(chan struct{}, 1)
 	tb := bus.NewChannelTable(bus.NewAvailability("test"), nil, route)
-	h := new(hub)
+	h := new(fanout.Hub)
 	tb.Join("a", h, false)
 	if got := tb.UnroutedNames(); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("unrouted %v, want [a]", got)

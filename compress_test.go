@@ -70,12 +70,12 @@ func TestCompressedFrames(t *testing.T) {
 		}
 		defer client.Close()
 		server := <-accepted
-		defer server.end(0, "")
+		defer server.End(0, "")
 		agreed := resp.Header.Get("Sec-WebSocket-Extensions") != ""
 		if agreed != offer || server.out.deflate != offer {
 			t.Fatalf("offered %v: the response says %q, the server took it as %v", offer, resp.Header.Get("Sec-WebSocket-Extensions"), server.out.deflate)
 		}
-		if err := server.send(frames, false); err != nil {
+		if err := server.Send(frames, false); err != nil {
 			t.Fatal(err)
 		}
 		for i, p := range payloads {
@@ -112,7 +112,7 @@ func TestReadMessageBoundsInflate(t *testing.T) {
 	}
 	defer client.Close()
 	server := <-accepted
-	defer server.end(0, "")
+	defer server.End(0, "")
 	server.conn.SetReadLimit(readLimit(limit, true))
 	if err := client.WriteMessage(websocket.BinaryMessage, bomb); err != nil {
 		t.Fatal(err)

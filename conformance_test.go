@@ -114,7 +114,7 @@ func TestUTF8FailFast(t *testing.T) {
 		for _, b := range tc.send {
 			c.write(t, b)
 		}
-		if got := c.closeCode(t); got != websocket.CloseInvalidFramePayloadData {
+		if got := c.CloseCode(t); got != websocket.CloseInvalidFramePayloadData {
 			t.Errorf("%s: close code %d, want 1007", tc.name, got)
 		}
 		_ = c.Close()
@@ -124,7 +124,7 @@ func TestUTF8FailFast(t *testing.T) {
 	c = rawDial(t, n, "/ws")
 	c.write(t, frag(false, websocket.TextMessage, "a"))
 	c.write(t, frag(true, cont, "\xe2\x82"))
-	if got := c.closeCode(t); got != websocket.CloseInvalidFramePayloadData {
+	if got := c.CloseCode(t); got != websocket.CloseInvalidFramePayloadData {
 		t.Errorf("a message that ends inside a character: close code %d, want 1007", got)
 	}
 	zipped, _ := dialDeflate(t, n.WSURL("/ws"), true, nil, agreed)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
@@ -227,8 +228,8 @@ func (d *failoverDrill) run(t *testing.T) {
 	}
 
 	for _, c := range live {
-		if code, _ := c.WaitClosed(t, wait); code != closeGap {
-			t.Fatalf("%s: a channel without history whose subscription was lost: close code %d, want %d (gap_policy close)", c.URL, code, closeGap)
+		if code, _ := c.WaitClosed(t, wait); code != fanout.CloseGap {
+			t.Fatalf("%s: a channel without history whose subscription was lost: close code %d, want %d (gap_policy close)", c.URL, code, fanout.CloseGap)
 		}
 	}
 	rdb := d.newMaster(t)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/redis/go-redis/v9"
 )
@@ -107,7 +108,7 @@ func TestOutboxHoldsOneChannel(t *testing.T) {
 	rdb := rs.Client(t)
 	msgsA, msgsB := subscribed(t, rdb, "a"), subscribed(t, rdb, "b")
 	o, tb, c := startOutboxOn(t, rs, "")
-	h := new(hub)
+	h := new(fanout.Hub)
 	tb.Join("a", h, false)
 	tb.Join("b", h, false)
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)

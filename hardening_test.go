@@ -90,7 +90,7 @@ func TestHostileFrames(t *testing.T) {
 	} {
 		c := rawDial(t, n, "/ws")
 		tc.send(c)
-		if got := c.closeCode(t); got != tc.want {
+		if got := c.CloseCode(t); got != tc.want {
 			t.Errorf("%s: close code %d, want %d", tc.name, got, tc.want)
 		}
 		c.Close()

@@ -100,7 +100,7 @@ func startSentinel(t testing.TB, master string, masterPort int) *redisServer {
 		dir:  dir,
 		sink: &logSink{t: t, prefix: fmt.Sprintf("sentinel:%d", port)},
 	}
-	if err := r.start(); err != nil {
+	if err := r.Start(); err != nil {
 		t.Fatalf("starting sentinel: %v", err)
 	}
 	t.Cleanup(func() {

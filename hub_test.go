@@ -5,26 +5,27 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
 // In-process tests of the hub over a bare channel table: its clients have no
 // connection, so what is delivered stays in their queues.
 
-func testHub(maxClients int, closeOnGap bool) (*hub, *bus.ChannelTable, *int) {
+func testHub(maxClients int, closeOnGap bool) (*fanout.Hub, *bus.ChannelTable, *int) {
 	tb, _ := singleTable()
 	released := new(int)
-	return newHub(tb, func() { *released++ }, hubOptions{maxClients: maxClients, closeOnGap: closeOnGap}), tb, released
+	return fanout.NewHub(tb, func() { *released++ }, fanout.HubOptions{MaxClients: maxClients, CloseOnGap: closeOnGap}), tb, released
 }
 
-func testClient(channels ...string) *client {
-	return newClient(channels, "", frame.RawFrames, 1<<20, newHandlerMetrics([]string{"test"}))
+func testClient(channels ...string) *fanout.Client {
+	return fanout.NewClient(channels, "", frame.RawFrames, 1<<20, &newHandlerMetrics([]string{"test"}).client)
 }
 
-func queued(c *client) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.queue)
+func queued(c *fanout.Client) int {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	return len(c.Queue)
 }
 
 func TestHubMaxClients(t *testing.T) {
@@ -36,7 +37,7 @@ func TestHubMaxClients(t *testing.T) {
 	if h.Add(c) {
 		t.Fatal("accepted beyond max_connections")
 	}
-	h.remove(a)
+	h.Remove(a)
 	if !h.Add(c) {
 		t.Fatal("refused after a client left")
 	}
@@ -47,7 +48,7 @@ func TestHubMaxClients(t *testing.T) {
 func TestHubDeliver(t *testing.T) {
 	h, tb, _ := testHub(0, false)
 	a, ab, b := testClient("a"), testClient("a", "b"), testClient("b")
-	for _, c := range []*client{a, ab, b} {
+	for _, c := range []*fanout.Client{a, ab, b} {
 		h.Add(c)
 	}
 	if len(tableHubs(tb, "a")) != 1 || len(tableHubs(tb, "b")) != 1 {
@@ -57,11 +58,11 @@ func TestHubDeliver(t *testing.T) {
 	if queued(a) != 1 || queued(ab) != 1 || queued(b) != 0 {
 		t.Fatalf("queued %d, %d, %d; want 1, 1, 0", queued(a), queued(ab), queued(b))
 	}
-	h.remove(b)
+	h.Remove(b)
 	if len(tableHubs(tb, "a")) != 1 || len(tableHubs(tb, "b")) != 1 {
 		t.Fatal("left a channel that a client still has")
 	}
-	h.remove(ab)
+	h.Remove(ab)
 	if len(tableHubs(tb, "b")) != 0 {
 		t.Fatal("kept a channel after its last client left")
 	}
@@ -70,10 +71,10 @@ func TestHubDeliver(t *testing.T) {
 // A static channel stays joined without clients.
 func TestHubStatic(t *testing.T) {
 	h, tb, _ := testHub(0, false)
-	h.subscribeStatic("news")
+	h.SubscribeStatic("news")
 	c := testClient("news")
 	h.Add(c)
-	h.remove(c)
+	h.Remove(c)
 	if len(tableHubs(tb, "news")) != 1 {
 		t.Fatal("a static channel was left with its last client")
 	}
@@ -88,10 +89,10 @@ func TestHubGapPolicy(t *testing.T) {
 		h.Gap("a")
 		want := 0
 		if closeOnGap {
-			want = closeGap
+			want = fanout.CloseGap
 		}
-		if a.closeCode() != want || b.closeCode() != 0 {
-			t.Fatalf("gap_policy close=%v: close codes %d, %d; want %d, 0", closeOnGap, a.closeCode(), b.closeCode(), want)
+		if a.CloseCode() != want || b.CloseCode() != 0 {
+			t.Fatalf("gap_policy close=%v: close codes %d, %d; want %d, 0", closeOnGap, a.CloseCode(), b.CloseCode(), want)
 		}
 	}
 }
@@ -100,32 +101,32 @@ func TestHubGapPolicy(t *testing.T) {
 // its channels and of the broker once, when its last client is gone.
 func TestHubRetire(t *testing.T) {
 	h, tb, released := testHub(0, false)
-	h.subscribeStatic("news")
+	h.SubscribeStatic("news")
 	a, b := testClient("news"), testClient("room")
 	h.Add(a)
 	h.Add(b)
-	h.retire(closeServiceReload, "config reloaded", 0)
-	if a.closeCode() != closeServiceReload || b.closeCode() != closeServiceReload {
-		t.Fatalf("close codes %d, %d; want 1012", a.closeCode(), b.closeCode())
+	h.Retire(fanout.CloseServiceReload, "config reloaded", 0)
+	if a.CloseCode() != fanout.CloseServiceReload || b.CloseCode() != fanout.CloseServiceReload {
+		t.Fatalf("close codes %d, %d; want 1012", a.CloseCode(), b.CloseCode())
 	}
-	h.remove(a)
+	h.Remove(a)
 	if *released != 0 {
 		t.Fatal("released with a client left")
 	}
-	h.remove(b)
+	h.Remove(b)
 	if *released != 1 || tb.Lookup("news") != nil || tb.Lookup("room") != nil {
 		t.Fatalf("released %d times; channels left: %v, %v", *released, tb.Lookup("news"), tb.Lookup("room"))
 	}
-	h.waitEmpty(time.Second)
+	h.WaitEmpty(time.Second)
 
 	h, _, released = testHub(0, false)
 	c := testClient("x")
 	h.Add(c)
-	h.retire(0, "", -1)
-	if c.closeCode() != 0 || *released != 0 {
+	h.Retire(0, "", -1)
+	if c.CloseCode() != 0 || *released != 0 {
 		t.Fatal("a kept client was closed, or the hub released with a client left")
 	}
-	h.remove(c)
+	h.Remove(c)
 	if *released != 1 {
 		t.Fatal("not released after the last kept client left")
 	}

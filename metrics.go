@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -79,10 +80,7 @@ type handlerMetrics struct {
 	streams        prometheus.Gauge
 	httpPublishes  *prometheus.CounterVec // by code: curried with the handler
 	framesReceived prometheus.Counter
-	deliveries     prometheus.Counter
-	deliveryDrops  prometheus.Counter
-	slowClients    prometheus.Counter
-	fanoutLatency  prometheus.Observer // shared by every handler: no label
+	client         fanout.ClientMetrics
 }
 
 func newHandlerMetrics(subscribe []string) *handlerMetrics {
@@ -92,9 +90,11 @@ func newHandlerMetrics(subscribe []string) *handlerMetrics {
 		streams:        metrics.streams.WithLabelValues(label),
 		httpPublishes:  metrics.httpPublishes.MustCurryWith(prometheus.Labels{"handler": label}),
 		framesReceived: metrics.framesReceived.WithLabelValues(label),
-		deliveries:     metrics.deliveries.WithLabelValues(label),
-		deliveryDrops:  metrics.deliveryDrops.WithLabelValues(label),
-		slowClients:    metrics.slowClients.WithLabelValues(label),
-		fanoutLatency:  metrics.fanoutLatency,
+		client: fanout.ClientMetrics{
+			Deliveries:    metrics.deliveries.WithLabelValues(label),
+			DeliveryDrops: metrics.deliveryDrops.WithLabelValues(label),
+			SlowClients:   metrics.slowClients.WithLabelValues(label),
+			FanoutLatency: metrics.fanoutLatency,
+		},
 	}
 }

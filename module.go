@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -143,7 +144,7 @@ type Handler struct {
 	routeScope string
 	configKey  string // the configuration's JSON with its defaults
 	broker     *bus.Broker
-	hub        *hub
+	hub        *fanout.Hub
 	history    *bus.HistoryOptions  // History applied; nil: none
 	presence   *bus.PresenceOptions // Presence applied; nil: none
 	upgrader   websocket.Upgrader
@@ -179,8 +180,8 @@ func (p pooledBroker) Destruct() error { return p.Close() }
 var liveHandlers = struct {
 	sync.Mutex
 	count map[string]int
-	kept  map[string][]*hub
-}{count: make(map[string]int), kept: make(map[string][]*hub)}
+	kept  map[string][]*fanout.Hub
+}{count: make(map[string]int), kept: make(map[string][]*fanout.Hub)}
 
 // Provision sets defaults and joins the shared Redis broker. It does not wait
 // for Redis: Caddy starts and serves while Redis is down.
@@ -244,16 +245,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("starting redis broker: %w", err)
 	}
 	h.broker = val.(pooledBroker).Broker
-	h.hub = newHub(h.broker.Table, func() { _, _ = brokers.Delete(poolKey) }, hubOptions{
-		maxClients: h.MaxConnections,
-		closeOnGap: h.GapPolicy == gapClose,
-		history:    h.history,
-		presence:   h.presence,
-		tracker:    h.broker.Presence,
+	h.hub = fanout.NewHub(h.broker.Table, func() { _, _ = brokers.Delete(poolKey) }, fanout.HubOptions{
+		MaxClients: h.MaxConnections,
+		CloseOnGap: h.GapPolicy == gapClose,
+		History:    h.history,
+		Presence:   h.presence,
+		Tracker:    h.broker.Presence,
 	})
 	for _, ch := range h.Subscribe {
 		if !hasPlaceholder(ch) {
-			h.hub.subscribeStatic(ch)
+			h.hub.SubscribeStatic(ch)
 		}
 	}
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
@@ -271,10 +272,10 @@ func (h *Handler) serverShutdown() {
 		return
 	}
 	liveHandlers.Lock()
-	hubs := append([]*hub{h.hub}, liveHandlers.kept[h.configKey]...)
+	hubs := append([]*fanout.Hub{h.hub}, liveHandlers.kept[h.configKey]...)
 	liveHandlers.Unlock()
 	for _, hb := range hubs {
-		hb.retire(closeGoingAway, "server exiting", 0)
+		hb.Retire(fanout.CloseGoingAway, "server exiting", 0)
 	}
 }
 
@@ -316,9 +317,9 @@ func (h *Handler) Cleanup() error {
 	liveHandlers.Lock()
 	liveHandlers.count[h.configKey]--
 	stillLive := liveHandlers.count[h.configKey] > 0 && !exiting
-	hubs := []*hub{h.hub}
+	hubs := []*fanout.Hub{h.hub}
 	if stillLive {
-		kept := slices.DeleteFunc(liveHandlers.kept[h.configKey], (*hub).finished)
+		kept := slices.DeleteFunc(liveHandlers.kept[h.configKey], (*fanout.Hub).Finished)
 		liveHandlers.kept[h.configKey] = append(kept, h.hub)
 	} else {
 		hubs = append(hubs, liveHandlers.kept[h.configKey]...)
@@ -331,16 +332,16 @@ func (h *Handler) Cleanup() error {
 	for _, hb := range hubs {
 		switch {
 		case exiting:
-			hb.retire(closeGoingAway, "server exiting", 0)
+			hb.Retire(fanout.CloseGoingAway, "server exiting", 0)
 		case stillLive:
-			hb.retire(0, "", -1)
+			hb.Retire(0, "", -1)
 		default:
-			hb.retire(closeServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
+			hb.Retire(fanout.CloseServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
 		}
 	}
 	if exiting {
 		for _, hb := range hubs {
-			hb.waitEmpty(exitWait)
+			hb.WaitEmpty(exitWait)
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 )
 
 // Redis down at start: the node serves; it connects by itself once Redis is
@@ -217,8 +218,8 @@ func TestSubscriberLost(t *testing.T) {
 			id := subscriberID(t, rdb)
 
 			tc.breakIt(t, rs, n)
-			if code, _ := closing.WaitClosed(t, 3*bus.HealthInterval+wait); code != closeGap {
-				t.Fatalf("gap_policy close: close code %d, want %d", code, closeGap)
+			if code, _ := closing.WaitClosed(t, 3*bus.HealthInterval+wait); code != fanout.CloseGap {
+				t.Fatalf("gap_policy close: close code %d, want %d", code, fanout.CloseGap)
 			}
 			eventually(t, wait, func() bool {
 				ids := subscriberIDs(t, rdb)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -85,12 +86,12 @@ func (h *Handler) presenceUser(repl *caddy.Replacer) (string, error) {
 // subscribedFor are the channels a new client waits for Redis to confirm:
 // its own, and for an envelope client of a route with presence their
 // events channels, so that it misses no event after it is connected.
-func (h *Handler) subscribedFor(c *client) []string {
-	if h.Presence == nil || c.kind != frame.EnvelopeFrames {
-		return c.channels
+func (h *Handler) subscribedFor(c *fanout.Client) []string {
+	if h.Presence == nil || c.Kind != frame.EnvelopeFrames {
+		return c.Channels
 	}
-	channels := slices.Clone(c.channels)
-	for _, ch := range c.channels {
+	channels := slices.Clone(c.Channels)
+	for _, ch := range c.Channels {
 		channels = append(channels, bus.PresenceEvents(ch))
 	}
 	return channels

@@ -89,16 +89,16 @@ func TestClientReplaySeam(t *testing.T) {
 	rec := func(ch string, o int64) *frame.Frame {
 		return (&frame.Message{Channel: ch, Pos: frame.Position{Epoch: "e", Offset: o}, Payload: fmt.Sprint(o)}).FrameFor(frame.RawFrames)
 	}
-	c.enqueue(rec("chat", 4)) // live, queued while the history was read
-	c.enqueue(rec("news", 1))
-	c.enqueue(rec("chat", 5))
-	c.prepend("chat", []*frame.Frame{rec("chat", 3), rec("chat", 4)}, &frame.Position{Epoch: "e", Offset: 4})
-	c.prepend("news", []*frame.Frame{frame.SubscribedFrame("news", &frame.Position{Epoch: "e", Offset: 0}, nil)}, nil)
-	c.enqueue(rec("chat", 4)) // late duplicate
-	c.enqueue(rec("chat", 6))
-	c.enqueue((&frame.Message{Channel: "chat", Payload: "live"}).FrameFor(frame.RawFrames))
+	c.Enqueue(rec("chat", 4)) // live, queued while the history was read
+	c.Enqueue(rec("news", 1))
+	c.Enqueue(rec("chat", 5))
+	c.Prepend("chat", []*frame.Frame{rec("chat", 3), rec("chat", 4)}, &frame.Position{Epoch: "e", Offset: 4})
+	c.Prepend("news", []*frame.Frame{frame.SubscribedFrame("news", &frame.Position{Epoch: "e", Offset: 0}, nil)}, nil)
+	c.Enqueue(rec("chat", 4)) // late duplicate
+	c.Enqueue(rec("chat", 6))
+	c.Enqueue((&frame.Message{Channel: "chat", Payload: "live"}).FrameFor(frame.RawFrames))
 	var got []string
-	for _, f := range c.queue {
+	for _, f := range c.Queue {
 		got = append(got, string(f.Wire[2:]))
 	}
 	want := `[3 4 {"type":"subscribed","channel":"news","offset":0,"epoch":"e"} 1 5 6 live]`

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
@@ -98,12 +99,12 @@ var (
 // the seam. Without resume, a history that cannot be read leaves the
 // subscribed frame without a position; with it, the upgrade is refused
 // (errHistoryUnavailable).
-func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) error {
+func (h *Handler) catchUp(ctx context.Context, c *fanout.Client, req *resumeRequest) error {
 	down := h.broker.Outage() // no read waits out its timeout meanwhile
 	budget := h.SendQueue     // payload bytes the replay may still hold
-	for _, ch := range c.channels {
+	for _, ch := range c.Channels {
 		if h.History == nil {
-			c.prepend(ch, frame.OpeningFrames(c.kind, ch, nil, nil, false), nil)
+			c.Prepend(ch, frame.OpeningFrames(c.Kind, ch, nil, nil, false), nil)
 			continue
 		}
 		q := bus.HistoryQuery{Mode: bus.ReadLast, Budget: budget}
@@ -115,7 +116,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			}
 			q.Last = req.rewind
 		}
-		if !c.kind.Positioned() && since == nil && q.Last == 0 {
+		if !c.Kind.Positioned() && since == nil && q.Last == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
 		var r *bus.HistoryRead
@@ -127,7 +128,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 			if req != nil {
 				return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
 			}
-			c.prepend(ch, frame.OpeningFrames(c.kind, ch, nil, nil, false), nil)
+			c.Prepend(ch, frame.OpeningFrames(c.Kind, ch, nil, nil, false), nil)
 			continue
 		}
 		at := r.Latest
@@ -141,14 +142,14 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 				replay = nil
 			}
 		case q.Last == 0: // no replay: the position before the first queued message
-			if first := c.firstQueued(ch, at.Epoch); first > 0 && first <= at.Offset {
+			if first := c.FirstQueued(ch, at.Epoch); first > 0 && first <= at.Offset {
 				at.Offset = first - 1
 			}
 		}
-		frames := frame.OpeningFrames(c.kind, ch, &at, recovered, len(replay) > 0)
+		frames := frame.OpeningFrames(c.Kind, ch, &at, recovered, len(replay) > 0)
 		for _, e := range replay {
 			m := &frame.Message{Channel: ch, Pos: frame.Position{Epoch: r.Latest.Epoch, Offset: e.Offset}, Payload: e.Payload, Binary: e.Binary}
-			frames = append(frames, m.FrameFor(c.kind))
+			frames = append(frames, m.FrameFor(c.Kind))
 			budget -= len(e.Payload)
 		}
 		// What the replay holds, or for an envelope client what comes before
@@ -157,7 +158,7 @@ func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) er
 		if since == nil && q.Last == 0 {
 			upTo = &at
 		}
-		c.prepend(ch, frames, upTo)
+		c.Prepend(ch, frames, upTo)
 	}
 	return nil
 }

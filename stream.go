@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -28,15 +29,15 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
-	c := newClient(channels, "", frame.StreamFrames, h.SendQueue, h.metrics)
-	if c.user, err = h.presenceUser(repl); err != nil {
+	c := fanout.NewClient(channels, "", frame.StreamFrames, h.SendQueue, &h.metrics.client)
+	if c.User, err = h.presenceUser(repl); err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
 	if !h.hub.Add(c) {
 		w.Header().Set("Retry-After", retryAfter)
 		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
 	}
-	defer h.hub.remove(c)
+	defer h.hub.Remove(c)
 	h.broker.WaitReady(r.Context(), channels)
 	if err := h.catchUp(r.Context(), c, resume); err != nil {
 		h.logger.Debug("resume refused", zap.Error(err))
@@ -60,7 +61,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	h.metrics.connections.Inc()
 	h.metrics.streams.Inc()
-	c.start(l, time.Duration(h.PingInterval))
+	c.Start(l, time.Duration(h.PingInterval))
 	select {
 	case <-l.done:
 	case <-r.Context().Done(): // the client left
@@ -70,8 +71,8 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	h.metrics.streams.Dec()
 	h.metrics.connections.Dec()
 	if ce := h.logger.Check(zapcore.DebugLevel, "event stream closed"); ce != nil {
-		ce.Write(zap.String("remote", r.RemoteAddr), zap.Strings("channels", c.channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.closeCode()))
+		ce.Write(zap.String("remote", r.RemoteAddr), zap.Strings("channels", c.Channels),
+			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.CloseCode()))
 	}
 	return nil
 }
@@ -119,7 +120,7 @@ type streamLink struct {
 // timing the stream out, and EventSource ignores it.
 const streamPing = ": ping\n\n"
 
-func (l *streamLink) send(batch []*frame.Frame, ping bool) error {
+func (l *streamLink) Send(batch []*frame.Frame, ping bool) error {
 	bp := corkBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
 	for _, f := range batch {
@@ -134,7 +135,7 @@ func (l *streamLink) send(batch []*frame.Frame, ping bool) error {
 	if ping {
 		b = append(b, streamPing...)
 	}
-	l.cutoff.deadline(writeWait, l.rc)
+	l.cutoff.deadline(fanout.WriteWait, l.rc)
 	_, err := l.w.Write(b)
 	if err == nil {
 		err = l.rc.Flush()
@@ -170,8 +171,8 @@ func (l *streamLink) appendID(b []byte) []byte {
 	return append(b, '\n')
 }
 
-// end finishes the response: serveStream returns. A stream has no close
+// End finishes the response: serveStream returns. A stream has no close
 // code: the browser reconnects by itself, with its Last-Event-ID.
-func (l *streamLink) end(int, string) { close(l.done) }
+func (l *streamLink) End(int, string) { close(l.done) }
 
-func (l *streamLink) cut(grace time.Duration) { l.cutoff.cut(grace, l.rc) }
+func (l *streamLink) Cut(grace time.Duration) { l.cutoff.cut(grace, l.rc) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
@@ -44,8 +45,8 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	if slices.Contains(websocket.Subprotocols(r), frame.EnvelopeProtocol) {
 		kind = frame.EnvelopeFrames
 	}
-	c := newClient(channels, publish, kind, h.SendQueue, h.metrics)
-	if c.user, err = h.presenceUser(repl); err != nil {
+	c := fanout.NewClient(channels, publish, kind, h.SendQueue, &h.metrics.client)
+	if c.User, err = h.presenceUser(repl); err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
 	}
 	if !h.hub.Add(c) {
@@ -55,7 +56,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	h.broker.WaitReady(r.Context(), h.subscribedFor(c))
 	if kind.Positioned() || resume != nil {
 		if err := h.catchUp(r.Context(), c, resume); err != nil {
-			h.hub.remove(c)
+			h.hub.Remove(c)
 			h.logger.Debug("resume refused", zap.Error(err))
 			w.Header().Set("Retry-After", retryAfter)
 			return refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
@@ -68,14 +69,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	}
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
-		h.hub.remove(c)
+		h.hub.Remove(c)
 		// An I/O error, or bytes sent before the answer: gorilla has
 		// answered the client or closed the connection.
 		h.logger.Debug("upgrade failed", zap.Error(err))
 		return nil
 	}
 	link := newWSLink(conn, hj.conn, h.Compress)
-	c.start(link, time.Duration(h.PingInterval))
+	c.Start(link, time.Duration(h.PingInterval))
 	// ServeHTTP returns now: the connection needs none of the request's
 	// state, and a fresh goroutine's stack is far smaller than the handler
 	// chain's, which matters for idle connections.
@@ -84,16 +85,16 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 }
 
 // serve is the connection's reader; the connection ends with it.
-func (h *Handler) serve(c *client, l *wsLink, remote string) {
+func (h *Handler) serve(c *fanout.Client, l *wsLink, remote string) {
 	start := time.Now()
 	h.metrics.connections.Inc()
 	h.readLoop(c, l)
 	c.Close(0, "")
-	h.hub.remove(c)
+	h.hub.Remove(c)
 	h.metrics.connections.Dec()
 	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
-		ce.Write(zap.String("remote", remote), zap.Strings("channels", c.channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.closeCode()))
+		ce.Write(zap.String("remote", remote), zap.Strings("channels", c.Channels),
+			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.CloseCode()))
 	}
 }
 
@@ -103,7 +104,7 @@ func (h *Handler) serve(c *client, l *wsLink, remote string) {
 // gorilla finds frames longer than its read limit, messageReader the
 // compressed ones that inflate beyond it), text that is not UTF-8 (1007),
 // a close frame with a 1-byte body (1002).
-func (h *Handler) readLoop(c *client, l *wsLink) {
+func (h *Handler) readLoop(c *fanout.Client, l *wsLink) {
 	conn := l.conn
 	pongWait := 2 * time.Duration(h.PingInterval)
 	conn.SetReadLimit(readLimit(h.MaxMessageSize, l.out.deflate))
@@ -116,7 +117,7 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 			return errCloseBody
 		}
 		// gorilla's own answer: the code back, or no body for none.
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(writeWait))
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(fanout.WriteWait))
 		return nil
 	})
 	var limiter *rate.Limiter
@@ -141,10 +142,10 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 		h.metrics.framesReceived.Inc()
-		if c.publish == "" {
+		if c.Publish == "" {
 			continue // receive-only: frames are discarded
 		}
-		if !h.broker.Publish(c.publish, data, typ == websocket.BinaryMessage, h.history, tooManyNew) {
+		if !h.broker.Publish(c.Publish, data, typ == websocket.BinaryMessage, h.history, tooManyNew) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}
@@ -209,27 +210,27 @@ func newWSLink(conn *websocket.Conn, out *corkConn, compress *Compression) *wsLi
 	return l
 }
 
-func (l *wsLink) send(batch []*frame.Frame, ping bool) error {
+func (l *wsLink) Send(batch []*frame.Frame, ping bool) error {
 	l.out.cork()
 	l.out.appendFrames(batch, l.deflateFrom)
 	var err error
 	if ping {
 		err = l.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
 	}
-	if uerr := l.out.uncork(writeWait); err == nil {
+	if uerr := l.out.uncork(fanout.WriteWait); err == nil {
 		err = uerr
 	}
 	return err
 }
 
-// end sends the close frame, if any, and closes the connection.
-func (l *wsLink) end(code int, reason string) {
+// End sends the close frame, if any, and closes the connection.
+func (l *wsLink) End(code int, reason string) {
 	if code != 0 {
 		l.out.cork()
 		_ = l.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Time{})
-		_ = l.out.uncork(closeWait)
+		_ = l.out.uncork(fanout.CloseWait)
 	}
 	_ = l.conn.Close()
 }
 
-func (l *wsLink) cut(grace time.Duration) { l.out.cut(grace) }
+func (l *wsLink) Cut(grace time.Duration) { l.out.cut(grace) }

@@ -1,4 +1,4 @@
-package redisws
+package fanout
 
 import (
 	"sync"
@@ -13,75 +13,75 @@ import (
 // its broker's channel table for a channel when its first client of that
 // channel arrives and leaves when the last one goes, and fans every Redis
 // message of the channel out to them.
-type hub struct {
+type Hub struct {
 	table   *bus.ChannelTable
 	release func() // drops this hub's reference to the broker; called once
-	opts    hubOptions
+	opts    HubOptions
 	active  atomic.Int64
 
-	mu       sync.RWMutex
-	channels map[string]map[*client]struct{}
+	Mu       sync.RWMutex
+	channels map[string]map[*Client]struct{}
 	static   map[string]bool // joined for the hub's whole life
-	clients  map[*client]struct{}
+	Clients  map[*Client]struct{}
 	retired  bool          // the config that made this hub is unloaded
 	empty    chan struct{} // closed when retired with no clients left
 	released bool
 }
 
 // hubOptions are the settings of the handler that a hub applies.
-type hubOptions struct {
-	maxClients int                  // max_connections; 0: no limit
-	closeOnGap bool                 // gap_policy close
-	history    *bus.HistoryOptions  // nil: none
-	presence   *bus.PresenceOptions // nil: none
-	tracker    *bus.PresenceTracker // with presence: the broker's
+type HubOptions struct {
+	MaxClients int                  // max_connections; 0: no limit
+	CloseOnGap bool                 // gap_policy close
+	History    *bus.HistoryOptions  // nil: none
+	Presence   *bus.PresenceOptions // nil: none
+	Tracker    *bus.PresenceTracker // with presence: the broker's
 }
 
-func newHub(table *bus.ChannelTable, release func(), opts hubOptions) *hub {
-	return &hub{
+func NewHub(table *bus.ChannelTable, release func(), opts HubOptions) *Hub {
+	return &Hub{
 		table:    table,
 		release:  release,
 		opts:     opts,
-		channels: make(map[string]map[*client]struct{}),
+		channels: make(map[string]map[*Client]struct{}),
 		static:   make(map[string]bool),
-		clients:  make(map[*client]struct{}),
+		Clients:  make(map[*Client]struct{}),
 		empty:    make(chan struct{}),
 	}
 }
 
 // subscribeStatic keeps ch subscribed for the hub's life, so that no message
 // is missed between two clients.
-func (h *hub) subscribeStatic(ch string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+func (h *Hub) SubscribeStatic(ch string) {
+	h.Mu.Lock()
+	defer h.Mu.Unlock()
 	if h.static[ch] {
 		return
 	}
 	h.static[ch] = true
 	if h.channels[ch] == nil {
-		h.channels[ch] = make(map[*client]struct{})
-		h.table.Join(ch, h, h.opts.history != nil)
+		h.channels[ch] = make(map[*Client]struct{})
+		h.table.Join(ch, h, h.opts.History != nil)
 	}
 }
 
 // add registers c for its channels, unless the hub already has maxClients;
 // false means c was refused. The table is called under h.mu so that the
 // joins and leaves of one channel reach it in order.
-func (h *hub) Add(c *client) bool {
-	if n := h.active.Add(1); h.opts.maxClients > 0 && n > int64(h.opts.maxClients) {
+func (h *Hub) Add(c *Client) bool {
+	if n := h.active.Add(1); h.opts.MaxClients > 0 && n > int64(h.opts.MaxClients) {
 		h.active.Add(-1)
 		return false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.clients[c] = struct{}{}
-	for _, ch := range c.channels {
+	h.Mu.Lock()
+	defer h.Mu.Unlock()
+	h.Clients[c] = struct{}{}
+	for _, ch := range c.Channels {
 		h.addTo(ch, c, "")
-		if h.opts.presence == nil {
+		if h.opts.Presence == nil {
 			continue
 		}
-		h.opts.tracker.Join(ch, c.user, h.opts.presence)
-		if c.kind == frame.EnvelopeFrames {
+		h.opts.Tracker.Join(ch, c.User, h.opts.Presence)
+		if c.Kind == frame.EnvelopeFrames {
 			h.addTo(bus.PresenceEvents(ch), c, ch)
 		}
 	}
@@ -90,13 +90,13 @@ func (h *hub) Add(c *client) bool {
 
 // addTo adds c to the clients of channel name, which is the presence events
 // channel of events when that is set. h.mu held.
-func (h *hub) addTo(name string, c *client, events string) {
+func (h *Hub) addTo(name string, c *Client, events string) {
 	set := h.channels[name]
 	if set == nil {
-		set = make(map[*client]struct{})
+		set = make(map[*Client]struct{})
 		h.channels[name] = set
 		if events == "" {
-			h.table.Join(name, h, h.opts.history != nil)
+			h.table.Join(name, h, h.opts.History != nil)
 		} else {
 			h.table.JoinEvents(events, h)
 		}
@@ -105,7 +105,7 @@ func (h *hub) addTo(name string, c *client, events string) {
 }
 
 // removeFrom undoes addTo. h.mu held.
-func (h *hub) removeFrom(name string, c *client) {
+func (h *Hub) removeFrom(name string, c *Client) {
 	set := h.channels[name]
 	delete(set, c)
 	if len(set) == 0 && !h.static[name] {
@@ -116,21 +116,21 @@ func (h *hub) removeFrom(name string, c *client) {
 
 // remove undoes add. When a retired hub loses its last client, it lets go of
 // its channels and of the broker.
-func (h *hub) remove(c *client) {
-	h.mu.Lock()
-	delete(h.clients, c)
-	for _, ch := range c.channels {
+func (h *Hub) Remove(c *Client) {
+	h.Mu.Lock()
+	delete(h.Clients, c)
+	for _, ch := range c.Channels {
 		h.removeFrom(ch, c)
-		if h.opts.presence == nil {
+		if h.opts.Presence == nil {
 			continue
 		}
-		h.opts.tracker.Leave(ch, c.user)
-		if c.kind == frame.EnvelopeFrames {
+		h.opts.Tracker.Leave(ch, c.User)
+		if c.Kind == frame.EnvelopeFrames {
 			h.removeFrom(bus.PresenceEvents(ch), c)
 		}
 	}
 	done := h.retireDone()
-	h.mu.Unlock()
+	h.Mu.Unlock()
 	h.active.Add(-1)
 	if done {
 		h.release()
@@ -141,40 +141,40 @@ func (h *hub) remove(c *client) {
 // client's kind. Enqueueing never blocks: a client whose queue is full is
 // closed alone. Only the channel's fan-out worker calls it, which makes the
 // message's frames once.
-func (h *hub) Deliver(m *frame.Message) {
-	h.mu.RLock()
+func (h *Hub) Deliver(m *frame.Message) {
+	h.Mu.RLock()
 	for c := range h.channels[m.Channel] {
-		c.enqueue(m.FrameFor(c.kind))
+		c.Enqueue(m.FrameFor(c.Kind))
 	}
-	h.mu.RUnlock()
+	h.Mu.RUnlock()
 }
 
 // Gap closes the clients of ch, when the handler's gap_policy says so,
 // because messages of ch may have been missed: they reconnect and reload
 // their state.
-func (h *hub) Gap(ch string) {
-	if !h.opts.closeOnGap {
+func (h *Hub) Gap(ch string) {
+	if !h.opts.CloseOnGap {
 		return
 	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+	h.Mu.RLock()
+	defer h.Mu.RUnlock()
 	for c := range h.channels[ch] {
-		c.Close(closeGap, "messages may have been missed; reload state")
+		c.Close(CloseGap, "messages may have been missed; reload state")
 	}
 }
 
 // retire is called when the hub's config is unloaded. closeAfter < 0 keeps
 // the clients until they leave; otherwise they are closed with code, spread
 // evenly over closeAfter so that they do not all reconnect at once.
-func (h *hub) retire(code int, reason string, closeAfter time.Duration) {
-	h.mu.Lock()
+func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
+	h.Mu.Lock()
 	h.retired = true
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
+	clients := make([]*Client, 0, len(h.Clients))
+	for c := range h.Clients {
 		clients = append(clients, c)
 	}
 	done := h.retireDone()
-	h.mu.Unlock()
+	h.Mu.Unlock()
 	if done {
 		h.release()
 	}
@@ -204,14 +204,14 @@ func (h *hub) retire(code int, reason string, closeAfter time.Duration) {
 }
 
 // finished tells whether a retired hub has let go of everything.
-func (h *hub) finished() bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+func (h *Hub) Finished() bool {
+	h.Mu.RLock()
+	defer h.Mu.RUnlock()
 	return h.released
 }
 
 // waitEmpty waits until a retired hub has no clients, or the timeout.
-func (h *hub) waitEmpty(timeout time.Duration) {
+func (h *Hub) WaitEmpty(timeout time.Duration) {
 	select {
 	case <-h.empty:
 	case <-time.After(timeout):
@@ -222,8 +222,8 @@ func (h *hub) waitEmpty(timeout time.Duration) {
 // whether the caller must now call h.release. It runs under h.mu; release must
 // not, because destroying the broker waits for a dispatch that may be waiting
 // for h.mu.
-func (h *hub) retireDone() bool {
-	if !h.retired || len(h.clients) > 0 || h.released {
+func (h *Hub) retireDone() bool {
+	if !h.retired || len(h.Clients) > 0 || h.released {
 		return false
 	}
 	h.released = true
