@@ -42,19 +42,18 @@ type postAnswer struct {
 // the route's publish channel, and answers once Redis has taken it. The
 // message is binary with Content-Type application/octet-stream; otherwise
 // it is text when it is valid UTF-8, as a message of redis-cli publish.
-func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
-	status, err := h.post(w, r)
+func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
+	status, err := h.post(w, r, repl)
 	h.metrics.httpPublishes.WithLabelValues(strconv.Itoa(status)).Inc()
 	return err
 }
 
 // post is servePost; it returns the status it answered with.
-func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
+func (h *Handler) post(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) (int, error) {
 	if h.publish == "" {
 		w.Header().Set("Allow", h.allowedMethods())
 		return h.refusePost(w, http.StatusMethodNotAllowed, "this route does not publish (publish off)")
 	}
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	_, ch, err := h.resolve(repl)
 	if err != nil {
 		return h.refusePost(w, http.StatusBadRequest, err.Error())

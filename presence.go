@@ -99,8 +99,7 @@ func (h *Handler) subscribedFor(c *fanout.Client) []string {
 
 // servePresence answers a GET with Accept: application/json: who is in
 // the request's channels, on every node, in one round trip to Redis.
-func (h *Handler) servePresence(w http.ResponseWriter, r *http.Request) error {
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+func (h *Handler) servePresence(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
 	channels, _, err := h.resolve(repl)
 	if err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())

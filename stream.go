@@ -19,31 +19,15 @@ import (
 // channels, as an ordinary response that lasts until the client leaves or
 // the server ends it (too slow, reload, exit). A browser's EventSource
 // resumes by itself: its Last-Event-ID is the id of the last event it got.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	channels, _, err := h.resolve(repl)
-	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	resume, err := h.streamResume(r, channels)
-	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	c := fanout.NewClient(channels, "", frame.StreamFrames, h.SendQueue, &h.metrics.client)
-	if c.User, err = h.presenceUser(repl); err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	if !h.hub.Add(c) {
-		w.Header().Set("Retry-After", retryAfter)
-		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
+	c, err := h.admit(w, r, repl, admission{kind: frame.StreamFrames, resume: func(channels []string) (*resumeRequest, error) {
+		return h.streamResume(r, channels)
+	}})
+	if c == nil {
+		return err
 	}
 	defer h.hub.Remove(c)
-	h.broker.WaitReady(r.Context(), channels)
-	if err := h.catchUp(r.Context(), c, resume); err != nil {
-		h.logger.Debug("resume refused", zap.Error(err))
-		w.Header().Set("Retry-After", retryAfter)
-		return refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
-	}
+	channels := c.Channels
 
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")

@@ -18,49 +18,26 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// serveWebSocket checks the upgrade, subscribes its channels and upgrades
-// it; the connection is then served by its own reader goroutine (serve).
-// Every check of the request itself comes before hub.add, the first thing
-// that asks Redis for anything: a refused request subscribes nothing and
-// reads nothing.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
+// serveWebSocket checks the upgrade, admits it (its channels subscribed
+// before the upgrade, so that a connected client misses nothing published
+// after it is told so; messages wait in its queue) and upgrades it; the
+// connection is then served by its own reader goroutine (serve).
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
 	if status, reason := handshakeRefusal(r); status != 0 {
 		return h.refuseHandshake(w, status, reason)
 	}
 	if !h.subprotocolAccepted(r) {
 		return refuse(w, http.StatusBadRequest, "no supported subprotocol offered; this endpoint speaks "+strings.Join(h.Subprotocols, ", "))
 	}
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	channels, publish, err := h.resolve(repl)
-	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	resume, err := h.parseResume(r.URL.Query(), channels)
-	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	// Subscribe before the upgrade, so that a connected client misses
-	// nothing published after it is told so; messages wait in its queue.
 	kind := frame.RawFrames
 	if slices.Contains(websocket.Subprotocols(r), frame.EnvelopeProtocol) {
 		kind = frame.EnvelopeFrames
 	}
-	c := fanout.NewClient(channels, publish, kind, h.SendQueue, &h.metrics.client)
-	if c.User, err = h.presenceUser(repl); err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	if !h.hub.Add(c) {
-		w.Header().Set("Retry-After", retryAfter)
-		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
-	}
-	h.broker.WaitReady(r.Context(), h.subscribedFor(c))
-	if kind.Positioned() || resume != nil {
-		if err := h.catchUp(r.Context(), c, resume); err != nil {
-			h.hub.Remove(c)
-			h.logger.Debug("resume refused", zap.Error(err))
-			w.Header().Set("Retry-After", retryAfter)
-			return refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
-		}
+	c, err := h.admit(w, r, repl, admission{kind: kind, publishes: true, resume: func(channels []string) (*resumeRequest, error) {
+		return h.parseResume(r.URL.Query(), channels)
+	}})
+	if c == nil {
+		return err
 	}
 
 	hj := &hijacker{ResponseWriter: w, sendBuffer: h.SendBuffer}
