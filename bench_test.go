@@ -217,8 +217,9 @@ func benchPublish(b *testing.B, rs *redisServer, hist *bus.HistoryOptions) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tb, c := singleTable()
 	tb.Connected(c)
-	o := bus.StartOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, tb)
-	defer func() { cancel(); o.Wait() }()
+	var running sync.WaitGroup
+	o := bus.StartOutbox(ctx, &running, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, tb)
+	defer func() { cancel(); running.Wait() }()
 
 	payload := make([]byte, 64)
 	b.SetBytes(64)

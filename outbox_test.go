@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,10 +41,11 @@ func startOutboxOn(t *testing.T, rs *redisServer, user string) (*bus.Outbox, *bu
 	client := setup.client()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb, c := singleTable()
-	o := bus.StartOutbox(ctx, client, false, tb)
+	var running sync.WaitGroup
+	o := bus.StartOutbox(ctx, &running, client, false, tb)
 	t.Cleanup(func() {
 		cancel()
-		o.Wait()
+		running.Wait()
 		_ = client.Close()
 	})
 	return o, tb, c
@@ -261,7 +263,8 @@ func TestOutboxShutdownTellsWaiters(t *testing.T) {
 	tb, c := singleTable()
 	tb.Connected(c)
 	ctx, cancel := context.WithCancel(context.Background())
-	o := bus.StartOutbox(ctx, client, false, tb)
+	var running sync.WaitGroup
+	o := bus.StartOutbox(ctx, &running, client, false, tb)
 	ack := bus.NewPublishAck("")
 	o.Add("chat", []byte("x"), false, nil, ack, nil)
 	eventually(t, wait, func() bool { return ack.State.Load() == bus.AckSending }, "the outbox never took the frame")
@@ -278,5 +281,5 @@ func TestOutboxShutdownTellsWaiters(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the waiter is never told, after the broker shut down")
 	}
-	o.Wait()
+	running.Wait()
 }

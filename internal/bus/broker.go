@@ -57,7 +57,7 @@ type Broker struct {
 
 	ctx       context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the router, the connections and the fan-out workers
+	wg        sync.WaitGroup // every goroutine of the broker: see Close
 	routeWake chan struct{}  // sharded: channels wait for the router; cap 1
 
 	// fanout are the fan-out workers' queues; a channel always goes to the
@@ -96,7 +96,7 @@ func NewBroker(opts BrokerOptions) *Broker {
 		single = NewSubConn(b, "", nil)
 	}
 	b.Table = NewChannelTable(b.avail, single, b.routeWake)
-	b.out = StartOutbox(ctx, b.Client, opts.Sharded, b.Table)
+	b.out = StartOutbox(ctx, &b.wg, b.Client, opts.Sharded, b.Table)
 	b.Presence = NewPresenceTracker(ctx, &b.wg, b.Client, opts.Sharded)
 	b.startFanout()
 	b.wg.Add(1)
@@ -108,12 +108,12 @@ func NewBroker(opts BrokerOptions) *Broker {
 	return b
 }
 
-// close stops every goroutine of the broker, waits for them, and closes its
-// client.
+// Close stops every goroutine of the broker (all in its WaitGroup: the
+// subscriber connections, the router, the fan-out workers, the fills, the
+// outbox and the presence tracker), waits for them, and closes its client.
 func (b *Broker) Close() error {
 	b.cancel()
 	b.wg.Wait()
-	b.out.Wait()
 	return b.Client.Close()
 }
 

@@ -56,7 +56,6 @@ type Outbox struct {
 	sharded bool // SPUBLISH, routed by slot, instead of PUBLISH
 	ctx     context.Context
 	table   *ChannelTable // of the broker: which channels it hears, and their history
-	done    chan struct{}
 	wake    chan struct{} // cap 1
 
 	mu       sync.Mutex
@@ -70,16 +69,19 @@ type Outbox struct {
 	known map[string]struct{}
 }
 
-// startOutbox starts an outbox; sharded makes it SPUBLISH (cluster, sharded
-// Pub/Sub) instead of PUBLISH. It publishes a channel's frames while the
-// table's broker listens to the channel.
-func StartOutbox(ctx context.Context, client redis.UniversalClient, sharded bool, table *ChannelTable) *Outbox {
-	o := &Outbox{client: client, sharded: sharded, ctx: ctx, table: table, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{}), known: make(map[string]struct{})}
-	go o.run()
+// StartOutbox starts an outbox, whose goroutine is in wg (the broker's) and
+// ends once ctx is done and what it held is flushed; sharded makes it
+// SPUBLISH (cluster, sharded Pub/Sub) instead of PUBLISH. It publishes a
+// channel's frames while the table's broker listens to the channel.
+func StartOutbox(ctx context.Context, wg *sync.WaitGroup, client redis.UniversalClient, sharded bool, table *ChannelTable) *Outbox {
+	o := &Outbox{client: client, sharded: sharded, ctx: ctx, table: table, wake: make(chan struct{}, 1), room: make(chan struct{}), known: make(map[string]struct{})}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.run()
+	}()
 	return o
 }
-
-func (o *Outbox) Wait() { <-o.done }
 
 // add queues a frame, binary or text (binary false: text, or what its bytes
 // say), recorded in the channel's history when hist is set, waiting up to
@@ -190,7 +192,6 @@ func (o *Outbox) putBack(frames []OutMsg) {
 }
 
 func (o *Outbox) run() {
-	defer close(o.done)
 	failing := false
 	reloaded := false // the script was loaded for this try: no second time
 	var retry backoff
