@@ -1,28 +1,49 @@
-package redisws
+package fanout
 
 import (
 	"testing"
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // In-process tests of the hub over a bare channel table: its clients have no
 // connection, so what is delivered stays in their queues.
 
-func testHub(maxClients int, closeOnGap bool) (*fanout.Hub, *bus.ChannelTable, *int) {
+// testMetrics are collectors of the tests' own, registered nowhere.
+var testMetrics = &ClientMetrics{
+	Deliveries:    prometheus.NewCounter(prometheus.CounterOpts{Name: "deliveries"}),
+	DeliveryDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "drops"}),
+	SlowClients:   prometheus.NewCounter(prometheus.CounterOpts{Name: "slow"}),
+	FanoutLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "latency"}),
+}
+
+func singleTable() (*bus.ChannelTable, *bus.SubConn) {
+	c := bus.NewSubConn(nil, "", nil)
+	return bus.NewChannelTable(bus.NewAvailability("test"), c, nil), c
+}
+
+// tableHubs lists the receivers that need a channel.
+func tableHubs(t *bus.ChannelTable, name string) []bus.Receiver {
+	if st := t.Lookup(name); st != nil {
+		return st.HubList()
+	}
+	return nil
+}
+
+func testClient(channels ...string) *Client {
+	return NewClient(channels, "", frame.RawFrames, 1<<20, testMetrics)
+}
+
+func testHub(maxClients int, closeOnGap bool) (*Hub, *bus.ChannelTable, *int) {
 	tb, _ := singleTable()
 	released := new(int)
-	return fanout.NewHub(tb, func() { *released++ }, fanout.HubOptions{MaxClients: maxClients, CloseOnGap: closeOnGap}), tb, released
+	return NewHub(tb, func() { *released++ }, HubOptions{MaxClients: maxClients, CloseOnGap: closeOnGap}), tb, released
 }
 
-func testClient(channels ...string) *fanout.Client {
-	return fanout.NewClient(channels, "", frame.RawFrames, 1<<20, &newHandlerMetrics([]string{"test"}).client)
-}
-
-func queued(c *fanout.Client) int {
+func queued(c *Client) int {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
 	return len(c.Queue)
@@ -48,7 +69,7 @@ func TestHubMaxClients(t *testing.T) {
 func TestHubDeliver(t *testing.T) {
 	h, tb, _ := testHub(0, false)
 	a, ab, b := testClient("a"), testClient("a", "b"), testClient("b")
-	for _, c := range []*fanout.Client{a, ab, b} {
+	for _, c := range []*Client{a, ab, b} {
 		h.Add(c)
 	}
 	if len(tableHubs(tb, "a")) != 1 || len(tableHubs(tb, "b")) != 1 {
@@ -89,7 +110,7 @@ func TestHubGapPolicy(t *testing.T) {
 		h.Gap("a")
 		want := 0
 		if closeOnGap {
-			want = fanout.CloseGap
+			want = CloseGap
 		}
 		if a.CloseCode() != want || b.CloseCode() != 0 {
 			t.Fatalf("gap_policy close=%v: close codes %d, %d; want %d, 0", closeOnGap, a.CloseCode(), b.CloseCode(), want)
@@ -105,8 +126,8 @@ func TestHubRetire(t *testing.T) {
 	a, b := testClient("news"), testClient("room")
 	h.Add(a)
 	h.Add(b)
-	h.Retire(fanout.CloseServiceReload, "config reloaded", 0)
-	if a.CloseCode() != fanout.CloseServiceReload || b.CloseCode() != fanout.CloseServiceReload {
+	h.Retire(CloseServiceReload, "config reloaded", 0)
+	if a.CloseCode() != CloseServiceReload || b.CloseCode() != CloseServiceReload {
 		t.Fatalf("close codes %d, %d; want 1012", a.CloseCode(), b.CloseCode())
 	}
 	h.Remove(a)
