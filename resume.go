@@ -90,7 +90,7 @@ var (
 
 // catchUp puts at the head of c's queue, before its connection starts, what
 // comes before live messages: for a positioned client (envelope, stream)
-// where each channel starts (openingFrame), and for a client that asked,
+// where each channel starts (frame.OpeningFrames), and for a client that asked,
 // its replay. A replay holds at most send_queue bytes of messages, all its
 // channels together: a since whose messages do not fit is not recovered
 // (the client reloads its state, as after a trimmed history), a rewind gets

@@ -7,7 +7,7 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
-// publishAck is the outcome of a publish that a caller waits for (a POST):
+// PublishAck is the outcome of a publish that a caller waits for (a POST):
 // the outbox tells it once Redis took the message, or why not. Its caller
 // may give up first (abandon); the outbox then never sends the message, so
 // nothing is published behind the caller's back.
@@ -48,7 +48,7 @@ func NewPublishAck(idempotencyKey string) *PublishAck {
 	return &PublishAck{idempotencyKey: idempotencyKey, Done: make(chan struct{})}
 }
 
-// claim is the outbox taking the message to send; false: it was abandoned.
+// Claim is the outbox taking the message to send; false: it was abandoned.
 func (a *PublishAck) Claim() bool {
 	return a.State.CompareAndSwap(AckWaiting, AckSending) || a.State.Load() == AckSending
 }
@@ -57,7 +57,7 @@ func (a *PublishAck) Claim() bool {
 // reached Redis: it may abandon it again until the next attempt claims it.
 func (a *PublishAck) release() { a.State.CompareAndSwap(AckSending, AckWaiting) }
 
-// abandon is the caller giving up; false: the message is being sent, and
+// Abandon is the caller giving up; false: the message is being sent, and
 // the caller must wait for done.
 func (a *PublishAck) Abandon() bool {
 	return a.State.CompareAndSwap(AckWaiting, ackAbandoned)

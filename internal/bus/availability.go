@@ -24,14 +24,14 @@ func NewAvailability(desc string) *availability {
 	return &availability{desc: desc}
 }
 
-// isUp reports whether the subscription is up.
+// IsUp reports whether the subscription is up.
 func (a *availability) IsUp() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.up
 }
 
-// outage reports whether an outage has been logged and not yet ended.
+// Outage reports whether an outage has been logged and not yet ended.
 func (a *availability) Outage() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()

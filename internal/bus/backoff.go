@@ -20,7 +20,7 @@ type backoff struct{ ceiling time.Duration }
 
 func (b *backoff) reset() { b.ceiling = 0 }
 
-// wait sleeps for the next delay; false means ctx ended first.
+// Wait sleeps for the next delay; false means ctx ended first.
 func (b *backoff) Wait(ctx context.Context) bool {
 	b.ceiling = max(b.ceiling, minBackoff)
 	d := time.Duration(rand.Int64N(int64(b.ceiling))) + minBackoff

@@ -37,10 +37,10 @@ const (
 	readSlotWait = 5 * time.Second
 )
 
-// errReadsBusy refuses a client's read when every slot stayed taken.
+// ErrReadsBusy refuses a client's read when every slot stayed taken.
 var ErrReadsBusy = errors.New("too many history reads at once")
 
-// broker owns the Redis side for one Redis configuration: the subscriber
+// Broker owns the Redis side for one Redis configuration: the subscriber
 // connections, whose channels are the union of every hub's channels, and
 // the publisher, and this node's presence. With one server, Sentinel, or a
 // cluster in classic Pub/Sub mode there is one subscriber connection; with
@@ -64,12 +64,12 @@ type Broker struct {
 	// same worker, which keeps its messages in order.
 	fanout []chan delivery
 
-	// clientReads and fillReads hold a token per history read running.
+	// ClientReads and fillReads hold a token per history read running.
 	ClientReads chan struct{}
 	fillReads   chan struct{}
 }
 
-// brokerOptions are what a broker is made of: its Redis client, which it
+// BrokerOptions are what a broker is made of: its Redis client, which it
 // owns from then on, and the name of that Redis for the logs.
 type BrokerOptions struct {
 	Client  redis.UniversalClient // a *redis.ClusterClient when sharded
@@ -117,7 +117,7 @@ func (b *Broker) Close() error {
 	return b.Client.Close()
 }
 
-// waitReady waits until Redis has confirmed the subscription of every channel,
+// WaitReady waits until Redis has confirmed the subscription of every channel,
 // so that a client that is told it is connected misses nothing published
 // after. During an outage it does not wait: the client is served anyway and
 // its channels are subscribed when Redis is back. A failed connection
@@ -140,7 +140,7 @@ func (b *Broker) WaitReady(ctx context.Context, channels []string) {
 	}
 }
 
-// readForClient reads the history for a client's request, once one of the
+// ReadForClient reads the history for a client's request, once one of the
 // clients' slots is free within readSlotWait.
 func (b *Broker) ReadForClient(ctx context.Context, ch string, q HistoryQuery) (*HistoryRead, error) {
 	timer := time.NewTimer(readSlotWait)
@@ -156,13 +156,13 @@ func (b *Broker) ReadForClient(ctx context.Context, ch string, q HistoryQuery) (
 	return readHistory(ctx, b.Client, ch, q)
 }
 
-// readPresence reads who is in channels, on every node (at most maxUsers
+// ReadPresence reads who is in channels, on every node (at most maxUsers
 // listed per channel).
 func (b *Broker) ReadPresence(ctx context.Context, channels []string, maxUsers int) (map[string]PresenceCount, error) {
 	return ReadPresence(ctx, b.Client, channels, maxUsers)
 }
 
-// outage tells whether Redis is known to be out of reach.
+// Outage tells whether Redis is known to be out of reach.
 func (b *Broker) Outage() bool { return b.avail.Outage() }
 
 // subscribed follows a channel whose subscription Redis confirmed. One with
@@ -185,7 +185,7 @@ func (b *Broker) subscribed(st *channelState, back resubscribed) {
 	}
 }
 
-// publish queues a client frame for Redis, binary or text (binary false:
+// Publish queues a client frame for Redis, binary or text (binary false:
 // text, or what its bytes say), recorded in the channel's history when hist
 // is set; false means it was dropped. onRefused hears when Redis refuses it
 // for the sender (too many new channels).
@@ -193,7 +193,7 @@ func (b *Broker) Publish(ch string, data []byte, binary bool, hist *HistoryOptio
 	return b.out.Add(ch, data, binary, hist, nil, onRefused)
 }
 
-// publishWaiting is publish for a caller that waits on ack for the outcome.
+// PublishWaiting is publish for a caller that waits on ack for the outcome.
 func (b *Broker) PublishWaiting(ch string, data []byte, binary bool, hist *HistoryOptions, ack *PublishAck) bool {
 	return b.out.Add(ch, data, binary, hist, ack, nil)
 }
@@ -204,7 +204,7 @@ type delivery struct {
 	m    *frame.Message
 }
 
-// dispatch hands one Redis message to the fan-out worker of its channel, so
+// Dispatch hands one Redis message to the fan-out worker of its channel, so
 // that the subscriber goes back to reading Redis while the message is fanned
 // out; a message of a channel with history goes through its record
 // (dispatchHistory) first. It never waits for a client, and takes no lock

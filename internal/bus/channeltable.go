@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-// channelTable is a broker's record of its channels: which hubs need each
+// ChannelTable is a broker's record of its channels: which hubs need each
 // one, which subscriber connection serves it, and what each connection has
 // asked Redis for. Every change of that state is one of its methods, under
 // its mutex; none does I/O. The work of each is proportional to what changed,
@@ -63,7 +63,7 @@ const (
 	lostFirstBack                     // the first one back of its lost connection
 )
 
-// newChannelTable makes the table of a broker with one connection, single,
+// NewChannelTable makes the table of a broker with one connection, single,
 // or of a sharded broker (single nil) whose router listens on route.
 func NewChannelTable(avail *availability, single *SubConn, route chan struct{}) *ChannelTable {
 	return &ChannelTable{
@@ -90,18 +90,18 @@ func (t *ChannelTable) Lookup(name string) *channelState {
 	return nil
 }
 
-// join registers h as needing channel name, which gets a history when
+// Join registers h as needing channel name, which gets a history when
 // withHistory.
 func (t *ChannelTable) Join(name string, h Receiver, withHistory bool) {
 	t.Add(name, h, withHistory, "")
 }
 
-// joinEvents registers h as needing the presence events of channel base.
+// JoinEvents registers h as needing the presence events of channel base.
 func (t *ChannelTable) JoinEvents(base string, h Receiver) {
 	t.Add(PresenceEvents(base), h, false, base)
 }
 
-// add is join: the channel gets a history when withHistory, and is base's
+// Add is join: the channel gets a history when withHistory, and is base's
 // presence events channel when base is set.
 func (t *ChannelTable) Add(name string, h Receiver, withHistory bool, base string) {
 	t.mu.Lock()
@@ -128,7 +128,7 @@ func (t *ChannelTable) Add(name string, h Receiver, withHistory bool, base strin
 	}
 }
 
-// leave undoes join.
+// Leave undoes join.
 func (t *ChannelTable) Leave(name string, h Receiver) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -213,7 +213,7 @@ func (st *channelState) renewReady() {
 	}
 }
 
-// readyChan is closed once Redis has confirmed the subscription of a
+// ReadyChan is closed once Redis has confirmed the subscription of a
 // channel; nil when there is nothing to wait for (an outage, or a channel
 // nobody joined).
 func (t *ChannelTable) ReadyChan(name string) <-chan struct{} {

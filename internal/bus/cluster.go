@@ -84,7 +84,7 @@ func (b *Broker) route() time.Duration {
 	return 0
 }
 
-// unroutedNames lists the wanted channels that have no connection.
+// UnroutedNames lists the wanted channels that have no connection.
 func (t *ChannelTable) UnroutedNames() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -95,7 +95,7 @@ func (t *ChannelTable) UnroutedNames() []string {
 	return names
 }
 
-// assign routes each channel to the connection of its owner's node, made by
+// Assign routes each channel to the connection of its owner's node, made by
 // start when there is none yet.
 func (t *ChannelTable) Assign(owners map[string]*redis.Client, start func(node string, client *redis.Client) *SubConn) {
 	t.mu.Lock()
@@ -117,7 +117,7 @@ func (t *ChannelTable) Assign(owners map[string]*redis.Client, start func(node s
 	t.updateUp()
 }
 
-// takeReload reports whether a slot moved since it was last asked.
+// TakeReload reports whether a slot moved since it was last asked.
 func (t *ChannelTable) TakeReload() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -135,7 +135,7 @@ func (t *ChannelTable) unrouteAll(c *SubConn) {
 	}
 }
 
-// retireIfIdle removes c from the connections when it serves no channel and
+// RetireIfIdle removes c from the connections when it serves no channel and
 // has none to unsubscribe; the caller then ends its loop.
 func (t *ChannelTable) RetireIfIdle(c *SubConn) bool {
 	t.mu.Lock()
@@ -148,7 +148,7 @@ func (t *ChannelTable) RetireIfIdle(c *SubConn) bool {
 	return true
 }
 
-// moved handles a MOVED reply to an SSUBSCRIBE on c: the slot has another
+// Moved handles a MOVED reply to an SSUBSCRIBE on c: the slot has another
 // owner, so its channels go back to the router.
 func (t *ChannelTable) Moved(c *SubConn, slot int) {
 	t.mu.Lock()
@@ -167,7 +167,7 @@ func (t *ChannelTable) Moved(c *SubConn, slot int) {
 	}
 }
 
-// dropped handles a sunsubscribe on c. One we did not ask for comes from
+// Dropped handles a sunsubscribe on c. One we did not ask for comes from
 // Redis when the channel's slot moved to another node (migration,
 // failover): the channel goes back to the router, which finds its new owner.
 func (t *ChannelTable) Dropped(c *SubConn, name string) {
@@ -194,7 +194,7 @@ func movedSlot(err error) (int, bool) {
 	return slot, err == nil
 }
 
-// keySlot is Redis Cluster's slot of a key or channel: CRC16 (XMODEM) of the
+// KeySlot is Redis Cluster's slot of a key or channel: CRC16 (XMODEM) of the
 // key, or of its {hash tag}, modulo 16384. go-redis has it only internally.
 func KeySlot(key string) int {
 	if tag, ok := hashTag(key); ok {

@@ -17,7 +17,7 @@ const (
 	// fillAttempts is how often a fill tries to read the stream before the
 	// gap counts as unfillable.
 	fillAttempts = 3
-	// fillPageBytes bounds the payload bytes of one page a fill reads (one
+	// FillPageBytes bounds the payload bytes of one page a fill reads (one
 	// entry beyond it when that entry alone is larger): a fill delivers a
 	// page before it reads the next, and never holds a whole stream.
 	FillPageBytes = 1 << 20
@@ -219,7 +219,7 @@ func (b *Broker) readForFill(ch string, from frame.Position, sum string) (r *His
 	}
 }
 
-// readOnce is one try of readForFill, in one of the fills' read slots. A
+// ReadOnce is one try of readForFill, in one of the fills' read slots. A
 // channel with a position is first checked, in one step with the decision,
 // for a history that went back (a replica without the newest entries took
 // over): it then gets a new epoch (reset), since its offsets after the last

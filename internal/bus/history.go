@@ -14,7 +14,7 @@ import (
 )
 
 const (
-	// minMetaTTL keeps a channel's epoch and last offset at least this long
+	// MinMetaTTL keeps a channel's epoch and last offset at least this long
 	// after its last message, longer than its entries: a client that comes
 	// back after the entries expired is told that they are gone, instead of
 	// finding a new epoch that could be anything.
@@ -23,7 +23,7 @@ const (
 	historyReadTimeout = 5 * time.Second
 )
 
-// historyOptions is a route's history as the Redis side applies it: the
+// HistoryOptions is a route's history as the Redis side applies it: the
 // config with its defaults, and the limiter of new channels.
 type HistoryOptions struct {
 	Size         int
@@ -52,21 +52,21 @@ var (
 	resetScript   = redis.NewScript(resetSource)
 )
 
-// entry is one recorded message read from a stream.
+// Entry is one recorded message read from a stream.
 type Entry struct {
 	Offset  int64
 	Payload string
 	Binary  bool // recorded from a binary frame (field t "b")
 }
 
-// historyRead is what a read found: the channel's epoch and latest offset,
+// HistoryRead is what a read found: the channel's epoch and latest offset,
 // and the entries asked for, in order.
 type HistoryRead struct {
 	Latest  frame.Position
 	Entries []Entry
 }
 
-// follows reports whether the read holds every message after p, in order,
+// Follows reports whether the read holds every message after p, in order,
 // up to the latest: p is of the read's epoch, or is noHistory.
 func (r *HistoryRead) Follows(p frame.Position) bool {
 	if p != frame.NoHistory && p.Epoch != r.Latest.Epoch || p.Offset > r.Latest.Offset {
@@ -104,7 +104,7 @@ const (
 	ReadLast  readMode = "last"  // the newest entries
 )
 
-// historyQuery is one read of a channel's history: its position, and the
+// HistoryQuery is one read of a channel's history: its position, and the
 // entries after from (readSince, readAfter) or its last n (readLast), at
 // most budget payload bytes of them.
 type HistoryQuery struct {
@@ -169,10 +169,12 @@ func replyInt(v any, err error) (int64, error) {
 	return n, perr
 }
 
-// resetIfBack gives a channel a new epoch when its history went back below
-// delivered, the position this node delivered last, and returns the
-// channel's position and whether it did (lua/reset.lua). sum is the SHA1
-// of the payload delivered there, hex; "" when unknown.
+// ResetIfBack gives a channel a new epoch when its history went back from
+// delivered, the position this node delivered last: its last offset in
+// that epoch is lower, or its entry at delivered holds another payload than
+// the one delivered there (the stream grew past it again). It returns the
+// channel's position and whether it did (lua/reset.lua). sum is the SHA1 of
+// the payload delivered there, hex; "" when unknown.
 func ResetIfBack(ctx context.Context, rdb redis.UniversalClient, ch string, delivered frame.Position, sum string) (frame.Position, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, historyReadTimeout)
 	defer cancel()

@@ -24,14 +24,14 @@ import (
 //	redis_ws:{chat}:presence           Pub/Sub channel of the join and leave events
 //	redis_ws:{user}:12:{user}:inbox:m  a channel with braces: a tag, its length, its name
 
-// historyKeys are the Redis keys of a channel's history: its meta hash
+// HistoryKeys are the Redis keys of a channel's history: its meta hash
 // (epoch and last offset) and its stream.
 func HistoryKeys(ch string) []string {
 	prefix := channelPrefix(ch)
 	return []string{prefix + "m", prefix + "s"}
 }
 
-// idempotencyKey holds what a POST to ch with the Idempotency-Key key was
+// IdempotencyKey holds what a POST to ch with the Idempotency-Key key was
 // recorded as. The key is scoped to the route (its channel templates) and
 // to the user who sent it, so that nobody else's POST with the same key is
 // taken for a retry of theirs; the name is a digest of the three, so that
@@ -45,14 +45,14 @@ func IdempotencyKey(ch, route, user, key string) string {
 	return channelPrefix(ch) + "i:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// presenceKeys are the Redis keys of a channel's presence: the nodes that
+// PresenceKeys are the Redis keys of a channel's presence: the nodes that
 // have connections in it, and the users each has.
 func PresenceKeys(ch string) []string {
 	prefix := channelPrefix(ch)
 	return []string{prefix + "pn", prefix + "pu"}
 }
 
-// presenceEvents is the Pub/Sub channel of ch's join and leave events, in
+// PresenceEvents is the Pub/Sub channel of ch's join and leave events, in
 // ch's slot, so that sharded Pub/Sub sends it through ch's shard.
 func PresenceEvents(ch string) string { return channelPrefix(ch) + "presence" }
 

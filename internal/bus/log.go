@@ -18,11 +18,11 @@ import (
 // (setLogger); until then nothing is logged.
 var logger = zap.NewNop
 
-// setLogger makes f the log of the Redis side; f is called at each line, so
+// SetLogger makes f the log of the Redis side; f is called at each line, so
 // that it may follow the process's default logger as configs change it.
 func SetLogger(f func() *zap.Logger) { logger = f }
 
-// warnInterval is how often a limitedWarning may be written.
+// WarnInterval is how often a limitedWarning may be written.
 const WarnInterval = time.Minute
 
 // The warnings about a channel, which clients name and so can multiply (or
@@ -36,7 +36,7 @@ var (
 	warnHistoryWentBack     = &LimitedWarning{msg: "history went back: the channel gets a new epoch"}
 )
 
-// limitedWarning is a warning that is written at most once per
+// LimitedWarning is a warning that is written at most once per
 // warnInterval, with the number of those held back since the last one
 // written. Its fields must not carry what a client chose (channel names,
 // Redis's own error text, which may name them: see errorCode); detail,
@@ -61,7 +61,7 @@ func (w *LimitedWarning) log(fields []zap.Field, detail ...zap.Field) {
 	}
 }
 
-// allow tells whether the warning may be written at now, and how many
+// Allow tells whether the warning may be written at now, and how many
 // occurrences were held back before it.
 func (w *LimitedWarning) Allow(now time.Time) (held int, ok bool) {
 	w.mu.Lock()

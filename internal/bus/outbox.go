@@ -21,7 +21,7 @@ const (
 	OutboxMaxMessages = 10000
 	outboxMaxBytes    = 16 << 20
 	OutboxMaxAge      = 10 * time.Second
-	// publishBatch caps the PUBLISHes sent in one pipeline (one round trip).
+	// PublishBatch caps the PUBLISHes sent in one pipeline (one round trip).
 	PublishBatch = 512
 	// publishTimeout bounds one pipeline.
 	publishTimeout = 5 * time.Second
@@ -48,7 +48,7 @@ type OutMsg struct {
 	onRefused func(error)
 }
 
-// outbox publishes client frames through one goroutine, pipelined, each
+// Outbox publishes client frames through one goroutine, pipelined, each
 // channel's frames in the order they were queued, so every sender's frames
 // keep their order.
 type Outbox struct {
@@ -83,7 +83,7 @@ func StartOutbox(ctx context.Context, wg *sync.WaitGroup, client redis.Universal
 	return o
 }
 
-// add queues a frame, binary or text (binary false: text, or what its bytes
+// Add queues a frame, binary or text (binary false: text, or what its bytes
 // say), recorded in the channel's history when hist is set, waiting up to
 // roomWait while the outbox is full; false means the frame was dropped.
 // ack, when set, is told the outcome, onRefused a refusal the sender must
@@ -335,11 +335,11 @@ func (o *Outbox) send(ctx context.Context, batch []OutMsg) (again []OutMsg, err 
 // Redis had lost: it is loaded now.
 var errScriptLoaded = errors.New("publish script loaded")
 
-// maxRecordRun caps the recorded frames of one script call, which holds
+// MaxRecordRun caps the recorded frames of one script call, which holds
 // Redis for its whole run.
 const MaxRecordRun = 64
 
-// sendRun is batch[start:end]: one live frame, or recorded frames of one
+// SendRun is batch[start:end]: one live frame, or recorded frames of one
 // channel.
 type SendRun struct{ start, end int }
 
@@ -417,7 +417,7 @@ func (o *Outbox) learn(ch string) {
 	o.known[ch] = struct{}{}
 }
 
-// recordTypes is publish.lua's types argument: "" when no frame of the run
+// RecordTypes is publish.lua's types argument: "" when no frame of the run
 // is marked binary, else one character per frame, b (binary) or t (text,
 // or what its bytes say).
 func RecordTypes(run []OutMsg) string {
@@ -492,7 +492,7 @@ func (o *Outbox) acknowledge(run []OutMsg, c redis.Cmder) {
 	}
 }
 
-// claim drops the frames whose caller gave up waiting, and makes the others
+// Claim drops the frames whose caller gave up waiting, and makes the others
 // the outbox's to tell.
 func Claim(batch []OutMsg) []OutMsg {
 	return slices.DeleteFunc(batch, func(m OutMsg) bool { return m.Ack != nil && !m.Ack.Claim() })
@@ -542,7 +542,7 @@ func transient(err error) bool {
 	return false
 }
 
-// expire drops the frames that waited longer than outboxMaxAge, and tells
+// Expire drops the frames that waited longer than outboxMaxAge, and tells
 // whoever waits for one of them. It runs after claim: a frame whose caller
 // gave up is gone already, answered and counted by that caller.
 func Expire(batch []OutMsg) []OutMsg {

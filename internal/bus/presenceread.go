@@ -21,7 +21,7 @@ var (
 	presenceReadScript   = redis.NewScript(presenceReadSource)
 )
 
-// presenceCount is what a query answers for one channel.
+// PresenceCount is what a query answers for one channel.
 type PresenceCount struct {
 	Connections int64    `json:"connections"`
 	Users       []string `json:"users"`
@@ -31,7 +31,7 @@ type PresenceCount struct {
 // presenceQueryTimeout bounds a presence query's round trip to Redis.
 const presenceQueryTimeout = 3 * time.Second
 
-// readPresence reads the presence of channels, in one pipeline.
+// ReadPresence reads the presence of channels, in one pipeline.
 func ReadPresence(ctx context.Context, rdb redis.UniversalClient, channels []string, maxUsers int) (map[string]PresenceCount, error) {
 	ctx, cancel := context.WithTimeout(ctx, presenceQueryTimeout)
 	defer cancel()

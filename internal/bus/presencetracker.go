@@ -19,7 +19,7 @@ const (
 	presenceRetry = time.Second
 )
 
-// presenceTracker is a broker's presence: per channel, the connections of
+// PresenceTracker is a broker's presence: per channel, the connections of
 // this node and how many of them each user has, kept in Redis as one entry
 // per node and channel and one per user and channel, so that what Redis
 // stores and refreshes grows with nodes × channels × users, not with
@@ -52,7 +52,7 @@ type presenceChannel struct {
 	retryAt    time.Time            // after a failed update
 }
 
-// presenceOptions are the settings of a route's presence that the tracker
+// PresenceOptions are the settings of a route's presence that the tracker
 // applies to its channels.
 type PresenceOptions struct {
 	Timeout    time.Duration // a node's entries expire after it
@@ -63,7 +63,7 @@ func NewPresenceTracker(ctx context.Context, wg *sync.WaitGroup, client redis.Un
 	return &PresenceTracker{ctx: ctx, wg: wg, client: client, sharded: sharded, node: newNodeID(), channels: make(map[string]*presenceChannel)}
 }
 
-// join counts a connection of user ("" anonymous) in ch. The first join
+// Join counts a connection of user ("" anonymous) in ch. The first join
 // starts the tracker's goroutine.
 func (t *PresenceTracker) Join(ch, user string, p *PresenceOptions) {
 	t.mu.Lock()
@@ -88,7 +88,7 @@ func (t *PresenceTracker) Join(ch, user string, p *PresenceOptions) {
 	}
 }
 
-// leave undoes join; the user stays present for the leave delay.
+// Leave undoes join; the user stays present for the leave delay.
 func (t *PresenceTracker) Leave(ch, user string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

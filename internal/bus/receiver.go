@@ -2,7 +2,7 @@ package bus
 
 import "github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 
-// receiver is what the broker hands a channel's messages to (a hub): the
+// Receiver is what the broker hands a channel's messages to (a hub): the
 // broker calls it and never knows what is behind it, as centrifuge's
 // BrokerEventHandler. Presence events come as messages of their events
 // channel.

@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	// healthInterval is how long a subscriber connection may stay quiet
+	// HealthInterval is how long a subscriber connection may stay quiet
 	// before it sends a PING; no reply within another interval means the
 	// connection is dead.
 	HealthInterval = 5 * time.Second
@@ -26,7 +26,7 @@ const (
 // errIdle ends a cluster node's connection that no channel needs any more.
 var errIdle = errors.New("no channel left on this node")
 
-// subConn is one subscriber connection and the loop that keeps it up: the
+// SubConn is one subscriber connection and the loop that keeps it up: the
 // only one with sharded Pub/Sub on a cluster is one per master that owns a
 // wanted channel, since one go-redis PubSub talks to one node.
 type SubConn struct {
@@ -175,7 +175,7 @@ func command(parent context.Context, f func(context.Context) error) error {
 	return f(ctx)
 }
 
-// reconcile sends the commands that make the connection's subscriptions
+// Reconcile sends the commands that make the connection's subscriptions
 // match what the hubs need. Only the session goroutine sends them, so they
 // reach Redis in the order the states changed.
 func (c *SubConn) Reconcile(ps *redis.PubSub) error {

@@ -52,7 +52,7 @@ func (t *ChannelTable) subscriptionOf(c *SubConn, name string) (st *channelState
 	return st, s
 }
 
-// changes returns what c must send to make its subscriptions match what the
+// Changes returns what c must send to make its subscriptions match what the
 // hubs need, and records it as sent.
 func (t *ChannelTable) Changes(c *SubConn) (sub, unsub []string) {
 	t.mu.Lock()
@@ -80,7 +80,7 @@ func (t *ChannelTable) Changes(c *SubConn) (sub, unsub []string) {
 	return sub, unsub
 }
 
-// confirmed counts Redis's reply to a SUBSCRIBE of name on c, and returns
+// Confirmed counts Redis's reply to a SUBSCRIBE of name on c, and returns
 // the channel when its subscription is now confirmed on the connection
 // that serves it, with whether that subscription had been lost.
 func (t *ChannelTable) Confirmed(c *SubConn, name string) (*channelState, resubscribed) {
@@ -109,7 +109,7 @@ func (t *ChannelTable) Confirmed(c *SubConn, name string) (*channelState, resubs
 	return st, back
 }
 
-// refused handles an error reply to a SUBSCRIBE on c (NOPERM from an ACL):
+// Refused handles an error reply to a SUBSCRIBE on c (NOPERM from an ACL):
 // the confirmations its channels wait for will not come.
 func (t *ChannelTable) Refused(c *SubConn) {
 	t.mu.Lock()
@@ -126,7 +126,7 @@ func (t *ChannelTable) Refused(c *SubConn) {
 	signal(t.heard)
 }
 
-// connected records that Redis confirmed every SUBSCRIBE c sent when it
+// Connected records that Redis confirmed every SUBSCRIBE c sent when it
 // connected.
 func (t *ChannelTable) Connected(c *SubConn) {
 	t.mu.Lock()
@@ -136,7 +136,7 @@ func (t *ChannelTable) Connected(c *SubConn) {
 	signal(t.heard) // channels this node does not subscribe wait for the one connection
 }
 
-// disconnected resets c's subscriptions after its connection ended: the next
+// Disconnected resets c's subscriptions after its connection ended: the next
 // one subscribes every channel routed to it. It releases their waiters: with
 // Redis down there is nothing to wait for. The channels whose subscription
 // was confirmed are lost until they are subscribed again.

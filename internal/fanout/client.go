@@ -23,10 +23,10 @@ type link interface {
 }
 
 const (
-	// writeWait bounds one write to a client; a client that cannot take a
+	// WriteWait bounds one write to a client; a client that cannot take a
 	// batch of frames in that time is gone.
 	WriteWait = 10 * time.Second
-	// closeWait bounds the close frame sent when the server ends a connection.
+	// CloseWait bounds the close frame sent when the server ends a connection.
 	CloseWait = time.Second
 	// keptBatch is the largest batch slice a client keeps between batches;
 	// a bigger one goes back to the garbage collector.
@@ -41,7 +41,7 @@ const (
 	CloseGap           = 4001                           // private use: messages may have been missed
 )
 
-// clientMetrics are the collectors a client updates, resolved for its
+// ClientMetrics are the collectors a client updates, resolved for its
 // handler by the adapter.
 type ClientMetrics struct {
 	Deliveries    prometheus.Counter
@@ -50,7 +50,7 @@ type ClientMetrics struct {
 	FanoutLatency prometheus.Observer // shared by every handler: no label
 }
 
-// client is one connection: a WebSocket or an event stream. At most one
+// Client is one connection: a WebSocket or an event stream. At most one
 // writer goroutine runs for it, and only while there is something to write: an idle connection costs
 // its reader goroutine and nothing else. Everyone else hands work to the
 // writer under mu.
@@ -87,7 +87,7 @@ func NewClient(channels []string, publish string, kind frame.FrameKind, maxQueue
 	return &Client{Channels: channels, Publish: publish, Kind: kind, maxQueue: maxQueue, metrics: m}
 }
 
-// start begins writing to l; frames queued before go first.
+// Start begins writing to l; frames queued before go first.
 func (c *Client) Start(l link, pingInterval time.Duration) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
@@ -101,7 +101,7 @@ func (c *Client) Start(l link, pingInterval time.Duration) {
 	c.kick()
 }
 
-// enqueue never blocks: a client that lets its queue grow past the limit is
+// Enqueue never blocks: a client that lets its queue grow past the limit is
 // closed, and nobody else waits for it.
 func (c *Client) Enqueue(f *frame.Frame) {
 	c.Mu.Lock()
@@ -135,7 +135,7 @@ func (c *Client) replayed(m *frame.Message) bool {
 	return ok && p.Epoch == m.Pos.Epoch && m.Pos.Offset <= p.Offset
 }
 
-// prepend puts frames of one channel before everything queued and after
+// Prepend puts frames of one channel before everything queued and after
 // what earlier calls put there, before the connection starts: the
 // subscribed frame and a replay go before live messages. upTo, when set, is
 // the last offset of the channel those frames give or tell of: its live
@@ -168,7 +168,7 @@ func (c *Client) Prepend(ch string, frames []*frame.Frame, upTo *frame.Position)
 	c.head += len(frames)
 }
 
-// firstQueued is the offset of the first queued recorded message of ch in
+// FirstQueued is the offset of the first queued recorded message of ch in
 // epoch, or 0.
 func (c *Client) FirstQueued(ch, epoch string) int64 {
 	c.Mu.Lock()
@@ -181,7 +181,7 @@ func (c *Client) FirstQueued(ch, epoch string) int64 {
 	return 0
 }
 
-// close asks the writer to end the connection, with a close frame unless code
+// Close asks the writer to end the connection, with a close frame unless code
 // is 0. Only the first call counts.
 func (c *Client) Close(code int, text string) {
 	c.Mu.Lock()
@@ -199,7 +199,7 @@ func (c *Client) closeLocked(code int, text string) {
 	c.kick()
 }
 
-// closeCode is the code of the close frame the connection ended with, or is
+// CloseCode is the code of the close frame the connection ended with, or is
 // ending with; 0 when there is none.
 func (c *Client) CloseCode() int {
 	c.Mu.Lock()

@@ -9,7 +9,7 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
-// hub is one handler instance's set of local clients, by channel. It joins
+// Hub is one handler instance's set of local clients, by channel. It joins
 // its broker's channel table for a channel when its first client of that
 // channel arrives and leaves when the last one goes, and fans every Redis
 // message of the channel out to them.
@@ -28,7 +28,7 @@ type Hub struct {
 	released bool
 }
 
-// hubOptions are the settings of the handler that a hub applies.
+// HubOptions are the settings of the handler that a hub applies.
 type HubOptions struct {
 	MaxClients int                  // max_connections; 0: no limit
 	CloseOnGap bool                 // gap_policy close
@@ -49,7 +49,7 @@ func NewHub(table *bus.ChannelTable, release func(), opts HubOptions) *Hub {
 	}
 }
 
-// subscribeStatic keeps ch subscribed for the hub's life, so that no message
+// SubscribeStatic keeps ch subscribed for the hub's life, so that no message
 // is missed between two clients.
 func (h *Hub) SubscribeStatic(ch string) {
 	h.Mu.Lock()
@@ -64,7 +64,7 @@ func (h *Hub) SubscribeStatic(ch string) {
 	}
 }
 
-// add registers c for its channels, unless the hub already has maxClients;
+// Add registers c for its channels, unless the hub already has maxClients;
 // false means c was refused. The table is called under h.mu so that the
 // joins and leaves of one channel reach it in order.
 func (h *Hub) Add(c *Client) bool {
@@ -114,7 +114,7 @@ func (h *Hub) removeFrom(name string, c *Client) {
 	}
 }
 
-// remove undoes add. When a retired hub loses its last client, it lets go of
+// Remove undoes add. When a retired hub loses its last client, it lets go of
 // its channels and of the broker.
 func (h *Hub) Remove(c *Client) {
 	h.Mu.Lock()
@@ -163,7 +163,7 @@ func (h *Hub) Gap(ch string) {
 	}
 }
 
-// retire is called when the hub's config is unloaded. closeAfter < 0 keeps
+// Retire is called when the hub's config is unloaded. closeAfter < 0 keeps
 // the clients until they leave; otherwise they are closed with code, spread
 // evenly over closeAfter so that they do not all reconnect at once.
 func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
@@ -203,14 +203,14 @@ func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
 	}()
 }
 
-// finished tells whether a retired hub has let go of everything.
+// Finished tells whether a retired hub has let go of everything.
 func (h *Hub) Finished() bool {
 	h.Mu.RLock()
 	defer h.Mu.RUnlock()
 	return h.released
 }
 
-// waitEmpty waits until a retired hub has no clients, or the timeout.
+// WaitEmpty waits until a retired hub has no clients, or the timeout.
 func (h *Hub) WaitEmpty(timeout time.Duration) {
 	select {
 	case <-h.empty:

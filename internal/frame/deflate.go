@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// compressedMessages counts the messages deflateFrame compressed.
+// CompressedMessages counts the messages deflateFrame compressed.
 var CompressedMessages = prometheus.NewCounter(prometheus.CounterOpts{
 	Namespace: "caddy", Subsystem: "redis_ws", Name: "messages_compressed_total",
 	Help: "Messages compressed for permessage-deflate clients: at most once per message and node, whatever the number of clients.",
@@ -43,17 +43,17 @@ func deflateFrame(wire []byte) []byte {
 	return appendFrame(make([]byte, 0, 10+len(deflated)), wire[0]|Rsv1, deflated)
 }
 
-// compressedWire is the frame as a client with permessage-deflate takes
+// CompressedWire is the frame as a client with permessage-deflate takes
 // it: compressed by the first writer that needs it, and then shared.
 func (f *Frame) CompressedWire() []byte {
 	f.deflateOnce.Do(func() { f.deflated = deflateFrame(f.Wire) })
 	return f.deflated
 }
 
-// rsv1 marks a compressed message in its first frame (RFC 7692 §6).
+// Rsv1 marks a compressed message in its first frame (RFC 7692 §6).
 const Rsv1 = 0x40
 
-// headerLen is the length of a server frame's header.
+// HeaderLen is the length of a server frame's header.
 func HeaderLen(wire []byte) int {
 	switch wire[1] {
 	case 126:

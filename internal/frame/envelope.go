@@ -2,7 +2,7 @@ package frame
 
 import "encoding/json"
 
-// envelopeProtocol is the subprotocol of clients that take every message as
+// EnvelopeProtocol is the subprotocol of clients that take every message as
 // JSON with its channel and place in the history, and so can resume.
 const EnvelopeProtocol = "redis_ws.v1"
 
@@ -37,7 +37,7 @@ func envelopeFrame(m *Message) *Frame {
 	return JsonFrame(e)
 }
 
-// subscribedFrame is the first frame of a channel for an envelope client;
+// SubscribedFrame is the first frame of a channel for an envelope client;
 // at is nil without history, recovered nil when it did not ask to resume.
 func SubscribedFrame(ch string, at *Position, recovered *bool) *Frame {
 	s := subscribedMessage{Type: "subscribed", Channel: ch, Recovered: recovered}

@@ -8,14 +8,14 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// frame is one Redis message as a complete WebSocket frame on the wire,
+// Frame is one Redis message as a complete WebSocket frame on the wire,
 // encoded once and shared by every client.
 type Frame struct {
 	Wire []byte
 	Size int       // payload bytes, for the send queue limit
 	At   time.Time // received from Redis, for the fan-out latency
 	Msg  *Message  // the message it carries; nil for a frame of our own
-	// idLen is, in an event stream's frame, the length of its leading id
+	// IdLen is, in an event stream's frame, the length of its leading id
 	// line (0: none).
 	IdLen int
 
@@ -23,7 +23,7 @@ type Frame struct {
 	deflated    []byte // see compressedWire
 }
 
-// newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2),
+// NewFrame encodes payload as one unmasked server frame (RFC 6455 §5.2),
 // text or binary; a text payload must be valid UTF-8. Writers append these
 // bytes to the socket themselves: gorilla's WritePreparedMessage takes a
 // lock shared by every connection writing the same message, for every
@@ -38,7 +38,7 @@ func NewFrame(payload string, text bool) *Frame {
 	return &Frame{Wire: wire, Size: n, At: time.Now()}
 }
 
-// fin marks the last frame of a message; ours are all single frames.
+// Fin marks the last frame of a message; ours are all single frames.
 const Fin = 0x80
 
 // appendFrame appends a server frame: its first byte, the payload's length

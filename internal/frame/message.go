@@ -8,9 +8,9 @@ import (
 )
 
 // Marks before a payload on Pub/Sub, so that a node reads back what was
-// sent: "\x00rws:<epoch>:<offset>:<payload>" is a recorded message
-// (the publish script of the Redis side writes it), "\x00rwsb:<epoch>:<offset>:<payload>" a
-// recorded binary one. Live messages are published as they are, except a
+// sent: "\x00rws:<epoch>:<offset>:<payload>" is a recorded message (the
+// publish script of the Redis side writes it),
+// "\x00rwsb:<epoch>:<offset>:<payload>" a recorded binary one. Live messages are published as they are, except a
 // binary one whose bytes are valid UTF-8, sent as "\x00rwsb:::<payload>",
 // and one that starts with markPrefix itself, sent as "\x00rws:::<payload>"
 // so that it is never taken for a marked one. Unmarked, a message is text
@@ -23,7 +23,7 @@ const (
 	BinaryMark   = markPrefix + "b:"
 )
 
-// message is one message of a channel on its way to the clients: its
+// Message is one message of a channel on its way to the clients: its
 // payload, its place in the history when it was recorded (offset 0: live),
 // its frame type, and the frames it is written as, one per kind of client,
 // each made at most once and shared by every client of that kind.
@@ -37,7 +37,7 @@ type Message struct {
 	Frames [kinds]*Frame
 }
 
-// frameKind is the form a client takes messages in.
+// FrameKind is the form a client takes messages in.
 type FrameKind uint8
 
 const (
@@ -47,11 +47,11 @@ const (
 	kinds
 )
 
-// positioned tells whether clients of the kind are told their position in
+// Positioned tells whether clients of the kind are told their position in
 // each channel before its first message.
 func (k FrameKind) Positioned() bool { return k != RawFrames }
 
-// parseMessage reads a Redis message: recorded or live, marked binary or
+// ParseMessage reads a Redis message: recorded or live, marked binary or
 // not.
 func ParseMessage(ch, payload string) *Message {
 	m := &Message{Channel: ch, Payload: payload}
@@ -78,11 +78,11 @@ func ParseMessage(ch, payload string) *Message {
 	return m
 }
 
-// markBinary tells whether a frame must be marked binary on its way through
+// MarkBinary tells whether a frame must be marked binary on its way through
 // Redis: it was sent as binary, and its bytes alone would make it text.
 func MarkBinary(data []byte, binary bool) bool { return binary && utf8.Valid(data) }
 
-// liveWire is a live payload as it is published: see markPrefix.
+// LiveWire is a live payload as it is published: see markPrefix.
 func LiveWire(data []byte, markedBinary bool) []byte {
 	switch {
 	case markedBinary:
@@ -95,12 +95,12 @@ func LiveWire(data []byte, markedBinary bool) []byte {
 
 func (m *Message) Recorded() bool { return m.Pos.Offset > 0 }
 
-// text tells the frame type clients get the message in: text when it was
+// Text tells the frame type clients get the message in: text when it was
 // not sent as binary and its payload is valid UTF-8 (a text frame always
 // is; what redis-cli publish or a POST sends has no type of its own).
 func (m *Message) Text() bool { return !m.Binary && utf8.ValidString(m.Payload) }
 
-// frameFor is the message as a client of the kind takes it.
+// FrameFor is the message as a client of the kind takes it.
 func (m *Message) FrameFor(k FrameKind) *Frame {
 	f := m.Frames[k]
 	if f == nil {
@@ -118,7 +118,7 @@ func (m *Message) FrameFor(k FrameKind) *Frame {
 	return f
 }
 
-// validEpoch checks an epoch's characters: [A-Za-z0-9_-], not empty.
+// ValidEpoch checks an epoch's characters: [A-Za-z0-9_-], not empty.
 func ValidEpoch(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false

@@ -2,7 +2,7 @@ package frame
 
 import ()
 
-// openingFrames tell a client of the kind where its messages of ch start,
+// OpeningFrames tell a client of the kind where its messages of ch start,
 // before the first of them (at: the position before them; nil when it is not
 // known; recovered: whether a resume got everything, nil without one):
 // envelope clients get a subscribed frame, streams an id (a reset event when

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// position is a place in a channel's history: an offset of an epoch.
+// Position is a place in a channel's history: an offset of an epoch.
 type Position struct {
 	Epoch  string
 	Offset int64
@@ -13,7 +13,7 @@ type Position struct {
 
 func (p Position) String() string { return p.Epoch + ":" + strconv.FormatInt(p.Offset, 10) }
 
-// noHistory is the position of a channel that has no history yet, answered
+// NoHistory is the position of a channel that has no history yet, answered
 // without creating any key: epoch "0", which no epoch made by the scripts
 // can be (they are the hex of Redis's TIME, 13 characters or more), and
 // offset 0. Every epoch follows it from its offset 1, so a client told

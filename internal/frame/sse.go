@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// streamFrame is a message as one event: its id for a recorded message,
+// StreamFrame is a message as one event: its id for a recorded message,
 // then its payload on data lines. A binary message, and text that the
 // format cannot carry exactly (with a carriage return, which EventSource
 // reads as a line end), is an event "binary" with the payload in base64.
@@ -40,7 +40,7 @@ type streamReset struct {
 	Offset  int64  `json:"offset"`
 }
 
-// streamOpening tells a stream its position in ch before its first
+// StreamOpening tells a stream its position in ch before its first
 // message, as an event with an id and no data (EventSource keeps the id and
 // fires nothing), so that even a stream that got no message yet resumes from
 // there. A resume that could not be served gets an event "reset" instead,
