@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -146,11 +146,7 @@ func (l *streamLink) appendID(b []byte) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = append(b, url.PathEscape(ch)...)
-		b = append(b, '@')
-		b = append(b, p.Epoch...)
-		b = append(b, ':')
-		b = strconv.AppendInt(b, p.Offset, 10)
+		b = protocol.AppendEventID(b, protocol.ChannelPosition{Channel: ch, Position: p})
 	}
 	return append(b, '\n')
 }

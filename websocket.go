@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
@@ -104,7 +105,7 @@ func (h *Handler) readLoop(c *fanout.Client, l *wsLink) {
 	mr := &messageReader{limit: h.MaxMessageSize}
 	// A frame to a channel that may not get a history now closes the
 	// client, which may try again later; made once, for every frame.
-	tooManyNew := func(error) { c.Close(websocket.CloseTryAgainLater, "too many new channels; try again later") }
+	tooManyNew := func(error) { c.Close(protocol.CloseTryAgainLater, "too many new channels; try again later") }
 	for {
 		typ, data, err := mr.read(conn)
 		if err != nil {
@@ -114,7 +115,7 @@ func (h *Handler) readLoop(c *fanout.Client, l *wsLink) {
 			return
 		}
 		if limiter != nil && !limiter.Allow() {
-			c.Close(websocket.ClosePolicyViolation, "rate limit exceeded")
+			c.Close(protocol.ClosePolicyViolation, "rate limit exceeded")
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(pongWait))

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"go.uber.org/zap"
 )
 
@@ -335,7 +336,7 @@ func (b *Broker) gapChannel(st *channelState) {
 	if base := st.presenceOf.Load(); base != nil {
 		// Presence events may have been missed: envelope clients are told
 		// to ask again.
-		b.enqueue(st, presenceFrameMessage(st.name, presenceEvent{Type: "presence_reset", Channel: *base}))
+		b.enqueue(st, presenceFrameMessage(st.name, protocol.NewPresenceReset(*base)))
 		return
 	}
 	for _, hb := range st.HubList() {

@@ -5,16 +5,8 @@ import (
 	"strings"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
-
-// presenceEvent is a presence event as an envelope client gets it.
-type presenceEvent struct {
-	// "join", "leave", or "presence_reset": events may have been missed
-	// (Redis was out of reach), ask again.
-	Type    string `json:"type"`
-	Channel string `json:"channel"`
-	User    string `json:"user,omitempty"`
-}
 
 // presenceMessage is an event of channel ch that came on its events
 // channel, as a message only envelope clients take (they alone are among
@@ -26,12 +18,15 @@ func presenceMessage(ch, events, payload string) *frame.Message {
 		return nil
 	}
 	Metrics.presenceEvents.WithLabelValues(typ).Inc()
-	return presenceFrameMessage(events, presenceEvent{Type: typ, Channel: ch, User: user})
+	if typ == "join" {
+		return presenceFrameMessage(events, protocol.NewJoin(ch, user))
+	}
+	return presenceFrameMessage(events, protocol.NewLeave(ch, user))
 }
 
 // presenceFrameMessage is e as a message of the events channel whose
 // envelope frame is made already.
-func presenceFrameMessage(events string, e presenceEvent) *frame.Message {
+func presenceFrameMessage(events string, e protocol.Frame) *frame.Message {
 	m := &frame.Message{Channel: events}
 	f := frame.JsonFrame(e)
 	f.Msg = m

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
-	"github.com/gorilla/websocket"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,12 +33,12 @@ const (
 	keptBatch = 64
 )
 
-// Close codes the server sends (RFC 6455 §7.4.1).
+// Close codes the server sends, as package protocol names them for clients.
 const (
-	CloseGoingAway     = websocket.CloseGoingAway       // 1001: Caddy is exiting
-	closeTooSlow       = websocket.ClosePolicyViolation // 1008: send queue overflowed
-	CloseServiceReload = websocket.CloseServiceRestart  // 1012: config changed
-	CloseGap           = 4001                           // private use: messages may have been missed
+	CloseGoingAway     = protocol.CloseGoingAway       // 1001: Caddy is exiting
+	closeTooSlow       = protocol.ClosePolicyViolation // 1008: send queue overflowed
+	CloseServiceReload = protocol.CloseServiceRestart  // 1012: config changed
+	CloseGap           = protocol.CloseGap             // 4001: messages may have been missed
 )
 
 // ClientMetrics are the collectors a client updates, resolved for its

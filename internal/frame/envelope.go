@@ -1,52 +1,32 @@
 package frame
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
+)
 
 // EnvelopeProtocol is the subprotocol of clients that take every message as
 // JSON with its channel and place in the history, and so can resume.
-const EnvelopeProtocol = "redis_ws.v1"
+const EnvelopeProtocol = protocol.Subprotocol
 
-// envelopeMessage is one message to an envelope client.
-type envelopeMessage struct {
-	Channel string  `json:"channel"`
-	Offset  int64   `json:"offset,omitempty"`
-	Epoch   string  `json:"epoch,omitempty"`
-	Data    *string `json:"data,omitempty"`
-	// encoding/json writes base64; set for a binary message, even empty.
-	DataBase64 *[]byte `json:"data_base64,omitempty"`
-}
-
-// subscribedMessage tells an envelope client where a channel's messages
-// start: offset is the last one before them.
-type subscribedMessage struct {
-	Type      string `json:"type"` // "subscribed"
-	Channel   string `json:"channel"`
-	Offset    *int64 `json:"offset,omitempty"`
-	Epoch     string `json:"epoch,omitempty"`
-	Recovered *bool  `json:"recovered,omitempty"`
-}
-
+// envelopeFrame is m as an envelope client takes it: protocol.NewMessage,
+// binary when m is not text.
 func envelopeFrame(m *Message) *Frame {
-	e := envelopeMessage{Channel: m.Channel, Offset: m.Pos.Offset, Epoch: m.Pos.Epoch}
-	if m.Text() {
-		e.Data = &m.Payload
-	} else {
-		b := []byte(m.Payload)
-		e.DataBase64 = &b
-	}
-	return JsonFrame(e)
+	return JsonFrame(protocol.NewMessage(m.Channel, m.Payload, !m.Text(), m.Pos))
 }
 
 // SubscribedFrame is the first frame of a channel for an envelope client;
 // at is nil without history, recovered nil when it did not ask to resume.
 func SubscribedFrame(ch string, at *Position, recovered *bool) *Frame {
-	s := subscribedMessage{Type: "subscribed", Channel: ch, Recovered: recovered}
+	var p Position // the zero position: none written
 	if at != nil {
-		s.Offset, s.Epoch = &at.Offset, at.Epoch
+		p = *at
 	}
-	return JsonFrame(s)
+	return JsonFrame(protocol.NewSubscribed(ch, p, recovered))
 }
 
+// JsonFrame is v marshalled, as a text frame.
 func JsonFrame(v any) *Frame {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -74,7 +74,7 @@ func ParseMessage(ch, payload string) *Message {
 	if err != nil || n <= 0 || !ValidEpoch(epoch) {
 		return m
 	}
-	m.Pos, m.Payload, m.Binary = Position{epoch, n}, data, binary
+	m.Pos, m.Payload, m.Binary = Position{Epoch: epoch, Offset: n}, data, binary
 	return m
 }
 

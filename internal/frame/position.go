@@ -1,17 +1,11 @@
 package frame
 
-import (
-	_ "embed"
-	"strconv"
-)
+import "github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 
-// Position is a place in a channel's history: an offset of an epoch.
-type Position struct {
-	Epoch  string
-	Offset int64
-}
-
-func (p Position) String() string { return p.Epoch + ":" + strconv.FormatInt(p.Offset, 10) }
+// Position is a place in a channel's history: an offset of an epoch. It is
+// the public wire type, so that the server writes positions (since=,
+// subscribed frames, event ids) exactly as package protocol reads them.
+type Position = protocol.Position
 
 // NoHistory is the position of a channel that has no history yet, answered
 // without creating any key: epoch "0", which no epoch made by the scripts
@@ -21,4 +15,4 @@ func (p Position) String() string { return p.Epoch + ":" + strconv.FormatInt(p.O
 // tell: a channel that got an epoch and lost it again (Redis restarted
 // without persistence) while the client was away; its next epoch then
 // looks complete.
-var NoHistory = Position{Epoch: "0"}
+var NoHistory = Position{Epoch: protocol.NoHistoryEpoch}

@@ -3,9 +3,10 @@ package frame
 import (
 	"encoding/base64"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
 // StreamFrame is a message as one event: its id for a recorded message,
@@ -33,13 +34,6 @@ func StreamFrame(m *Message) *Frame {
 	return &Frame{Wire: b, IdLen: idLen, Size: len(m.Payload), At: time.Now()}
 }
 
-// streamReset is the data of a reset event: where the stream goes on.
-type streamReset struct {
-	Channel string `json:"channel"`
-	Epoch   string `json:"epoch"`
-	Offset  int64  `json:"offset"`
-}
-
 // StreamOpening tells a stream its position in ch before its first
 // message, as an event with an id and no data (EventSource keeps the id and
 // fires nothing), so that even a stream that got no message yet resumes from
@@ -55,7 +49,7 @@ func StreamOpening(ch string, at *Position, recovered *bool, replaying bool) *Fr
 	b := appendStreamID(nil, *at)
 	idLen := len(b)
 	if reset {
-		data, _ := json.Marshal(streamReset{ch, at.Epoch, at.Offset})
+		data, _ := json.Marshal(protocol.Reset{Channel: ch, Epoch: at.Epoch, Offset: at.Offset})
 		b = append(b, "event: reset\ndata: "...)
 		b = append(b, data...)
 		b = append(b, '\n')
@@ -67,8 +61,6 @@ func StreamOpening(ch string, at *Position, recovered *bool, replaying bool) *Fr
 
 func appendStreamID(b []byte, p Position) []byte {
 	b = append(b, "id: "...)
-	b = append(b, p.Epoch...)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, p.Offset, 10)
+	b = p.AppendText(b)
 	return append(b, '\n')
 }
