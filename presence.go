@@ -1,7 +1,6 @@
 package redisws
 
 import (
-	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"

@@ -1,7 +1,6 @@
 package bus
 
 import (
-	_ "embed"
 	"strings"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"

@@ -2,7 +2,6 @@ package bus
 
 import (
 	"crypto/rand"
-	_ "embed"
 	"encoding/hex"
 	"strconv"
 	"time"
