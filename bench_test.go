@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -21,14 +24,14 @@ import (
 var benchMetrics = newHandlerMetrics([]string{"bench"})
 
 // benchBroker is a broker on a redis-server of its own.
-func benchBroker(b *testing.B) *broker {
+func benchBroker(b *testing.B) *bus.Broker {
 	rs := startRedis(b)
 	setup, err := (&RedisConfig{URL: rs.URL()}).resolve()
 	if err != nil {
 		b.Fatal(err)
 	}
-	br := newBroker(setup)
-	b.Cleanup(func() { _ = br.Destruct() })
+	br := bus.NewBroker(bus.BrokerOptions{Client: setup.client(), Sharded: setup.sharded, Name: setup.describe()})
+	b.Cleanup(func() { _ = br.Close() })
 	return br
 }
 
@@ -37,20 +40,20 @@ func benchBroker(b *testing.B) *broker {
 func BenchmarkEnqueue(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clients-%d", n), func(b *testing.B) {
-			h := newHub(newChannelTable(newAvailability("bench"), newSubConn(nil, "", nil), nil), func() {}, hubOptions{})
-			clients := make([]*client, n)
+			h := fanout.NewHub(bus.NewChannelTable(bus.NewAvailability("bench"), bus.NewSubConn(nil, "", nil), nil), func() {}, fanout.HubOptions{})
+			clients := make([]*fanout.Client, n)
 			for i := range clients {
-				clients[i] = newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
-				h.add(clients[i])
+				clients[i] = fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
+				h.Add(clients[i])
 			}
-			m := &message{channel: "bench", payload: strings.Repeat("x", 64)}
+			m := &frame.Message{Channel: "bench", Payload: strings.Repeat("x", 64)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				h.deliver(m)
+				h.Deliver(m)
 				if i%256 == 255 { // what a writer does: take the queue, keep the slice
 					for _, c := range clients {
-						c.queue, c.queued = c.queue[:0], 0
+						c.Queue, c.Queued = c.Queue[:0], 0
 					}
 				}
 			}
@@ -101,11 +104,11 @@ func BenchmarkFanOutCompressed(b *testing.B) {
 
 func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	br := benchBroker(b)
-	hb := newHub(br.table, func() {}, hubOptions{})
+	hb := fanout.NewHub(br.Table, func() {}, fanout.HubOptions{})
 	h := &Handler{upgrader: websocket.Upgrader{WriteBufferPool: &writeBuffers, ReadBufferSize: 1024, EnableCompression: deflate}}
 	var serving sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
+		c := fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
 		hj := &hijacker{ResponseWriter: w}
 		conn, err := h.upgrader.Upgrade(hj, r, nil)
 		if err != nil {
@@ -114,8 +117,8 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 		if deflate != hj.conn.deflate {
 			b.Errorf("compression agreed: %v, want %v", hj.conn.deflate, deflate)
 		}
-		hb.add(c)
-		c.start(newWSLink(conn, hj.conn, &Compression{MinSize: defaultCompressMinSize}), time.Hour)
+		hb.Add(c)
+		c.Start(newWSLink(conn, hj.conn, &Compression{MinSize: defaultCompressMinSize}), time.Hour)
 		serving.Add(1)
 		go func() {
 			defer serving.Done()
@@ -124,8 +127,8 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 					break
 				}
 			}
-			c.close(0, "")
-			hb.remove(c)
+			c.Close(0, "")
+			hb.Remove(c)
 		}()
 	}))
 	defer srv.Close()
@@ -154,18 +157,18 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	}
 	for registered := 0; registered < n; {
 		time.Sleep(time.Millisecond) // the last upgrades are still being registered
-		hb.mu.RLock()
-		registered = len(hb.clients)
-		hb.mu.RUnlock()
+		hb.Mu.RLock()
+		registered = len(hb.Clients)
+		hb.Mu.RUnlock()
 	}
 
 	msg := &redis.Message{Channel: "bench", Payload: payload}
 	b.SetBytes(int64(len(payload)) * int64(n))
-	compressed := counterValue(b, metrics.compressions)
+	compressed := counterValue(b, frame.CompressedMessages)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		br.dispatch(msg)
+		br.Dispatch(msg)
 	}
 	want := int64(b.N) * int64(n)
 	deadline := time.Now().Add(time.Minute)
@@ -178,7 +181,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	}
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
 	if deflate {
-		b.ReportMetric((counterValue(b, metrics.compressions)-compressed)/float64(b.N), "compressions/msg")
+		b.ReportMetric((counterValue(b, frame.CompressedMessages)-compressed)/float64(b.N), "compressions/msg")
 	}
 	for _, c := range conns {
 		_ = c.Close()
@@ -193,12 +196,12 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 func BenchmarkPublish(b *testing.B) {
 	rs := startRedis(b)
 	b.Run("live", func(b *testing.B) { benchPublish(b, rs, nil) })
-	b.Run("recorded", func(b *testing.B) { benchPublish(b, rs, &History{Size: 1000}) })
+	b.Run("recorded", func(b *testing.B) { benchPublish(b, rs, (&History{Size: 1000}).options()) })
 }
 
 // benchPublish publishes b.N frames through an outbox, recorded with hist,
 // and waits until a subscriber has them all.
-func benchPublish(b *testing.B, rs *redisServer, hist *History) {
+func benchPublish(b *testing.B, rs *redisServer, hist *bus.HistoryOptions) {
 	rdb := rs.Client(b)
 	ps := rdb.Subscribe(context.Background(), "bench")
 	defer ps.Close()
@@ -213,16 +216,17 @@ func benchPublish(b *testing.B, rs *redisServer, hist *History) {
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb, c := singleTable()
-	tb.connected(c)
-	o := startOutbox(ctx, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, tb)
-	defer func() { cancel(); o.wait() }()
+	tb.Connected(c)
+	var running sync.WaitGroup
+	o := bus.StartOutbox(ctx, &running, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, tb)
+	defer func() { cancel(); running.Wait() }()
 
 	payload := make([]byte, 64)
 	b.SetBytes(64)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for !o.add("bench", payload, false, hist, nil, nil) { // outbox full: let it drain
+		for !o.Add("bench", payload, false, hist, nil, nil) { // outbox full: let it drain
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
@@ -243,14 +247,14 @@ func benchPublish(b *testing.B, rs *redisServer, hist *History) {
 // one tick of the subscriber's loop when nothing changed.
 func BenchmarkChannels(b *testing.B) {
 	br := benchBroker(b)
-	h := newHub(br.table, func() {}, hubOptions{})
+	h := fanout.NewHub(br.Table, func() {}, fanout.HubOptions{})
 	const n = 10000
 	for i := range n {
-		h.subscribeStatic(fmt.Sprintf("bench:%d", i))
+		h.SubscribeStatic(fmt.Sprintf("bench:%d", i))
 	}
 	deadline := time.Now().Add(time.Minute)
 	for i := range n {
-		for !closed(br.table.readyChan(fmt.Sprintf("bench:%d", i))) {
+		for !closed(br.Table.ReadyChan(fmt.Sprintf("bench:%d", i))) {
 			if time.Now().After(deadline) {
 				b.Fatal("10,000 channels not subscribed within a minute")
 			}
@@ -261,16 +265,16 @@ func BenchmarkChannels(b *testing.B) {
 	b.Run("join-leave/subscribed-10000", func(b *testing.B) {
 		for i := range b.N {
 			ch := fmt.Sprintf("bench:extra:%d", i)
-			br.table.join(ch, h)
-			br.waitReady(ctx, []string{ch})
-			br.table.leave(ch, h)
+			br.Table.Join(ch, h, false)
+			br.WaitReady(ctx, []string{ch})
+			br.Table.Leave(ch, h)
 		}
 	})
 	b.Run("health-tick/subscribed-10000", func(b *testing.B) {
-		ps := br.client.Subscribe(ctx)
+		ps := br.Client.Subscribe(ctx)
 		defer ps.Close()
 		for range b.N {
-			if err := br.table.single.reconcile(ps); err != nil {
+			if err := br.Table.Single.Reconcile(ps); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -298,7 +302,7 @@ func benchRead(b *testing.B, size int) {
 			b.Error(err)
 			return
 		}
-		c := newClient([]string{"bench"}, "", rawFrames, 1<<30, benchMetrics)
+		c := fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
 		go func() {
 			defer close(done)
 			h.readLoop(c, newWSLink(conn, hj.conn, &Compression{}))

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/chromedp/chromedp"
 )
 
@@ -218,7 +219,7 @@ func TestChatBrowser(t *testing.T) {
 	late.setOffline(t, true)
 	late.do(t, chromedp.Evaluate[chromedp.Void](`socket.close()`))
 	late.waitState(t, "closed")
-	if n, err := rs.Client(t).Del(context.Background(), historyKeys("chat")...).Result(); err != nil || n != 2 {
+	if n, err := rs.Client(t).Del(context.Background(), bus.HistoryKeys("chat")...).Result(); err != nil || n != 2 {
 		t.Fatalf("deleting the history of chat: %d keys, %v (want 2)", n, err)
 	}
 	const lost = "Sent after the history was lost"

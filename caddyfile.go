@@ -61,7 +61,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	p := &lineMap{file: d.File(), at: map[string][]int{"": {d.Line()}}}
 	if d.NextArg() {
 		h.Subscribe = append(h.Subscribe, d.Val())
-		p.add("subscribe", d.Line())
+		p.Add("subscribe", d.Line())
 		if d.NextArg() {
 			return d.Errf("unexpected argument %q: one channel goes on the directive line; use subscribe for more", d.Val())
 		}
@@ -82,7 +82,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			for range args {
-				p.add(name, line)
+				p.Add(name, line)
 			}
 			h.Subscribe = append(h.Subscribe, args...)
 		case "publish":
@@ -113,7 +113,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxConnections, err = parseCount(d, name)
 		case "rate_limit":
 			err = h.parseRateLimit(d)
-			p.add("rate_limit_burst", line)
+			p.Add("rate_limit_burst", line)
 		case "subprotocols":
 			if h.Subprotocols = d.RemainingArgs(); len(h.Subprotocols) == 0 {
 				err = d.ArgErr()
@@ -138,7 +138,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 		if name != "redis" { // parseRedis records its own lines
-			p.add(name, line)
+			p.Add(name, line)
 		}
 	}
 	return p.locate(h.Validate())
@@ -151,7 +151,7 @@ type lineMap struct {
 	at   map[string][]int // by field; "" is the directive's line
 }
 
-func (p *lineMap) add(field string, line int) { p.at[field] = append(p.at[field], line) }
+func (p *lineMap) Add(field string, line int) { p.at[field] = append(p.at[field], line) }
 
 // locate adds the file and line of the setting at fault to err: the line of
 // the field or, when it was not written, of the block it belongs to.
@@ -267,7 +267,7 @@ func parseHistory(d *caddyfile.Dispenser, p *lineMap) (*History, error) {
 		if hc.NewChannels != 0 {
 			return nil, d.Errf("history: %s is already set", name)
 		}
-		p.add("history."+name, d.Line())
+		p.Add("history."+name, d.Line())
 		arg, err := oneArg(d)
 		if err != nil {
 			return nil, err
@@ -309,7 +309,7 @@ func parsePresence(d *caddyfile.Dispenser, p *lineMap) (*Presence, error) {
 			return nil, d.Errf("presence: %s is already set", name)
 		}
 		seen[name] = true
-		p.add("presence."+name, d.Line())
+		p.Add("presence."+name, d.Line())
 		var err error
 		switch name {
 		case "user":

@@ -32,7 +32,7 @@ import (
 func parseRedis(d *caddyfile.Dispenser, p *lineMap) (*RedisConfig, error) {
 	rc := new(RedisConfig)
 	if d.NextArg() {
-		p.add("redis", d.Line())
+		p.Add("redis", d.Line())
 		rc.URL = d.Val()
 		if d.NextArg() {
 			return nil, d.ArgErr()
@@ -50,7 +50,7 @@ func parseRedis(d *caddyfile.Dispenser, p *lineMap) (*RedisConfig, error) {
 			return nil, d.Errf("redis: %s is already set", name)
 		}
 		seen[name] = true
-		p.add("redis."+name, d.Line())
+		p.Add("redis."+name, d.Line())
 		var err error
 		switch name {
 		case "url":
@@ -93,7 +93,7 @@ func parseRedis(d *caddyfile.Dispenser, p *lineMap) (*RedisConfig, error) {
 		}
 	}
 	// What the block lacks is reported at its end.
-	p.add("redis", d.Line())
+	p.Add("redis", d.Line())
 	return rc, nil
 }
 
@@ -111,7 +111,7 @@ func parseRedisTLS(d *caddyfile.Dispenser, p *lineMap) (*RedisTLS, error) {
 			return nil, d.Errf("redis: tls: %s is already set", name)
 		}
 		seen[name] = true
-		p.add("redis.tls."+name, d.Line())
+		p.Add("redis.tls."+name, d.Line())
 		var err error
 		switch name {
 		case "ca":

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
@@ -13,9 +15,9 @@ import (
 // The channel table is pure state: these tests drive it as the subscriber
 // connections and the router do, without Redis.
 
-func singleTable() (*channelTable, *subConn) {
-	c := newSubConn(nil, "", nil)
-	return newChannelTable(newAvailability("test"), c, nil), c
+func singleTable() (*bus.ChannelTable, *bus.SubConn) {
+	c := bus.NewSubConn(nil, "", nil)
+	return bus.NewChannelTable(bus.NewAvailability("test"), c, nil), c
 }
 
 func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
@@ -36,9 +38,9 @@ func closed(ch <-chan struct{}) bool {
 	}
 }
 
-func wantChanges(t *testing.T, tb *channelTable, c *subConn, sub, unsub []string) {
+func wantChanges(t *testing.T, tb *bus.ChannelTable, c *bus.SubConn, sub, unsub []string) {
 	t.Helper()
-	gotSub, gotUnsub := tb.changes(c)
+	gotSub, gotUnsub := tb.Changes(c)
 	slices.Sort(gotSub)
 	slices.Sort(gotUnsub)
 	if !slices.Equal(gotSub, sub) || !slices.Equal(gotUnsub, unsub) {
@@ -50,34 +52,34 @@ func wantChanges(t *testing.T, tb *channelTable, c *subConn, sub, unsub []string
 // it, unsubscribed with its last hub and then forgotten.
 func TestChannelTableLifecycle(t *testing.T) {
 	tb, c := singleTable()
-	h1, h2 := new(hub), new(hub)
-	gauge := gaugeValue(t, metrics.channels)
-	tb.join("a", h1)
-	tb.join("a", h2)
-	ready := tb.readyChan("a")
+	h1, h2 := new(fanout.Hub), new(fanout.Hub)
+	gauge := gaugeValue(t, bus.Metrics.Channels)
+	tb.Join("a", h1, false)
+	tb.Join("a", h2, false)
+	ready := tb.ReadyChan("a")
 	wantChanges(t, tb, c, []string{"a"}, nil)
 	wantChanges(t, tb, c, nil, nil)
 	if closed(ready) {
 		t.Fatal("ready before Redis confirmed the subscription")
 	}
-	tb.confirmed(c, "a")
+	tb.Confirmed(c, "a")
 	if !closed(ready) {
 		t.Fatal("not ready after the confirmation")
 	}
-	if got := gaugeValue(t, metrics.channels) - gauge; got != 1 {
+	if got := gaugeValue(t, bus.Metrics.Channels) - gauge; got != 1 {
 		t.Fatalf("channels gauge moved by %v, want 1", got)
 	}
-	if hubs := tb.hubs("a"); len(hubs) != 2 {
+	if hubs := tableHubs(tb, "a"); len(hubs) != 2 {
 		t.Fatalf("%d hubs, want 2", len(hubs))
 	}
-	tb.leave("a", h1)
+	tb.Leave("a", h1)
 	wantChanges(t, tb, c, nil, nil)
-	tb.leave("a", h2)
+	tb.Leave("a", h2)
 	wantChanges(t, tb, c, nil, []string{"a"})
-	if tb.lookup("a") != nil || len(c.routed) != 0 || len(c.subs) != 0 {
-		t.Fatalf("channel kept after its last hub left: %+v", tb.lookup("a"))
+	if tb.Lookup("a") != nil || len(c.Routed) != 0 || len(c.Subs) != 0 {
+		t.Fatalf("channel kept after its last hub left: %+v", tb.Lookup("a"))
 	}
-	if got := gaugeValue(t, metrics.channels) - gauge; got != 0 {
+	if got := gaugeValue(t, bus.Metrics.Channels) - gauge; got != 0 {
 		t.Fatalf("channels gauge moved by %v, want 0", got)
 	}
 }
@@ -86,19 +88,19 @@ func TestChannelTableLifecycle(t *testing.T) {
 // first reply must not count for the second SUBSCRIBE.
 func TestChannelTableRejoinWhilePending(t *testing.T) {
 	tb, c := singleTable()
-	h := new(hub)
-	tb.join("a", h)
+	h := new(fanout.Hub)
+	tb.Join("a", h, false)
 	wantChanges(t, tb, c, []string{"a"}, nil)
-	tb.leave("a", h)
+	tb.Leave("a", h)
 	wantChanges(t, tb, c, nil, []string{"a"})
-	tb.join("a", h)
+	tb.Join("a", h, false)
 	wantChanges(t, tb, c, []string{"a"}, nil)
-	ready := tb.readyChan("a")
-	tb.confirmed(c, "a") // the reply to the first SUBSCRIBE
+	ready := tb.ReadyChan("a")
+	tb.Confirmed(c, "a") // the reply to the first SUBSCRIBE
 	if closed(ready) {
 		t.Fatal("ready on the reply to an earlier SUBSCRIBE")
 	}
-	tb.confirmed(c, "a")
+	tb.Confirmed(c, "a")
 	if !closed(ready) {
 		t.Fatal("not ready after the reply to the last SUBSCRIBE")
 	}
@@ -108,23 +110,23 @@ func TestChannelTableRejoinWhilePending(t *testing.T) {
 // changed.
 func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
 	tb, c := singleTable()
-	h := new(hub)
+	h := new(fanout.Hub)
 	var all []string
 	for i := range 1000 {
 		all = append(all, fmt.Sprintf("ch%04d", i))
-		tb.join(all[i], h)
+		tb.Join(all[i], h, false)
 	}
 	slices.Sort(all)
 	wantChanges(t, tb, c, all, nil)
 	for _, ch := range all {
-		tb.confirmed(c, ch)
+		tb.Confirmed(c, ch)
 	}
-	tb.join("new", h)
+	tb.Join("new", h, false)
 	wantChanges(t, tb, c, []string{"new"}, nil)
-	tb.leave("ch0005", h)
+	tb.Leave("ch0005", h)
 	wantChanges(t, tb, c, nil, []string{"ch0005"})
-	if len(c.dirty) != 0 {
-		t.Fatalf("%d channels still marked", len(c.dirty))
+	if len(c.Dirty) != 0 {
+		t.Fatalf("%d channels still marked", len(c.Dirty))
 	}
 }
 
@@ -132,28 +134,28 @@ func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
 // needs, and its next connection subscribes every channel that is needed.
 func TestChannelTableDisconnected(t *testing.T) {
 	tb, c := singleTable()
-	h := new(hub)
-	tb.join("a", h)
-	tb.join("b", h)
+	h := new(fanout.Hub)
+	tb.Join("a", h, false)
+	tb.Join("b", h, false)
 	wantChanges(t, tb, c, []string{"a", "b"}, nil)
-	tb.connected(c)
-	if !tb.avail.isUp() {
+	tb.Connected(c)
+	if !tb.Avail.IsUp() {
 		t.Fatal("not up after the connection was confirmed")
 	}
-	ready := tb.readyChan("a")
-	tb.leave("b", h)
-	tb.disconnected(c)
+	ready := tb.ReadyChan("a")
+	tb.Leave("b", h)
+	tb.Disconnected(c)
 	if !closed(ready) {
 		t.Fatal("waiters kept while Redis is gone")
 	}
-	if tb.avail.isUp() {
+	if tb.Avail.IsUp() {
 		t.Fatal("up after the connection was lost")
 	}
-	if tb.lookup("b") != nil {
+	if tb.Lookup("b") != nil {
 		t.Fatal("a channel nobody needs survived the disconnection")
 	}
 	wantChanges(t, tb, c, []string{"a"}, nil)
-	if closed(tb.readyChan("a")) {
+	if closed(tb.ReadyChan("a")) {
 		t.Fatal("ready before the new SUBSCRIBE is confirmed")
 	}
 }
@@ -161,10 +163,10 @@ func TestChannelTableDisconnected(t *testing.T) {
 // An error reply (NOPERM) releases the waiters: no confirmation will come.
 func TestChannelTableRefused(t *testing.T) {
 	tb, c := singleTable()
-	tb.join("secret", new(hub))
+	tb.Join("secret", new(fanout.Hub), false)
 	wantChanges(t, tb, c, []string{"secret"}, nil)
-	tb.refused(c)
-	if !closed(tb.readyChan("secret")) {
+	tb.Refused(c)
+	if !closed(tb.ReadyChan("secret")) {
 		t.Fatal("waiters kept after Redis refused the subscription")
 	}
 }
@@ -173,13 +175,13 @@ func TestChannelTableRefused(t *testing.T) {
 // connection, and go back to the router when Redis drops them there.
 func TestChannelTableSharded(t *testing.T) {
 	route := make(chan struct{}, 1)
-	tb := newChannelTable(newAvailability("test"), nil, route)
-	h := new(hub)
-	tb.join("a", h)
-	if got := tb.unroutedNames(); !slices.Equal(got, []string{"a"}) {
+	tb := bus.NewChannelTable(bus.NewAvailability("test"), nil, route)
+	h := new(fanout.Hub)
+	tb.Join("a", h, false)
+	if got := tb.UnroutedNames(); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("unrouted %v, want [a]", got)
 	}
-	if !closed(route) || tb.avail.isUp() {
+	if !closed(route) || tb.Avail.IsUp() {
 		t.Fatal("the router was not woken, or up with a channel unrouted")
 	}
 	nodeClient := func(addr string) *redis.Client {
@@ -187,47 +189,47 @@ func TestChannelTableSharded(t *testing.T) {
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	}
-	conns := map[string]*subConn{}
-	start := func(node string, _ *redis.Client) *subConn {
-		conns[node] = newSubConn(nil, node, nil)
+	conns := map[string]*bus.SubConn{}
+	start := func(node string, _ *redis.Client) *bus.SubConn {
+		conns[node] = bus.NewSubConn(nil, node, nil)
 		return conns[node]
 	}
-	tb.assign(map[string]*redis.Client{"a": nodeClient("127.0.0.1:7000")}, start)
+	tb.Assign(map[string]*redis.Client{"a": nodeClient("127.0.0.1:7000")}, start)
 	x := conns["127.0.0.1:7000"]
-	if x == nil || len(tb.unroutedNames()) != 0 {
-		t.Fatalf("not routed: %v", tb.unroutedNames())
+	if x == nil || len(tb.UnroutedNames()) != 0 {
+		t.Fatalf("not routed: %v", tb.UnroutedNames())
 	}
 	wantChanges(t, tb, x, []string{"a"}, nil)
-	tb.confirmed(x, "a")
-	tb.connected(x)
-	if !tb.avail.isUp() {
+	tb.Confirmed(x, "a")
+	tb.Connected(x)
+	if !tb.Avail.IsUp() {
 		t.Fatal("not up with every channel on a confirmed connection")
 	}
-	tb.dropped(x, "a") // the slot moved
-	if got := tb.unroutedNames(); !slices.Equal(got, []string{"a"}) || !tb.takeReload() {
+	tb.Dropped(x, "a") // the slot moved
+	if got := tb.UnroutedNames(); !slices.Equal(got, []string{"a"}) || !tb.TakeReload() {
 		t.Fatalf("after sunsubscribe: unrouted %v and no reload", got)
 	}
-	if closed(tb.readyChan("a")) {
+	if closed(tb.ReadyChan("a")) {
 		t.Fatal("new clients do not wait for the subscription on the new owner")
 	}
 	wantChanges(t, tb, x, nil, []string{"a"}) // go-redis still lists it
-	tb.assign(map[string]*redis.Client{"a": nodeClient("127.0.0.1:7001")}, start)
+	tb.Assign(map[string]*redis.Client{"a": nodeClient("127.0.0.1:7001")}, start)
 	wantChanges(t, tb, conns["127.0.0.1:7001"], []string{"a"}, nil)
-	if !tb.retireIfIdle(x) {
+	if !tb.RetireIfIdle(x) {
 		t.Fatal("a connection without channels was kept")
 	}
-	tb.leave("a", h)
-	tb.moved(conns["127.0.0.1:7001"], keySlot("a"))
+	tb.Leave("a", h)
+	tb.Moved(conns["127.0.0.1:7001"], bus.KeySlot("a"))
 	wantChanges(t, tb, conns["127.0.0.1:7001"], nil, []string{"a"})
-	if tb.lookup("a") != nil {
+	if tb.Lookup("a") != nil {
 		t.Fatal("channel kept after its last hub left")
 	}
 }
 
 // hubs lists the hubs that need a channel.
-func (t *channelTable) hubs(name string) []*hub {
-	if st := t.lookup(name); st != nil {
-		return st.hubList()
+func tableHubs(t *bus.ChannelTable, name string) []bus.Receiver {
+	if st := t.Lookup(name); st != nil {
+		return st.HubList()
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -117,7 +118,7 @@ func TestCleanPathBehindBasicAuth(t *testing.T) {
 	if chans := rdb.PubSubChannels(context.Background(), "*").Val(); len(chans) != 0 {
 		t.Errorf("channels subscribed after the refusals: %q", chans)
 	}
-	if got := rdb.XLen(context.Background(), historyKeys("room:staff")[1]).Val(); got != 5 {
+	if got := rdb.XLen(context.Background(), bus.HistoryKeys("room:staff")[1]).Val(); got != 5 {
 		t.Errorf("the staff room holds %d messages, want its 5", got)
 	}
 	n.GoroutinesBackTo(t, base)

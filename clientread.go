@@ -4,6 +4,7 @@ import (
 	"io"
 	"unicode/utf8"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
 
@@ -17,11 +18,11 @@ type readRefusal struct {
 func (e *readRefusal) Error() string { return e.reason }
 
 var (
-	errTooBig      = &readRefusal{websocket.CloseMessageTooBig, "message too big"}
-	errInvalidUTF8 = &readRefusal{websocket.CloseInvalidFramePayloadData, "invalid UTF-8"} // RFC 6455 §8.1
+	errTooBig      = &readRefusal{protocol.CloseMessageTooBig, "message too big"}
+	errInvalidUTF8 = &readRefusal{protocol.CloseInvalidPayload, "invalid UTF-8"} // RFC 6455 §8.1
 	// errCloseBody: a close body is empty or holds a code (RFC 6455
 	// §5.5.1); gorilla takes one byte for none (clientFrames).
-	errCloseBody = &readRefusal{websocket.CloseProtocolError, "close frame with a 1-byte body"}
+	errCloseBody = &readRefusal{protocol.CloseProtocolError, "close frame with a 1-byte body"}
 )
 
 // messageReader reads a client's messages, one at a time, inflated when

@@ -1,13 +1,9 @@
 package redisws
 
 import (
-	"bytes"
-	"compress/flate"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // Compression sends messages to the clients that offer permessage-deflate
@@ -127,55 +123,6 @@ func splitUnquoted(s string, sep byte) []string {
 		}
 	}
 	return append(parts, s[start:])
-}
-
-// deflaters are flate writers at BestSpeed, 1.2 MB each to allocate.
-var deflaters = sync.Pool{New: func() any {
-	w, _ := flate.NewWriter(nil, flate.BestSpeed)
-	return w
-}}
-
-// deflateFrame is the compressed form of a server frame made by newFrame:
-// RSV1 set, the payload deflated and its final empty block's 4 bytes
-// (00 00 ff ff) removed (RFC 7692 §7.2.1). It is wire itself when that
-// would be no shorter.
-func deflateFrame(wire []byte) []byte {
-	payload := wire[headerLen(wire):]
-	var buf bytes.Buffer
-	buf.Grow(len(payload)/2 + 16)
-	w := deflaters.Get().(*flate.Writer)
-	w.Reset(&buf)
-	_, _ = w.Write(payload) // a bytes.Buffer does not fail
-	_ = w.Flush()
-	w.Reset(io.Discard) // the pooled writer must not keep buf alive
-	deflaters.Put(w)
-	deflated := bytes.TrimSuffix(buf.Bytes(), []byte{0, 0, 0xff, 0xff})
-	if len(deflated) >= len(payload) {
-		return wire
-	}
-	metrics.compressions.Inc()
-	return appendFrame(make([]byte, 0, 10+len(deflated)), wire[0]|rsv1, deflated)
-}
-
-// compressedWire is the frame as a client with permessage-deflate takes
-// it: compressed by the first writer that needs it, and then shared.
-func (f *frame) compressedWire() []byte {
-	f.deflateOnce.Do(func() { f.deflated = deflateFrame(f.wire) })
-	return f.deflated
-}
-
-// rsv1 marks a compressed message in its first frame (RFC 7692 §6).
-const rsv1 = 0x40
-
-// headerLen is the length of a server frame's header.
-func headerLen(wire []byte) int {
-	switch wire[1] {
-	case 126:
-		return 4
-	case 127:
-		return 10
-	}
-	return 2
 }
 
 // readLimit is the frame bytes gorilla lets a client send in one message.

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -56,11 +57,11 @@ func TestCompressedFrames(t *testing.T) {
 		string(random),               // binary, incompressible: plain
 		strings.Repeat("\xff", 4096), // binary, compressible
 	}
-	frames := make([]*frame, len(payloads))
+	frames := make([]*frame.Frame, len(payloads))
 	for i, p := range payloads {
-		frames[i] = newFrame(p, utf8.ValidString(p))
+		frames[i] = frame.NewFrame(p, utf8.ValidString(p))
 	}
-	before := counterValue(t, metrics.compressions)
+	before := counterValue(t, frame.CompressedMessages)
 	for _, offer := range []bool{true, true, false} {
 		dialer := websocket.Dialer{EnableCompression: offer}
 		client, resp, err := dialer.Dial(url, nil)
@@ -69,12 +70,12 @@ func TestCompressedFrames(t *testing.T) {
 		}
 		defer client.Close()
 		server := <-accepted
-		defer server.end(0, "")
+		defer server.End(0, "")
 		agreed := resp.Header.Get("Sec-WebSocket-Extensions") != ""
 		if agreed != offer || server.out.deflate != offer {
 			t.Fatalf("offered %v: the response says %q, the server took it as %v", offer, resp.Header.Get("Sec-WebSocket-Extensions"), server.out.deflate)
 		}
-		if err := server.send(frames, false); err != nil {
+		if err := server.Send(frames, false); err != nil {
 			t.Fatal(err)
 		}
 		for i, p := range payloads {
@@ -89,12 +90,12 @@ func TestCompressedFrames(t *testing.T) {
 		}
 	}
 	for i, f := range frames {
-		compressed := f.compressedWire()[0]&rsv1 != 0
+		compressed := f.CompressedWire()[0]&frame.Rsv1 != 0
 		if want := i == 1 || i == 2 || i == 4; compressed != want {
 			t.Errorf("message %d: compressed %v, want %v", i, compressed, want)
 		}
 	}
-	if n := counterValue(t, metrics.compressions) - before; n != 3 {
+	if n := counterValue(t, frame.CompressedMessages) - before; n != 3 {
 		t.Errorf("%v compressions for 3 compressible messages sent to 2 clients, want 3", n)
 	}
 }
@@ -111,7 +112,7 @@ func TestReadMessageBoundsInflate(t *testing.T) {
 	}
 	defer client.Close()
 	server := <-accepted
-	defer server.end(0, "")
+	defer server.End(0, "")
 	server.conn.SetReadLimit(readLimit(limit, true))
 	if err := client.WriteMessage(websocket.BinaryMessage, bomb); err != nil {
 		t.Fatal(err)
@@ -136,8 +137,8 @@ func TestReadMessageBoundsInflate(t *testing.T) {
 // put back, it inflates to the payload.
 func TestDeflateFrameInflates(t *testing.T) {
 	payload := chatjson.Message(4096, 0)
-	wire := newFrame(payload, true).compressedWire()
-	if wire[0] != fin|rsv1|websocket.TextMessage {
+	wire := frame.NewFrame(payload, true).CompressedWire()
+	if wire[0] != frame.Fin|frame.Rsv1|websocket.TextMessage {
 		t.Fatalf("first byte %#x", wire[0])
 	}
 	if got := inflateFrame(t, wire); got != payload {
@@ -149,7 +150,7 @@ func TestDeflateFrameInflates(t *testing.T) {
 // inflateFrame is the payload of a compressed server frame.
 func inflateFrame(t *testing.T, wire []byte) string {
 	t.Helper()
-	return inflatePayload(t, wire[headerLen(wire):])
+	return inflatePayload(t, wire[frame.HeaderLen(wire):])
 }
 
 // inflatePayload inflates the payload of a compressed frame.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/gorilla/websocket"
 )
 
@@ -59,7 +60,7 @@ func TestDeflateOffers(t *testing.T) {
 			t.Fatalf("offers %q: %v", tc.offers, err)
 		}
 		payload := string(f.payload)
-		if compressed := f.first&rsv1 != 0; compressed {
+		if compressed := f.first&frame.Rsv1 != 0; compressed {
 			payload = inflatePayload(t, f.payload)
 			if !tc.agreed {
 				t.Errorf("offers %q, declined: a compressed frame", tc.offers)
@@ -113,7 +114,7 @@ func TestUTF8FailFast(t *testing.T) {
 		for _, b := range tc.send {
 			c.write(t, b)
 		}
-		if got := c.closeCode(t); got != websocket.CloseInvalidFramePayloadData {
+		if got := c.CloseCode(t); got != websocket.CloseInvalidFramePayloadData {
 			t.Errorf("%s: close code %d, want 1007", tc.name, got)
 		}
 		_ = c.Close()
@@ -123,7 +124,7 @@ func TestUTF8FailFast(t *testing.T) {
 	c = rawDial(t, n, "/ws")
 	c.write(t, frag(false, websocket.TextMessage, "a"))
 	c.write(t, frag(true, cont, "\xe2\x82"))
-	if got := c.closeCode(t); got != websocket.CloseInvalidFramePayloadData {
+	if got := c.CloseCode(t); got != websocket.CloseInvalidFramePayloadData {
 		t.Errorf("a message that ends inside a character: close code %d, want 1007", got)
 	}
 	zipped, _ := dialDeflate(t, n.WSURL("/ws"), true, nil, agreed)

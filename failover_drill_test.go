@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -225,17 +228,17 @@ func (d *failoverDrill) run(t *testing.T) {
 	}
 
 	for _, c := range live {
-		if code, _ := c.WaitClosed(t, wait); code != closeGap {
-			t.Fatalf("%s: a channel without history whose subscription was lost: close code %d, want %d (gap_policy close)", c.URL, code, closeGap)
+		if code, _ := c.WaitClosed(t, wait); code != fanout.CloseGap {
+			t.Fatalf("%s: a channel without history whose subscription was lost: close code %d, want %d (gap_policy close)", c.URL, code, fanout.CloseGap)
 		}
 	}
 	rdb := d.newMaster(t)
 	lost, dups := 0, 0
-	positions := map[position]string{} // what every envelope client saw at each position
+	positions := map[frame.Position]string{} // what every envelope client saw at each position
 	for _, room := range d.rooms {
 		held := readStream(t, rdb, room)
 		for _, s := range d.subs[room] {
-			got := s.until(t, held.entries[len(held.entries)-1].payload)
+			got := s.until(t, held.entries[len(held.entries)-1].Payload)
 			l, dup := got.check(t, s, held, positions, cut)
 			lost, dups = max(lost, l), dups+dup
 		}
@@ -260,6 +263,12 @@ func (d *failoverDrill) run(t *testing.T) {
 		lost, recovery.Round(time.Millisecond), dups, 2*len(d.nodes)*len(d.rooms))
 }
 
+// ownGroup tells whether a goroutine group of a dump runs the module's code:
+// the root package's or one of its internal packages'.
+func ownGroup(group string) bool {
+	return strings.Contains(group, "caddy-redis-ws/caddy-redis-ws.") || strings.Contains(group, "caddy-redis-ws/caddy-redis-ws/internal/")
+}
+
 // ownGoroutines counts the goroutines of a pprof dump (debug=1) that run
 // this module's code. The others are Caddy's and go-redis's, which starts
 // goroutines of its own for each cluster node it meets (a promoted replica).
@@ -267,7 +276,7 @@ func ownGoroutines(dump string) int {
 	total := 0
 	for _, group := range strings.Split(dump, "\n\n") {
 		var n int
-		if _, err := fmt.Sscanf(group, "%d @", &n); err == nil && strings.Contains(group, "caddy-redis-ws/caddy-redis-ws.") {
+		if _, err := fmt.Sscanf(group, "%d @", &n); err == nil && ownGroup(group) {
 			total += n
 		}
 	}
@@ -309,26 +318,26 @@ func (d *failoverDrill) waitBeyond(t *testing.T, room string, n int, timeout tim
 // checkResumes resumes from the first and the last position a client saw
 // that the new master does not hold: the history lost them, so the answer
 // must be recovered:false.
-func (d *failoverDrill) checkResumes(t *testing.T, room string, held heldStream, seen map[position]string) {
+func (d *failoverDrill) checkResumes(t *testing.T, room string, held heldStream, seen map[frame.Position]string) {
 	t.Helper()
-	var first, last position
+	var first, last frame.Position
 	for p, payload := range seen {
 		if held.has(p, payload) {
 			continue
 		}
-		if first.epoch == "" || p.offset < first.offset {
+		if first.Epoch == "" || p.Offset < first.Offset {
 			first = p
 		}
-		if p.offset > last.offset {
+		if p.Offset > last.Offset {
 			last = p
 		}
 	}
-	if first.epoch == "" {
+	if first.Epoch == "" {
 		return // nothing was lost
 	}
 	url := d.nodes[0].WSURL("/rooms/" + strings.TrimPrefix(room, "room:"))
-	for _, p := range []position{first, last} {
-		c := dialEnvelope(t, sinceURL(url, p.epoch, p.offset))
+	for _, p := range []frame.Position{first, last} {
+		c := dialEnvelope(t, sinceURL(url, p.Epoch, p.Offset))
 		s := expectSubscribed(t, c, room)
 		if s.Recovered == nil || *s.Recovered {
 			t.Fatalf("since %s, a position the new master does not hold (lost to replication): %v; want recovered:false", p, s)
@@ -340,12 +349,12 @@ func (d *failoverDrill) checkResumes(t *testing.T, room string, held heldStream,
 // heldStream is what the new master holds of a channel.
 type heldStream struct {
 	epoch   string
-	entries []entry
+	entries []bus.Entry
 }
 
 func readStream(t *testing.T, rdb redis.Cmdable, ch string) heldStream {
 	t.Helper()
-	keys := historyKeys(ch)
+	keys := bus.HistoryKeys(ch)
 	epoch, err := rdb.HGet(context.Background(), keys[0], "e").Result()
 	if err != nil {
 		t.Fatalf("HGET %s e: %v", keys[0], err)
@@ -358,18 +367,18 @@ func readStream(t *testing.T, rdb redis.Cmdable, ch string) heldStream {
 	for _, x := range xs {
 		off, _ := strconv.ParseInt(strings.TrimSuffix(x.ID, "-0"), 10, 64)
 		payload, _ := x.Values["d"].(string)
-		h.entries = append(h.entries, entry{offset: off, payload: payload})
+		h.entries = append(h.entries, bus.Entry{Offset: off, Payload: payload})
 	}
 	return h
 }
 
-func (h heldStream) has(p position, payload string) bool {
-	if p.epoch != h.epoch {
+func (h heldStream) has(p frame.Position, payload string) bool {
+	if p.Epoch != h.epoch {
 		return false
 	}
 	for _, e := range h.entries {
-		if e.offset == p.offset {
-			return e.payload == payload
+		if e.Offset == p.Offset {
+			return e.Payload == payload
 		}
 	}
 	return false
@@ -438,7 +447,7 @@ type drillSub struct {
 }
 
 type drillMsg struct {
-	pos     position // envelope clients only
+	pos     frame.Position // envelope clients only
 	payload string
 }
 
@@ -470,7 +479,7 @@ func (s *drillSub) record() {
 			if err != nil || e.Type != protocol.TypeMessage {
 				continue // presence or subscribed frames: none expected after the first
 			}
-			dm = drillMsg{pos: position{e.Epoch, e.offset()}, payload: e.data()}
+			dm = drillMsg{pos: frame.Position{Epoch: e.Epoch, Offset: e.offset()}, payload: e.data()}
 		}
 		prefix, n := splitNumbered(dm.payload)
 		s.mu.Lock()
@@ -520,7 +529,7 @@ type received []drillMsg
 // were sent after the replica's link was cut (cut: each sender's count then)
 // and that the new master does not hold: lost to replication; and the
 // duplicates.
-func (got received) check(t *testing.T, s *drillSub, held heldStream, seen map[position]string, cut map[string]int64) (lost, dups int) {
+func (got received) check(t *testing.T, s *drillSub, held heldStream, seen map[frame.Position]string, cut map[string]int64) (lost, dups int) {
 	t.Helper()
 	count := map[string]int{}
 	for _, m := range got {
@@ -528,15 +537,15 @@ func (got received) check(t *testing.T, s *drillSub, held heldStream, seen map[p
 	}
 	want := map[string]int{}
 	for _, e := range held.entries {
-		want[e.payload]++
+		want[e.Payload]++
 	}
 	for _, e := range held.entries {
-		switch n := count[e.payload]; {
-		case n < want[e.payload]:
+		switch n := count[e.Payload]; {
+		case n < want[e.Payload]:
 			t.Fatalf("%s: %q (offset %d of %s in the new master) arrived %d times, want %d: skipped",
-				s.c.URL, e.payload, e.offset, held.epoch, n, want[e.payload])
-		case n > want[e.payload]+1:
-			t.Fatalf("%s: %q arrived %d times", s.c.URL, e.payload, n)
+				s.c.URL, e.Payload, e.Offset, held.epoch, n, want[e.Payload])
+		case n > want[e.Payload]+1:
+			t.Fatalf("%s: %q arrived %d times", s.c.URL, e.Payload, n)
 		}
 	}
 	for p, n := range count {
@@ -557,10 +566,10 @@ func (got received) check(t *testing.T, s *drillSub, held heldStream, seen map[p
 			t.Fatalf("%s: position %s seen with %q and with %q", s.c.URL, m.pos, prev, m.payload)
 		}
 		seen[m.pos] = m.payload
-		if m.pos.offset <= last[m.pos.epoch] {
-			t.Fatalf("%s: offset %d of %s after %d", s.c.URL, m.pos.offset, m.pos.epoch, last[m.pos.epoch])
+		if m.pos.Offset <= last[m.pos.Epoch] {
+			t.Fatalf("%s: offset %d of %s after %d", s.c.URL, m.pos.Offset, m.pos.Epoch, last[m.pos.Epoch])
 		}
-		last[m.pos.epoch] = m.pos.offset
+		last[m.pos.Epoch] = m.pos.Offset
 	}
 	return lost, dups
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -127,7 +128,7 @@ func TestFrameTypes(t *testing.T) {
 	}
 	live, chat := open("/live"), open("/ws")
 	expectSubscribed(t, live.env, "live")
-	if s := expectSubscribed(t, chat.env, "chat"); s.Epoch != noHistory.epoch || s.offset() != 0 {
+	if s := expectSubscribed(t, chat.env, "chat"); s.Epoch != frame.NoHistory.Epoch || s.offset() != 0 {
 		t.Fatalf("subscribed %v, want 0:0: chat has no history yet", s)
 	}
 	eventually(t, wait, func() bool { return numsub(t, rdb, "live") == 3 && numsub(t, rdb, "chat") == 3 }, "nodes and redis-cli subscribed")
@@ -181,10 +182,10 @@ func TestFrameTypes(t *testing.T) {
 		// The README's redis-cli command records a binary message that is
 		// valid UTF-8, published to another channel: the nodes see offset
 		// 13 after 11 and fill 12 from the stream.
-		cmd := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "lua/publish.lua",
+		cmd := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "internal/bus/lua/publish.lua",
 			"redis_ws:{chat}:m", "redis_ws:{chat}:s", ",", "elsewhere", "100", "3600000", "2592000000", "0", "", "0", "b", "1", "filled")
 		if res, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("redis-cli --eval lua/publish.lua: %v, %q", err, res)
+			t.Fatalf("redis-cli --eval internal/bus/lua/publish.lua: %v, %q", err, res)
 		}
 		chat.sender.SendText(t, "after")
 		expect(chat, binaryMsg("filled"), textMsg("after"))
@@ -196,10 +197,10 @@ func TestFrameTypes(t *testing.T) {
 	})
 
 	t.Run("publish.lua refuses types that do not match the payloads", func(t *testing.T) {
-		res, _ := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "lua/publish.lua",
+		res, _ := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "internal/bus/lua/publish.lua",
 			"redis_ws:{chat}:m", "redis_ws:{chat}:s", ",", "chat", "100", "3600000", "2592000000", "0", "", "0", "bt", "1", "one").CombinedOutput()
 		if !strings.Contains(string(res), "types: one character per payload") {
-			t.Fatalf("redis-cli --eval lua/publish.lua with 2 types for 1 payload: %q", res)
+			t.Fatalf("redis-cli --eval internal/bus/lua/publish.lua with 2 types for 1 payload: %q", res)
 		}
 	})
 

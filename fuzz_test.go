@@ -14,6 +14,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/gorilla/websocket"
@@ -98,8 +99,8 @@ func FuzzNewFrame(f *testing.F) {
 }
 
 func checkRawFrame(t *testing.T, payload string, sentBinary bool) {
-	fr := (&message{payload: payload, binary: sentBinary}).frameFor(rawFrames)
-	w := fr.wire
+	fr := (&frame.Message{Payload: payload, Binary: sentBinary}).FrameFor(frame.RawFrames)
+	w := fr.Wire
 	if len(w) < 2 || w[0]&0x80 == 0 || w[1]&0x80 != 0 {
 		t.Fatalf("header % x: want FIN set and no mask", w[:min(len(w), 2)])
 	}
@@ -117,16 +118,16 @@ func checkRawFrame(t *testing.T, payload string, sentBinary bool) {
 	case 127:
 		n, hdr = int(binary.BigEndian.Uint64(w[2:])), 10
 	}
-	if n != len(payload) || string(w[hdr:]) != payload || fr.size != len(payload) {
+	if n != len(payload) || string(w[hdr:]) != payload || fr.Size != len(payload) {
 		t.Fatalf("decoded length %d and %d bytes, want %d", n, len(w)-hdr, len(payload))
 	}
 	// Compressed: shorter and inflating to the payload, or the frame itself.
-	switch z := fr.compressedWire(); {
-	case z[0]&rsv1 == 0:
+	switch z := fr.CompressedWire(); {
+	case z[0]&frame.Rsv1 == 0:
 		if string(z) != string(w) {
 			t.Fatalf("uncompressed form differs from the frame")
 		}
-	case len(z) >= len(w) || z[0] != w[0]|rsv1:
+	case len(z) >= len(w) || z[0] != w[0]|frame.Rsv1:
 		t.Fatalf("compressed frame of %d bytes, first byte %#x, for a %d-byte frame, first byte %#x", len(z), z[0], len(w), w[0])
 	case inflateFrame(t, z) != payload:
 		t.Fatalf("compressed frame does not inflate to the payload")
@@ -153,7 +154,7 @@ func FuzzResumeQuery(f *testing.F) {
 			t.Fatalf("%q: rewind %d", raw, req.rewind)
 		}
 		for ch, p := range req.since {
-			if !slices.Contains(h.Subscribe, ch) || !validEpoch(p.epoch) || p.offset < 0 {
+			if !slices.Contains(h.Subscribe, ch) || !frame.ValidEpoch(p.Epoch) || p.Offset < 0 {
 				t.Fatalf("%q: since %s %v", raw, ch, p)
 			}
 		}
@@ -168,28 +169,28 @@ func FuzzParseMessage(f *testing.F) {
 		f.Add(s, "e1", int64(3))
 	}
 	f.Fuzz(func(t *testing.T, payload, epoch string, offset int64) {
-		m := parseMessage("chat", payload)
+		m := frame.ParseMessage("chat", payload)
 		switch {
-		case m.recorded():
-			if !validEpoch(m.pos.epoch) || !strings.HasSuffix(payload, ":"+m.payload) {
-				t.Fatalf("%q: read as %v %q", payload, m.pos, m.payload)
+		case m.Recorded():
+			if !frame.ValidEpoch(m.Pos.Epoch) || !strings.HasSuffix(payload, ":"+m.Payload) {
+				t.Fatalf("%q: read as %v %q", payload, m.Pos, m.Payload)
 			}
-		case m.payload != payload && !strings.HasPrefix(payload, recordedMark+"::") && !strings.HasPrefix(payload, binaryMark+"::"):
-			t.Fatalf("live %q delivered as %q", payload, m.payload)
-		case m.payload == payload && m.binary:
+		case m.Payload != payload && !strings.HasPrefix(payload, frame.RecordedMark+"::") && !strings.HasPrefix(payload, frame.BinaryMark+"::"):
+			t.Fatalf("live %q delivered as %q", payload, m.Payload)
+		case m.Payload == payload && m.Binary:
 			t.Fatalf("unmarked %q read as marked binary", payload)
 		}
 		for _, sentBinary := range []bool{false, true} {
-			live := parseMessage("chat", string(liveWire([]byte(payload), markBinary([]byte(payload), sentBinary))))
-			if live.recorded() || live.payload != payload || live.text() != (!sentBinary && utf8.ValidString(payload)) {
-				t.Fatalf("live %q sent as binary %v read back as %v %q, text %v", payload, sentBinary, live.pos, live.payload, live.text())
+			live := frame.ParseMessage("chat", string(frame.LiveWire([]byte(payload), frame.MarkBinary([]byte(payload), sentBinary))))
+			if live.Recorded() || live.Payload != payload || live.Text() != (!sentBinary && utf8.ValidString(payload)) {
+				t.Fatalf("live %q sent as binary %v read back as %v %q, text %v", payload, sentBinary, live.Pos, live.Payload, live.Text())
 			}
 		}
-		if validEpoch(epoch) && offset > 0 {
-			for mark, binary := range map[string]bool{recordedMark: false, binaryMark: true} {
-				rec := parseMessage("chat", mark+position{epoch, offset}.String()+":"+payload)
-				if rec.pos != (position{epoch, offset}) || rec.payload != payload || rec.binary != binary {
-					t.Fatalf("recorded %s %q (binary %v) read back as %v %q (binary %v)", position{epoch, offset}, payload, binary, rec.pos, rec.payload, rec.binary)
+		if frame.ValidEpoch(epoch) && offset > 0 {
+			for mark, binary := range map[string]bool{frame.RecordedMark: false, frame.BinaryMark: true} {
+				rec := frame.ParseMessage("chat", mark+frame.Position{Epoch: epoch, Offset: offset}.String()+":"+payload)
+				if rec.Pos != (frame.Position{Epoch: epoch, Offset: offset}) || rec.Payload != payload || rec.Binary != binary {
+					t.Fatalf("recorded %s %q (binary %v) read back as %v %q (binary %v)", frame.Position{Epoch: epoch, Offset: offset}, payload, binary, rec.Pos, rec.Payload, rec.Binary)
 				}
 			}
 		}
@@ -206,17 +207,17 @@ func FuzzStreamFrame(f *testing.F) {
 		f.Add(seed, int64(0), true)
 	}
 	f.Fuzz(func(t *testing.T, payload string, offset int64, sentBinary bool) {
-		m := &message{payload: payload, binary: sentBinary}
+		m := &frame.Message{Payload: payload, Binary: sentBinary}
 		if offset > 0 {
-			m.pos = position{"e1", offset}
+			m.Pos = frame.Position{Epoch: "e1", Offset: offset}
 		}
-		typ, data, id, events := parseEvents(string(streamFrame(m).wire))
+		typ, data, id, events := parseEvents(string(frame.StreamFrame(m).Wire))
 		if events != 1 {
 			t.Fatalf("%q: %d events", payload, events)
 		}
 		wantID := ""
 		if offset > 0 {
-			wantID = m.pos.String()
+			wantID = m.Pos.String()
 		}
 		if id != wantID {
 			t.Fatalf("%q: id %q, want %q", payload, id, wantID)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/gorilla/websocket"
 )
@@ -25,17 +26,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if err := h.admitOrigin(w, r); err != nil {
 		return refuse(w, http.StatusForbidden, err.Error())
 	}
+	// The request's placeholders (its path, its user) name its channels.
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	switch {
 	case websocket.IsWebSocketUpgrade(r):
-		return h.serveWebSocket(w, r)
+		return h.serveWebSocket(w, r, repl)
 	case r.Method == http.MethodGet && accepts(r, "text/event-stream"):
-		return h.serveStream(w, r)
+		return h.serveStream(w, r, repl)
 	case r.Method == http.MethodGet && h.Presence != nil && accepts(r, "application/json"):
-		return h.servePresence(w, r)
+		return h.servePresence(w, r, repl)
 	case r.Method == http.MethodGet:
 		return refuse(w, http.StatusBadRequest, h.getHint())
 	case r.Method == http.MethodPost:
-		return h.servePost(w, r)
+		return h.servePost(w, r, repl)
 	case r.Method == http.MethodOptions:
 		return h.serveOptions(w, r)
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -89,7 +90,7 @@ func TestHostileFrames(t *testing.T) {
 	} {
 		c := rawDial(t, n, "/ws")
 		tc.send(c)
-		if got := c.closeCode(t); got != tc.want {
+		if got := c.CloseCode(t); got != tc.want {
 			t.Errorf("%s: close code %d, want %d", tc.name, got, tc.want)
 		}
 		c.Close()
@@ -220,8 +221,8 @@ func TestReservedChannelNames(t *testing.T) {
 	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
 	alice := dialEnvelope(t, n.WSURL("/rooms/a"))
 	expectSubscribed(t, alice, "room:a")
-	events := url.PathEscape(presenceEvents("room:a"))
-	for _, target := range []string{"/raw/" + events, "/raw/redis_ws:x", "/raw/" + url.PathEscape(historyKeys("room:a")[1])} {
+	events := url.PathEscape(bus.PresenceEvents("room:a"))
+	for _, target := range []string{"/raw/" + events, "/raw/redis_ws:x", "/raw/" + url.PathEscape(bus.HistoryKeys("room:a")[1])} {
 		forged := `{"type":"join","channel":"room:a","user":"mallory"}`
 		for _, kind := range requestKinds {
 			if kind.method == http.MethodOptions {
@@ -237,7 +238,7 @@ func TestReservedChannelNames(t *testing.T) {
 			}
 		}
 	}
-	if chans := rdb.PubSubChannels(context.Background(), "*").Val(); slices.ContainsFunc(chans, func(ch string) bool { return !strings.HasPrefix(ch, "room:a") && ch != presenceEvents("room:a") }) {
+	if chans := rdb.PubSubChannels(context.Background(), "*").Val(); slices.ContainsFunc(chans, func(ch string) bool { return !strings.HasPrefix(ch, "room:a") && ch != bus.PresenceEvents("room:a") }) {
 		t.Errorf("channels subscribed: %q, want only room:a's", chans)
 	}
 	bob := dialWS(t, n.WSURL("/raw/bob"), nil) // a name of the client's own is fine

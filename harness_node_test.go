@@ -194,7 +194,7 @@ func (n *caddyNode) BaseGoroutines(t testing.TB) int {
 	var dump string
 	eventually(t, wait, func() bool {
 		dump = n.goroutineDump(t)
-		return strings.Contains(dump, "(*subConn).receive")
+		return strings.Contains(dump, "bus.(*SubConn).receive")
 	}, "%s: the Redis subscriber does not read:\n%v", n.Name, atFailure(func() any { return dump }))
 	return goroutineTotal(t, dump)
 }

@@ -140,7 +140,7 @@ func (c *rawConn) readFrame() (serverFrame, error) {
 
 // closeCode reads frames until the server's close frame and returns its
 // code, or -1 when the connection ends without one.
-func (c *rawConn) closeCode(t *testing.T) int {
+func (c *rawConn) CloseCode(t *testing.T) int {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(wait))
 	for {

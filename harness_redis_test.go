@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -85,7 +86,7 @@ func newRedis(t testing.TB, port int, extraArgs []string) (*redisServer, error) 
 		"--appendonly", "no",
 		"--dir", dir,
 	}, extraArgs...)
-	if err := r.start(); err != nil {
+	if err := r.Start(); err != nil {
 		r.sink.silence()
 		return nil, err
 	}
@@ -103,7 +104,7 @@ func newRedis(t testing.TB, port int, extraArgs []string) (*redisServer, error) 
 
 // start launches the process and waits for PING (10s); on failure the
 // process is gone again.
-func (r *redisServer) start() error {
+func (r *redisServer) Start() error {
 	p, err := launch(r.sink, r.dir, "redis-server", r.args, os.Environ())
 	if err != nil {
 		return fmt.Errorf("starting redis-server: %w", err)
@@ -171,7 +172,7 @@ func (r *redisServer) Kill(t testing.TB) {
 func (r *redisServer) Restart(t testing.TB) {
 	t.Helper()
 	r.Kill(t)
-	if err := r.start(); err != nil {
+	if err := r.Start(); err != nil {
 		t.Fatalf("redis:%d restart: %v", r.Port, err)
 	}
 }
@@ -307,7 +308,7 @@ func historyEpoch(t testing.TB, rdb *redis.Client, ch string) string {
 	t.Helper()
 	var epoch string
 	eventually(t, wait, func() bool {
-		epoch = rdb.HGet(context.Background(), historyKeys(ch)[0], "e").Val()
+		epoch = rdb.HGet(context.Background(), bus.HistoryKeys(ch)[0], "e").Val()
 		return epoch != ""
 	}, "channel %s has no history", ch)
 	return epoch

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -99,7 +100,7 @@ func startSentinel(t testing.TB, master string, masterPort int) *redisServer {
 		dir:  dir,
 		sink: &logSink{t: t, prefix: fmt.Sprintf("sentinel:%d", port)},
 	}
-	if err := r.start(); err != nil {
+	if err := r.Start(); err != nil {
 		t.Fatalf("starting sentinel: %v", err)
 	}
 	t.Cleanup(func() {
@@ -242,7 +243,7 @@ func (c *clusterSetup) slotTable(t testing.TB) []redis.ClusterSlot {
 
 func (c *clusterSetup) owner(t testing.TB, slots []redis.ClusterSlot, ch string) *redisServer {
 	t.Helper()
-	slot := keySlot(ch)
+	slot := bus.KeySlot(ch)
 	for _, s := range slots {
 		if slot >= s.Start && slot <= s.End {
 			for _, m := range c.Nodes {

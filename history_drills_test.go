@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 )
 
 // drillNodes starts n nodes whose /ws keeps a history of chat big enough for
@@ -112,7 +114,7 @@ func TestHistoryDrillReload(t *testing.T) {
 	wg.Wait()
 	for _, f := range followers {
 		f.check(t)
-		if f.resumed != 1 || f.closes[0] != closeServiceReload {
+		if f.resumed != 1 || f.closes[0] != fanout.CloseServiceReload {
 			t.Fatalf("%s: resumed %d times after closes %v; want once after 1012", f.base, f.resumed, f.closes)
 		}
 	}
@@ -137,8 +139,8 @@ func TestHistoryDrillRedisRestart(t *testing.T) {
 	expectOffsets(t, closing, "chat", old, 1, 5, nil)
 
 	rs.Restart(t)
-	if code, _ := closing.WaitClosed(t, wait); code != closeGap {
-		t.Fatalf("gap_policy close: code %d, want %d", code, closeGap)
+	if code, _ := closing.WaitClosed(t, wait); code != fanout.CloseGap {
+		t.Fatalf("gap_policy close: code %d, want %d", code, fanout.CloseGap)
 	}
 	eventually(t, wait, func() bool { return scrapeMetrics(t, n)["caddy_redis_ws_gaps_unfillable_total"] == 1 }, "the lost history counted as an unfillable gap")
 	sender.SendText(t, "after")

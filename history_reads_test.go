@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -529,7 +531,7 @@ func TestReplayBound(t *testing.T) {
 		}
 		sequenceCount(t, w, 20)
 		short := historyEpoch(t, rdb, "short")
-		if first := rdb.XRange(context.Background(), historyKeys("short")[1], "-", "+").Val(); len(first) == 0 || first[0].ID == "1-0" {
+		if first := rdb.XRange(context.Background(), bus.HistoryKeys("short")[1], "-", "+").Val(); len(first) == 0 || first[0].ID == "1-0" {
 			t.Fatalf("the stream of short holds %v: not trimmed", first)
 		}
 		const requests = 20
@@ -614,11 +616,11 @@ func TestGapFillFromNoHistory(t *testing.T) {
 	}
 	const messages = 40
 	payload := func(i int) string { return fmt.Sprintf("%02d", i) + strings.Repeat("y", 60_000) }
-	args := []any{"big:a", 1000, time.Hour.Milliseconds(), minMetaTTL.Milliseconds(), 0, "", 0, "", 1} // no floor, no types, may create
+	args := []any{"big:a", 1000, time.Hour.Milliseconds(), bus.MinMetaTTL.Milliseconds(), 0, "", 0, "", 1} // no floor, no types, may create
 	for i := 1; i <= messages; i++ {
 		args = append(args, payload(i))
 	}
-	err := publishScript.Run(context.Background(), rdb, historyKeys("big:a"), args...).Err()
+	err := bus.PublishScript.Run(context.Background(), rdb, bus.HistoryKeys("big:a"), args...).Err()
 	before := commandCalls(t, rdb)
 	n.Signal(t, syscall.SIGCONT)
 	if err != nil {
@@ -636,8 +638,8 @@ func TestGapFillFromNoHistory(t *testing.T) {
 		t.Fatalf("gaps filled %v, unfillable %v; want 1 and 0", m["caddy_redis_ws_gaps_filled_total"], m["caddy_redis_ws_gaps_unfillable_total"])
 	}
 	after := commandCalls(t, rdb)
-	if reads := after["evalsha"] + after["eval"] - before["evalsha"] - before["eval"]; reads < messages*60_000/fillPageBytes+1 {
-		t.Fatalf("the fill read %d pages, want one per %d bytes at most", reads, fillPageBytes)
+	if reads := after["evalsha"] + after["eval"] - before["evalsha"] - before["eval"]; reads < messages*60_000/bus.FillPageBytes+1 {
+		t.Fatalf("the fill read %d pages, want one per %d bytes at most", reads, bus.FillPageBytes)
 	}
 }
 
@@ -650,20 +652,20 @@ func TestHistoryReadSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBroker(setup)
-	t.Cleanup(func() { _ = b.Destruct() })
-	for range clientReadSlots {
-		b.clientReads <- struct{}{}
+	b := bus.NewBroker(bus.BrokerOptions{Client: setup.client(), Sharded: setup.sharded, Name: setup.describe()})
+	t.Cleanup(func() { _ = b.Close() })
+	for range bus.ClientReadSlots {
+		b.ClientReads <- struct{}{}
 	}
-	q := historyQuery{mode: readLast}
-	if _, err := b.readForClient(context.Background(), "chat", q); !errors.Is(err, errReadsBusy) {
-		t.Fatalf("a read with every client slot taken: %v, want %v", err, errReadsBusy)
+	q := bus.HistoryQuery{Mode: bus.ReadLast}
+	if _, err := b.ReadForClient(context.Background(), "chat", q); !errors.Is(err, bus.ErrReadsBusy) {
+		t.Fatalf("a read with every client slot taken: %v, want %v", err, bus.ErrReadsBusy)
 	}
-	if r, _, err := b.readOnce("chat", position{}, ""); err != nil || r.latest != noHistory {
+	if r, _, err := b.ReadOnce("chat", frame.Position{}, ""); err != nil || r.Latest != frame.NoHistory {
 		t.Fatalf("a fill's read with every client slot taken: %v, %v", r, err)
 	}
-	<-b.clientReads
-	if r, err := b.readForClient(context.Background(), "chat", q); err != nil || r.latest != noHistory {
+	<-b.ClientReads
+	if r, err := b.ReadForClient(context.Background(), "chat", q); err != nil || r.Latest != frame.NoHistory {
 		t.Fatalf("a read with a slot free: %v, %v", r, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/gorilla/websocket"
 )
 
@@ -137,7 +138,7 @@ func TestHistory(t *testing.T) {
 			t.Fatalf("since 199, still held: %v, want recovered true", s)
 		}
 		rdb := rs.Client(t)
-		eventually(t, wait, func() bool { return rdb.Exists(context.Background(), historyKeys("short")[1]).Val() == 0 }, "the stream of short did not expire after its ttl of 1s")
+		eventually(t, wait, func() bool { return rdb.Exists(context.Background(), bus.HistoryKeys("short")[1]).Val() == 0 }, "the stream of short did not expire after its ttl of 1s")
 		if s := resume(199); s.Recovered == nil || *s.Recovered || s.offset() != 200 || s.Epoch != e {
 			t.Fatalf("since 199 after the entries expired: %v, want recovered false at 200 of the same epoch", s)
 		}
@@ -277,10 +278,10 @@ func TestHistoryRedisCLI(t *testing.T) {
 		t.Fatalf("redis-cli subscribe shows %q, want %q", got, want)
 	}
 
-	cmd := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "lua/publish.lua",
+	cmd := exec.Command("redis-cli", "-p", strconv.Itoa(rs.Port), "--eval", "internal/bus/lua/publish.lua",
 		"redis_ws:{chat}:m", "redis_ws:{chat}:s", ",", "chat", "100", "3600000", "2592000000", "0", "", "0", "", "1", "from redis-cli")
 	if res, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(res), epoch) {
-		t.Fatalf("redis-cli --eval lua/publish.lua: %v, %q", err, res)
+		t.Fatalf("redis-cli --eval internal/bus/lua/publish.lua: %v, %q", err, res)
 	}
 	expectOffsets(t, c, "chat", epoch, 1, 2, func(o int64) string { return map[int64]string{1: "hello", 2: "from redis-cli"}[o] })
 }

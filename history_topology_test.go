@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -84,7 +85,7 @@ func (rc *recordedClients) check(t *testing.T, stream []string, total int) int {
 // streamOf reads the payloads of chat's stream.
 func streamOf(t *testing.T, rdb redis.Cmdable) []string {
 	t.Helper()
-	entries, err := rdb.XRange(context.Background(), historyKeys("chat")[1], "-", "+").Result()
+	entries, err := rdb.XRange(context.Background(), bus.HistoryKeys("chat")[1], "-", "+").Result()
 	if err != nil {
 		t.Fatalf("XRANGE: %v", err)
 	}
@@ -155,7 +156,7 @@ func TestHistoryCluster(t *testing.T) {
 			to = m
 		}
 	}
-	cl.MigrateSlot(t, keySlot("chat"), owner, to)
+	cl.MigrateSlot(t, bus.KeySlot("chat"), owner, to)
 	eventually(t, wait, func() bool { return cl.Owner(t, "chat") == to }, "the slot did not move")
 	p.finish(t)
 
@@ -168,5 +169,5 @@ func TestHistoryCluster(t *testing.T) {
 		t.Logf("%s: gaps filled %v, unfillable %v", n.Name, m["caddy_redis_ws_gaps_filled_total"], m["caddy_redis_ws_gaps_unfillable_total"])
 	}
 	t.Logf("cluster: master killed, then slot %d migrated under %d recorded msg/s: %d of %d in the stream, every one delivered once and in order to all %d clients; %d beyond it",
-		keySlot("chat"), rate, len(stream), total, len(rc.raw)+len(rc.env), beyond)
+		bus.KeySlot("chat"), rate, len(stream), total, len(rc.raw)+len(rc.env), beyond)
 }

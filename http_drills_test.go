@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 )
 
 func TestEventStreamReload(t *testing.T) {
@@ -42,8 +44,8 @@ func TestEventStreamReload(t *testing.T) {
 	// The route changes: its streams end, and come back with Last-Event-ID.
 	ns[0].Reload(t, drillCaddyfile("reload_close_delay 0\n\t\tmax_connections 1000"))
 	// What stayed open across the first reload belongs to the route too.
-	if code, _ := socket.WaitClosed(t, wait); code != closeServiceReload {
-		t.Fatalf("the WebSocket kept across the first reload closed with %d, want %d", code, closeServiceReload)
+	if code, _ := socket.WaitClosed(t, wait); code != fanout.CloseServiceReload {
+		t.Fatalf("the WebSocket kept across the first reload closed with %d, want %d", code, fanout.CloseServiceReload)
 	}
 	p.finish(t)
 	for _, es := range sources {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -227,7 +228,7 @@ func TestHTTPPublishIdempotent(t *testing.T) {
 	}
 	stream.ExpectNothing(t, 300*time.Millisecond)
 	rdb := rs.Client(t)
-	if n := rdb.XLen(context.Background(), historyKeys("chat")[1]).Val(); n != 2 {
+	if n := rdb.XLen(context.Background(), bus.HistoryKeys("chat")[1]).Val(); n != 2 {
 		t.Fatalf("the stream holds %d entries, want 2", n)
 	}
 	kept := rdb.Keys(context.Background(), "redis_ws:{chat}:i:*").Val()
@@ -367,7 +368,7 @@ func TestHTTPPublishRedisDownCountedOnce(t *testing.T) {
 	}
 	// Its frame, still queued, must be older than the outbox keeps frames
 	// when Redis is back.
-	time.Sleep(time.Until(posted.Add(outboxMaxAge + time.Second)))
+	time.Sleep(time.Until(posted.Add(bus.OutboxMaxAge + time.Second)))
 	rs.Restart(t)
 	eventually(t, wait, func() bool { return postMessage(t, n.URL("/ws"), "after", nil).Status == http.StatusOK }, "POST did not succeed after Redis came back")
 	if m := c.Next(t, wait); string(m.Data) != "after" {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 )
 
 // keysNode is one node whose routes record POSTs: anonymous and behind
@@ -69,7 +71,7 @@ func TestIdempotencyKeysScoped(t *testing.T) {
 	if reused.Status != http.StatusUnprocessableEntity || !strings.Contains(reused.Body, "Idempotency-Key") {
 		t.Fatalf("a key reused for another body: %d %q, want 422 saying why", reused.Status, reused.Body)
 	}
-	entries, err := rs.Client(t).XRange(context.Background(), historyKeys("room:orders")[1], "-", "+").Result()
+	entries, err := rs.Client(t).XRange(context.Background(), bus.HistoryKeys("room:orders")[1], "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestBracedChannelKeys(t *testing.T) {
 	}
 	rdb := rs.Client(t)
 	for _, ch := range []string{"room:{u}", "room:{u}:i"} {
-		keys := historyKeys(ch)
+		keys := bus.HistoryKeys(ch)
 		if typ := rdb.Type(context.Background(), keys[0]).Val(); typ != "hash" {
 			t.Errorf("%s: meta key %q is a %s", ch, keys[0], typ)
 		}

@@ -3,13 +3,15 @@ package redisws
 import (
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 )
 
 // channelKeyNames are every key and internal channel name of ch, with an
 // idempotency key.
 func channelKeyNames(ch string) []string {
-	names := append(historyKeys(ch), presenceKeys(ch)...)
-	return append(names, presenceEvents(ch), idempotencyKey(ch, "room:{http.request.uri.path.1}", "alice", "m"))
+	names := append(bus.HistoryKeys(ch), bus.PresenceKeys(ch)...)
+	return append(names, bus.PresenceEvents(ch), bus.IdempotencyKey(ch, "room:{http.request.uri.path.1}", "alice", "m"))
 }
 
 // FuzzChannelKeys: the keys of two different channels never meet, whatever
@@ -38,8 +40,8 @@ func FuzzChannelKeys(f *testing.F) {
 					t.Fatalf("key %q is both %q's and %q's", k, other, ch)
 				}
 				seen[k] = ch
-				if keySlot(k) != keySlot(ch) {
-					t.Fatalf("channel %q (slot %d): key %q is in slot %d", ch, keySlot(ch), k, keySlot(k))
+				if bus.KeySlot(k) != bus.KeySlot(ch) {
+					t.Fatalf("channel %q (slot %d): key %q is in slot %d", ch, bus.KeySlot(ch), k, bus.KeySlot(k))
 				}
 			}
 		}
@@ -49,13 +51,13 @@ func FuzzChannelKeys(f *testing.F) {
 // An Idempotency-Key names a key of its own for every route, user and key:
 // the same key from someone else is another key.
 func TestIdempotencyKeyScope(t *testing.T) {
-	base := idempotencyKey("chat", "chat\n", "alice", "order-1")
+	base := bus.IdempotencyKey("chat", "chat\n", "alice", "order-1")
 	for _, other := range []string{
-		idempotencyKey("chat", "chat\n", "", "order-1"),
-		idempotencyKey("chat", "chat\n", "bob", "order-1"),
-		idempotencyKey("chat", "news\n", "alice", "order-1"),
-		idempotencyKey("chat", "chat\n", "alice", "order-2"),
-		idempotencyKey("chat", "chat\nalice", "", "order-1"), // the parts cannot slide into each other
+		bus.IdempotencyKey("chat", "chat\n", "", "order-1"),
+		bus.IdempotencyKey("chat", "chat\n", "bob", "order-1"),
+		bus.IdempotencyKey("chat", "news\n", "alice", "order-1"),
+		bus.IdempotencyKey("chat", "chat\n", "alice", "order-2"),
+		bus.IdempotencyKey("chat", "chat\nalice", "", "order-1"), // the parts cannot slide into each other
 	} {
 		if other == base {
 			t.Errorf("%q is the key of alice's order-1 on chat too", other)

@@ -14,6 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -140,8 +143,10 @@ type Handler struct {
 	// templates, the same on every node with this configuration.
 	routeScope string
 	configKey  string // the configuration's JSON with its defaults
-	broker     *broker
-	hub        *hub
+	broker     *bus.Broker
+	hub        *fanout.Hub
+	history    *bus.HistoryOptions  // History applied; nil: none
+	presence   *bus.PresenceOptions // Presence applied; nil: none
 	upgrader   websocket.Upgrader
 	logger     *zap.Logger
 	metrics    *handlerMetrics
@@ -162,11 +167,21 @@ var writeBuffers sync.Pool
 // identical one (then its connections stay open), and holds the hubs whose
 // connections stayed so: they belong to the configuration, and end when it
 // changes or Caddy exits.
+// brokers holds one broker per Redis configuration per process, shared by every
+// handler instance (and so across config reloads) that names the same Redis.
+var brokers = caddy.NewUsagePool()
+
+// pooledBroker is a broker as the pool holds it: the pool calls Destruct
+// when the last handler using its Redis configuration is gone.
+type pooledBroker struct{ *bus.Broker }
+
+func (p pooledBroker) Destruct() error { return p.Close() }
+
 var liveHandlers = struct {
 	sync.Mutex
 	count map[string]int
-	kept  map[string][]*hub
-}{count: make(map[string]int), kept: make(map[string][]*hub)}
+	kept  map[string][]*fanout.Hub
+}{count: make(map[string]int), kept: make(map[string][]*fanout.Hub)}
 
 // Provision sets defaults and joins the shared Redis broker. It does not wait
 // for Redis: Caddy starts and serves while Redis is down.
@@ -192,7 +207,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.metrics = newHandlerMetrics(h.Subscribe)
 	h.publish = h.publishChannel()
 	if h.History != nil {
-		h.History.provision()
+		h.history = h.History.options()
+	}
+	if p := h.Presence; p != nil {
+		h.presence = &bus.PresenceOptions{Timeout: time.Duration(p.Timeout), LeaveDelay: time.Duration(*p.LeaveDelay)}
 	}
 	h.routeScope = strings.Join(append(slices.Clone(h.Subscribe), h.Publish), "\n")
 	h.upgrader = websocket.Upgrader{
@@ -208,7 +226,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// message serves every client; gorilla offers no other form.
 		EnableCompression: h.Compress != nil,
 		// The envelope comes first: a client that offers it gets it.
-		Subprotocols: append([]string{envelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool { return p == envelopeProtocol })...),
+		Subprotocols: append([]string{frame.EnvelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool { return p == frame.EnvelopeProtocol })...),
 	}
 
 	rc := h.Redis
@@ -221,22 +239,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	poolKey := setup.key()
 	val, _, err := brokers.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		return newBroker(setup), nil
+		return pooledBroker{bus.NewBroker(bus.BrokerOptions{Client: setup.client(), Sharded: setup.sharded, Name: setup.describe()})}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("starting redis broker: %w", err)
 	}
-	h.broker = val.(*broker)
-	h.hub = newHub(h.broker.table, func() { _, _ = brokers.Delete(poolKey) }, hubOptions{
-		maxClients: h.MaxConnections,
-		closeOnGap: h.GapPolicy == gapClose,
-		history:    h.History,
-		presence:   h.Presence,
-		tracker:    h.broker.presence,
+	h.broker = val.(pooledBroker).Broker
+	h.hub = fanout.NewHub(h.broker.Table, func() { _, _ = brokers.Delete(poolKey) }, fanout.HubOptions{
+		MaxClients: h.MaxConnections,
+		CloseOnGap: h.GapPolicy == gapClose,
+		History:    h.history,
+		Presence:   h.presence,
+		Tracker:    h.broker.Presence,
 	})
 	for _, ch := range h.Subscribe {
 		if !hasPlaceholder(ch) {
-			h.hub.subscribeStatic(ch)
+			h.hub.SubscribeStatic(ch)
 		}
 	}
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
@@ -254,10 +272,10 @@ func (h *Handler) serverShutdown() {
 		return
 	}
 	liveHandlers.Lock()
-	hubs := append([]*hub{h.hub}, liveHandlers.kept[h.configKey]...)
+	hubs := append([]*fanout.Hub{h.hub}, liveHandlers.kept[h.configKey]...)
 	liveHandlers.Unlock()
 	for _, hb := range hubs {
-		hb.retire(closeGoingAway, "server exiting", 0)
+		hb.Retire(fanout.CloseGoingAway, "server exiting", 0)
 	}
 }
 
@@ -299,9 +317,9 @@ func (h *Handler) Cleanup() error {
 	liveHandlers.Lock()
 	liveHandlers.count[h.configKey]--
 	stillLive := liveHandlers.count[h.configKey] > 0 && !exiting
-	hubs := []*hub{h.hub}
+	hubs := []*fanout.Hub{h.hub}
 	if stillLive {
-		kept := slices.DeleteFunc(liveHandlers.kept[h.configKey], (*hub).finished)
+		kept := slices.DeleteFunc(liveHandlers.kept[h.configKey], (*fanout.Hub).Finished)
 		liveHandlers.kept[h.configKey] = append(kept, h.hub)
 	} else {
 		hubs = append(hubs, liveHandlers.kept[h.configKey]...)
@@ -314,16 +332,16 @@ func (h *Handler) Cleanup() error {
 	for _, hb := range hubs {
 		switch {
 		case exiting:
-			hb.retire(closeGoingAway, "server exiting", 0)
+			hb.Retire(fanout.CloseGoingAway, "server exiting", 0)
 		case stillLive:
-			hb.retire(0, "", -1)
+			hb.Retire(0, "", -1)
 		default:
-			hb.retire(closeServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
+			hb.Retire(fanout.CloseServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
 		}
 	}
 	if exiting {
 		for _, hb := range hubs {
-			hb.waitEmpty(exitWait)
+			hb.WaitEmpty(exitWait)
 		}
 	}
 	return nil

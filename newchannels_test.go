@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/gorilla/websocket"
 )
 
@@ -37,8 +38,8 @@ func TestNewChannelsBound(t *testing.T) {
 
 	// A room recorded by someone else (redis-cli, another node): this node
 	// has never seen it.
-	if err := publishScript.Run(context.Background(), rdb, historyKeys("room:elsewhere"),
-		"room:elsewhere", 100, 3600000, minMetaTTL.Milliseconds(), "0", "", 0, "", 1, "first").Err(); err != nil {
+	if err := bus.PublishScript.Run(context.Background(), rdb, bus.HistoryKeys("room:elsewhere"),
+		"room:elsewhere", 100, 3600000, bus.MinMetaTTL.Milliseconds(), "0", "", 0, "", 1, "first").Err(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -62,7 +63,7 @@ func TestNewChannelsBound(t *testing.T) {
 		}
 	}
 	for _, room := range refused {
-		if n := rdb.Exists(context.Background(), historyKeys("room:"+room)...).Val(); n != 0 {
+		if n := rdb.Exists(context.Background(), bus.HistoryKeys("room:"+room)...).Val(); n != 0 {
 			t.Fatalf("refused room %s left %d keys", room, n)
 		}
 	}
@@ -77,7 +78,7 @@ func TestNewChannelsBound(t *testing.T) {
 	if c.Received() != 0 {
 		t.Fatal("the refused frame was delivered")
 	}
-	if n := rdb.Exists(context.Background(), historyKeys("room:ws")...).Val(); n != 0 {
+	if n := rdb.Exists(context.Background(), bus.HistoryKeys("room:ws")...).Val(); n != 0 {
 		t.Fatalf("the refused frame left %d keys", n)
 	}
 	if got := scrapeMetrics(t, n)[`caddy_redis_ws_publish_dropped_total{reason="new_channels"}`] - before; got != float64(len(refused)+1) {

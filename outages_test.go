@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 )
 
 // Redis down at start: the node serves; it connects by itself once Redis is
@@ -101,8 +104,8 @@ func TestOutboxLimits(t *testing.T) {
 	n := startNode(t, "node", exampleCaddyfile(t), map[string]string{"REDIS_PORT": strconv.Itoa(port)})
 	c := dialWS(t, n.WSURL("/ws"), nil)
 	c.SendText(t, "too old")
-	time.Sleep(outboxMaxAge + 500*time.Millisecond) // let it age past the limit
-	for i := range outboxMaxMessages + 3 {          // each extra frame waits roomWait, then is dropped
+	time.Sleep(bus.OutboxMaxAge + 500*time.Millisecond) // let it age past the limit
+	for i := range bus.OutboxMaxMessages + 3 {          // each extra frame waits roomWait, then is dropped
 		c.SendText(t, strconv.Itoa(i))
 	}
 	eventually(t, wait, func() bool {
@@ -113,7 +116,7 @@ func TestOutboxLimits(t *testing.T) {
 	}
 
 	startRedisOnPort(t, port)
-	for i, m := range c.Collect(t, outboxMaxMessages, wait) {
+	for i, m := range c.Collect(t, bus.OutboxMaxMessages, wait) {
 		if string(m.Data) != strconv.Itoa(i) {
 			t.Fatalf("message %d is %v", i, m)
 		}
@@ -139,7 +142,7 @@ func TestSilentRedis(t *testing.T) {
 			rs.Signal(t, syscall.SIGCONT)
 		}
 	}()
-	eventually(t, 3*healthInterval+wait, func() bool {
+	eventually(t, 3*bus.HealthInterval+wait, func() bool {
 		return countLines(n.Logs(), `"warn"`, "redis subscription lost", "no reply from redis") == 1
 	}, "a silent Redis went unnoticed")
 	rs.Signal(t, syscall.SIGCONT)
@@ -199,10 +202,10 @@ func TestSubscriberLost(t *testing.T) {
 		}},
 		{"CLIENT PAUSE ALL", func(t *testing.T, rs *redisServer, n *caddyNode) {
 			// Nothing is answered for longer than the health check allows.
-			if err := rs.Client(t).Do(context.Background(), "CLIENT", "PAUSE", strconv.Itoa(int(3*healthInterval/time.Millisecond)), "ALL").Err(); err != nil {
+			if err := rs.Client(t).Do(context.Background(), "CLIENT", "PAUSE", strconv.Itoa(int(3*bus.HealthInterval/time.Millisecond)), "ALL").Err(); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 3*healthInterval+wait, func() bool {
+			eventually(t, 3*bus.HealthInterval+wait, func() bool {
 				return countLines(n.Logs(), "redis subscription lost", "no reply from redis") == 1
 			}, "a paused Redis went unnoticed")
 		}},
@@ -215,8 +218,8 @@ func TestSubscriberLost(t *testing.T) {
 			id := subscriberID(t, rdb)
 
 			tc.breakIt(t, rs, n)
-			if code, _ := closing.WaitClosed(t, 3*healthInterval+wait); code != closeGap {
-				t.Fatalf("gap_policy close: close code %d, want %d", code, closeGap)
+			if code, _ := closing.WaitClosed(t, 3*bus.HealthInterval+wait); code != fanout.CloseGap {
+				t.Fatalf("gap_policy close: close code %d, want %d", code, fanout.CloseGap)
 			}
 			eventually(t, wait, func() bool {
 				ids := subscriberIDs(t, rdb)

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 )
@@ -17,15 +20,15 @@ import (
 // startTestOutbox starts an outbox publishing to rs as user (""; default),
 // stopped at cleanup. It publishes once up is called: the table's one
 // connection is then up.
-func startTestOutbox(t *testing.T, rs *redisServer, user string) (o *outbox, up func()) {
+func startTestOutbox(t *testing.T, rs *redisServer, user string) (o *bus.Outbox, up func()) {
 	t.Helper()
 	o, tb, c := startOutboxOn(t, rs, user)
-	return o, func() { tb.connected(c) }
+	return o, func() { tb.Connected(c) }
 }
 
 // startOutboxOn is startTestOutbox with the channel table it asks which
 // channels this node hears, and the table's one connection, not up yet.
-func startOutboxOn(t *testing.T, rs *redisServer, user string) (*outbox, *channelTable, *subConn) {
+func startOutboxOn(t *testing.T, rs *redisServer, user string) (*bus.Outbox, *bus.ChannelTable, *bus.SubConn) {
 	t.Helper()
 	rc := &RedisConfig{URL: rs.URL()}
 	if user != "" {
@@ -38,10 +41,11 @@ func startOutboxOn(t *testing.T, rs *redisServer, user string) (*outbox, *channe
 	client := setup.client()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb, c := singleTable()
-	o := startOutbox(ctx, client, false, tb)
+	var running sync.WaitGroup
+	o := bus.StartOutbox(ctx, &running, client, false, tb)
 	t.Cleanup(func() {
 		cancel()
-		o.wait()
+		running.Wait()
 		_ = client.Close()
 	})
 	return o, tb, c
@@ -88,7 +92,7 @@ func TestOutboxHoldsUntilUp(t *testing.T) {
 	o, up := startTestOutbox(t, rs, "")
 	const n = 1500 // three pipelines
 	for i := range n {
-		if !o.add("chat", []byte(strconv.Itoa(i)), false, nil, nil, nil) {
+		if !o.Add("chat", []byte(strconv.Itoa(i)), false, nil, nil, nil) {
 			t.Fatalf("frame %d dropped", i)
 		}
 	}
@@ -112,20 +116,20 @@ func TestOutboxFull(t *testing.T) {
 	rs := startRedis(t)
 	msgs := subscribed(t, rs.Client(t), "chat")
 	o, up := startTestOutbox(t, rs, "")
-	drops := metrics.publishDrops.WithLabelValues("outbox_full")
+	drops := bus.Metrics.PublishDrops.WithLabelValues("outbox_full")
 	before := counterValue(t, drops)
 	accepted := 0
-	for accepted <= outboxMaxMessages+publishBatch && o.add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) {
+	for accepted <= bus.OutboxMaxMessages+bus.PublishBatch && o.Add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) {
 		accepted++
 	}
-	if accepted < outboxMaxMessages || accepted > outboxMaxMessages+publishBatch {
-		t.Fatalf("%d frames accepted; want the outbox's %d, plus the batch being sent", accepted, outboxMaxMessages)
+	if accepted < bus.OutboxMaxMessages || accepted > bus.OutboxMaxMessages+bus.PublishBatch {
+		t.Fatalf("%d frames accepted; want the outbox's %d, plus the batch being sent", accepted, bus.OutboxMaxMessages)
 	}
 	if got := counterValue(t, drops) - before; got != 1 {
 		t.Fatalf("publish_dropped_total{reason=outbox_full} moved by %v, want 1", got)
 	}
 	added := make(chan bool)
-	go func() { added <- o.add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) }()
+	go func() { added <- o.Add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) }()
 	up()
 	if !<-added {
 		t.Fatal("a frame waiting for room was dropped although room was made")
@@ -139,11 +143,11 @@ func TestOutboxFull(t *testing.T) {
 
 // Frames older than outboxMaxAge are dropped, and counted.
 func TestOutboxExpire(t *testing.T) {
-	drops := metrics.publishDrops.WithLabelValues("expired")
+	drops := bus.Metrics.PublishDrops.WithLabelValues("expired")
 	before := counterValue(t, drops)
-	old := time.Now().Add(-outboxMaxAge - time.Second)
-	batch := []outMsg{{channel: "a", at: old}, {channel: "b", at: old}, {channel: "c", at: time.Now()}}
-	if rest := expire(batch); len(rest) != 1 || rest[0].channel != "c" {
+	old := time.Now().Add(-bus.OutboxMaxAge - time.Second)
+	batch := []bus.OutMsg{{Channel: "a", At: old}, {Channel: "b", At: old}, {Channel: "c", At: time.Now()}}
+	if rest := bus.Expire(batch); len(rest) != 1 || rest[0].Channel != "c" {
 		t.Fatalf("kept %+v, want only the fresh frame", rest)
 	}
 	if got := counterValue(t, drops) - before; got != 2 {
@@ -154,19 +158,19 @@ func TestOutboxExpire(t *testing.T) {
 	// counted again; one the outbox claimed tells its waiter, which must
 	// never wait forever.
 	before = counterValue(t, drops)
-	abandoned, claimed := newPublishAck(""), newPublishAck("")
-	abandoned.abandon()
-	batch = []outMsg{{channel: "a", at: old, ack: abandoned}, {channel: "b", at: old, ack: claimed}, {channel: "c", at: time.Now()}}
-	if rest := expire(claim(batch)); len(rest) != 1 || rest[0].channel != "c" {
+	abandoned, claimed := bus.NewPublishAck(""), bus.NewPublishAck("")
+	abandoned.Abandon()
+	batch = []bus.OutMsg{{Channel: "a", At: old, Ack: abandoned}, {Channel: "b", At: old, Ack: claimed}, {Channel: "c", At: time.Now()}}
+	if rest := bus.Expire(bus.Claim(batch)); len(rest) != 1 || rest[0].Channel != "c" {
 		t.Fatalf("kept %+v, want only the fresh frame", rest)
 	}
 	if got := counterValue(t, drops) - before; got != 1 {
 		t.Fatalf("publish_dropped_total{reason=expired} moved by %v, want 1: the claimed frame alone", got)
 	}
 	select {
-	case <-claimed.done:
-		if !errors.Is(claimed.err, errExpired) {
-			t.Fatalf("the waiter was told %v, want errExpired", claimed.err)
+	case <-claimed.Done:
+		if !errors.Is(claimed.Err, bus.ErrExpired) {
+			t.Fatalf("the waiter was told %v, want errExpired", claimed.Err)
 		}
 	case <-time.After(wait):
 		t.Fatal("the waiter of an expired frame is never told")
@@ -184,11 +188,11 @@ func TestOutboxRefused(t *testing.T) {
 	msgs := subscribed(t, rdb, "ok")
 	o, up := startTestOutbox(t, rs, "limited")
 	up()
-	refused := metrics.publishDrops.WithLabelValues("refused")
+	refused := bus.Metrics.PublishDrops.WithLabelValues("refused")
 	before := counterValue(t, refused)
-	o.add("ok", []byte("1"), false, nil, nil, nil)
-	o.add("forbidden", []byte("x"), false, nil, nil, nil)
-	o.add("ok", []byte("2"), false, nil, nil, nil)
+	o.Add("ok", []byte("1"), false, nil, nil, nil)
+	o.Add("forbidden", []byte("x"), false, nil, nil, nil)
+	o.Add("ok", []byte("2"), false, nil, nil, nil)
 	if a, b := nextPayload(t, msgs), nextPayload(t, msgs); a != "1" || b != "2" {
 		t.Fatalf("got %q, %q; want 1, 2", a, b)
 	}
@@ -203,45 +207,45 @@ func TestOutboxAcknowledges(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	o, up := startTestOutbox(t, rs, "")
-	hist := &History{Size: 10}
-	given := newPublishAck("")
-	o.add("chat", []byte("given up"), false, hist, given, nil)
-	if !given.abandon() {
+	hist := (&History{Size: 10}).options()
+	given := bus.NewPublishAck("")
+	o.Add("chat", []byte("given up"), false, hist, given, nil)
+	if !given.Abandon() {
 		t.Fatal("an ack the outbox did not take yet cannot be abandoned")
 	}
-	acks := []*publishAck{newPublishAck(""), newPublishAck(""), newPublishAck("")}
+	acks := []*bus.PublishAck{bus.NewPublishAck(""), bus.NewPublishAck(""), bus.NewPublishAck("")}
 	for i, a := range acks {
-		o.add("chat", []byte(strconv.Itoa(i)), false, hist, a, nil)
+		o.Add("chat", []byte(strconv.Itoa(i)), false, hist, a, nil)
 	}
-	keyed := []*publishAck{newPublishAck("k"), newPublishAck("k")}
+	keyed := []*bus.PublishAck{bus.NewPublishAck("k"), bus.NewPublishAck("k")}
 	for _, a := range keyed {
-		o.add("chat", []byte("keyed"), false, hist, a, nil)
+		o.Add("chat", []byte("keyed"), false, hist, a, nil)
 	}
-	live := newPublishAck("")
-	o.add("plain", []byte("live"), false, nil, live, nil)
+	live := bus.NewPublishAck("")
+	o.Add("plain", []byte("live"), false, nil, live, nil)
 	up() // nothing is sent before: all of it goes in one batch
-	outcome := func(a *publishAck) *publishAck {
+	outcome := func(a *bus.PublishAck) *bus.PublishAck {
 		select {
-		case <-a.done:
+		case <-a.Done:
 		case <-time.After(wait):
 			t.Fatal("no outcome")
 		}
-		if a.err != nil {
-			t.Fatalf("outcome: %v", a.err)
+		if a.Err != nil {
+			t.Fatalf("outcome: %v", a.Err)
 		}
 		return a
 	}
-	epoch := outcome(acks[0]).pos.epoch
+	epoch := outcome(acks[0]).Pos.Epoch
 	for i, a := range append(acks, keyed...) {
-		want := position{epoch, int64(min(i+1, 4))}
-		if got := outcome(a); got.pos != want || got.duplicate != (i == 4) {
-			t.Fatalf("frame %d went to %v (duplicate %v), want %v (duplicate %v)", i, got.pos, got.duplicate, want, i == 4)
+		want := frame.Position{Epoch: epoch, Offset: int64(min(i+1, 4))}
+		if got := outcome(a); got.Pos != want || got.Duplicate != (i == 4) {
+			t.Fatalf("frame %d went to %v (duplicate %v), want %v (duplicate %v)", i, got.Pos, got.Duplicate, want, i == 4)
 		}
 	}
-	if got := outcome(live); got.pos != (position{}) {
-		t.Fatalf("a live frame has a position: %v", got.pos)
+	if got := outcome(live); got.Pos != (frame.Position{}) {
+		t.Fatalf("a live frame has a position: %v", got.Pos)
 	}
-	if n := rdb.XLen(context.Background(), historyKeys("chat")[1]).Val(); n != 4 {
+	if n := rdb.XLen(context.Background(), bus.HistoryKeys("chat")[1]).Val(); n != 4 {
 		t.Fatalf("the history holds %d entries, want 4: the abandoned frame and the repeated key are not recorded", n)
 	}
 }
@@ -257,24 +261,25 @@ func TestOutboxShutdownTellsWaiters(t *testing.T) {
 	client := setup.client()
 	defer client.Close()
 	tb, c := singleTable()
-	tb.connected(c)
+	tb.Connected(c)
 	ctx, cancel := context.WithCancel(context.Background())
-	o := startOutbox(ctx, client, false, tb)
-	ack := newPublishAck("")
-	o.add("chat", []byte("x"), false, nil, ack, nil)
-	eventually(t, wait, func() bool { return ack.state.Load() == ackSending }, "the outbox never took the frame")
+	var running sync.WaitGroup
+	o := bus.StartOutbox(ctx, &running, client, false, tb)
+	ack := bus.NewPublishAck("")
+	o.Add("chat", []byte("x"), false, nil, ack, nil)
+	eventually(t, wait, func() bool { return ack.State.Load() == bus.AckSending }, "the outbox never took the frame")
 	// The attempt fails (no connection): the outbox keeps the frame and
 	// waits for the subscription, which is down now.
-	tb.disconnected(c)
-	eventually(t, wait, func() bool { return ack.state.Load() == ackWaiting }, "the failed attempt did not give the frame back")
+	tb.Disconnected(c)
+	eventually(t, wait, func() bool { return ack.State.Load() == bus.AckWaiting }, "the failed attempt did not give the frame back")
 	cancel()
 	select {
-	case <-ack.done:
-		if ack.err == nil {
+	case <-ack.Done:
+		if ack.Err == nil {
 			t.Fatal("told the frame was published; nobody listens")
 		}
 	case <-time.After(wait):
 		t.Fatal("the waiter is never told, after the broker shut down")
 	}
-	o.wait()
+	running.Wait()
 }

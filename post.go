@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -41,19 +42,18 @@ type postAnswer struct {
 // the route's publish channel, and answers once Redis has taken it. The
 // message is binary with Content-Type application/octet-stream; otherwise
 // it is text when it is valid UTF-8, as a message of redis-cli publish.
-func (h *Handler) servePost(w http.ResponseWriter, r *http.Request) error {
-	status, err := h.post(w, r)
+func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
+	status, err := h.post(w, r, repl)
 	h.metrics.httpPublishes.WithLabelValues(strconv.Itoa(status)).Inc()
 	return err
 }
 
 // post is servePost; it returns the status it answered with.
-func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
+func (h *Handler) post(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) (int, error) {
 	if h.publish == "" {
 		w.Header().Set("Allow", h.allowedMethods())
 		return h.refusePost(w, http.StatusMethodNotAllowed, "this route does not publish (publish off)")
 	}
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	_, ch, err := h.resolve(repl)
 	if err != nil {
 		return h.refusePost(w, http.StatusBadRequest, err.Error())
@@ -77,47 +77,47 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) (int, error) {
 	}
 
 	if key != "" {
-		key = idempotencyKey(ch, h.routeScope, authUser(repl), key)
+		key = bus.IdempotencyKey(ch, h.routeScope, authUser(repl), key)
 	}
-	ack := newPublishAck(key)
-	if !h.broker.publishWaiting(ch, body, postedBinary(r), h.History, ack) {
+	ack := bus.NewPublishAck(key)
+	if !h.broker.PublishWaiting(ch, body, postedBinary(r), h.history, ack) {
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "too many messages wait for redis; try again later")
 	}
 	timer := time.NewTimer(postWait)
 	defer timer.Stop()
 	select {
-	case <-ack.done:
+	case <-ack.Done:
 	case <-timer.C:
-		if ack.abandon() {
+		if ack.Abandon() {
 			w.Header().Set("Retry-After", retryAfter)
 			return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
 		}
-		<-ack.done // on its way: the outcome comes within publishTimeout
+		<-ack.Done // on its way: the outcome comes within publishTimeout
 	case <-r.Context().Done():
-		if ack.abandon() {
+		if ack.Abandon() {
 			return 499, nil // the client left; the message is not published
 		}
-		<-ack.done
+		<-ack.Done
 	}
 	switch {
-	case errors.Is(ack.err, errExpired):
+	case errors.Is(ack.Err, bus.ErrExpired):
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
-	case errors.Is(ack.err, errNewChannels):
-		w.Header().Set("Retry-After", strconv.Itoa(h.History.newChannelWait()))
+	case errors.Is(ack.Err, bus.ErrNewChannels):
+		w.Header().Set("Retry-After", strconv.Itoa(h.history.NewChannelWait()))
 		return h.refusePost(w, http.StatusTooManyRequests, "too many new channels get a history on this route (new_channels); try again later")
-	case errors.Is(ack.err, errKeyReused):
+	case errors.Is(ack.Err, bus.ErrKeyReused):
 		return h.refusePost(w, http.StatusUnprocessableEntity, "this Idempotency-Key was used in the last 5 minutes for another message; a retry must send the same body, a new message needs a new key")
-	case errors.Is(ack.err, errRefused):
-		h.logger.Debug("POST refused by redis", zap.String("channel", ch), zap.Error(ack.err))
+	case errors.Is(ack.Err, bus.ErrRefused):
+		h.logger.Debug("POST refused by redis", zap.String("channel", ch), zap.Error(ack.Err))
 		return h.refusePost(w, http.StatusBadGateway, "redis refused the message")
-	case ack.err != nil:
-		h.logger.Debug("POST not confirmed by redis", zap.String("channel", ch), zap.Error(ack.err))
+	case ack.Err != nil:
+		h.logger.Debug("POST not confirmed by redis", zap.String("channel", ch), zap.Error(ack.Err))
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "redis did not confirm the message; it may have been published (an Idempotency-Key makes a retry safe)")
 	}
-	answer := postAnswer{Channel: ch, Offset: ack.pos.offset, Epoch: ack.pos.epoch, Duplicate: ack.duplicate}
+	answer := postAnswer{Channel: ch, Offset: ack.Pos.Offset, Epoch: ack.Pos.Epoch, Duplicate: ack.Duplicate}
 	b, _ := json.Marshal(answer)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

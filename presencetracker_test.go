@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 )
 
 // Two trackers, as two nodes, on a real Redis. When one stops (its node
@@ -17,7 +17,7 @@ import (
 func TestPresenceTrackersSweep(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
-	events := rdb.Subscribe(context.Background(), presenceEvents("room"))
+	events := rdb.Subscribe(context.Background(), bus.PresenceEvents("room"))
 	defer events.Close()
 	if _, err := events.Receive(context.Background()); err != nil {
 		t.Fatal(err)
@@ -53,29 +53,28 @@ func TestPresenceTrackersSweep(t *testing.T) {
 	defer stopA()
 	ctxB, stopB := context.WithCancel(context.Background())
 	defer stopB()
-	a := newPresenceTracker(ctxA, &wg, rs.Client(t), false)
-	b := newPresenceTracker(ctxB, &wg, rs.Client(t), false)
-	zero := caddy.Duration(0)
-	p := &Presence{Timeout: caddy.Duration(time.Second), LeaveDelay: &zero}
+	a := bus.NewPresenceTracker(ctxA, &wg, rs.Client(t), false)
+	b := bus.NewPresenceTracker(ctxB, &wg, rs.Client(t), false)
+	p := &bus.PresenceOptions{Timeout: time.Second}
 
-	a.join("room", "alice", p)
-	a.join("room", "carol", p)
-	b.join("room", "bob", p)
+	a.Join("room", "alice", p)
+	a.Join("room", "carol", p)
+	b.Join("room", "bob", p)
 	expect("join alice", "join bob", "join carol")
 
 	stopA() // node A dies: its entries expire within a second
-	b.join("room", "alice", p)
+	b.Join("room", "alice", p)
 	expect("leave carol") // swept; alice is on B now
 	expectNone(500 * time.Millisecond)
-	counts, err := readPresence(context.Background(), rs.Client(t), []string{"room"}, 10)
+	counts, err := bus.ReadPresence(context.Background(), rs.Client(t), []string{"room"}, 10)
 	if c := counts["room"]; err != nil || c.Connections != 2 || !slices.Equal(c.Users, []string{"alice", "bob"}) {
 		t.Fatalf("presence %+v, %v; want alice and bob with 2 connections", counts, err)
 	}
-	b.leave("room", "alice")
-	b.leave("room", "bob")
+	b.Leave("room", "alice")
+	b.Leave("room", "bob")
 	expect("leave alice", "leave bob")
 	eventually(t, wait, func() bool {
-		n, _ := rdb.Exists(context.Background(), presenceKeys("room")...).Result()
+		n, _ := rdb.Exists(context.Background(), bus.PresenceKeys("room")...).Result()
 		return n == 0
 	}, "the channel's presence keys are still there with nobody in it")
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 )
 
 // The redis block: every field, as the Caddyfile writes it and as JSON.
@@ -200,7 +202,7 @@ func TestKeySlot(t *testing.T) {
 		"foo": 12182, "bar": 5061, "chat": 14028, "room:1": 10963,
 		"{user1}.following": 8106, "{user1}.followers": 8106, "a{}b": 13694, "": 0,
 	} {
-		if got := keySlot(key); got != slot {
+		if got := bus.KeySlot(key); got != slot {
 			t.Errorf("keySlot(%q) = %d, want %d", key, got, slot)
 		}
 	}

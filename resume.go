@@ -8,14 +8,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
 
 // resumeRequest is what a client asks of the history on its upgrade URL:
 // ?since=<epoch>:<offset> (several channels: ?since=<channel>@<epoch>:<offset>,
 // once per channel) or ?rewind=<n>.
 type resumeRequest struct {
-	since  map[string]position // by channel
-	rewind int                 // messages of each channel to replay; 0: none
+	since  map[string]frame.Position // by channel
+	rewind int                       // messages of each channel to replay; 0: none
 }
 
 // parseResume reads since and rewind; nil when the client asks for neither.
@@ -42,7 +46,7 @@ func (h *Handler) parseResume(query url.Values, channels []string) (*resumeReque
 		req.rewind = min(n, h.History.Size)
 		return req, nil
 	}
-	req.since = make(map[string]position, len(sinces))
+	req.since = make(map[string]frame.Position, len(sinces))
 	for _, s := range sinces {
 		ch, p, err := parseSince(s, channels)
 		if err != nil {
@@ -58,24 +62,24 @@ func (h *Handler) parseResume(query url.Values, channels []string) (*resumeReque
 
 // parseSince reads one since value: <epoch>:<offset>, or
 // <channel>@<epoch>:<offset> (required when the route has several channels).
-func parseSince(s string, channels []string) (string, position, error) {
+func parseSince(s string, channels []string) (string, frame.Position, error) {
 	ch, pos := "", s
 	if at := strings.LastIndexByte(s, '@'); at >= 0 {
 		ch, pos = s[:at], s[at+1:]
 		if !slices.Contains(channels, ch) {
-			return "", position{}, fmt.Errorf("since %q names channel %q, which this connection does not subscribe", s, ch)
+			return "", frame.Position{}, fmt.Errorf("since %q names channel %q, which this connection does not subscribe", s, ch)
 		}
 	} else if len(channels) == 1 {
 		ch = channels[0]
 	} else {
-		return "", position{}, fmt.Errorf("since %q: this route has several channels; name one: since=<channel>@<epoch>:<offset>", s)
+		return "", frame.Position{}, fmt.Errorf("since %q: this route has several channels; name one: since=<channel>@<epoch>:<offset>", s)
 	}
 	epoch, off, ok := strings.Cut(pos, ":")
 	n, err := strconv.ParseInt(off, 10, 64)
-	if !ok || !validEpoch(epoch) || err != nil || n < 0 {
-		return "", position{}, fmt.Errorf("since %q is not <epoch>:<offset> (an epoch of [A-Za-z0-9_-] and an offset of 0 or more)", s)
+	if !ok || !frame.ValidEpoch(epoch) || err != nil || n < 0 {
+		return "", frame.Position{}, fmt.Errorf("since %q is not <epoch>:<offset> (an epoch of [A-Za-z0-9_-] and an offset of 0 or more)", s)
 	}
-	return ch, position{epoch, n}, nil
+	return ch, frame.Position{Epoch: epoch, Offset: n}, nil
 }
 
 var (
@@ -86,7 +90,7 @@ var (
 
 // catchUp puts at the head of c's queue, before its connection starts, what
 // comes before live messages: for a positioned client (envelope, stream)
-// where each channel starts (openingFrame), and for a client that asked,
+// where each channel starts (frame.OpeningFrames), and for a client that asked,
 // its replay. A replay holds at most send_queue bytes of messages, all its
 // channels together: a since whose messages do not fit is not recovered
 // (the client reloads its state, as after a trimmed history), a rewind gets
@@ -95,83 +99,66 @@ var (
 // the seam. Without resume, a history that cannot be read leaves the
 // subscribed frame without a position; with it, the upgrade is refused
 // (errHistoryUnavailable).
-func (h *Handler) catchUp(ctx context.Context, c *client, req *resumeRequest) error {
-	down := h.broker.avail.outage() // no read waits out its timeout meanwhile
-	budget := h.SendQueue           // payload bytes the replay may still hold
-	for _, ch := range c.channels {
+func (h *Handler) catchUp(ctx context.Context, c *fanout.Client, req *resumeRequest) error {
+	down := h.broker.Outage() // no read waits out its timeout meanwhile
+	budget := h.SendQueue     // payload bytes the replay may still hold
+	for _, ch := range c.Channels {
 		if h.History == nil {
-			c.prepend(ch, openingFrames(c.kind, ch, nil, nil, false), nil)
+			c.Prepend(ch, frame.OpeningFrames(c.Kind, ch, nil, nil, false), nil)
 			continue
 		}
-		q := historyQuery{mode: readLast, budget: budget}
-		var since *position
+		q := bus.HistoryQuery{Mode: bus.ReadLast, Budget: budget}
+		var since *frame.Position
 		if req != nil {
 			if p, ok := req.since[ch]; ok {
 				since = &p
-				q.mode, q.from = readSince, p
+				q.Mode, q.From = bus.ReadSince, p
 			}
-			q.last = req.rewind
+			q.Last = req.rewind
 		}
-		if !c.kind.positioned() && since == nil && q.last == 0 {
+		if !c.Kind.Positioned() && since == nil && q.Last == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
-		var r *historyRead
+		var r *bus.HistoryRead
 		err := errRedisDown
 		if !down {
-			r, err = h.broker.readForClient(ctx, ch, q)
+			r, err = h.broker.ReadForClient(ctx, ch, q)
 		}
 		if err != nil {
 			if req != nil {
 				return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
 			}
-			c.prepend(ch, openingFrames(c.kind, ch, nil, nil, false), nil)
+			c.Prepend(ch, frame.OpeningFrames(c.Kind, ch, nil, nil, false), nil)
 			continue
 		}
-		at := r.latest
+		at := r.Latest
 		var recovered *bool
-		replay := r.entries
+		replay := r.Entries
 		switch {
 		case since != nil:
-			ok := r.follows(*since)
+			ok := r.Follows(*since)
 			recovered = &ok
 			if !ok {
 				replay = nil
 			}
-		case q.last == 0: // no replay: the position before the first queued message
-			if first := c.firstQueued(ch, at.epoch); first > 0 && first <= at.offset {
-				at.offset = first - 1
+		case q.Last == 0: // no replay: the position before the first queued message
+			if first := c.FirstQueued(ch, at.Epoch); first > 0 && first <= at.Offset {
+				at.Offset = first - 1
 			}
 		}
-		frames := openingFrames(c.kind, ch, &at, recovered, len(replay) > 0)
+		frames := frame.OpeningFrames(c.Kind, ch, &at, recovered, len(replay) > 0)
 		for _, e := range replay {
-			m := &message{channel: ch, pos: position{r.latest.epoch, e.offset}, payload: e.payload, binary: e.binary}
-			frames = append(frames, m.frameFor(c.kind))
-			budget -= len(e.payload)
+			m := &frame.Message{Channel: ch, Pos: frame.Position{Epoch: r.Latest.Epoch, Offset: e.Offset}, Payload: e.Payload, Binary: e.Binary}
+			frames = append(frames, m.FrameFor(c.Kind))
+			budget -= len(e.Payload)
 		}
 		// What the replay holds, or for an envelope client what comes before
 		// its subscribed offset, is not delivered again.
-		upTo := &r.latest
-		if since == nil && q.last == 0 {
+		upTo := &r.Latest
+		if since == nil && q.Last == 0 {
 			upTo = &at
 		}
-		c.prepend(ch, frames, upTo)
-	}
-	return nil
-}
-
-// openingFrames tell a client of the kind where its messages of ch start,
-// before the first of them (at: the position before them; nil when it is not
-// known; recovered: whether a resume got everything, nil without one):
-// envelope clients get a subscribed frame, streams an id (a reset event when
-// the resume could not be served), raw clients nothing.
-func openingFrames(k frameKind, ch string, at *position, recovered *bool, replaying bool) []*frame {
-	switch k {
-	case envelopeFrames:
-		return []*frame{subscribedFrame(ch, at, recovered)}
-	case streamFrames:
-		if f := streamOpening(ch, at, recovered, replaying); f != nil {
-			return []*frame{f}
-		}
+		c.Prepend(ch, frames, upTo)
 	}
 	return nil
 }

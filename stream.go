@@ -1,15 +1,15 @@
 package redisws
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -19,31 +19,15 @@ import (
 // channels, as an ordinary response that lasts until the client leaves or
 // the server ends it (too slow, reload, exit). A browser's EventSource
 // resumes by itself: its Last-Event-ID is the id of the last event it got.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	channels, _, err := h.resolve(repl)
-	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
+	c, err := h.admit(w, r, repl, admission{kind: frame.StreamFrames, resume: func(channels []string) (*resumeRequest, error) {
+		return h.streamResume(r, channels)
+	}})
+	if c == nil {
+		return err
 	}
-	resume, err := h.streamResume(r, channels)
-	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	c := newClient(channels, "", streamFrames, h.SendQueue, h.metrics)
-	if c.user, err = h.presenceUser(repl); err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	if !h.hub.add(c) {
-		w.Header().Set("Retry-After", retryAfter)
-		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
-	}
-	defer h.hub.remove(c)
-	h.broker.waitReady(r.Context(), channels)
-	if err := h.catchUp(r.Context(), c, resume); err != nil {
-		h.logger.Debug("resume refused", zap.Error(err))
-		w.Header().Set("Retry-After", retryAfter)
-		return refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
-	}
+	defer h.hub.Remove(c)
+	channels := c.Channels
 
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
@@ -56,23 +40,23 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	l := &streamLink{w: w, rc: rc, done: make(chan struct{})}
 	if len(channels) > 1 {
-		l.channels, l.pos = channels, make(map[string]position, len(channels))
+		l.channels, l.pos = channels, make(map[string]frame.Position, len(channels))
 	}
 	start := time.Now()
 	h.metrics.connections.Inc()
 	h.metrics.streams.Inc()
-	c.start(l, time.Duration(h.PingInterval))
+	c.Start(l, time.Duration(h.PingInterval))
 	select {
 	case <-l.done:
 	case <-r.Context().Done(): // the client left
-		c.close(0, "")
+		c.Close(0, "")
 		<-l.done
 	}
 	h.metrics.streams.Dec()
 	h.metrics.connections.Dec()
 	if ce := h.logger.Check(zapcore.DebugLevel, "event stream closed"); ce != nil {
-		ce.Write(zap.String("remote", r.RemoteAddr), zap.Strings("channels", c.channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.closeCode()))
+		ce.Write(zap.String("remote", r.RemoteAddr), zap.Strings("channels", c.Channels),
+			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.CloseCode()))
 	}
 	return nil
 }
@@ -103,71 +87,6 @@ func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeReque
 	return req, nil
 }
 
-// streamFrame is a message as one event: its id for a recorded message,
-// then its payload on data lines. A binary message, and text that the
-// format cannot carry exactly (with a carriage return, which EventSource
-// reads as a line end), is an event "binary" with the payload in base64.
-func streamFrame(m *message) *frame {
-	b := make([]byte, 0, len(m.payload)+32)
-	if m.recorded() {
-		b = appendStreamID(b, m.pos)
-	}
-	idLen := len(b)
-	if m.text() && !strings.ContainsRune(m.payload, '\r') {
-		for line := range strings.SplitSeq(m.payload, "\n") {
-			b = append(b, "data: "...)
-			b = append(b, line...)
-			b = append(b, '\n')
-		}
-	} else {
-		b = append(b, "event: binary\ndata: "...)
-		b = base64.StdEncoding.AppendEncode(b, []byte(m.payload))
-		b = append(b, '\n')
-	}
-	b = append(b, '\n')
-	return &frame{wire: b, idLen: idLen, size: len(m.payload), at: time.Now()}
-}
-
-// streamReset is the data of a reset event: where the stream goes on.
-type streamReset struct {
-	Channel string `json:"channel"`
-	Epoch   string `json:"epoch"`
-	Offset  int64  `json:"offset"`
-}
-
-// streamOpening tells a stream its position in ch before its first
-// message, as an event with an id and no data (EventSource keeps the id and
-// fires nothing), so that even a stream that got no message yet resumes from
-// there. A resume that could not be served gets an event "reset" instead,
-// with a data line (EventSource drops events without one). nil when there is
-// nothing to tell, or when a replay follows: its events carry their ids, and
-// an id before them would skip them if the stream broke in between.
-func streamOpening(ch string, at *position, recovered *bool, replaying bool) *frame {
-	reset := recovered != nil && !*recovered
-	if at == nil || replaying && !reset {
-		return nil
-	}
-	b := appendStreamID(nil, *at)
-	idLen := len(b)
-	if reset {
-		data, _ := json.Marshal(streamReset{ch, at.epoch, at.offset})
-		b = append(b, "event: reset\ndata: "...)
-		b = append(b, data...)
-		b = append(b, '\n')
-	}
-	b = append(b, '\n')
-	// msg carries the position for the ids of several channels (streamLink).
-	return &frame{wire: b, idLen: idLen, at: time.Now(), msg: &message{channel: ch, pos: *at}}
-}
-
-func appendStreamID(b []byte, p position) []byte {
-	b = append(b, "id: "...)
-	b = append(b, p.epoch...)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, p.offset, 10)
-	return append(b, '\n')
-}
-
 // streamLink writes a client's events to its response: a batch is one write
 // and one flush. With several channels an event's id names the position of
 // each, so that Last-Event-ID resumes them all: the link writes it itself,
@@ -175,8 +94,8 @@ func appendStreamID(b []byte, p position) []byte {
 type streamLink struct {
 	w        http.ResponseWriter
 	rc       *http.ResponseController
-	channels []string            // of a stream of several channels; else nil
-	pos      map[string]position // last position of each, for the ids
+	channels []string                  // of a stream of several channels; else nil
+	pos      map[string]frame.Position // last position of each, for the ids
 	cutoff   writeCutoff
 	done     chan struct{} // closed by end: the response is finished
 }
@@ -185,22 +104,22 @@ type streamLink struct {
 // timing the stream out, and EventSource ignores it.
 const streamPing = ": ping\n\n"
 
-func (l *streamLink) send(batch []*frame, ping bool) error {
+func (l *streamLink) Send(batch []*frame.Frame, ping bool) error {
 	bp := corkBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
 	for _, f := range batch {
-		if l.pos != nil && f.idLen > 0 {
-			l.pos[f.msg.channel] = f.msg.pos
+		if l.pos != nil && f.IdLen > 0 {
+			l.pos[f.Msg.Channel] = f.Msg.Pos
 			b = l.appendID(b)
-			b = append(b, f.wire[f.idLen:]...)
+			b = append(b, f.Wire[f.IdLen:]...)
 			continue
 		}
-		b = append(b, f.wire...)
+		b = append(b, f.Wire...)
 	}
 	if ping {
 		b = append(b, streamPing...)
 	}
-	l.cutoff.deadline(writeWait, l.rc)
+	l.cutoff.deadline(fanout.WriteWait, l.rc)
 	_, err := l.w.Write(b)
 	if err == nil {
 		err = l.rc.Flush()
@@ -227,17 +146,13 @@ func (l *streamLink) appendID(b []byte) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = append(b, url.PathEscape(ch)...)
-		b = append(b, '@')
-		b = append(b, p.epoch...)
-		b = append(b, ':')
-		b = strconv.AppendInt(b, p.offset, 10)
+		b = protocol.AppendEventID(b, protocol.ChannelPosition{Channel: ch, Position: p})
 	}
 	return append(b, '\n')
 }
 
-// end finishes the response: serveStream returns. A stream has no close
+// End finishes the response: serveStream returns. A stream has no close
 // code: the browser reconnects by itself, with its Last-Event-ID.
-func (l *streamLink) end(int, string) { close(l.done) }
+func (l *streamLink) End(int, string) { close(l.done) }
 
-func (l *streamLink) cut(grace time.Duration) { l.cutoff.cut(grace, l.rc) }
+func (l *streamLink) Cut(grace time.Duration) { l.cutoff.cut(grace, l.rc) }

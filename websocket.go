@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
@@ -16,49 +19,26 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// serveWebSocket checks the upgrade, subscribes its channels and upgrades
-// it; the connection is then served by its own reader goroutine (serve).
-// Every check of the request itself comes before hub.add, the first thing
-// that asks Redis for anything: a refused request subscribes nothing and
-// reads nothing.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
+// serveWebSocket checks the upgrade, admits it (its channels subscribed
+// before the upgrade, so that a connected client misses nothing published
+// after it is told so; messages wait in its queue) and upgrades it; the
+// connection is then served by its own reader goroutine (serve).
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
 	if status, reason := handshakeRefusal(r); status != 0 {
 		return h.refuseHandshake(w, status, reason)
 	}
 	if !h.subprotocolAccepted(r) {
 		return refuse(w, http.StatusBadRequest, "no supported subprotocol offered; this endpoint speaks "+strings.Join(h.Subprotocols, ", "))
 	}
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	channels, publish, err := h.resolve(repl)
-	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
+	kind := frame.RawFrames
+	if slices.Contains(websocket.Subprotocols(r), frame.EnvelopeProtocol) {
+		kind = frame.EnvelopeFrames
 	}
-	resume, err := h.parseResume(r.URL.Query(), channels)
-	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	// Subscribe before the upgrade, so that a connected client misses
-	// nothing published after it is told so; messages wait in its queue.
-	kind := rawFrames
-	if slices.Contains(websocket.Subprotocols(r), envelopeProtocol) {
-		kind = envelopeFrames
-	}
-	c := newClient(channels, publish, kind, h.SendQueue, h.metrics)
-	if c.user, err = h.presenceUser(repl); err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
-	}
-	if !h.hub.add(c) {
-		w.Header().Set("Retry-After", retryAfter)
-		return refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
-	}
-	h.broker.waitReady(r.Context(), h.subscribedFor(c))
-	if kind.positioned() || resume != nil {
-		if err := h.catchUp(r.Context(), c, resume); err != nil {
-			h.hub.remove(c)
-			h.logger.Debug("resume refused", zap.Error(err))
-			w.Header().Set("Retry-After", retryAfter)
-			return refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
-		}
+	c, err := h.admit(w, r, repl, admission{kind: kind, publishes: true, resume: func(channels []string) (*resumeRequest, error) {
+		return h.parseResume(r.URL.Query(), channels)
+	}})
+	if c == nil {
+		return err
 	}
 
 	hj := &hijacker{ResponseWriter: w, sendBuffer: h.SendBuffer}
@@ -67,14 +47,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 	}
 	conn, err := h.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
-		h.hub.remove(c)
+		h.hub.Remove(c)
 		// An I/O error, or bytes sent before the answer: gorilla has
 		// answered the client or closed the connection.
 		h.logger.Debug("upgrade failed", zap.Error(err))
 		return nil
 	}
 	link := newWSLink(conn, hj.conn, h.Compress)
-	c.start(link, time.Duration(h.PingInterval))
+	c.Start(link, time.Duration(h.PingInterval))
 	// ServeHTTP returns now: the connection needs none of the request's
 	// state, and a fresh goroutine's stack is far smaller than the handler
 	// chain's, which matters for idle connections.
@@ -83,16 +63,16 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request) error {
 }
 
 // serve is the connection's reader; the connection ends with it.
-func (h *Handler) serve(c *client, l *wsLink, remote string) {
+func (h *Handler) serve(c *fanout.Client, l *wsLink, remote string) {
 	start := time.Now()
 	h.metrics.connections.Inc()
 	h.readLoop(c, l)
-	c.close(0, "")
-	h.hub.remove(c)
+	c.Close(0, "")
+	h.hub.Remove(c)
 	h.metrics.connections.Dec()
 	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
-		ce.Write(zap.String("remote", remote), zap.Strings("channels", c.channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.closeCode()))
+		ce.Write(zap.String("remote", remote), zap.Strings("channels", c.Channels),
+			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.CloseCode()))
 	}
 }
 
@@ -102,7 +82,7 @@ func (h *Handler) serve(c *client, l *wsLink, remote string) {
 // gorilla finds frames longer than its read limit, messageReader the
 // compressed ones that inflate beyond it), text that is not UTF-8 (1007),
 // a close frame with a 1-byte body (1002).
-func (h *Handler) readLoop(c *client, l *wsLink) {
+func (h *Handler) readLoop(c *fanout.Client, l *wsLink) {
 	conn := l.conn
 	pongWait := 2 * time.Duration(h.PingInterval)
 	conn.SetReadLimit(readLimit(h.MaxMessageSize, l.out.deflate))
@@ -115,7 +95,7 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 			return errCloseBody
 		}
 		// gorilla's own answer: the code back, or no body for none.
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(writeWait))
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(fanout.WriteWait))
 		return nil
 	})
 	var limiter *rate.Limiter
@@ -125,25 +105,25 @@ func (h *Handler) readLoop(c *client, l *wsLink) {
 	mr := &messageReader{limit: h.MaxMessageSize}
 	// A frame to a channel that may not get a history now closes the
 	// client, which may try again later; made once, for every frame.
-	tooManyNew := func(error) { c.close(websocket.CloseTryAgainLater, "too many new channels; try again later") }
+	tooManyNew := func(error) { c.Close(protocol.CloseTryAgainLater, "too many new channels; try again later") }
 	for {
 		typ, data, err := mr.read(conn)
 		if err != nil {
 			if refused := (*readRefusal)(nil); errors.As(err, &refused) {
-				c.close(refused.code, refused.reason)
+				c.Close(refused.code, refused.reason)
 			}
 			return
 		}
 		if limiter != nil && !limiter.Allow() {
-			c.close(websocket.ClosePolicyViolation, "rate limit exceeded")
+			c.Close(protocol.ClosePolicyViolation, "rate limit exceeded")
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 		h.metrics.framesReceived.Inc()
-		if c.publish == "" {
+		if c.Publish == "" {
 			continue // receive-only: frames are discarded
 		}
-		if !h.broker.publish(c.publish, data, typ == websocket.BinaryMessage, h.History, tooManyNew) {
+		if !h.broker.Publish(c.Publish, data, typ == websocket.BinaryMessage, h.history, tooManyNew) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
 	}
@@ -156,7 +136,7 @@ func (h *Handler) subprotocolAccepted(r *http.Request) bool {
 		return true
 	}
 	for _, p := range websocket.Subprotocols(r) {
-		if p == envelopeProtocol || slices.Contains(h.Subprotocols, p) {
+		if p == frame.EnvelopeProtocol || slices.Contains(h.Subprotocols, p) {
 			return true
 		}
 	}
@@ -208,27 +188,27 @@ func newWSLink(conn *websocket.Conn, out *corkConn, compress *Compression) *wsLi
 	return l
 }
 
-func (l *wsLink) send(batch []*frame, ping bool) error {
+func (l *wsLink) Send(batch []*frame.Frame, ping bool) error {
 	l.out.cork()
 	l.out.appendFrames(batch, l.deflateFrom)
 	var err error
 	if ping {
 		err = l.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
 	}
-	if uerr := l.out.uncork(writeWait); err == nil {
+	if uerr := l.out.uncork(fanout.WriteWait); err == nil {
 		err = uerr
 	}
 	return err
 }
 
-// end sends the close frame, if any, and closes the connection.
-func (l *wsLink) end(code int, reason string) {
+// End sends the close frame, if any, and closes the connection.
+func (l *wsLink) End(code int, reason string) {
 	if code != 0 {
 		l.out.cork()
 		_ = l.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Time{})
-		_ = l.out.uncork(closeWait)
+		_ = l.out.uncork(fanout.CloseWait)
 	}
 	_ = l.conn.Close()
 }
 
-func (l *wsLink) cut(grace time.Duration) { l.out.cut(grace) }
+func (l *wsLink) Cut(grace time.Duration) { l.out.cut(grace) }

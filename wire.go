@@ -8,57 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/gorilla/websocket"
 )
-
-// frame is one Redis message as a complete WebSocket frame on the wire,
-// encoded once and shared by every client.
-type frame struct {
-	wire []byte
-	size int       // payload bytes, for the send queue limit
-	at   time.Time // received from Redis, for the fan-out latency
-	msg  *message  // the message it carries; nil for a frame of our own
-	// idLen is, in an event stream's frame, the length of its leading id
-	// line (0: none).
-	idLen int
-
-	deflateOnce sync.Once
-	deflated    []byte // see compressedWire
-}
-
-// newFrame encodes payload as one unmasked server frame (RFC 6455 §5.2),
-// text or binary; a text payload must be valid UTF-8. Writers append these
-// bytes to the socket themselves: gorilla's WritePreparedMessage takes a
-// lock shared by every connection writing the same message, for every
-// delivery.
-func newFrame(payload string, text bool) *frame {
-	opcode := byte(websocket.BinaryMessage)
-	if text {
-		opcode = websocket.TextMessage
-	}
-	n := len(payload)
-	wire := appendFrame(make([]byte, 0, 10+n), fin|opcode, payload)
-	return &frame{wire: wire, size: n, at: time.Now()}
-}
-
-// fin marks the last frame of a message; ours are all single frames.
-const fin = 0x80
-
-// appendFrame appends a server frame: its first byte, the payload's length
-// in the shortest form, and the payload.
-func appendFrame[P []byte | string](wire []byte, first byte, payload P) []byte {
-	switch n := len(payload); {
-	case n <= 125:
-		wire = append(wire, first, byte(n))
-	case n <= 0xffff:
-		wire = append(wire, first, 126)
-		wire = binary.BigEndian.AppendUint16(wire, uint16(n))
-	default:
-		wire = append(wire, first, 127)
-		wire = binary.BigEndian.AppendUint64(wire, uint64(n))
-	}
-	return append(wire, payload...)
-}
 
 // corkConn is the connection under gorilla. gorilla writes every frame with
 // its own write system call; while corked, writes are collected instead and
@@ -128,14 +81,14 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 
 // appendFrames adds whole frames to the batch, compressed from payloads
 // of deflateFrom bytes (0: none).
-func (c *corkConn) appendFrames(frames []*frame, deflateFrom int) {
+func (c *corkConn) appendFrames(frames []*frame.Frame, deflateFrom int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range frames {
-		if deflateFrom > 0 && f.size >= deflateFrom {
-			*c.buf = append(*c.buf, f.compressedWire()...)
+		if deflateFrom > 0 && f.Size >= deflateFrom {
+			*c.buf = append(*c.buf, f.CompressedWire()...)
 		} else {
-			*c.buf = append(*c.buf, f.wire...)
+			*c.buf = append(*c.buf, f.Wire...)
 		}
 	}
 }
@@ -152,7 +105,7 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		*c.buf = append(*c.buf, p...)
 		return len(p), nil
 	}
-	c.setDeadline(writeWait)
+	c.setDeadline(fanout.WriteWait)
 	return c.Conn.Write(p)
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/gorilla/websocket"
 )
 
@@ -124,7 +125,7 @@ func TestGorillaWritesWholeFrames(t *testing.T) {
 
 	// The writer's batch: our frames and gorilla's ping, one write, in order.
 	s.cork.cork()
-	s.cork.appendFrames([]*frame{newFrame("a", true), newFrame(strings.Repeat("b", 200), true)}, 0)
+	s.cork.appendFrames([]*frame.Frame{frame.NewFrame("a", true), frame.NewFrame(strings.Repeat("b", 200), true)}, 0)
 	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ for ((i = 1; i <= MESSAGES; i++)); do
 done
 epoch=$(sed 's/.*"epoch":"\([^"]*\)".*/\1/' <<<"$answer")
 log "last answer: $answer"
-sha=$(sha1sum lua/read.lua | cut -d' ' -f1) # go-redis runs the script by this name (evalsha)
+sha=$(sha1sum internal/bus/lua/read.lua | cut -d' ' -f1) # go-redis runs the script by this name (evalsha)
 
 # 1. Replays that are never read.
 rss0=$(rss_kb)

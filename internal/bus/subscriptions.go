@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 // The channel table's record of what each subscriber connection has asked
 // Redis for, and the replies it waits for: the actual state, which the
@@ -22,13 +22,13 @@ const (
 
 // setSub stores a channel's subscription on c, and keeps the count of
 // connections holding one and the channels gauge.
-func (t *channelTable) setSub(c *subConn, st *channelState, s subscription) {
-	old, had := c.subs[st]
+func (t *ChannelTable) setSub(c *SubConn, st *channelState, s subscription) {
+	old, had := c.Subs[st]
 	switch {
 	case old.state != subOn && s.state == subOn:
-		metrics.channels.Inc()
+		Metrics.Channels.Inc()
 	case old.state == subOn && s.state != subOn:
-		metrics.channels.Dec()
+		Metrics.Channels.Dec()
 	}
 	keep := s.state != subOff || s.pending > 0
 	switch {
@@ -36,30 +36,30 @@ func (t *channelTable) setSub(c *subConn, st *channelState, s subscription) {
 		if !had {
 			st.subscribers++
 		}
-		c.subs[st] = s
+		c.Subs[st] = s
 	case had:
-		delete(c.subs, st)
+		delete(c.Subs, st)
 		st.subscribers--
 	}
 }
 
 // subscriptionOf finds a channel and its subscription on c; st is nil when
 // the channel is unknown.
-func (t *channelTable) subscriptionOf(c *subConn, name string) (st *channelState, s subscription) {
-	if st = t.lookup(name); st != nil {
-		s = c.subs[st]
+func (t *ChannelTable) subscriptionOf(c *SubConn, name string) (st *channelState, s subscription) {
+	if st = t.Lookup(name); st != nil {
+		s = c.Subs[st]
 	}
 	return st, s
 }
 
-// changes returns what c must send to make its subscriptions match what the
+// Changes returns what c must send to make its subscriptions match what the
 // hubs need, and records it as sent.
-func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
+func (t *ChannelTable) Changes(c *SubConn) (sub, unsub []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for st := range c.dirty {
-		want := st.conn == c && len(st.hubList()) > 0
-		s := c.subs[st]
+	for st := range c.Dirty {
+		want := st.conn == c && len(st.HubList()) > 0
+		s := c.Subs[st]
 		switch {
 		case want && s.state != subOn:
 			st.renewReady()
@@ -68,7 +68,7 @@ func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
 			sub = append(sub, st.name)
 		case !want && s.state != subOff:
 			s.state = subOff
-			if len(st.hubList()) == 0 { // else it is subscribed on another connection
+			if len(st.HubList()) == 0 { // else it is subscribed on another connection
 				st.listening.Store(false)
 			}
 			unsub = append(unsub, st.name)
@@ -76,14 +76,14 @@ func (t *channelTable) changes(c *subConn) (sub, unsub []string) {
 		t.setSub(c, st, s)
 		t.forgetIfUnused(st)
 	}
-	clear(c.dirty)
+	clear(c.Dirty)
 	return sub, unsub
 }
 
-// confirmed counts Redis's reply to a SUBSCRIBE of name on c, and returns
+// Confirmed counts Redis's reply to a SUBSCRIBE of name on c, and returns
 // the channel when its subscription is now confirmed on the connection
 // that serves it, with whether that subscription had been lost.
-func (t *channelTable) confirmed(c *subConn, name string) (*channelState, resubscribed) {
+func (t *ChannelTable) Confirmed(c *SubConn, name string) (*channelState, resubscribed) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st, s := t.subscriptionOf(c, name)
@@ -109,12 +109,12 @@ func (t *channelTable) confirmed(c *subConn, name string) (*channelState, resubs
 	return st, back
 }
 
-// refused handles an error reply to a SUBSCRIBE on c (NOPERM from an ACL):
+// Refused handles an error reply to a SUBSCRIBE on c (NOPERM from an ACL):
 // the confirmations its channels wait for will not come.
-func (t *channelTable) refused(c *subConn) {
+func (t *ChannelTable) Refused(c *SubConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for st, s := range c.subs {
+	for st, s := range c.Subs {
 		if s.pending > 0 {
 			s.pending = 0
 			t.setSub(c, st, s)
@@ -126,9 +126,9 @@ func (t *channelTable) refused(c *subConn) {
 	signal(t.heard)
 }
 
-// connected records that Redis confirmed every SUBSCRIBE c sent when it
+// Connected records that Redis confirmed every SUBSCRIBE c sent when it
 // connected.
-func (t *channelTable) connected(c *subConn) {
+func (t *ChannelTable) Connected(c *SubConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c.up = true
@@ -136,16 +136,16 @@ func (t *channelTable) connected(c *subConn) {
 	signal(t.heard) // channels this node does not subscribe wait for the one connection
 }
 
-// disconnected resets c's subscriptions after its connection ended: the next
+// Disconnected resets c's subscriptions after its connection ended: the next
 // one subscribes every channel routed to it. It releases their waiters: with
 // Redis down there is nothing to wait for. The channels whose subscription
 // was confirmed are lost until they are subscribed again.
-func (t *channelTable) disconnected(c *subConn) {
+func (t *ChannelTable) Disconnected(c *SubConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c.up = false
 	lost := new(lostConn)
-	for st, s := range c.subs {
+	for st, s := range c.Subs {
 		if st.conn == c {
 			if s.state == subOn && s.pending == 0 && st.lost == nil {
 				st.lost = lost
@@ -155,8 +155,8 @@ func (t *channelTable) disconnected(c *subConn) {
 		t.setSub(c, st, subscription{})
 		t.forgetIfUnused(st)
 	}
-	for st := range c.routed {
-		c.dirty[st] = struct{}{}
+	for st := range c.Routed {
+		c.Dirty[st] = struct{}{}
 		st.closeReady()
 		t.forgetIfUnused(st)
 	}

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"context"
@@ -8,13 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/redis/go-redis/v9"
 )
-
-// brokers holds one broker per Redis configuration per process, shared by every
-// handler instance (and so across config reloads) that names the same Redis.
-var brokers = caddy.NewUsagePool()
 
 const (
 	// readyTimeout bounds how long an upgrade waits for Redis to confirm a new
@@ -32,7 +28,7 @@ const (
 	// have slots of their own, so that clients resuming in a storm cannot
 	// hold up a fill, nor the fills of every channel after a reconnect make
 	// clients wait.
-	clientReadSlots = 8
+	ClientReadSlots = 8
 	fillReadSlots   = 4
 	// readSlotWait is how long a client's read waits for a slot before it
 	// is answered as a history that cannot be read now: as long as an
@@ -41,59 +37,67 @@ const (
 	readSlotWait = 5 * time.Second
 )
 
-// errReadsBusy refuses a client's read when every slot stayed taken.
-var errReadsBusy = errors.New("too many history reads at once")
+// ErrReadsBusy refuses a client's read when every slot stayed taken.
+var ErrReadsBusy = errors.New("too many history reads at once")
 
-// broker owns the Redis side for one Redis configuration: the subscriber
+// Broker owns the Redis side for one Redis configuration: the subscriber
 // connections, whose channels are the union of every hub's channels, and
 // the publisher, and this node's presence. With one server, Sentinel, or a
 // cluster in classic Pub/Sub mode there is one subscriber connection; with
 // sharded Pub/Sub on a cluster there is one per master that owns a wanted
 // channel. It must not hold anything of the config that created it (logger,
 // context): it outlives that config across reloads.
-type broker struct {
-	client   redis.UniversalClient
+type Broker struct {
+	Client   redis.UniversalClient
 	cluster  *redis.ClusterClient // set when channels are sharded
 	avail    *availability
-	table    *channelTable
-	out      *outbox
-	presence *presenceTracker
+	Table    *ChannelTable
+	out      *Outbox
+	Presence *PresenceTracker
 
 	ctx       context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the router, the connections and the fan-out workers
+	wg        sync.WaitGroup // every goroutine of the broker: see Close
 	routeWake chan struct{}  // sharded: channels wait for the router; cap 1
 
 	// fanout are the fan-out workers' queues; a channel always goes to the
 	// same worker, which keeps its messages in order.
 	fanout []chan delivery
 
-	// clientReads and fillReads hold a token per history read running.
-	clientReads chan struct{}
+	// ClientReads and fillReads hold a token per history read running.
+	ClientReads chan struct{}
 	fillReads   chan struct{}
 }
 
-func newBroker(setup *redisSetup) *broker {
+// BrokerOptions are what a broker is made of: its Redis client, which it
+// owns from then on, and the name of that Redis for the logs.
+type BrokerOptions struct {
+	Client  redis.UniversalClient // a *redis.ClusterClient when sharded
+	Sharded bool                  // a cluster with sharded Pub/Sub
+	Name    string                // the Redis, without credentials
+}
+
+func NewBroker(opts BrokerOptions) *Broker {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &broker{
-		client:    setup.client(),
-		avail:     newAvailability(setup.describe()),
+	b := &Broker{
+		Client:    opts.Client,
+		avail:     NewAvailability(opts.Name),
 		ctx:       ctx,
 		cancel:    cancel,
 		routeWake: make(chan struct{}, 1),
 
-		clientReads: make(chan struct{}, clientReadSlots),
+		ClientReads: make(chan struct{}, ClientReadSlots),
 		fillReads:   make(chan struct{}, fillReadSlots),
 	}
-	var single *subConn
-	if setup.sharded {
-		b.cluster = b.client.(*redis.ClusterClient)
+	var single *SubConn
+	if opts.Sharded {
+		b.cluster = b.Client.(*redis.ClusterClient)
 	} else {
-		single = newSubConn(b, "", nil)
+		single = NewSubConn(b, "", nil)
 	}
-	b.table = newChannelTable(b.avail, single, b.routeWake)
-	b.out = startOutbox(ctx, b.client, setup.sharded, b.table)
-	b.presence = newPresenceTracker(ctx, &b.wg, b.client, setup.sharded)
+	b.Table = NewChannelTable(b.avail, single, b.routeWake)
+	b.out = StartOutbox(ctx, &b.wg, b.Client, opts.Sharded, b.Table)
+	b.Presence = NewPresenceTracker(ctx, &b.wg, b.Client, opts.Sharded)
 	b.startFanout()
 	b.wg.Add(1)
 	if single != nil {
@@ -104,25 +108,25 @@ func newBroker(setup *redisSetup) *broker {
 	return b
 }
 
-// Destruct implements caddy.Destructor; the pool calls it when the last
-// handler using this Redis configuration is gone.
-func (b *broker) Destruct() error {
+// Close stops every goroutine of the broker (all in its WaitGroup: the
+// subscriber connections, the router, the fan-out workers, the fills, the
+// outbox and the presence tracker), waits for them, and closes its client.
+func (b *Broker) Close() error {
 	b.cancel()
 	b.wg.Wait()
-	b.out.wait()
-	return b.client.Close()
+	return b.Client.Close()
 }
 
-// waitReady waits until Redis has confirmed the subscription of every channel,
+// WaitReady waits until Redis has confirmed the subscription of every channel,
 // so that a client that is told it is connected misses nothing published
 // after. During an outage it does not wait: the client is served anyway and
 // its channels are subscribed when Redis is back. A failed connection
 // releases the waiters of its channels, so the wait is short either way.
-func (b *broker) waitReady(ctx context.Context, channels []string) {
+func (b *Broker) WaitReady(ctx context.Context, channels []string) {
 	timer := time.NewTimer(readyTimeout)
 	defer timer.Stop()
 	for _, ch := range channels {
-		ready := b.table.readyChan(ch)
+		ready := b.Table.ReadyChan(ch)
 		if ready == nil {
 			continue
 		}
@@ -136,21 +140,30 @@ func (b *broker) waitReady(ctx context.Context, channels []string) {
 	}
 }
 
-// readForClient reads the history for a client's request, once one of the
+// ReadForClient reads the history for a client's request, once one of the
 // clients' slots is free within readSlotWait.
-func (b *broker) readForClient(ctx context.Context, ch string, q historyQuery) (*historyRead, error) {
+func (b *Broker) ReadForClient(ctx context.Context, ch string, q HistoryQuery) (*HistoryRead, error) {
 	timer := time.NewTimer(readSlotWait)
 	defer timer.Stop()
 	select {
-	case b.clientReads <- struct{}{}:
+	case b.ClientReads <- struct{}{}:
 	case <-timer.C:
-		return nil, errReadsBusy
+		return nil, ErrReadsBusy
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-b.clientReads }()
-	return readHistory(ctx, b.client, ch, q)
+	defer func() { <-b.ClientReads }()
+	return readHistory(ctx, b.Client, ch, q)
 }
+
+// ReadPresence reads who is in channels, on every node (at most maxUsers
+// listed per channel).
+func (b *Broker) ReadPresence(ctx context.Context, channels []string, maxUsers int) (map[string]PresenceCount, error) {
+	return ReadPresence(ctx, b.Client, channels, maxUsers)
+}
+
+// Outage tells whether Redis is known to be out of reach.
+func (b *Broker) Outage() bool { return b.avail.Outage() }
 
 // subscribed follows a channel whose subscription Redis confirmed. One with
 // history reads what it missed, or its first position (resumeHistory). One
@@ -158,10 +171,10 @@ func (b *broker) readForClient(ctx context.Context, ch string, q historyQuery) (
 // missed messages: its hubs apply their gap_policy. The first channel of a
 // lost connection to be back, on whatever connection now serves it, counts
 // the reconnect and the gap.
-func (b *broker) subscribed(st *channelState, back resubscribed) {
+func (b *Broker) subscribed(st *channelState, back resubscribed) {
 	if back == lostFirstBack {
-		metrics.redisReconnects.Inc()
-		metrics.gaps.Inc()
+		Metrics.redisReconnects.Inc()
+		Metrics.gaps.Inc()
 	}
 	if h := st.history.Load(); h != nil {
 		b.resumeHistory(st, h)
@@ -172,34 +185,34 @@ func (b *broker) subscribed(st *channelState, back resubscribed) {
 	}
 }
 
-// publish queues a client frame for Redis, binary or text (binary false:
+// Publish queues a client frame for Redis, binary or text (binary false:
 // text, or what its bytes say), recorded in the channel's history when hist
 // is set; false means it was dropped. onRefused hears when Redis refuses it
 // for the sender (too many new channels).
-func (b *broker) publish(ch string, data []byte, binary bool, hist *History, onRefused func(error)) bool {
-	return b.out.add(ch, data, binary, hist, nil, onRefused)
+func (b *Broker) Publish(ch string, data []byte, binary bool, hist *HistoryOptions, onRefused func(error)) bool {
+	return b.out.Add(ch, data, binary, hist, nil, onRefused)
 }
 
-// publishWaiting is publish for a caller that waits on ack for the outcome.
-func (b *broker) publishWaiting(ch string, data []byte, binary bool, hist *History, ack *publishAck) bool {
-	return b.out.add(ch, data, binary, hist, ack, nil)
+// PublishWaiting is publish for a caller that waits on ack for the outcome.
+func (b *Broker) PublishWaiting(ch string, data []byte, binary bool, hist *HistoryOptions, ack *PublishAck) bool {
+	return b.out.Add(ch, data, binary, hist, ack, nil)
 }
 
 // delivery is one message on its way to the hubs of its channel.
 type delivery struct {
-	hubs []*hub
-	m    *message
+	hubs []Receiver
+	m    *frame.Message
 }
 
-// dispatch hands one Redis message to the fan-out worker of its channel, so
+// Dispatch hands one Redis message to the fan-out worker of its channel, so
 // that the subscriber goes back to reading Redis while the message is fanned
 // out; a message of a channel with history goes through its record
 // (dispatchHistory) first. It never waits for a client, and takes no lock
 // but the channel's history's.
-func (b *broker) dispatch(rm *redis.Message) {
-	metrics.messages.Inc()
-	st := b.table.lookup(rm.Channel)
-	if st == nil || len(st.hubList()) == 0 {
+func (b *Broker) Dispatch(rm *redis.Message) {
+	Metrics.messages.Inc()
+	st := b.Table.Lookup(rm.Channel)
+	if st == nil || len(st.HubList()) == 0 {
 		return
 	}
 	if base := st.presenceOf.Load(); base != nil {
@@ -208,7 +221,7 @@ func (b *broker) dispatch(rm *redis.Message) {
 		}
 		return
 	}
-	m := parseMessage(rm.Channel, rm.Payload)
+	m := frame.ParseMessage(rm.Channel, rm.Payload)
 	if h := st.history.Load(); h != nil {
 		b.dispatchHistory(st, h, m)
 		return
@@ -218,8 +231,8 @@ func (b *broker) dispatch(rm *redis.Message) {
 
 // enqueue hands m to the fan-out worker of its channel: one worker per
 // channel keeps its messages in order.
-func (b *broker) enqueue(st *channelState, m *message) {
-	d := delivery{hubs: st.hubList(), m: m}
+func (b *Broker) enqueue(st *channelState, m *frame.Message) {
+	d := delivery{hubs: st.HubList(), m: m}
 	select {
 	case b.fanout[maphash.String(fanoutSeed, st.name)%uint64(len(b.fanout))] <- d:
 	case <-b.ctx.Done():
@@ -230,7 +243,7 @@ var fanoutSeed = maphash.MakeSeed()
 
 // startFanout starts one fan-out worker per CPU; channels are hashed onto
 // them.
-func (b *broker) startFanout() {
+func (b *Broker) startFanout() {
 	b.fanout = make([]chan delivery, runtime.GOMAXPROCS(0))
 	for i := range b.fanout {
 		b.fanout[i] = make(chan delivery, fanoutQueue)
@@ -240,13 +253,13 @@ func (b *broker) startFanout() {
 }
 
 // deliverLoop is a fan-out worker.
-func (b *broker) deliverLoop(queue chan delivery) {
+func (b *Broker) deliverLoop(queue chan delivery) {
 	defer b.wg.Done()
 	for {
 		select {
 		case d := <-queue:
 			for _, h := range d.hubs {
-				h.deliver(d.m)
+				h.Deliver(d.m)
 			}
 		case <-b.ctx.Done():
 			return

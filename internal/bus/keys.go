@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"crypto/sha256"
@@ -24,19 +24,19 @@ import (
 //	redis_ws:{chat}:presence           Pub/Sub channel of the join and leave events
 //	redis_ws:{user}:12:{user}:inbox:m  a channel with braces: a tag, its length, its name
 
-// historyKeys are the Redis keys of a channel's history: its meta hash
+// HistoryKeys are the Redis keys of a channel's history: its meta hash
 // (epoch and last offset) and its stream.
-func historyKeys(ch string) []string {
+func HistoryKeys(ch string) []string {
 	prefix := channelPrefix(ch)
 	return []string{prefix + "m", prefix + "s"}
 }
 
-// idempotencyKey holds what a POST to ch with the Idempotency-Key key was
+// IdempotencyKey holds what a POST to ch with the Idempotency-Key key was
 // recorded as. The key is scoped to the route (its channel templates) and
 // to the user who sent it, so that nobody else's POST with the same key is
 // taken for a retry of theirs; the name is a digest of the three, so that
 // no key a client chooses can name another's.
-func idempotencyKey(ch, route, user, key string) string {
+func IdempotencyKey(ch, route, user, key string) string {
 	h := sha256.New()
 	for _, s := range []string{route, user, key} {
 		_ = binary.Write(h, binary.BigEndian, uint32(len(s)))
@@ -45,16 +45,16 @@ func idempotencyKey(ch, route, user, key string) string {
 	return channelPrefix(ch) + "i:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// presenceKeys are the Redis keys of a channel's presence: the nodes that
+// PresenceKeys are the Redis keys of a channel's presence: the nodes that
 // have connections in it, and the users each has.
-func presenceKeys(ch string) []string {
+func PresenceKeys(ch string) []string {
 	prefix := channelPrefix(ch)
 	return []string{prefix + "pn", prefix + "pu"}
 }
 
-// presenceEvents is the Pub/Sub channel of ch's join and leave events, in
+// PresenceEvents is the Pub/Sub channel of ch's join and leave events, in
 // ch's slot, so that sharded Pub/Sub sends it through ch's shard.
-func presenceEvents(ch string) string { return channelPrefix(ch) + "presence" }
+func PresenceEvents(ch string) string { return channelPrefix(ch) + "presence" }
 
 // channelPrefix starts every key of ch. A channel without braces is its own
 // hash tag (redis_ws:{chat}:), and cannot hold the "}" that ends it. A
@@ -68,7 +68,7 @@ func channelPrefix(ch string) string {
 	}
 	tag, ok := hashTag(ch)
 	if !ok {
-		tag = slotTag(keySlot(ch))
+		tag = slotTag(KeySlot(ch))
 	}
 	return "redis_ws:{" + tag + "}:" + strconv.Itoa(len(ch)) + ":" + ch + ":"
 }
@@ -92,7 +92,7 @@ var slotTags = sync.OnceValue(func() []string {
 	tags := make([]string, 16384)
 	for left, i := len(tags), 0; left > 0; i++ {
 		s := strconv.FormatInt(int64(i), 36)
-		if slot := keySlot(s); tags[slot] == "" {
+		if slot := KeySlot(s); tags[slot] == "" {
 			tags[slot] = s
 			left--
 		}

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"slices"
@@ -6,15 +6,15 @@ import (
 	"sync/atomic"
 )
 
-// channelTable is a broker's record of its channels: which hubs need each
+// ChannelTable is a broker's record of its channels: which hubs need each
 // one, which subscriber connection serves it, and what each connection has
 // asked Redis for. Every change of that state is one of its methods, under
 // its mutex; none does I/O. The work of each is proportional to what changed,
 // not to the number of channels: a connection keeps the set of its channels
 // whose wanted state changed (dirty) and sends commands for those only.
-type channelTable struct {
-	avail  *availability
-	single *subConn      // the one connection; nil with sharded Pub/Sub
+type ChannelTable struct {
+	Avail  *availability
+	Single *SubConn      // the one connection; nil with sharded Pub/Sub
 	route  chan struct{} // sharded: the router has channels to route; cap 1
 	heard  chan struct{} // a channel's subscription was confirmed: see listening; cap 1
 
@@ -23,7 +23,7 @@ type channelTable struct {
 	byName sync.Map
 
 	mu       sync.Mutex
-	conns    map[string]*subConn        // sharded: by node address
+	conns    map[string]*SubConn        // sharded: by node address
 	unrouted map[*channelState]struct{} // sharded: wanted, without a connection
 	reload   bool                       // sharded: a slot moved; refresh the cluster state before routing
 }
@@ -31,7 +31,7 @@ type channelTable struct {
 // channelState is one channel.
 type channelState struct {
 	name string
-	hubs atomic.Pointer[[]*hub] // copy-on-write: dispatch reads it without the lock
+	hubs atomic.Pointer[[]Receiver] // copy-on-write: dispatch reads it without the lock
 	// set once a hub with history joins: the node fills the channel's gaps
 	history atomic.Pointer[channelHistory]
 	// set when it is the presence events channel of the channel it names
@@ -41,7 +41,7 @@ type channelState struct {
 	listening atomic.Bool
 
 	// under channelTable.mu
-	conn        *subConn // the connection that should subscribe it; nil: not routed yet
+	conn        *SubConn // the connection that should subscribe it; nil: not routed yet
 	subscribers int      // connections that hold a subscription entry for it
 	ready       chan struct{}
 	readyClosed bool
@@ -63,54 +63,55 @@ const (
 	lostFirstBack                     // the first one back of its lost connection
 )
 
-// newChannelTable makes the table of a broker with one connection, single,
+// NewChannelTable makes the table of a broker with one connection, single,
 // or of a sharded broker (single nil) whose router listens on route.
-func newChannelTable(avail *availability, single *subConn, route chan struct{}) *channelTable {
-	return &channelTable{
-		avail:    avail,
-		single:   single,
+func NewChannelTable(avail *availability, single *SubConn, route chan struct{}) *ChannelTable {
+	return &ChannelTable{
+		Avail:    avail,
+		Single:   single,
 		route:    route,
 		heard:    make(chan struct{}, 1),
-		conns:    make(map[string]*subConn),
+		conns:    make(map[string]*SubConn),
 		unrouted: make(map[*channelState]struct{}),
 	}
 }
 
-func (st *channelState) hubList() []*hub {
+func (st *channelState) HubList() []Receiver {
 	if p := st.hubs.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-func (t *channelTable) lookup(name string) *channelState {
+func (t *ChannelTable) Lookup(name string) *channelState {
 	if v, ok := t.byName.Load(name); ok {
 		return v.(*channelState)
 	}
 	return nil
 }
 
-// join registers h as needing channel name.
-func (t *channelTable) join(name string, h *hub) {
-	t.add(name, h, h.opts.history != nil, "")
+// Join registers h as needing channel name, which gets a history when
+// withHistory.
+func (t *ChannelTable) Join(name string, h Receiver, withHistory bool) {
+	t.Add(name, h, withHistory, "")
 }
 
-// joinEvents registers h as needing the presence events of channel base.
-func (t *channelTable) joinEvents(base string, h *hub) {
-	t.add(presenceEvents(base), h, false, base)
+// JoinEvents registers h as needing the presence events of channel base.
+func (t *ChannelTable) JoinEvents(base string, h Receiver) {
+	t.Add(PresenceEvents(base), h, false, base)
 }
 
-// add is join: the channel gets a history when withHistory, and is base's
+// Add is join: the channel gets a history when withHistory, and is base's
 // presence events channel when base is set.
-func (t *channelTable) add(name string, h *hub, withHistory bool, base string) {
+func (t *ChannelTable) Add(name string, h Receiver, withHistory bool, base string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := t.lookup(name)
+	st := t.Lookup(name)
 	if st == nil {
 		st = &channelState{name: name, ready: make(chan struct{})}
 		t.byName.Store(name, st)
-		if t.single != nil {
-			t.routeTo(st, t.single)
+		if t.Single != nil {
+			t.routeTo(st, t.Single)
 		}
 	}
 	if withHistory && st.history.Load() == nil {
@@ -119,7 +120,7 @@ func (t *channelTable) add(name string, h *hub, withHistory bool, base string) {
 	if base != "" && st.presenceOf.Load() == nil {
 		st.presenceOf.Store(&base)
 	}
-	old := st.hubList()
+	old := st.HubList()
 	hubs := append(old[:len(old):len(old)], h)
 	st.hubs.Store(&hubs)
 	if len(old) == 0 {
@@ -127,16 +128,16 @@ func (t *channelTable) add(name string, h *hub, withHistory bool, base string) {
 	}
 }
 
-// leave undoes join.
-func (t *channelTable) leave(name string, h *hub) {
+// Leave undoes join.
+func (t *ChannelTable) Leave(name string, h Receiver) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := t.lookup(name)
+	st := t.Lookup(name)
 	if st == nil {
 		return
 	}
-	old := st.hubList()
-	hubs := slices.DeleteFunc(slices.Clone(old), func(x *hub) bool { return x == h })
+	old := st.HubList()
+	hubs := slices.DeleteFunc(slices.Clone(old), func(x Receiver) bool { return x == h })
 	st.hubs.Store(&hubs)
 	if len(old) > 0 && len(hubs) == 0 {
 		t.wanted(st)
@@ -145,8 +146,8 @@ func (t *channelTable) leave(name string, h *hub) {
 
 // wanted follows a channel that became wanted or unwanted: its connection
 // must subscribe or unsubscribe it, or the router must find it one.
-func (t *channelTable) wanted(st *channelState) {
-	want := len(st.hubList()) > 0
+func (t *ChannelTable) wanted(st *channelState) {
+	want := len(st.HubList()) > 0
 	switch {
 	case st.conn != nil:
 		st.conn.mark(st)
@@ -161,17 +162,17 @@ func (t *channelTable) wanted(st *channelState) {
 }
 
 // routeTo makes c the connection that serves st.
-func (t *channelTable) routeTo(st *channelState, c *subConn) {
+func (t *ChannelTable) routeTo(st *channelState, c *SubConn) {
 	st.conn = c
-	c.routed[st] = struct{}{}
+	c.Routed[st] = struct{}{}
 	delete(t.unrouted, st)
 }
 
 // unroute takes st from its connection, which unsubscribes what go-redis
 // still lists, and hands it to the router once the cluster state is fresh.
-func (t *channelTable) unroute(st *channelState) {
+func (t *ChannelTable) unroute(st *channelState) {
 	c := st.conn
-	delete(c.routed, st)
+	delete(c.Routed, st)
 	st.conn = nil
 	st.listening.Store(false)
 	c.mark(st)
@@ -182,13 +183,13 @@ func (t *channelTable) unroute(st *channelState) {
 
 // forgetIfUnused drops a channel that no hub needs and no connection has a
 // subscription entry for.
-func (t *channelTable) forgetIfUnused(st *channelState) {
-	if len(st.hubList()) > 0 || st.subscribers > 0 {
+func (t *ChannelTable) forgetIfUnused(st *channelState) {
+	if len(st.HubList()) > 0 || st.subscribers > 0 {
 		return
 	}
 	t.byName.CompareAndDelete(st.name, st)
 	if st.conn != nil {
-		delete(st.conn.routed, st)
+		delete(st.conn.Routed, st)
 		st.conn = nil
 	}
 	delete(t.unrouted, st)
@@ -212,16 +213,16 @@ func (st *channelState) renewReady() {
 	}
 }
 
-// readyChan is closed once Redis has confirmed the subscription of a
+// ReadyChan is closed once Redis has confirmed the subscription of a
 // channel; nil when there is nothing to wait for (an outage, or a channel
 // nobody joined).
-func (t *channelTable) readyChan(name string) <-chan struct{} {
-	if t.avail.outage() {
+func (t *ChannelTable) ReadyChan(name string) <-chan struct{} {
+	if t.Avail.Outage() {
 		return nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if st := t.lookup(name); st != nil {
+	if st := t.Lookup(name); st != nil {
 		return st.ready
 	}
 	return nil
@@ -235,32 +236,32 @@ func (t *channelTable) readyChan(name string) <-chan struct{} {
 // confirmed). A channel this node does not subscribe waits for the one
 // connection, or for nothing with sharded Pub/Sub. It takes no lock but the
 // availability's for such a channel.
-func (t *channelTable) listening(name string) bool {
-	if st := t.lookup(name); st != nil && len(st.hubList()) > 0 {
+func (t *ChannelTable) listening(name string) bool {
+	if st := t.Lookup(name); st != nil && len(st.HubList()) > 0 {
 		return st.listening.Load()
 	}
-	return t.single == nil || t.avail.isUp()
+	return t.Single == nil || t.Avail.IsUp()
 }
 
 // idle reports whether c serves no channel and has none to unsubscribe.
-func (t *channelTable) idle(c *subConn) bool {
+func (t *ChannelTable) idle(c *SubConn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(c.routed) == 0 && len(c.subs) == 0
+	return len(c.Routed) == 0 && len(c.Subs) == 0
 }
 
 // updateUp tells the availability whether every wanted channel is on a
 // connection that is up. Sharded, that is: none waits for a route, and every
 // connection that serves one is up.
-func (t *channelTable) updateUp() {
+func (t *ChannelTable) updateUp() {
 	up := true
-	if t.single != nil {
-		up = t.single.up
+	if t.Single != nil {
+		up = t.Single.up
 	} else {
 		up = len(t.unrouted) == 0
 		for _, c := range t.conns {
-			up = up && (c.up || len(c.routed) == 0)
+			up = up && (c.up || len(c.Routed) == 0)
 		}
 	}
-	t.avail.set(up)
+	t.Avail.set(up)
 }

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"context"
@@ -20,8 +20,8 @@ type backoff struct{ ceiling time.Duration }
 
 func (b *backoff) reset() { b.ceiling = 0 }
 
-// wait sleeps for the next delay; false means ctx ended first.
-func (b *backoff) wait(ctx context.Context) bool {
+// Wait sleeps for the next delay; false means ctx ended first.
+func (b *backoff) Wait(ctx context.Context) bool {
 	b.ceiling = max(b.ceiling, minBackoff)
 	d := time.Duration(rand.Int64N(int64(b.ceiling))) + minBackoff
 	b.ceiling = min(2*b.ceiling, maxBackoff)

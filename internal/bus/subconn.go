@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 )
 
 const (
-	// healthInterval is how long a subscriber connection may stay quiet
+	// HealthInterval is how long a subscriber connection may stay quiet
 	// before it sends a PING; no reply within another interval means the
 	// connection is dead.
-	healthInterval = 5 * time.Second
+	HealthInterval = 5 * time.Second
 	// commandTimeout bounds each SUBSCRIBE/UNSUBSCRIBE/PING write.
 	commandTimeout = 5 * time.Second
 	// readyPing is the payload of the PING that follows a connection's first
@@ -26,11 +26,11 @@ const (
 // errIdle ends a cluster node's connection that no channel needs any more.
 var errIdle = errors.New("no channel left on this node")
 
-// subConn is one subscriber connection and the loop that keeps it up: the
+// SubConn is one subscriber connection and the loop that keeps it up: the
 // only one with sharded Pub/Sub on a cluster is one per master that owns a
 // wanted channel, since one go-redis PubSub talks to one node.
-type subConn struct {
-	b        *broker
+type SubConn struct {
+	b        *Broker
 	node     string        // node address; "" for the single connection
 	client   *redis.Client // the node's client (sharded); nil: b.client
 	wake     chan struct{} // its channels changed; cap 1
@@ -38,24 +38,24 @@ type subConn struct {
 
 	// under channelTable.mu
 	up     bool                           // Redis confirmed what it sent when it connected
-	routed map[*channelState]struct{}     // channels it should subscribe
-	subs   map[*channelState]subscription // what it has asked Redis for
-	dirty  map[*channelState]struct{}     // channels whose wanted state changed since it last sent commands
+	Routed map[*channelState]struct{}     // channels it should subscribe
+	Subs   map[*channelState]subscription // what it has asked Redis for
+	Dirty  map[*channelState]struct{}     // channels whose wanted state changed since it last sent commands
 }
 
-func newSubConn(b *broker, node string, client *redis.Client) *subConn {
-	return &subConn{
+func NewSubConn(b *Broker, node string, client *redis.Client) *SubConn {
+	return &SubConn{
 		b: b, node: node, client: client, wake: make(chan struct{}, 1),
-		routed: make(map[*channelState]struct{}),
-		subs:   make(map[*channelState]subscription),
-		dirty:  make(map[*channelState]struct{}),
+		Routed: make(map[*channelState]struct{}),
+		Subs:   make(map[*channelState]subscription),
+		Dirty:  make(map[*channelState]struct{}),
 	}
 }
 
 // mark records that st must be reconciled on c. It runs under
 // channelTable.mu.
-func (c *subConn) mark(st *channelState) {
-	c.dirty[st] = struct{}{}
+func (c *SubConn) mark(st *channelState) {
+	c.Dirty[st] = struct{}{}
 	signal(c.wake)
 }
 
@@ -68,7 +68,7 @@ func signal(c chan struct{}) {
 
 // run keeps the connection up for as long as the broker lives or, for a
 // cluster node, as long as a channel needs it.
-func (c *subConn) run() {
+func (c *SubConn) run() {
 	b := c.b
 	defer b.wg.Done()
 	var retry backoff
@@ -77,7 +77,7 @@ func (c *subConn) run() {
 		if b.ctx.Err() != nil {
 			return
 		}
-		if c.node != "" && b.table.retireIfIdle(c) {
+		if c.node != "" && b.Table.RetireIfIdle(c) {
 			return
 		}
 		if errors.Is(err, errIdle) {
@@ -85,9 +85,9 @@ func (c *subConn) run() {
 		}
 		b.avail.failed(c.node, err)
 		if c.node != "" {
-			b.table.unrouteAll(c) // the master may have failed over: route its channels anew
+			b.Table.unrouteAll(c) // the master may have failed over: route its channels anew
 		}
-		if !retry.wait(b.ctx) {
+		if !retry.Wait(b.ctx) {
 			return
 		}
 	}
@@ -95,16 +95,16 @@ func (c *subConn) run() {
 
 // session runs one connection until it fails. onUp is called once Redis has
 // confirmed the channels subscribed when it connected.
-func (c *subConn) session(onUp func()) error {
+func (c *SubConn) session(onUp func()) error {
 	b := c.b
-	if c.node != "" && b.table.idle(c) {
+	if c.node != "" && b.Table.idle(c) {
 		return errIdle
 	}
 	var ps *redis.PubSub
 	if c.client != nil {
 		ps = c.client.Subscribe(b.ctx) // pinned to this node
 	} else {
-		ps = b.client.Subscribe(b.ctx) // no channels yet: no I/O
+		ps = b.Client.Subscribe(b.ctx) // no channels yet: no I/O
 	}
 	readerDone := make(chan error, 1)
 	started := false
@@ -113,7 +113,7 @@ func (c *subConn) session(onUp func()) error {
 		if started {
 			<-readerDone
 		}
-		b.table.disconnected(c)
+		b.Table.Disconnected(c)
 	}()
 
 	// The PING dials and proves the connection before anything depends on it.
@@ -124,18 +124,18 @@ func (c *subConn) session(onUp func()) error {
 	upCh := make(chan struct{})
 	go func() { readerDone <- c.receive(ps, upCh) }()
 	started = true
-	if err := c.reconcile(ps); err != nil {
+	if err := c.Reconcile(ps); err != nil {
 		return err
 	}
 	if err := command(b.ctx, func(ctx context.Context) error { return ps.Ping(ctx, readyPing) }); err != nil {
 		return fmt.Errorf("pinging: %w", err)
 	}
 
-	ticker := time.NewTicker(healthInterval)
+	ticker := time.NewTicker(HealthInterval)
 	defer ticker.Stop()
 	pinged := false
 	for {
-		if err := c.reconcile(ps); err != nil {
+		if err := c.Reconcile(ps); err != nil {
 			return err
 		}
 		select {
@@ -147,15 +147,15 @@ func (c *subConn) session(onUp func()) error {
 			started = false
 			return fmt.Errorf("receiving: %w", err)
 		case <-ticker.C:
-			if c.node != "" && b.table.idle(c) {
+			if c.node != "" && b.Table.idle(c) {
 				return errIdle
 			}
 			quiet := time.Since(time.Unix(0, c.lastRecv.Load()))
-			if quiet < healthInterval {
+			if quiet < HealthInterval {
 				pinged = false
 				continue
 			}
-			if pinged && quiet >= 2*healthInterval {
+			if pinged && quiet >= 2*HealthInterval {
 				return fmt.Errorf("no reply from redis for %s", quiet.Round(time.Second))
 			}
 			if err := command(b.ctx, func(ctx context.Context) error { return ps.Ping(ctx) }); err != nil {
@@ -175,11 +175,11 @@ func command(parent context.Context, f func(context.Context) error) error {
 	return f(ctx)
 }
 
-// reconcile sends the commands that make the connection's subscriptions
+// Reconcile sends the commands that make the connection's subscriptions
 // match what the hubs need. Only the session goroutine sends them, so they
 // reach Redis in the order the states changed.
-func (c *subConn) reconcile(ps *redis.PubSub) error {
-	sub, unsub := c.b.table.changes(c)
+func (c *SubConn) Reconcile(ps *redis.PubSub) error {
+	sub, unsub := c.b.Table.Changes(c)
 	if len(sub) > 0 {
 		if err := c.send(ps, true, sub); err != nil {
 			return fmt.Errorf("subscribing: %w", err)
@@ -196,7 +196,7 @@ func (c *subConn) reconcile(ps *redis.PubSub) error {
 // send writes SUBSCRIBE or UNSUBSCRIBE (sharded: one SSUBSCRIBE or
 // SUNSUBSCRIBE per channel, since one command may not span slots). Never
 // with no channels: Unsubscribe() means all of them.
-func (c *subConn) send(ps *redis.PubSub, subscribe bool, channels []string) error {
+func (c *SubConn) send(ps *redis.PubSub, subscribe bool, channels []string) error {
 	ctx := c.b.ctx
 	if c.node == "" {
 		return command(ctx, func(ctx context.Context) error {
@@ -222,7 +222,7 @@ func (c *subConn) send(ps *redis.PubSub, subscribe bool, channels []string) erro
 
 // receive reads the connection until it fails or is closed: messages go to
 // dispatch, replies to the channel table.
-func (c *subConn) receive(ps *redis.PubSub, up chan struct{}) error {
+func (c *SubConn) receive(ps *redis.PubSub, up chan struct{}) error {
 	b := c.b
 	for {
 		msg, err := ps.Receive(b.ctx)
@@ -234,29 +234,29 @@ func (c *subConn) receive(ps *redis.PubSub, up chan struct{}) error {
 			// An error reply refuses one command; the connection is fine.
 			c.lastRecv.Store(time.Now().UnixNano())
 			if slot, ok := movedSlot(err); ok && c.node != "" {
-				b.table.moved(c, slot)
+				b.Table.Moved(c, slot)
 				continue
 			}
-			b.table.refused(c)
+			b.Table.Refused(c)
 			warnSubscriptionRefused.log([]zap.Field{zap.String("redis", b.avail.desc), zap.String("error", errorCode(err))}, zap.Error(err))
 			continue
 		}
 		c.lastRecv.Store(time.Now().UnixNano())
 		switch m := msg.(type) {
 		case *redis.Message:
-			b.dispatch(m)
+			b.Dispatch(m)
 		case *redis.Subscription:
 			switch m.Kind {
 			case "subscribe", "ssubscribe":
-				if st, back := b.table.confirmed(c, m.Channel); st != nil {
+				if st, back := b.Table.Confirmed(c, m.Channel); st != nil {
 					b.subscribed(st, back)
 				}
 			case "sunsubscribe":
-				b.table.dropped(c, m.Channel)
+				b.Table.Dropped(c, m.Channel)
 			}
 		case *redis.Pong:
 			if m.Payload == readyPing && up != nil {
-				b.table.connected(c)
+				b.Table.Connected(c)
 				close(up)
 				up = nil
 			}

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"context"
@@ -17,7 +17,7 @@ const rerouteDelay = 300 * time.Millisecond
 // router assigns every wanted channel of a sharded cluster to the connection
 // of the master that owns its slot, and starts connections as they are
 // needed.
-func (b *broker) router() {
+func (b *Broker) router() {
 	defer b.wg.Done()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
@@ -33,7 +33,7 @@ func (b *broker) router() {
 			retry.Reset(wait)
 			continue
 		}
-		if b.table.takeReload() {
+		if b.Table.TakeReload() {
 			// Route nothing until go-redis has had time to load the new
 			// slots: the old ones would send channels straight back to
 			// their old node.
@@ -50,8 +50,8 @@ func (b *broker) router() {
 
 // route routes the channels that wait for a connection and returns when to
 // try again (0: no need).
-func (b *broker) route() time.Duration {
-	todo := b.table.unroutedNames()
+func (b *Broker) route() time.Duration {
+	todo := b.Table.UnroutedNames()
 	if len(todo) == 0 {
 		return 0
 	}
@@ -69,8 +69,8 @@ func (b *broker) route() time.Duration {
 		}
 		owners[ch] = c
 	}
-	b.table.assign(owners, func(node string, client *redis.Client) *subConn {
-		c := newSubConn(b, node, client)
+	b.Table.Assign(owners, func(node string, client *redis.Client) *SubConn {
+		c := NewSubConn(b, node, client)
 		b.wg.Add(1)
 		go c.run()
 		return c
@@ -84,8 +84,8 @@ func (b *broker) route() time.Duration {
 	return 0
 }
 
-// unroutedNames lists the wanted channels that have no connection.
-func (t *channelTable) unroutedNames() []string {
+// UnroutedNames lists the wanted channels that have no connection.
+func (t *ChannelTable) UnroutedNames() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	names := make([]string, 0, len(t.unrouted))
@@ -95,14 +95,14 @@ func (t *channelTable) unroutedNames() []string {
 	return names
 }
 
-// assign routes each channel to the connection of its owner's node, made by
+// Assign routes each channel to the connection of its owner's node, made by
 // start when there is none yet.
-func (t *channelTable) assign(owners map[string]*redis.Client, start func(node string, client *redis.Client) *subConn) {
+func (t *ChannelTable) Assign(owners map[string]*redis.Client, start func(node string, client *redis.Client) *SubConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for name, client := range owners {
-		st := t.lookup(name)
-		if st == nil || st.conn != nil || len(st.hubList()) == 0 {
+		st := t.Lookup(name)
+		if st == nil || st.conn != nil || len(st.HubList()) == 0 {
 			continue
 		}
 		node := client.Options().Addr
@@ -117,8 +117,8 @@ func (t *channelTable) assign(owners map[string]*redis.Client, start func(node s
 	t.updateUp()
 }
 
-// takeReload reports whether a slot moved since it was last asked.
-func (t *channelTable) takeReload() bool {
+// TakeReload reports whether a slot moved since it was last asked.
+func (t *ChannelTable) TakeReload() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	reload := t.reload
@@ -127,20 +127,20 @@ func (t *channelTable) takeReload() bool {
 }
 
 // unrouteAll sends every channel of c back to the router.
-func (t *channelTable) unrouteAll(c *subConn) {
+func (t *ChannelTable) unrouteAll(c *SubConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for st := range c.routed {
+	for st := range c.Routed {
 		t.unroute(st)
 	}
 }
 
-// retireIfIdle removes c from the connections when it serves no channel and
+// RetireIfIdle removes c from the connections when it serves no channel and
 // has none to unsubscribe; the caller then ends its loop.
-func (t *channelTable) retireIfIdle(c *subConn) bool {
+func (t *ChannelTable) RetireIfIdle(c *SubConn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(c.routed) > 0 || len(c.subs) > 0 {
+	if len(c.Routed) > 0 || len(c.Subs) > 0 {
 		return false
 	}
 	delete(t.conns, c.node)
@@ -148,16 +148,16 @@ func (t *channelTable) retireIfIdle(c *subConn) bool {
 	return true
 }
 
-// moved handles a MOVED reply to an SSUBSCRIBE on c: the slot has another
+// Moved handles a MOVED reply to an SSUBSCRIBE on c: the slot has another
 // owner, so its channels go back to the router.
-func (t *channelTable) moved(c *subConn, slot int) {
+func (t *ChannelTable) Moved(c *SubConn, slot int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for st := range c.routed {
-		if keySlot(st.name) != slot {
+	for st := range c.Routed {
+		if KeySlot(st.name) != slot {
 			continue
 		}
-		s := c.subs[st]
+		s := c.Subs[st]
 		if s.state == subOn {
 			s.state = subGone
 		}
@@ -167,10 +167,10 @@ func (t *channelTable) moved(c *subConn, slot int) {
 	}
 }
 
-// dropped handles a sunsubscribe on c. One we did not ask for comes from
+// Dropped handles a sunsubscribe on c. One we did not ask for comes from
 // Redis when the channel's slot moved to another node (migration,
 // failover): the channel goes back to the router, which finds its new owner.
-func (t *channelTable) dropped(c *subConn, name string) {
+func (t *ChannelTable) Dropped(c *SubConn, name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st, s := t.subscriptionOf(c, name)
@@ -194,9 +194,9 @@ func movedSlot(err error) (int, bool) {
 	return slot, err == nil
 }
 
-// keySlot is Redis Cluster's slot of a key or channel: CRC16 (XMODEM) of the
+// KeySlot is Redis Cluster's slot of a key or channel: CRC16 (XMODEM) of the
 // key, or of its {hash tag}, modulo 16384. go-redis has it only internally.
-func keySlot(key string) int {
+func KeySlot(key string) int {
 	if tag, ok := hashTag(key); ok {
 		key = tag
 	}

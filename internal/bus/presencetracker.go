@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"context"
@@ -19,13 +19,13 @@ const (
 	presenceRetry = time.Second
 )
 
-// presenceTracker is a broker's presence: per channel, the connections of
+// PresenceTracker is a broker's presence: per channel, the connections of
 // this node and how many of them each user has, kept in Redis as one entry
 // per node and channel and one per user and channel, so that what Redis
 // stores and refreshes grows with nodes × channels × users, not with
 // connections. Hubs change it under mu; its one goroutine (run) is the only
 // writer to Redis, every presenceFlushEvery.
-type presenceTracker struct {
+type PresenceTracker struct {
 	ctx     context.Context // the broker's
 	wg      *sync.WaitGroup // the broker's: it waits for run
 	client  redis.UniversalClient
@@ -52,23 +52,20 @@ type presenceChannel struct {
 	retryAt    time.Time            // after a failed update
 }
 
-// presenceUpdate is one script call: a channel's changes since the last.
-type presenceUpdate struct {
-	channel     string
-	mode        string // "update", "full" or "gone"
-	changes     uint64 // the channel's changes it carries
-	conns       int
-	add, remove []string
-	timeout     time.Duration
+// PresenceOptions are the settings of a route's presence that the tracker
+// applies to its channels.
+type PresenceOptions struct {
+	Timeout    time.Duration // a node's entries expire after it
+	LeaveDelay time.Duration // a user stays present after its last connection left
 }
 
-func newPresenceTracker(ctx context.Context, wg *sync.WaitGroup, client redis.UniversalClient, sharded bool) *presenceTracker {
-	return &presenceTracker{ctx: ctx, wg: wg, client: client, sharded: sharded, node: newNodeID(), channels: make(map[string]*presenceChannel)}
+func NewPresenceTracker(ctx context.Context, wg *sync.WaitGroup, client redis.UniversalClient, sharded bool) *PresenceTracker {
+	return &PresenceTracker{ctx: ctx, wg: wg, client: client, sharded: sharded, node: newNodeID(), channels: make(map[string]*presenceChannel)}
 }
 
-// join counts a connection of user ("" anonymous) in ch. The first join
+// Join counts a connection of user ("" anonymous) in ch. The first join
 // starts the tracker's goroutine.
-func (t *presenceTracker) join(ch, user string, p *Presence) {
+func (t *PresenceTracker) Join(ch, user string, p *PresenceOptions) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.running {
@@ -80,9 +77,9 @@ func (t *presenceTracker) join(ch, user string, p *Presence) {
 	if pc == nil {
 		pc = &presenceChannel{users: make(map[string]int), leaving: make(map[string]time.Time), reported: make(map[string]bool), full: true}
 		t.channels[ch] = pc
-		metrics.presenceChannels.Inc()
+		Metrics.presenceChannels.Inc()
 	}
-	pc.timeout, pc.leaveDelay = time.Duration(p.Timeout), time.Duration(*p.LeaveDelay)
+	pc.timeout, pc.leaveDelay = p.Timeout, p.LeaveDelay
 	pc.changes++
 	pc.conns++
 	if user != "" {
@@ -91,8 +88,8 @@ func (t *presenceTracker) join(ch, user string, p *Presence) {
 	}
 }
 
-// leave undoes join; the user stays present for the leave delay.
-func (t *presenceTracker) leave(ch, user string) {
+// Leave undoes join; the user stays present for the leave delay.
+func (t *PresenceTracker) Leave(ch, user string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pc := t.channels[ch]
@@ -116,7 +113,7 @@ func (t *presenceTracker) leave(ch, user string) {
 // run flushes until the broker stops. A node that stops leaves its entries
 // to expire: its clients, reconnecting to other nodes within the timeout,
 // make no leave and no join.
-func (t *presenceTracker) run() {
+func (t *PresenceTracker) run() {
 	defer t.wg.Done()
 	tick := time.NewTicker(presenceFlushEvery)
 	defer tick.Stop()
@@ -132,7 +129,7 @@ func (t *presenceTracker) run() {
 
 // flush sends one update per channel that has something to say, in one
 // pipeline, and takes in the outcome.
-func (t *presenceTracker) flush(ctx context.Context) {
+func (t *PresenceTracker) flush(ctx context.Context) {
 	now := time.Now()
 	t.mu.Lock()
 	var updates []presenceUpdate
@@ -205,10 +202,10 @@ func (pc *presenceChannel) pending(ch string, now time.Time) (presenceUpdate, bo
 
 // apply takes in the outcome of u: 1 done, 0 the node must send everything,
 // an error to retry.
-func (t *presenceTracker) apply(u presenceUpdate, res int64, sent time.Time) {
+func (t *PresenceTracker) apply(u presenceUpdate, res int64, sent time.Time) {
 	pc := t.channels[u.channel]
 	before := len(pc.reported)
-	defer func() { metrics.presenceUsers.Add(float64(len(pc.reported) - before)) }()
+	defer func() { Metrics.presenceUsers.Add(float64(len(pc.reported) - before)) }()
 	switch {
 	case res < 0:
 		pc.full, pc.retryAt = true, sent.Add(presenceRetry)
@@ -243,7 +240,7 @@ func (t *presenceTracker) apply(u presenceUpdate, res int64, sent time.Time) {
 	if u.mode == "gone" {
 		if pc.conns == 0 && len(pc.users) == 0 {
 			delete(t.channels, u.channel)
-			metrics.presenceChannels.Dec()
+			Metrics.presenceChannels.Dec()
 			return
 		}
 		pc.full = true // a connection came meanwhile
@@ -252,7 +249,7 @@ func (t *presenceTracker) apply(u presenceUpdate, res int64, sent time.Time) {
 
 // send runs the updates in one pipeline; a result is 1, 0 (send
 // everything) or -1 (failed: nothing changed).
-func (t *presenceTracker) send(ctx context.Context, updates []presenceUpdate) []int64 {
+func (t *PresenceTracker) send(ctx context.Context, updates []presenceUpdate) []int64 {
 	ctx, cancel := context.WithTimeout(ctx, presenceQueryTimeout)
 	defer cancel()
 	results := make([]int64, len(updates))
@@ -264,7 +261,7 @@ func (t *presenceTracker) send(ctx context.Context, updates []presenceUpdate) []
 		cmds, _ := t.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, i := range todo {
 				u := &updates[i]
-				p.EvalSha(ctx, presenceUpdateScript.Hash(), presenceKeys(u.channel), u.args(t.node, t.sharded)...)
+				p.EvalSha(ctx, presenceUpdateScript.Hash(), PresenceKeys(u.channel), u.args(t.node, t.sharded)...)
 			}
 			return nil
 		})
@@ -279,14 +276,14 @@ func (t *presenceTracker) send(ctx context.Context, updates []presenceUpdate) []
 				results[i], again = -1, append(again, i)
 			default:
 				results[i] = -1
-				metrics.presenceErrors.Inc()
+				Metrics.presenceErrors.Inc()
 				logger().Debug("presence update failed", zap.String("channel", updates[i].channel), zap.Error(err))
 			}
 		}
 		// Redis lost its scripts (a restart, a failover): load it, and send
 		// those again.
 		if len(again) > 0 && presenceUpdateScript.Load(ctx, t.client).Err() != nil {
-			metrics.presenceErrors.Add(float64(len(again)))
+			Metrics.presenceErrors.Add(float64(len(again)))
 			break
 		}
 		todo = again

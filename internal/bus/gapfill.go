@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"crypto/sha1"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"go.uber.org/zap"
 )
 
@@ -16,10 +18,10 @@ const (
 	// fillAttempts is how often a fill tries to read the stream before the
 	// gap counts as unfillable.
 	fillAttempts = 3
-	// fillPageBytes bounds the payload bytes of one page a fill reads (one
+	// FillPageBytes bounds the payload bytes of one page a fill reads (one
 	// entry beyond it when that entry alone is larger): a fill delivers a
 	// page before it reads the next, and never holds a whole stream.
-	fillPageBytes = 1 << 20
+	FillPageBytes = 1 << 20
 )
 
 // channelHistory is a node's own record of a history channel: the last
@@ -30,23 +32,23 @@ type channelHistory struct {
 	mu sync.Mutex
 	// delivered is the last recorded message delivered; noHistory when the
 	// channel had none when it was read; zero: not known yet.
-	delivered position
-	filling   bool       // a fill runs: messages from Redis wait in held
-	held      []*message // in the order Redis sent them
-	reread    bool       // the running fill must read again when it is done
+	delivered frame.Position
+	filling   bool             // a fill runs: messages from Redis wait in held
+	held      []*frame.Message // in the order Redis sent them
+	reread    bool             // the running fill must read again when it is done
 	// last is the last recorded message delivered and its payload. When it
 	// is at delivered (the position did not come from a read), a fill checks
 	// that Redis still holds that payload there: a history that went back
 	// and grew again past delivered shows only so (lua/reset.lua).
 	last struct {
-		pos     position
+		pos     frame.Position
 		payload string
 	}
 }
 
 // advance records that the recorded message at pos, with payload, was
 // delivered. h.mu held.
-func (h *channelHistory) advance(pos position, payload string) {
+func (h *channelHistory) advance(pos frame.Position, payload string) {
 	h.delivered = pos
 	h.last.pos, h.last.payload = pos, payload
 }
@@ -56,14 +58,14 @@ func (h *channelHistory) advance(pos position, payload string) {
 // channel a new epoch before it records, when Redis's history of that epoch
 // ends below it (a replica without the newest entries took over), so that
 // the offsets clients saw are never given to other messages.
-func (t *channelTable) floor(name string) position {
-	st := t.lookup(name)
+func (t *ChannelTable) floor(name string) frame.Position {
+	st := t.Lookup(name)
 	if st == nil {
-		return position{}
+		return frame.Position{}
 	}
 	h := st.history.Load()
 	if h == nil {
-		return position{}
+		return frame.Position{}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -71,7 +73,7 @@ func (t *channelTable) floor(name string) position {
 }
 
 // hold keeps m until the fill is done. h.mu held.
-func (h *channelHistory) hold(m *message) {
+func (h *channelHistory) hold(m *frame.Message) {
 	if len(h.held) >= maxHeld {
 		// Recorded messages are in the stream: the fill reads them again.
 		// Live ones are lost, like any live message during an outage.
@@ -84,7 +86,7 @@ func (h *channelHistory) hold(m *message) {
 // holds it while a gap is filled; a gap seen here starts a fill. It runs on
 // the subscriber's goroutine, so the fill is always started before the next
 // message is looked at.
-func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *message) {
+func (b *Broker) dispatchHistory(st *channelState, h *channelHistory, m *frame.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.filling {
@@ -101,14 +103,14 @@ func (b *broker) dispatchHistory(st *channelState, h *channelHistory, m *message
 // while the position is not known, the offset after the last one delivered,
 // or offset 1 of any epoch after noHistory. false means there is a gap
 // before it. h.mu held.
-func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *message) bool {
+func (b *Broker) deliverInOrder(st *channelState, h *channelHistory, m *frame.Message) bool {
 	d := h.delivered
 	switch {
-	case !m.recorded():
-	case d.epoch == "" || m.pos.epoch == d.epoch && m.pos.offset == d.offset+1,
-		d == noHistory && m.pos.offset == 1:
-		h.advance(m.pos, m.payload)
-	case m.pos.epoch == d.epoch && m.pos.offset <= d.offset:
+	case !m.Recorded():
+	case d.Epoch == "" || m.Pos.Epoch == d.Epoch && m.Pos.Offset == d.Offset+1,
+		d == frame.NoHistory && m.Pos.Offset == 1:
+		h.advance(m.Pos, m.Payload)
+	case m.Pos.Epoch == d.Epoch && m.Pos.Offset <= d.Offset:
 		return true // delivered already (by a fill)
 	default:
 		return false
@@ -121,7 +123,7 @@ func (b *broker) deliverInOrder(st *channelState, h *channelHistory, m *message)
 // confirmed: on a first subscription, to learn its position; after a
 // reconnect or a slot move, to deliver what was published meanwhile.
 // Messages that come after the confirmation are held until then.
-func (b *broker) resumeHistory(st *channelState, h *channelHistory) {
+func (b *Broker) resumeHistory(st *channelState, h *channelHistory) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.filling {
@@ -132,7 +134,7 @@ func (b *broker) resumeHistory(st *channelState, h *channelHistory) {
 }
 
 // startFill starts the channel's fill. h.mu held.
-func (b *broker) startFill(st *channelState, h *channelHistory) {
+func (b *Broker) startFill(st *channelState, h *channelHistory) {
 	h.filling = true
 	b.wg.Add(1)
 	go b.fill(st, h)
@@ -141,7 +143,7 @@ func (b *broker) startFill(st *channelState, h *channelHistory) {
 // fill reads the stream after the last delivered offset and delivers what
 // is missing, a page at a time, then what was held, until the channel is in
 // order again.
-func (b *broker) fill(st *channelState, h *channelHistory) {
+func (b *Broker) fill(st *channelState, h *channelHistory) {
 	defer b.wg.Done()
 	unfillable := false
 	gapLost := false // the pages read so far of a gap missed messages
@@ -149,7 +151,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 		h.mu.Lock()
 		from := h.delivered
 		h.reread = false
-		payload, known := h.last.payload, from.epoch != "" && h.last.pos == from
+		payload, known := h.last.payload, from.Epoch != "" && h.last.pos == from
 		h.mu.Unlock()
 
 		sum := ""
@@ -168,11 +170,11 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 			// Redis cannot be read: what was missed is lost (nothing was,
 			// without a position yet); the next recorded message gives the
 			// position again.
-			h.delivered = position{}
-			unfillable = unfillable || from.epoch != ""
+			h.delivered = frame.Position{}
+			unfillable = unfillable || from.Epoch != ""
 			gapLost = false
 		case reset:
-			h.delivered = r.latest
+			h.delivered = r.Latest
 			unfillable = true
 			gapLost = false
 		default:
@@ -184,7 +186,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 		}
 		again := more || h.reread
 		if !again {
-			again = b.releaseHeld(st, h, from.epoch)
+			again = b.releaseHeld(st, h, from.Epoch)
 		}
 		if !again {
 			h.filling = false
@@ -194,7 +196,7 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 			continue
 		}
 		if unfillable {
-			metrics.gapsUnfillable.Inc()
+			Metrics.gapsUnfillable.Inc()
 			b.gapChannel(st)
 		}
 		return
@@ -204,50 +206,50 @@ func (b *broker) fill(st *channelState, h *channelHistory) {
 // readForFill reads the entries after from, a page, a few times if Redis
 // fails; a channel without a position asks for its position only. sum is
 // the SHA1 of the payload delivered at from ("" when unknown); see readOnce.
-func (b *broker) readForFill(ch string, from position, sum string) (r *historyRead, reset bool, err error) {
+func (b *Broker) readForFill(ch string, from frame.Position, sum string) (r *HistoryRead, reset bool, err error) {
 	var retry backoff
 	for attempt := 1; ; attempt++ {
-		r, reset, err = b.readOnce(ch, from, sum)
+		r, reset, err = b.ReadOnce(ch, from, sum)
 		if err == nil || b.ctx.Err() != nil {
 			return r, reset, err
 		}
-		if attempt == fillAttempts || !retry.wait(b.ctx) {
+		if attempt == fillAttempts || !retry.Wait(b.ctx) {
 			warnHistoryUnreadable.log([]zap.Field{zap.String("error", errorCode(err))}, zap.String("channel", ch), zap.Error(err))
 			return nil, false, err
 		}
 	}
 }
 
-// readOnce is one try of readForFill, in one of the fills' read slots. A
+// ReadOnce is one try of readForFill, in one of the fills' read slots. A
 // channel with a position is first checked, in one step with the decision,
 // for a history that went back (a replica without the newest entries took
 // over): it then gets a new epoch (reset), since its offsets after the last
 // one Redis kept would name other messages than the ones delivered, and
 // nothing is read.
-func (b *broker) readOnce(ch string, from position, sum string) (*historyRead, bool, error) {
+func (b *Broker) ReadOnce(ch string, from frame.Position, sum string) (*HistoryRead, bool, error) {
 	select {
 	case b.fillReads <- struct{}{}:
 	case <-b.ctx.Done():
 		return nil, false, b.ctx.Err()
 	}
 	defer func() { <-b.fillReads }()
-	if from.epoch == "" {
-		r, err := readHistory(b.ctx, b.client, ch, historyQuery{mode: readLast})
+	if from.Epoch == "" {
+		r, err := readHistory(b.ctx, b.Client, ch, HistoryQuery{Mode: ReadLast})
 		return r, false, err
 	}
-	if from != noHistory {
-		at, back, err := resetIfBack(b.ctx, b.client, ch, from, sum)
+	if from != frame.NoHistory {
+		at, back, err := ResetIfBack(b.ctx, b.Client, ch, from, sum)
 		if err != nil {
 			return nil, false, err
 		}
 		if back {
-			warnHistoryWentBack.log([]zap.Field{zap.Int64("delivered", from.offset), zap.Int64("redis_latest", at.offset)},
+			warnHistoryWentBack.log([]zap.Field{zap.Int64("delivered", from.Offset), zap.Int64("redis_latest", at.Offset)},
 				zap.String("channel", ch))
-			return &historyRead{latest: at}, true, nil
+			return &HistoryRead{Latest: at}, true, nil
 		}
 	}
-	r, err := readHistory(b.ctx, b.client, ch, historyQuery{mode: readAfter, from: from, budget: fillPageBytes})
-	if err == nil && r.latest.epoch == from.epoch && r.latest.offset < from.offset {
+	r, err := readHistory(b.ctx, b.Client, ch, HistoryQuery{Mode: readAfter, From: from, Budget: FillPageBytes})
+	if err == nil && r.Latest.Epoch == from.Epoch && r.Latest.Offset < from.Offset {
 		return nil, false, fmt.Errorf("the history of %s went back while it was read", ch)
 	}
 	return r, false, err
@@ -256,53 +258,53 @@ func (b *broker) readOnce(ch string, from position, sum string) (*historyRead, b
 // applyRead delivers the entries a fill read and returns the channel's new
 // position, and whether the next page is to be read; lost tells, across
 // the pages of one gap, whether messages could not be filled. h.mu held.
-func (b *broker) applyRead(st *channelState, h *channelHistory, from position, r *historyRead, lost *bool) (position, bool) {
-	if from == noHistory {
+func (b *Broker) applyRead(st *channelState, h *channelHistory, from frame.Position, r *HistoryRead, lost *bool) (frame.Position, bool) {
+	if from == frame.NoHistory {
 		// Every epoch follows noHistory from its offset 1.
-		from.epoch = r.latest.epoch
+		from.Epoch = r.Latest.Epoch
 	}
 	switch {
-	case from.epoch == "":
+	case from.Epoch == "":
 		// A first position: the last offset before the held messages.
-		at := r.latest
+		at := r.Latest
 		for _, m := range h.held {
-			if m.recorded() && m.pos.epoch == at.epoch {
-				at.offset = min(at.offset, m.pos.offset-1)
+			if m.Recorded() && m.Pos.Epoch == at.Epoch {
+				at.Offset = min(at.Offset, m.Pos.Offset-1)
 				break
 			}
 		}
 		return at, false
-	case r.latest.epoch != from.epoch:
+	case r.Latest.Epoch != from.Epoch:
 		// The history was lost: everything of the new epoch is new here,
 		// and the next round reads it from its start.
 		h.reread = true
 		*lost = true
-		return position{epoch: r.latest.epoch}, false
-	case r.latest.offset == from.offset:
-		return r.latest, false // nothing missed
+		return frame.Position{Epoch: r.Latest.Epoch}, false
+	case r.Latest.Offset == from.Offset:
+		return r.Latest, false // nothing missed
 	}
-	*lost = *lost || !r.runsFrom(from.offset)
+	*lost = *lost || !r.runsFrom(from.Offset)
 	at := b.deliverEntries(st, h, from, r)
-	if at.offset > from.offset && at.offset < r.latest.offset {
+	if at.Offset > from.Offset && at.Offset < r.Latest.Offset {
 		return at, true // the page ended on its budget
 	}
-	*lost = *lost || !r.reachesLatest(from.offset)
+	*lost = *lost || !r.reachesLatest(from.Offset)
 	if !*lost {
-		metrics.gapsFilled.Inc()
+		Metrics.gapsFilled.Inc()
 	}
-	return position{r.latest.epoch, max(at.offset, r.latest.offset)}, false
+	return frame.Position{Epoch: r.Latest.Epoch, Offset: max(at.Offset, r.Latest.Offset)}, false
 }
 
 // deliverEntries delivers the entries of r after at, in order, and returns
 // the position of the last one. h.mu held.
-func (b *broker) deliverEntries(st *channelState, h *channelHistory, at position, r *historyRead) position {
-	for _, e := range r.entries {
-		if e.offset <= at.offset {
+func (b *Broker) deliverEntries(st *channelState, h *channelHistory, at frame.Position, r *HistoryRead) frame.Position {
+	for _, e := range r.Entries {
+		if e.Offset <= at.Offset {
 			continue
 		}
-		at.offset = e.offset
-		h.last.pos, h.last.payload = at, e.payload
-		b.enqueue(st, &message{channel: st.name, pos: at, payload: e.payload, binary: e.binary})
+		at.Offset = e.Offset
+		h.last.pos, h.last.payload = at, e.Payload
+		b.enqueue(st, &frame.Message{Channel: st.name, Pos: at, Payload: e.Payload, Binary: e.Binary})
 	}
 	return at
 }
@@ -312,9 +314,9 @@ func (b *broker) deliverEntries(st *channelState, h *channelHistory, at position
 // another gap: the fill must read again, holding the rest. oldEpoch is the
 // epoch before the fill: held messages of it that the new epoch left behind
 // are delivered as they are. h.mu held.
-func (b *broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch string) bool {
+func (b *Broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch string) bool {
 	for i, m := range h.held {
-		if m.recorded() && m.pos.epoch != h.delivered.epoch && m.pos.epoch == oldEpoch {
+		if m.Recorded() && m.Pos.Epoch != h.delivered.Epoch && m.Pos.Epoch == oldEpoch {
 			b.enqueue(st, m)
 			continue
 		}
@@ -330,14 +332,14 @@ func (b *broker) releaseHeld(st *channelState, h *channelHistory, oldEpoch strin
 
 // gapChannel applies the gap_policy of every hub of a channel whose gap
 // could not be filled.
-func (b *broker) gapChannel(st *channelState) {
+func (b *Broker) gapChannel(st *channelState) {
 	if base := st.presenceOf.Load(); base != nil {
 		// Presence events may have been missed: envelope clients are told
 		// to ask again.
-		b.enqueue(st, presenceFrameMessage(st.name, presenceEvent{Type: "presence_reset", Channel: *base}))
+		b.enqueue(st, presenceFrameMessage(st.name, protocol.NewPresenceReset(*base)))
 		return
 	}
-	for _, hb := range st.hubList() {
-		hb.gap(st.name)
+	for _, hb := range st.HubList() {
+		hb.Gap(st.name)
 	}
 }

@@ -1,4 +1,4 @@
-package redisws
+package bus
 
 import (
 	"sync"
@@ -20,19 +20,19 @@ type availability struct {
 	downSince time.Time // an outage is logged; zero when none
 }
 
-func newAvailability(desc string) *availability {
+func NewAvailability(desc string) *availability {
 	return &availability{desc: desc}
 }
 
-// isUp reports whether the subscription is up.
-func (a *availability) isUp() bool {
+// IsUp reports whether the subscription is up.
+func (a *availability) IsUp() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.up
 }
 
-// outage reports whether an outage has been logged and not yet ended.
-func (a *availability) outage() bool {
+// Outage reports whether an outage has been logged and not yet ended.
+func (a *availability) Outage() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return !a.downSince.IsZero()

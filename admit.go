@@ -1,0 +1,60 @@
+package redisws
+
+import (
+	"net/http"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// admission is what a transport asks of admit: the kind of frames its
+// client takes, whether its client publishes, and how it reads what the
+// request asks of the history.
+type admission struct {
+	kind      frame.FrameKind
+	publishes bool
+	resume    func(channels []string) (*resumeRequest, error)
+}
+
+// admit runs what every transport does before it answers a request that
+// subscribes: resolve its channels, read what it asks of the history, make
+// its client, add the client to the hub (503 beyond max_connections), wait
+// until Redis confirmed its subscriptions, and queue its opening frames and
+// replay (503 when the history cannot be read now). Every check of the
+// request comes before hub.Add, the first thing that asks Redis for
+// anything: a refused request subscribes nothing and reads nothing. A nil
+// client means the request was refused, and the error is ServeHTTP's; else
+// the caller owns the client and removes it from the hub when done.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, a admission) (*fanout.Client, error) {
+	channels, publish, err := h.resolve(repl)
+	if err != nil {
+		return nil, refuse(w, http.StatusBadRequest, err.Error())
+	}
+	if !a.publishes {
+		publish = ""
+	}
+	resume, err := a.resume(channels)
+	if err != nil {
+		return nil, refuse(w, http.StatusBadRequest, err.Error())
+	}
+	c := fanout.NewClient(channels, publish, a.kind, h.SendQueue, &h.metrics.client)
+	if c.User, err = h.presenceUser(repl); err != nil {
+		return nil, refuse(w, http.StatusBadRequest, err.Error())
+	}
+	if !h.hub.Add(c) {
+		w.Header().Set("Retry-After", retryAfter)
+		return nil, refuse(w, http.StatusServiceUnavailable, "too many connections; try again later")
+	}
+	h.broker.WaitReady(r.Context(), h.subscribedFor(c))
+	if a.kind.Positioned() || resume != nil {
+		if err := h.catchUp(r.Context(), c, resume); err != nil {
+			h.hub.Remove(c)
+			h.logger.Debug("resume refused", zap.Error(err))
+			w.Header().Set("Retry-After", retryAfter)
+			return nil, refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
+		}
+	}
+	return c, nil
+}

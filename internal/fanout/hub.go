@@ -1,0 +1,236 @@
+package fanout
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+)
+
+// Hub is one handler instance's set of local clients, by channel. It joins
+// its broker's channel table for a channel when its first client of that
+// channel arrives and leaves when the last one goes, and fans every Redis
+// message of the channel out to them.
+type Hub struct {
+	table   *bus.ChannelTable
+	release func() // drops this hub's reference to the broker; called once
+	opts    HubOptions
+	active  atomic.Int64
+
+	Mu       sync.RWMutex
+	channels map[string]map[*Client]struct{}
+	static   map[string]bool // joined for the hub's whole life
+	Clients  map[*Client]struct{}
+	retired  bool          // the config that made this hub is unloaded
+	empty    chan struct{} // closed when retired with no clients left
+	released bool
+}
+
+// HubOptions are the settings of the handler that a hub applies.
+type HubOptions struct {
+	MaxClients int                  // max_connections; 0: no limit
+	CloseOnGap bool                 // gap_policy close
+	History    *bus.HistoryOptions  // nil: none
+	Presence   *bus.PresenceOptions // nil: none
+	Tracker    *bus.PresenceTracker // with presence: the broker's
+}
+
+func NewHub(table *bus.ChannelTable, release func(), opts HubOptions) *Hub {
+	return &Hub{
+		table:    table,
+		release:  release,
+		opts:     opts,
+		channels: make(map[string]map[*Client]struct{}),
+		static:   make(map[string]bool),
+		Clients:  make(map[*Client]struct{}),
+		empty:    make(chan struct{}),
+	}
+}
+
+// SubscribeStatic keeps ch subscribed for the hub's life, so that no message
+// is missed between two clients.
+func (h *Hub) SubscribeStatic(ch string) {
+	h.Mu.Lock()
+	defer h.Mu.Unlock()
+	if h.static[ch] {
+		return
+	}
+	h.static[ch] = true
+	if h.channels[ch] == nil {
+		h.channels[ch] = make(map[*Client]struct{})
+		h.table.Join(ch, h, h.opts.History != nil)
+	}
+}
+
+// Add registers c for its channels, unless the hub already has maxClients;
+// false means c was refused. The table is called under h.mu so that the
+// joins and leaves of one channel reach it in order.
+func (h *Hub) Add(c *Client) bool {
+	if n := h.active.Add(1); h.opts.MaxClients > 0 && n > int64(h.opts.MaxClients) {
+		h.active.Add(-1)
+		return false
+	}
+	h.Mu.Lock()
+	defer h.Mu.Unlock()
+	h.Clients[c] = struct{}{}
+	for _, ch := range c.Channels {
+		h.addTo(ch, c, "")
+		if h.opts.Presence == nil {
+			continue
+		}
+		h.opts.Tracker.Join(ch, c.User, h.opts.Presence)
+		if c.Kind == frame.EnvelopeFrames {
+			h.addTo(bus.PresenceEvents(ch), c, ch)
+		}
+	}
+	return true
+}
+
+// addTo adds c to the clients of channel name, which is the presence events
+// channel of events when that is set. h.mu held.
+func (h *Hub) addTo(name string, c *Client, events string) {
+	set := h.channels[name]
+	if set == nil {
+		set = make(map[*Client]struct{})
+		h.channels[name] = set
+		if events == "" {
+			h.table.Join(name, h, h.opts.History != nil)
+		} else {
+			h.table.JoinEvents(events, h)
+		}
+	}
+	set[c] = struct{}{}
+}
+
+// removeFrom undoes addTo. h.mu held.
+func (h *Hub) removeFrom(name string, c *Client) {
+	set := h.channels[name]
+	delete(set, c)
+	if len(set) == 0 && !h.static[name] {
+		delete(h.channels, name)
+		h.table.Leave(name, h)
+	}
+}
+
+// Remove undoes add. When a retired hub loses its last client, it lets go of
+// its channels and of the broker.
+func (h *Hub) Remove(c *Client) {
+	h.Mu.Lock()
+	delete(h.Clients, c)
+	for _, ch := range c.Channels {
+		h.removeFrom(ch, c)
+		if h.opts.Presence == nil {
+			continue
+		}
+		h.opts.Tracker.Leave(ch, c.User)
+		if c.Kind == frame.EnvelopeFrames {
+			h.removeFrom(bus.PresenceEvents(ch), c)
+		}
+	}
+	done := h.retireDone()
+	h.Mu.Unlock()
+	h.active.Add(-1)
+	if done {
+		h.release()
+	}
+}
+
+// Deliver enqueues m to every client of its channel, as the frame of the
+// client's kind. Enqueueing never blocks: a client whose queue is full is
+// closed alone. Only the channel's fan-out worker calls it, which makes the
+// message's frames once.
+func (h *Hub) Deliver(m *frame.Message) {
+	h.Mu.RLock()
+	for c := range h.channels[m.Channel] {
+		c.Enqueue(m.FrameFor(c.Kind))
+	}
+	h.Mu.RUnlock()
+}
+
+// Gap closes the clients of ch, when the handler's gap_policy says so,
+// because messages of ch may have been missed: they reconnect and reload
+// their state.
+func (h *Hub) Gap(ch string) {
+	if !h.opts.CloseOnGap {
+		return
+	}
+	h.Mu.RLock()
+	defer h.Mu.RUnlock()
+	for c := range h.channels[ch] {
+		c.Close(CloseGap, "messages may have been missed; reload state")
+	}
+}
+
+// Retire is called when the hub's config is unloaded. closeAfter < 0 keeps
+// the clients until they leave; otherwise they are closed with code, spread
+// evenly over closeAfter so that they do not all reconnect at once.
+func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
+	h.Mu.Lock()
+	h.retired = true
+	clients := make([]*Client, 0, len(h.Clients))
+	for c := range h.Clients {
+		clients = append(clients, c)
+	}
+	done := h.retireDone()
+	h.Mu.Unlock()
+	if done {
+		h.release()
+	}
+	if closeAfter < 0 || len(clients) == 0 {
+		return
+	}
+	if closeAfter == 0 || len(clients) == 1 {
+		for _, c := range clients {
+			c.Close(code, reason)
+		}
+		return
+	}
+	step := closeAfter / time.Duration(len(clients))
+	go func() {
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for _, c := range clients {
+			select {
+			case <-timer.C:
+			case <-h.empty: // everyone left already
+				return
+			}
+			c.Close(code, reason)
+			timer.Reset(step)
+		}
+	}()
+}
+
+// Finished tells whether a retired hub has let go of everything.
+func (h *Hub) Finished() bool {
+	h.Mu.RLock()
+	defer h.Mu.RUnlock()
+	return h.released
+}
+
+// WaitEmpty waits until a retired hub has no clients, or the timeout.
+func (h *Hub) WaitEmpty(timeout time.Duration) {
+	select {
+	case <-h.empty:
+	case <-time.After(timeout):
+	}
+}
+
+// retireDone leaves every channel once a retired hub is empty, and reports
+// whether the caller must now call h.release. It runs under h.mu; release must
+// not, because destroying the broker waits for a dispatch that may be waiting
+// for h.mu.
+func (h *Hub) retireDone() bool {
+	if !h.retired || len(h.Clients) > 0 || h.released {
+		return false
+	}
+	h.released = true
+	for ch := range h.channels {
+		h.table.Leave(ch, h)
+	}
+	h.channels = nil
+	close(h.empty)
+	return true
+}
