@@ -66,7 +66,7 @@ func (m *minted) token(t *testing.T, user string, exp time.Duration) string {
 }
 
 // TestTokenChannels: a valid token from each source gets the user's own
-// channel, and only it.
+// channel, and only it; a POST with the token publishes there.
 func TestTokenChannels(t *testing.T) {
 	rs := startRedis(t)
 	node := tokenNode(t, rs, false)
@@ -134,7 +134,27 @@ func TestTokenChannels(t *testing.T) {
 			t.Errorf("event %v; want for via-sse", e)
 		}
 	})
-	eventually(t, 10*time.Second, func() bool { return countLines(node.Logs(), "connection closed") >= 5 },
+	t.Run("post", func(t *testing.T) {
+		tok := toks.token(t, "poster", time.Hour)
+		ws := dialWS(t, node.WSURL("/ws"), http.Header{"Authorization": {"Bearer " + tok}})
+		req, err := http.NewRequest(http.MethodPost, node.URL("/ws"), strings.NewReader("posted"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := noKeepAliveClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("POST: %s", resp.Status)
+		}
+		if m := ws.Next(t, 5*time.Second); string(m.Data) != "posted" {
+			t.Errorf("got %v; want what the POST published to the user's channel", m)
+		}
+	})
+	eventually(t, 10*time.Second, func() bool { return countLines(node.Logs(), "connection closed") >= 6 },
 		"the node logs the end of each WebSocket")
 	tokensNotLogged(t, node, toks)
 }
