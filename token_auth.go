@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -194,8 +195,8 @@ func (a *TokenAuth) Validate() error {
 		return errors.New("redis_ws_token: leeway cannot be negative")
 	}
 	for _, c := range a.Claims {
-		if c == "" || slices.Contains(reservedMetadata, c) {
-			return fmt.Errorf("redis_ws_token: claims: %q cannot be a claim's placeholder name (taken: %v)", c, reservedMetadata)
+		if c == "" || slices.Contains(reservedMetadata, c) || strings.ContainsAny(c, "{} \t\n") {
+			return fmt.Errorf("redis_ws_token: claims: %q cannot name a placeholder (not empty, not one of %v, no braces or spaces)", c, reservedMetadata)
 		}
 	}
 	for i, s := range a.Sources {

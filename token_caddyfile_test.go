@@ -75,7 +75,8 @@ func TestTokenCaddyfileErrors(t *testing.T) {
 		{"redis_ws_token {\n\tsecret a\n\tjwks_timeout 1s\n}", 1, "jwks_timeout and jwks_refresh need jwks_url"},
 		{"redis_ws_token {\n\tsecret a\n\texp_optional yes\n}", 3, "wrong argument count"},
 		{"redis_ws_token {\n\tsecret a\n\taudience\n}", 3, "wrong argument count"},
-		{"redis_ws_token {\n\tsecret a\n\tclaims org subscribe\n}", 1, `claims: "subscribe" cannot be a claim's placeholder name`},
+		{"redis_ws_token {\n\tsecret a\n\tclaims org subscribe\n}", 1, `claims: "subscribe" cannot name a placeholder`},
+		{"redis_ws_token {\n\tsecret a\n\tclaims \"{x}\"\n}", 1, `claims: "{x}" cannot name a placeholder`},
 		{"redis_ws_token {\n\tsecret a\n\tsources header form\n}", 1, `sources: "form" is not one of [header subprotocol cookie query]`},
 		{"redis_ws_token {\n\tsecret a\n\tsources query query\n}", 1, `sources: "query" is listed twice`},
 	} {
