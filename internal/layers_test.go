@@ -16,9 +16,11 @@ const module = "github.com/caddy-redis-ws/caddy-redis-ws"
 
 // allowed names, for each package of the module, the module's packages it
 // may import: root → fanout → bus → frame, and protocol, public, from
-// anywhere. A package not listed may import none of them.
+// anywhere; internal/token (signed tokens) sits beside the layers, for the
+// adapter's authentication provider. A package not listed may import none
+// of them.
 var allowed = map[string][]string{
-	"":                {"internal/fanout", "internal/bus", "internal/frame", "protocol", "internal/chatjson"},
+	"":                {"internal/fanout", "internal/bus", "internal/frame", "protocol", "internal/chatjson", "internal/token"},
 	"internal/fanout": {"internal/bus", "internal/frame", "protocol"},
 	"internal/bus":    {"internal/frame", "protocol"},
 	"internal/frame":  {"protocol"},
@@ -26,7 +28,7 @@ var allowed = map[string][]string{
 
 // caddyFree are the packages that must not import Caddy: the core knows
 // only options with time.Duration, an injected logger and collectors.
-var caddyFree = []string{"internal/fanout", "internal/bus", "internal/frame", "protocol"}
+var caddyFree = []string{"internal/fanout", "internal/bus", "internal/frame", "internal/token", "protocol"}
 
 // TestImportsRunOneWay parses every Go file of the module's packages
 // (tests included) and fails on an import that runs up a layer, or on a
