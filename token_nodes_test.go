@@ -29,11 +29,6 @@ const redactTokens = `format filter {
 // tokenNode runs redis_ws_token in front of a redis_ws whose channel is the
 // user's own, with every log at DEBUG, filtered as the README says, and
 // the access log too if asked.
-//
-// The access log stays off where a WebSocket is accepted: with it, Caddy
-// counts the bytes written to a hijacked connection and reads that count
-// once the handler returns, while redis_ws's writer goroutine goes on
-// writing (a data race that -race reports, outside this provider).
 func tokenNode(t *testing.T, rs *redisServer, accessLog bool) *caddyNode {
 	t.Helper()
 	site := ""
@@ -65,6 +60,31 @@ func (m *minted) token(t *testing.T, user string, exp time.Duration) string {
 	tok := hs256(t, jwt.MapClaims{"sub": user, "exp": time.Now().Add(exp).Unix()})
 	*m = append(*m, tok)
 	return tok
+}
+
+// TestTokenAccessLogWebSockets: with the access log on, WebSockets live on
+// after their request's log line. Caddy's log counts the bytes of a
+// connection hijacked through it and reads the count when the handler
+// returns, while redis_ws's reader and writer go on: a DATA RACE the -race
+// node reported (failing the test at cleanup) before redis_ws hijacked
+// beneath the log's wrapper, in some runs only, as the race detector sees
+// a race only when the goroutines meet it; each upgrade still has its line.
+func TestTokenAccessLogWebSockets(t *testing.T) {
+	rs := startRedis(t)
+	node := tokenNode(t, rs, true)
+	var toks minted
+	header := http.Header{"Authorization": {"Bearer " + toks.token(t, "u1", time.Hour)}}
+	for i := range 3 {
+		c := dialWS(t, node.WSURL("/ws"), header)
+		c.SendText(t, "m"+strconv.Itoa(i))
+		c.Collect(t, 1, wait)
+		if i < 2 {
+			c.Close()
+		}
+	}
+	eventually(t, wait, func() bool {
+		return countLines(node.Logs(), `"logger":"http.log.access.log0"`, `"uri":"/ws"`) == 3
+	}, "an access log line for each of the 3 upgrades")
 }
 
 // TestTokenChannels: a valid token from each source gets the user's own

@@ -145,9 +145,9 @@ func (h *Handler) subprotocolAccepted(r *http.Request) bool {
 
 // hijacker gives gorilla the http.Hijacker it asserts: gorilla v1.5.3
 // type-asserts the response writer, but Caddy ≥ 2.11.5 wraps it in types
-// that implement Hijack only through Unwrap (unless access logging is on),
-// which http.ResponseController follows. It hands gorilla the connection
-// wrapped in a corkConn.
+// that implement Hijack only through Unwrap. It hijacks the writer net/http
+// gave, beneath every wrapper, and hands gorilla the connection wrapped in a
+// corkConn.
 type hijacker struct {
 	http.ResponseWriter
 	sendBuffer int // SO_SNDBUF to set; 0: leave it to the kernel
@@ -155,7 +155,7 @@ type hijacker struct {
 }
 
 func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	conn, brw, err := http.NewResponseController(innermost(w.ResponseWriter)).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -164,6 +164,23 @@ func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.conn = &corkConn{Conn: conn}
 	return w.conn, brw, nil
+}
+
+// innermost unwraps the handlers' wrappers down to net/http's writer. With
+// access logging on, Caddy's response recorder hijacks through a connection
+// that adds every byte read and written to the log line's counters; ServeHTTP
+// returns right after the upgrade and the log line reads them then, while
+// this connection lives on in its reader and writer goroutines: a data race,
+// and a net.TCPConn that SetWriteBuffer no longer reaches. The log line keeps
+// the request; its size leaves out the connection's bytes.
+func innermost(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
 }
 
 // wsLink writes a client's frames to its WebSocket: whole frames appended
