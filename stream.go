@@ -205,6 +205,7 @@ func (l *streamLink) send(batch []*frame, ping bool) error {
 	if err == nil {
 		err = l.rc.Flush()
 	}
+	l.cutoff.clear(l.rc)
 	if cap(b) <= maxPooledBuffer {
 		*bp = b[:0]
 		corkBuffers.Put(bp)
