@@ -18,7 +18,8 @@
 #
 # Environment knobs (defaults = the standard run):
 #   N=2000 NODES=1 TRANSPORT=ws (ws | sse | h2: event streams over HTTP/1.1 or h2c)
-#   HOLD=60 (s) RATE=0 (msg/s, may be 0.5) PER_LOADER=9000 CONNECT_RATE=500 (per load process)
+#   HOLD=60 (s) RATE=0 (msg/s, may be 0.5) DRAIN=30 (s after the last publish, for late deliveries)
+#   PER_LOADER=9000 CONNECT_RATE=500 (per load process)
 #   GOGC= (the nodes' GOGC) EXTRA= (one more directive on the route) LABEL=
 #   RESULTS=bench/idle-results
 set -euo pipefail
@@ -30,6 +31,7 @@ NODES=${NODES:-1}
 TRANSPORT=${TRANSPORT:-ws}
 HOLD=${HOLD:-60}
 RATE=${RATE:-0}
+DRAIN=${DRAIN:-30}
 PER_LOADER=${PER_LOADER:-9000}
 CONNECT_RATE=${CONNECT_RATE:-500}
 RESULTS=${RESULTS:-bench/idle-results}
@@ -43,7 +45,7 @@ esac
 	log "need N >= 1, 1 <= NODES <= 20, PER_LOADER >= 1, HOLD >= 1"
 	exit 2
 }
-COMMAND="N=$N NODES=$NODES TRANSPORT=$TRANSPORT HOLD=$HOLD RATE=$RATE${GOGC:+ GOGC=$GOGC}${EXTRA:+ EXTRA=\"$EXTRA\"} bash bench/idle.sh"
+COMMAND="${CADDY_BIN:+CADDY_BIN=… }N=$N NODES=$NODES TRANSPORT=$TRANSPORT HOLD=$HOLD RATE=$RATE DRAIN=$DRAIN PER_LOADER=$PER_LOADER CONNECT_RATE=$CONNECT_RATE${GOGC:+ GOGC=$GOGC}${EXTRA:+ EXTRA=\"$EXTRA\"} bash bench/idle.sh"
 
 build
 
@@ -117,7 +119,7 @@ gor0=$(metric go_goroutines)
 # The load processes: each its share of a node's N, its own source address.
 loaders=$(((N + PER_LOADER - 1) / PER_LOADER))
 budget=$((N / loaders / CONNECT_RATE + 40))
-hold=$((budget + HOLD + 60)) # past the window, however early it was ready; ended by SIGTERM
+hold=$((budget + 2 * HOLD + DRAIN + 60)) # past the window, however early it was ready; ended by SIGTERM
 LOADER_PIDS=()
 k=0
 for ((i = 0; i < NODES; i++)); do
@@ -153,17 +155,27 @@ published=0
 if [[ $RATE != 0 ]]; then
 	gap=$(awk -v r="$RATE" 'BEGIN { print 1 / r }')
 	count=$(awk -v r="$RATE" -v h="$HOLD" 'BEGIN { printf "%d", r * h }')
+	posts=()
 	for ((m = 0; m < count; m++)); do
-		# the payload is the send time (Unix ns): the load tool measures latency from it
-		curl -fsS -o /dev/null --data-binary "$(date +%s%N)" "http://127.0.0.1:${PORTS[0]}/ws" && published=$((published + 1))
+		# the payload is the send time (Unix ns): the load tool measures latency from it;
+		# each POST in the background, so that a slow answer does not slow the rate
+		curl -sS -o /dev/null -w '%{http_code}\n' --max-time 20 --data-binary "$(date +%s%N)" \
+			"http://127.0.0.1:${PORTS[0]}/ws" >>"$RUN/posts" 2>&1 &
+		posts+=($!)
 		sleep "$(awk -v g="$gap" -v t0="$t0" -v m="$m" -v now="$(date +%s.%N)" 'BEGIN { d = t0 + (m + 1) * g - now; print (d > 0 ? d : 0) }')"
 	done
+	for pid in "${posts[@]}"; do wait "$pid" || true; done
+	published=$(grep -c '^200$' "$RUN/posts" || true)
 else
 	sleep "$HOLD"
 fi
 c1=$(cpu_ticks "${NODE_PIDS[@]}")
 window=$(awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN { printf "%.1f", now - t0 }')
 rss2=$(rss_kb)
+if [[ $RATE != 0 ]]; then
+	log "draining ${DRAIN}s for the deliveries still on their way ..."
+	sleep "$DRAIN"
+fi
 
 # SIGTERM ends a load process's -hold: it closes its connections and reports.
 kill -TERM "${LOADER_PIDS[@]}" 2>/dev/null || true
@@ -171,13 +183,15 @@ for pid in "${LOADER_PIDS[@]}"; do wait "$pid" || log "load process $pid: exit $
 touch "$RESULTS.jsonl"
 cat "$RUN"/loader-*.json >>"$RESULTS.jsonl"
 
-# The loaders' lines: sums, and the worst loader's p99 (quantiles do not add).
-read -r disc stamped p99 < <(cat "$RUN"/loader-*.json | awk '
+# The loaders' lines: sums, the worst loader's p99 (quantiles do not add)
+# and the last delivery (ms).
+read -r disc stamped p99 last < <(cat "$RUN"/loader-*.json | awk '
 	{ for (i = 1; i <= NF; i++) {
 		if ($i ~ /^"disconnects":/) { split($i, a, ":"); d += a[2] }
 		if ($i ~ /^"stamped":/) { split($i, a, ":"); s += a[2] }
 		if ($i ~ /^"latency_p99_ms":/) { split($i, a, ":"); if (a[2] > p) p = a[2] }
-	} } END { printf "%d %d %.0f\n", d, s, p }' FS=,)
+		if ($i ~ /^"last_message_unix_ms":/) { split($i, a, ":"); if (a[2] > l) l = a[2] }
+	} } END { printf "%d %d %.0f %d\n", d, s, p, l }' FS=,)
 
 per() { awk -v a="$1" -v b="$2" -v n="$opened" -v u="$3" 'BEGIN { printf "%.2f", (b - a) / u / n }'; }
 kb=$(per "$rss0" "$rss1" 1)
@@ -187,7 +201,8 @@ gor=$(per "$gor0" "$gor1" 1)
 cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v w="$window" -v n="$NODES" 'BEGIN { printf "%.1f", t / hz / w / n * 100 }')
 fan="–"
 if ((published > 0)); then
-	fan="$stamped of $published × $opened; $(awk -v s="$stamped" -v w="$window" 'BEGIN { printf "%.0f", s / w }')/s; p99 $p99 ms"
+	# deliveries/s: from the first publish to the last delivery
+	fan="$stamped of $published × $opened; $(awk -v s="$stamped" -v t0="$t0" -v l="$last" 'BEGIN { printf "%.0f", s / (l / 1000 - t0) }')/s; p99 $p99 ms"
 fi
 
 MD=$RESULTS.md
@@ -199,7 +214,7 @@ if [[ ! -s $MD ]]; then
 			"open − before) / connections; heap and stacks the same from go_memstats_heap_inuse_bytes and" \
 			"go_memstats_stack_inuse_bytes (admin /metrics); CPU = the nodes' user+system time over the idle window, per node" \
 			"(100% = one core). Fan-out: messages received with a send time / published × connections, deliveries/s over" \
-			"the window, the worst load process's p99. Nodes, Redis and load processes share the machine (loopback)."
+			"the first publish to the last delivery (the tool waits DRAIN s after the last publish), the worst load process's p99. Nodes, Redis and load processes share the machine (loopback)."
 		echo
 		echo "| run | transport | nodes × conns | open | RSS MB before → after | KB/conn | heap KB/conn | stacks KB/conn | goroutines/conn | node CPU idle | fan-out: received of sent × conns; deliveries/s; p99 | closed while idle | command |"
 		echo "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"

@@ -29,7 +29,8 @@ type connsResult struct {
 	CloseCodes      map[string]int `json:"close_codes"`
 	HoldS           float64        `json:"hold_s"`
 	MessagesSeen    uint64         `json:"messages_seen"`
-	Stamped         uint64         `json:"stamped"` // messages that carried a send time
+	LastMessageMs   int64          `json:"last_message_unix_ms"` // when the last one arrived; 0: none
+	Stamped         uint64         `json:"stamped"`              // messages that carried a send time
 	LatencyP50Ms    float64        `json:"latency_p50_ms"`
 	LatencyP99Ms    float64        `json:"latency_p99_ms"`
 	LatencyMaxMs    float64        `json:"latency_max_ms"`
@@ -126,6 +127,7 @@ func connsMode(c *config) int {
 		}
 	}
 	res.MessagesSeen = idle.seen.Load()
+	res.LastMessageMs = idle.lastAt.Load()
 	res.WallS = round3(time.Since(wallStart).Seconds())
 	emitJSON(res)
 	if !c.jsonOnly {

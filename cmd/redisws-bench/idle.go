@@ -24,6 +24,7 @@ import (
 type idleReaders struct {
 	stopping atomic.Bool
 	seen     atomic.Uint64
+	lastAt   atomic.Int64 // Unix ms of the last message received
 	wg       sync.WaitGroup
 
 	mu          sync.Mutex
@@ -45,6 +46,7 @@ func (r *idleReaders) ended(err error) {
 func (r *idleReaders) message(payload []byte) {
 	r.seen.Add(1)
 	at := time.Now().UnixNano()
+	r.lastAt.Store(at / 1e6)
 	sent, err := strconv.ParseInt(string(bytes.TrimSpace(payload)), 10, 64)
 	if err != nil || sent <= 0 || sent > at {
 		return

@@ -92,7 +92,7 @@ func TestDialH2FromSource(t *testing.T) {
 	if err := awaitReaders(&idle.wg); err != nil {
 		t.Fatal(err)
 	}
-	if idle.seen.Load() != 1 || idle.latency.n != 1 || idle.disconnects != 0 {
+	if idle.seen.Load() != 1 || idle.latency.n != 1 || idle.disconnects != 0 || idle.lastAt.Load() == 0 {
 		t.Fatalf("seen %d, stamped %d, disconnects %d; want 1, 1, 0", idle.seen.Load(), idle.latency.n, idle.disconnects)
 	}
 }
