@@ -180,6 +180,15 @@ fi
 # SIGTERM ends a load process's -hold: it closes its connections and reports.
 kill -TERM "${LOADER_PIDS[@]}" 2>/dev/null || true
 for pid in "${LOADER_PIDS[@]}"; do wait "$pid" || log "load process $pid: exit $?"; done
+# The closed connections leave sockets on ephemeral ports that a server may
+# want to listen on next (a test suite's node bound to :PORT failed so right
+# after a 90,000-connection run): wait until only TIME-WAIT ones remain.
+closing() { ss -Htan | awk '$1 != "TIME-WAIT" && $4 ~ /^127\.0\.0\.([2-9]|[1-9][0-9]+):/' | grep -q .; }
+for ((t = 0; t < 1200; t++)); do
+	closing || break
+	sleep 0.1
+done
+closing && log "sockets of the load processes still closing after 120 s"
 touch "$RESULTS.jsonl"
 cat "$RUN"/loader-*.json >>"$RESULTS.jsonl"
 
