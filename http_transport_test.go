@@ -297,6 +297,38 @@ func TestEventStreamPing(t *testing.T) {
 	}
 }
 
+// An idle stream over HTTP/2 lives through its pings when ping_interval is
+// longer than the 10 s write timeout: a write deadline left set after a ping
+// made Go's HTTP/2 server reset the stream when it passed.
+func TestEventStreamHTTP2IdlePings(t *testing.T) {
+	rs := startRedis(t)
+	n := tlsInternalNode(t, rs, "ping_interval 12s")
+	roots := internalRoots(t, n)
+	h2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	t.Cleanup(h2.CloseIdleConnections)
+	url := fmt.Sprintf("https://localhost:%d/ws", n.Port)
+	var s *sseClient
+	var err error
+	eventually(t, wait, func() bool { // the certificate is issued in the background
+		s, err = tryDialSSE(t, &http.Client{Transport: h2}, url, nil)
+		return err == nil
+	}, "no event stream over HTTP/2: %v", atFailure(func() any { return err }))
+	if s.Resp.ProtoMajor != 2 {
+		t.Fatalf("stream over %s, want HTTP/2", s.Resp.Proto)
+	}
+	eventually(t, time.Minute, func() bool { return s.Comments() >= 2 || s.Ended() },
+		"%d pings on an idle HTTP/2 stream, want 2", atFailure(func() any { return s.Comments() }))
+	if s.Ended() {
+		t.Fatalf("the idle HTTP/2 stream ended after %d pings: %v", s.Comments(), s.err)
+	}
+	if r := postMessageVia(t, &http.Client{Transport: h2}, url, "after the pings", nil); r.Status != http.StatusOK {
+		t.Fatalf("POST: %d %q", r.Status, r.Body)
+	}
+	if e := s.Next(t, wait); e.Data != "after the pings" {
+		t.Fatalf("stream got %v", e)
+	}
+}
+
 // A POST whose body does not arrive whole within 10 s is answered 408 with
 // why, over HTTP/1.1, HTTP/2 and HTTP/3, and counted under code 408;
 // nothing of it is published. A client that leaves in the middle of its

@@ -124,6 +124,7 @@ func (l *streamLink) Send(batch []*frame.Frame, ping bool) error {
 	if err == nil {
 		err = l.rc.Flush()
 	}
+	l.cutoff.clear(l.rc)
 	if cap(b) <= maxPooledBuffer {
 		*bp = b[:0]
 		corkBuffers.Put(bp)

@@ -144,6 +144,17 @@ func (w *writeCutoff) deadline(timeout time.Duration, c deadliner) {
 	}
 }
 
+// clear lifts the write timeout once a write is done, keeping the cut's end
+// if there is one: Go's HTTP/2 server resets a stream whose write deadline
+// passes even while nothing is written, which killed idle event streams
+// 10 s after each ping. The cutoff is read after the clear, as in deadline.
+func (w *writeCutoff) clear(c deadliner) {
+	_ = c.SetWriteDeadline(time.Time{})
+	if cut := w.at.Load(); cut != 0 {
+		_ = c.SetWriteDeadline(time.Unix(0, cut))
+	}
+}
+
 func (w *writeCutoff) cut(grace time.Duration, c deadliner) {
 	at := time.Now().Add(grace)
 	w.at.Store(at.UnixNano())

@@ -71,10 +71,18 @@ wait_until() { # wait_until SECONDS CMD...: retry CMD every 0.1 s
 	return 1
 }
 
+# build: the load tool, and Caddy unless CADDY_BIN names one already built
+# (a binary of another commit, to measure a change against the code before it).
 build() {
 	mkdir -p "$BIN"
-	log "building caddy and redisws-bench ..."
-	go build -o "$BIN/caddy" ./cmd/caddy
+	if [[ -n ${CADDY_BIN:-} ]]; then
+		log "building redisws-bench; caddy is $CADDY_BIN ..."
+		rm -f "$BIN/caddy"
+		cp "$CADDY_BIN" "$BIN/caddy"
+	else
+		log "building caddy and redisws-bench ..."
+		go build -o "$BIN/caddy" ./cmd/caddy
+	fi
 	go build -o "$BIN/redisws-bench" ./cmd/redisws-bench
 }
 

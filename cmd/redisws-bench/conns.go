@@ -3,11 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // connsResult is the JSON line of a conns run. Field names are stable.
@@ -15,6 +11,7 @@ type connsResult struct {
 	Mode        string   `json:"mode"`
 	Time        string   `json:"time"`
 	URLs        []string `json:"urls"`
+	Transport   string   `json:"transport"`
 	Conns       int      `json:"conns"`
 	ConnectRate float64  `json:"connect_rate"`
 	Nofile      uint64   `json:"nofile"`
@@ -30,7 +27,13 @@ type connsResult struct {
 	GoroutinesClose int64          `json:"goroutines_after_close"`
 	Disconnects     int            `json:"disconnects"`
 	CloseCodes      map[string]int `json:"close_codes"`
+	HoldS           float64        `json:"hold_s"`
 	MessagesSeen    uint64         `json:"messages_seen"`
+	LastMessageMs   int64          `json:"last_message_unix_ms"` // when the last one arrived; 0: none
+	Stamped         uint64         `json:"stamped"`              // messages that carried a send time
+	LatencyP50Ms    float64        `json:"latency_p50_ms"`
+	LatencyP99Ms    float64        `json:"latency_p99_ms"`
+	LatencyMaxMs    float64        `json:"latency_max_ms"`
 	WallS           float64        `json:"wall_s"`
 	Error           string         `json:"error,omitempty"`
 }
@@ -38,12 +41,12 @@ type connsResult struct {
 func connsMode(c *config) int {
 	wallStart := time.Now()
 	connectBudget := c.connectBudget(c.conns)
-	hardStop := connectBudget + 40*time.Second
+	hardStop := connectBudget + c.hold + 40*time.Second
 	defer startWatchdog(hardStop).Stop()
 	res := &connsResult{
-		Mode: "conns", Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls, Conns: c.conns,
-		ConnectRate: c.connectRate, Nofile: nofile(), Pids: c.pids, CloseCodes: map[string]int{},
-		RSSAfterKB: -1, GoroutinesAft: -1, GoroutinesClose: -1,
+		Mode: "conns", Time: time.Now().UTC().Format(time.RFC3339), URLs: c.urls, Transport: c.transport,
+		Conns: c.conns, ConnectRate: c.connectRate, Nofile: nofile(), Pids: c.pids, CloseCodes: map[string]int{},
+		RSSAfterKB: -1, GoroutinesAft: -1, GoroutinesClose: -1, HoldS: c.hold.Seconds(),
 	}
 	if len(c.pids) == 0 {
 		c.logf("no -pids: RSS is not measured")
@@ -51,63 +54,68 @@ func connsMode(c *config) int {
 	res.RSSBeforeKB = settleRSS(c.pids, 5*time.Second)
 	res.GoroutinesBef = goroutines(c.admin)
 
-	c.logf("opening %d idle connections to %d node(s) at %.0f/s ...", c.conns, len(c.urls), c.connectRate)
+	c.logf("opening %d idle %s connections to %d node(s) at %.0f/s ...", c.conns, c.transport, len(c.urls), c.connectRate)
 	t0 := time.Now()
 	targets, _ := place(c, c.conns)
-	d := dialAll(c, targets, 1024, 1024, t0.Add(connectBudget), nil)
+	var d *dialResult
+	if c.transport == "ws" {
+		d = dialAll(c, targets, 1024, 1024, t0.Add(connectBudget), nil)
+	} else {
+		d = dialAllSSE(c, targets, 1024, t0.Add(connectBudget))
+	}
 	res.countConnects(t0, d)
 
-	// One reader per connection: answers pings, notices closes, discards messages.
-	var stopping atomic.Bool
-	var seen atomic.Uint64
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	idle := &idleReaders{codes: res.CloseCodes}
 	for _, conn := range d.conns {
-		if conn == nil {
-			continue
+		if conn != nil {
+			res.Opened++
+			idle.watchWS(conn)
 		}
-		res.Opened++
-		wg.Add(1)
-		go func(conn *websocket.Conn) {
-			defer wg.Done()
-			for {
-				_, _, err := conn.NextReader()
-				if err != nil {
-					if !stopping.Load() {
-						mu.Lock()
-						res.Disconnects++
-						res.CloseCodes[closeKey(err)]++
-						mu.Unlock()
-					}
-					return
-				}
-				seen.Add(1)
-			}
-		}(conn)
+	}
+	for _, s := range d.streams {
+		if s != nil {
+			res.Opened++
+			idle.watchStream(s)
+		}
 	}
 	c.logf("opened %d/%d in %.2fs (handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms), %d errors",
 		res.Opened, c.conns, res.ConnectPhaseS, res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs, res.ConnectErrors)
 	for k, v := range d.errs {
 		c.logf("  connect error x%d: %s", v, k)
 	}
+	if c.ready != "" {
+		if err := writeReady(c.ready, res.Opened); err != nil {
+			c.logf("-ready: %v", err)
+		}
+	}
 
 	res.RSSAfterKB = settleRSS(c.pids, 5*time.Second)
 	res.GoroutinesAft = goroutines(c.admin)
-	mu.Lock()
-	alive := res.Opened - res.Disconnects
-	mu.Unlock()
+	idle.mu.Lock()
+	alive := res.Opened - idle.disconnects
+	idle.mu.Unlock()
 	if res.RSSBeforeKB > 0 && res.RSSAfterKB > 0 && alive > 0 {
 		res.KBPerConn = round3(float64(res.RSSAfterKB-res.RSSBeforeKB) / float64(alive))
 	}
 	if res.GoroutinesBef >= 0 && res.GoroutinesAft >= 0 && alive > 0 {
 		res.GoroutinesPer = round3(float64(res.GoroutinesAft-res.GoroutinesBef) / float64(alive))
 	}
+	if c.hold > 0 {
+		c.logf("holding them idle for %s (SIGINT or SIGTERM ends it) ...", c.hold)
+		holdIdle(c.hold)
+	}
 
-	stopping.Store(true)
+	idle.stopping.Store(true)
 	closeAll(d.conns)
-	if err := awaitReaders(&wg); err != nil {
+	closeStreams(d.streams)
+	if err := awaitReaders(&idle.wg); err != nil {
 		res.Error = err.Error()
 	}
+	idle.mu.Lock()
+	res.Disconnects = idle.disconnects
+	res.Stamped = idle.latency.n
+	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = usToMs(idle.latency.quantile(0.5)), usToMs(idle.latency.quantile(0.99)), usToMs(idle.latency.maxUs)
+	idle.mu.Unlock()
 	if len(c.admin) > 0 {
 		// give the servers a moment to notice the closes
 		for i := 0; i < 20; i++ {
@@ -118,12 +126,13 @@ func connsMode(c *config) int {
 			}
 		}
 	}
-	res.MessagesSeen = seen.Load()
+	res.MessagesSeen = idle.seen.Load()
+	res.LastMessageMs = idle.lastAt.Load()
 	res.WallS = round3(time.Since(wallStart).Seconds())
 	emitJSON(res)
 	if !c.jsonOnly {
 		w := os.Stderr
-		fmt.Fprintf(w, "\n== conns: %d idle connections over %d node(s) ==\n", c.conns, len(c.urls))
+		fmt.Fprintf(w, "\n== conns: %d idle %s connections over %d node(s) ==\n", c.conns, c.transport, len(c.urls))
 		fmt.Fprintf(w, "opened      %d/%d, %d errors, handshake p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 			res.Opened, c.conns, res.ConnectErrors, res.ConnectP50Ms, res.ConnectP99Ms, res.ConnectMaxMs)
 		if res.RSSBeforeKB > 0 {
@@ -135,6 +144,10 @@ func connsMode(c *config) int {
 				res.GoroutinesBef, res.GoroutinesAft, res.GoroutinesPer, res.GoroutinesClose)
 		}
 		fmt.Fprintf(w, "disconnects %d %s while idle\n", res.Disconnects, codes(res.CloseCodes))
+		if res.Stamped > 0 {
+			fmt.Fprintf(w, "messages    %d, %d stamped: latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+				res.MessagesSeen, res.Stamped, res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs)
+		}
 		if res.Error != "" {
 			fmt.Fprintf(w, "error       %s\n", res.Error)
 		}

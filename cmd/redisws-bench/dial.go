@@ -61,7 +61,7 @@ const (
 // newWSDialer connects to loopback addresses only, whatever the URL resolved to.
 func newWSDialer(c *config, readBuf, writeBuf int) *websocket.Dialer {
 	return &websocket.Dialer{
-		NetDialContext:    loopbackDialer.DialContext,
+		NetDialContext:    c.dialer.DialContext,
 		HandshakeTimeout:  c.handshake,
 		EnableCompression: c.compress,
 		ReadBufferSize:    readBuf,
@@ -133,7 +133,8 @@ func (c *countingConn) Read(p []byte) (int, error) {
 }
 
 // dialAllSSE opens one event stream to each of targets (ws:// or http://
-// URLs, asked over http://), each on its own TCP connection, paced like dialAll;
+// URLs, asked over http://; HTTP/2 with -transport h2), each on its own TCP
+// connection, paced like dialAll;
 // r.streams holds them, nil where one failed. A stream counts as connected once
 // the server answered 200 with text/event-stream.
 func dialAllSSE(c *config, targets []string, bufSize int, deadline time.Time) *dialResult {
@@ -143,7 +144,11 @@ func dialAllSSE(c *config, targets []string, bufSize int, deadline time.Time) *d
 		if err != nil {
 			return err
 		}
-		s, err := dialSSE(ctx, u, c.origin, bufSize)
+		open := dialSSE
+		if c.transport == "h2" {
+			open = dialH2
+		}
+		s, err := open(ctx, c.dialer, u, c.origin, bufSize)
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,11 @@
 //	                  -size byte bodies to the route URL(s) for -duration, as fast
 //	                  as answered or at -rate in all (at most -posts); reports 200s/s,
 //	                  other answers by status, latency; bench/post.sh checks Redis.
-//	conns             opens idle connections and reports the servers' RSS per connection.
+//	conns             opens idle connections (WebSockets, or event streams with -transport sse
+//	                  or h2), reports the servers' RSS per connection; -hold keeps them
+//	                  open, -ready tells a script when they are, -sources spreads them
+//	                  over local addresses; messages stamped with their send time
+//	                  (Unix nanoseconds) give a delivery latency.
 //	resume            -subs envelope clients fall -behind on a route with history and
 //	                  reconnect at once with ?since=; time until all caught up and live.
 //	table             turns JSON result lines (files or stdin) into a Markdown table.
@@ -56,11 +60,14 @@ type config struct {
 	rooms       int
 	slow        int
 	label       string
-	transport   string // fanout: of the subscribers, ws or sse
-	maxPosts    int    // post: at most this many requests in all (0: no limit)
-	compress    bool   // WebSockets offer permessage-deflate
-	payload     string // fanout: what follows a payload's header, x or chat
-	checkEvery  int    // fanout: every this-many-th WebSocket subscriber checks messages
+	transport   string // fanout: of the subscribers, ws or sse; conns: ws, sse or h2
+	dialer      *sourceDialer
+	hold        time.Duration // conns: how long the connections stay open
+	ready       string        // conns: a file written once they are open
+	maxPosts    int           // post: at most this many requests in all (0: no limit)
+	compress    bool          // WebSockets offer permessage-deflate
+	payload     string        // fanout: what follows a payload's header, x or chat
+	checkEvery  int           // fanout: every this-many-th WebSocket subscriber checks messages
 
 	behind       int      // resume: messages published while the clients are away
 	subprotocols []string // offered in the handshake (resume: redis_ws.v1)
@@ -78,14 +85,20 @@ func run(args []string) int {
 	}
 	fs := flag.NewFlagSet("redisws-bench", flag.ContinueOnError)
 	var c config
-	var urls, pids, admin string
+	var urls, pids, admin, sources string
 	fs.StringVar(&c.mode, "mode", mode, "fanout | publish | post | conns | resume | table (may also be given as the first argument)")
 	fs.StringVar(&urls, "urls", "ws://127.0.0.1:8001/ws,ws://127.0.0.1:8002/ws", "comma-separated ws:// URLs of the nodes (loopback only); post: http:// or ws:// (asked over http://)")
 	fs.IntVar(&c.subs, "subs", 200, "fanout: subscriber connections, round-robin over -urls")
 	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls (at least -rooms);\n"+
 		"publish: connections; post: HTTP clients, each on its own keep-alive connection")
-	fs.StringVar(&c.transport, "transport", "ws", "fanout: how the subscribers connect: ws (WebSocket) or sse (GET with Accept: text/event-stream,\n"+
-		"the ws:// URLs asked over http://, one TCP connection per stream); publishers are always WebSocket")
+	fs.StringVar(&c.transport, "transport", "ws", "fanout, conns: how the subscribers connect: ws (WebSocket) or sse (GET with Accept: text/event-stream,\n"+
+		"the ws:// URLs asked over http://, one TCP connection per stream); publishers are always WebSocket;\n"+
+		"conns also: h2 (the stream over HTTP/2 without TLS, h2c, one TCP connection per stream)")
+	fs.StringVar(&sources, "sources", "", "comma-separated loopback addresses to connect from, in turn (127.0.0.2,127.0.0.3):\n"+
+		"each has its own ephemeral ports (default: the kernel's choice)")
+	fs.DurationVar(&c.hold, "hold", 0, "conns: keep the connections open and idle this long after they are all open\n"+
+		"(SIGINT or SIGTERM ends it early; the run then reports as usual)")
+	fs.StringVar(&c.ready, "ready", "", "conns: write the number of connections open to this file once they are")
 	fs.BoolVar(&c.compress, "compress", false, "every WebSocket offers permessage-deflate (gorilla's client, which then compresses what it sends too,\n"+
 		"as browsers do); fanout reports the bytes its subscribers read off their sockets either way")
 	fs.IntVar(&c.checkEvery, "check-every", 1, "fanout: every Nth WebSocket subscriber reads and checks each message (sequence, duplicates,\n"+
@@ -165,22 +178,16 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "redisws-bench: -payload %q: x or chat\n", c.payload)
 		return 2
 	}
-	if c.transport != "ws" && c.transport != "sse" {
-		fmt.Fprintf(os.Stderr, "redisws-bench: -transport %q: ws or sse\n", c.transport)
+	if err := c.checkTransport(); err != nil {
+		fmt.Fprintln(os.Stderr, "redisws-bench:", err)
 		return 2
 	}
-	if c.transport == "sse" {
-		if c.mode != "fanout" || c.slow != 0 {
-			fmt.Fprintln(os.Stderr, "redisws-bench: -transport sse is for fanout only, without -slow")
-			return 2
-		}
-		for _, u := range c.urls {
-			if _, err := httpURL(u); err != nil {
-				fmt.Fprintf(os.Stderr, "redisws-bench: -transport sse: %v\n", err)
-				return 2
-			}
-		}
+	src, err := parseSources(sources)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redisws-bench:", err)
+		return 2
 	}
+	c.dialer = newSourceDialer(src)
 	if c.connectRate <= 0 {
 		c.connectRate = 500
 	}
@@ -228,8 +235,8 @@ func run(args []string) int {
 		}
 		return postMode(&c)
 	case "conns":
-		if c.conns < 1 {
-			fmt.Fprintln(os.Stderr, "redisws-bench: need -conns >= 1")
+		if c.conns < 1 || c.hold < 0 {
+			fmt.Fprintln(os.Stderr, "redisws-bench: need -conns >= 1, -hold >= 0")
 			return 2
 		}
 		return connsMode(&c)

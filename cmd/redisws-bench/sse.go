@@ -201,7 +201,7 @@ func sseEndErr(err error) error {
 
 // dialSSE opens a stream to rawURL (http://, loopback): it returns once the
 // server answered 200 with Content-Type text/event-stream, within ctx.
-func dialSSE(ctx context.Context, rawURL, origin string, bufSize int) (*sseStream, error) {
+func dialSSE(ctx context.Context, dialer *sourceDialer, rawURL, origin string, bufSize int) (*sseStream, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -213,7 +213,7 @@ func dialSSE(ctx context.Context, rawURL, origin string, bufSize int) (*sseStrea
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
-	conn, err := loopbackDialer.DialContext(ctx, "tcp", host)
+	conn, err := dialer.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
 	}
