@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/gorilla/websocket"
@@ -154,7 +155,7 @@ func FuzzResumeQuery(f *testing.F) {
 			t.Fatalf("%q: rewind %d", raw, req.rewind)
 		}
 		for ch, p := range req.since {
-			if !slices.Contains(h.Subscribe, ch) || !frame.ValidEpoch(p.Epoch) || p.Offset < 0 {
+			if !slices.Contains(h.Subscribe, ch) || !protocol.ValidEpoch(p.Epoch) || p.Offset < 0 {
 				t.Fatalf("%q: since %s %v", raw, ch, p)
 			}
 		}
@@ -172,7 +173,7 @@ func FuzzParseMessage(f *testing.F) {
 		m := frame.ParseMessage("chat", payload)
 		switch {
 		case m.Recorded():
-			if !frame.ValidEpoch(m.Pos.Epoch) || !strings.HasSuffix(payload, ":"+m.Payload) {
+			if !protocol.ValidEpoch(m.Pos.Epoch) || !strings.HasSuffix(payload, ":"+m.Payload) {
 				t.Fatalf("%q: read as %v %q", payload, m.Pos, m.Payload)
 			}
 		case m.Payload != payload && !strings.HasPrefix(payload, frame.RecordedMark+"::") && !strings.HasPrefix(payload, frame.BinaryMark+"::"):
@@ -186,7 +187,7 @@ func FuzzParseMessage(f *testing.F) {
 				t.Fatalf("live %q sent as binary %v read back as %v %q, text %v", payload, sentBinary, live.Pos, live.Payload, live.Text())
 			}
 		}
-		if frame.ValidEpoch(epoch) && offset > 0 {
+		if protocol.ValidEpoch(epoch) && offset > 0 {
 			for mark, binary := range map[string]bool{frame.RecordedMark: false, frame.BinaryMark: true} {
 				rec := frame.ParseMessage("chat", mark+frame.Position{Epoch: epoch, Offset: offset}.String()+":"+payload)
 				if rec.Pos != (frame.Position{Epoch: epoch, Offset: offset}) || rec.Payload != payload || rec.Binary != binary {

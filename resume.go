@@ -12,6 +12,7 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
 // resumeRequest is what a client asks of the history on its upgrade URL:
@@ -76,7 +77,7 @@ func parseSince(s string, channels []string) (string, frame.Position, error) {
 	}
 	epoch, off, ok := strings.Cut(pos, ":")
 	n, err := strconv.ParseInt(off, 10, 64)
-	if !ok || !frame.ValidEpoch(epoch) || err != nil || n < 0 {
+	if !ok || !protocol.ValidEpoch(epoch) || err != nil || n < 0 {
 		return "", frame.Position{}, fmt.Errorf("since %q is not <epoch>:<offset> (an epoch of [A-Za-z0-9_-] and an offset of 0 or more)", s)
 	}
 	return ch, frame.Position{Epoch: epoch, Offset: n}, nil

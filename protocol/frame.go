@@ -199,7 +199,7 @@ func (f *Frame) check() error {
 		return errHalfPosition
 	}
 	if p, ok := f.Position(); ok {
-		if !validEpoch(p.Epoch) {
+		if !ValidEpoch(p.Epoch) {
 			return errEpoch
 		}
 		if p.Offset < 0 {

@@ -58,7 +58,7 @@ func (p Position) FollowedBy(q Position) bool {
 // 2^63-1 (no sign).
 func ParsePosition(s string) (Position, error) {
 	epoch, off, ok := strings.Cut(s, ":")
-	if !ok || !validEpoch(epoch) {
+	if !ok || !ValidEpoch(epoch) {
 		return Position{}, fmt.Errorf("%q is not <epoch>:<offset>: %w", s, errEpoch)
 	}
 	n, err := parseOffset(off)
@@ -86,7 +86,9 @@ func parseOffset(s string) (int64, error) {
 	return n, nil
 }
 
-func validEpoch(s string) bool {
+// ValidEpoch reports whether s may be an epoch: 1 to MaxEpochLen
+// characters of [A-Za-z0-9_-].
+func ValidEpoch(s string) bool {
 	if s == "" || len(s) > MaxEpochLen {
 		return false
 	}

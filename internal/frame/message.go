@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
 // Marks before a payload on Pub/Sub, so that a node reads back what was
@@ -71,7 +73,7 @@ func ParseMessage(ch, payload string) *Message {
 		return m
 	}
 	n, err := strconv.ParseInt(off, 10, 64)
-	if err != nil || n <= 0 || !ValidEpoch(epoch) {
+	if err != nil || n <= 0 || !protocol.ValidEpoch(epoch) {
 		return m
 	}
 	m.Pos, m.Payload, m.Binary = Position{Epoch: epoch, Offset: n}, data, binary
@@ -116,18 +118,4 @@ func (m *Message) FrameFor(k FrameKind) *Frame {
 		m.Frames[k] = f
 	}
 	return f
-}
-
-// ValidEpoch checks an epoch's characters: [A-Za-z0-9_-], not empty.
-func ValidEpoch(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
