@@ -28,18 +28,18 @@ const (
 )
 
 var (
-	// errRefused: Redis answered the publish with an error.
+	// ErrRefused: Redis answered the publish with an error.
 	ErrRefused = errors.New("redis refused the message")
-	// errKeyReused: the Idempotency-Key was used, within its 5 minutes, for
+	// ErrKeyReused: the Idempotency-Key was used, within its 5 minutes, for
 	// another message; nothing was published.
 	ErrKeyReused = errors.New("the idempotency key was used for another message")
-	// errNewChannels: the channel has no history yet, and its route may give
+	// ErrNewChannels: the channel has no history yet, and its route may give
 	// no more channels one now (new_channels); nothing was published.
 	ErrNewChannels = errors.New("too many new channels")
 	// errUnconfirmed: the publish failed on its way, so Redis may or may not
 	// have taken it.
 	errUnconfirmed = errors.New("redis did not confirm the message")
-	// errExpired: the message waited in the outbox longer than it keeps
+	// ErrExpired: the message waited in the outbox longer than it keeps
 	// frames, and was not sent.
 	ErrExpired = errors.New("the message waited too long for redis and was not published")
 )
