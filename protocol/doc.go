@@ -12,6 +12,11 @@
 //     subscribed frame per channel, then messages, and presence events on a
 //     route with presence. The server ends a connection with one of the
 //     Close codes.
+//   - A command client offers CommandSubprotocol and gets the same frames,
+//     and sends Commands to subscribe to and leave channels at run time,
+//     publish to a named channel, ask presence and refresh its token; each
+//     command is answered by a frame carrying its id, or an error frame
+//     with one of the Err codes.
 //   - An event stream (a GET with Accept: text/event-stream): one event per
 //     message (EventMessage, EventBinary), an id that ParseEventID reads,
 //     and EventReset when a resume could not be served.

@@ -57,8 +57,13 @@ const (
 type Frame struct {
 	// Type is one of the Type constants.
 	Type string `json:"type,omitempty"`
-	// Channel is the channel the frame is about, never empty.
-	Channel string `json:"channel"`
+	// ID is the id of the command a frame answers (see Command): on every
+	// answer but an error to a command without a valid id; 0, absent,
+	// on every other frame.
+	ID uint64 `json:"id,omitempty"`
+	// Channel is the channel the frame is about; empty only on refreshed
+	// frames and on errors that answer no channel's command.
+	Channel string `json:"channel,omitempty"`
 	// Offset and Epoch, always both or neither, are a position. A message
 	// carries its own when it was recorded (a live one, from a route without
 	// history or redis-cli publish, has none). A subscribed frame carries
@@ -78,6 +83,15 @@ type Frame struct {
 	DataBase64 *[]byte `json:"data_base64,omitempty"`
 	// User is who joined or left.
 	User string `json:"user,omitempty"`
+
+	// The members only answers to commands have: Users, who is connected
+	// (a presence frame; absent when nobody is); Exp, the new token's
+	// expiry in Unix seconds (a refreshed frame; absent when it has none);
+	// Code and Reason, why a command was refused (an error frame).
+	Users  []string `json:"users,omitempty"`
+	Exp    int64    `json:"exp,omitempty"`
+	Code   string   `json:"code,omitempty"`
+	Reason string   `json:"reason,omitempty"`
 }
 
 // NewMessage is the frame of a message of channel: data as text, or as
@@ -192,8 +206,11 @@ var (
 )
 
 func (f *Frame) check() error {
-	if f.Channel == "" {
+	if f.Channel == "" && f.Type != TypeRefreshed && f.Type != TypeError {
 		return errNoChannel
+	}
+	if err := f.checkAnswer(); err != nil {
+		return err
 	}
 	if (f.Offset == nil) != (f.Epoch == "") {
 		return errHalfPosition
@@ -231,12 +248,52 @@ func (f *Frame) check() error {
 		case f.Offset != nil || f.Recovered != nil || hasData:
 			return errForeignMember
 		}
-	case TypePresenceReset:
+	case TypePresenceReset, TypeUnsubscribed, TypePresence, TypeRefreshed, TypeError:
 		if f.Offset != nil || f.Recovered != nil || hasData || f.User != "" {
+			return errForeignMember
+		}
+	case TypePublished:
+		if f.Recovered != nil || hasData || f.User != "" {
 			return errForeignMember
 		}
 	default:
 		return errors.New("unknown type")
 	}
 	return nil
+}
+
+// checkAnswer checks the members only the answers to commands have: an id
+// on every answer but an error's (which may lack one), users on presence
+// frames, exp on refreshed ones, a code and a reason on errors.
+func (f *Frame) checkAnswer() error {
+	switch f.Type {
+	case TypeUnsubscribed, TypePublished, TypePresence, TypeRefreshed:
+		if f.ID == 0 {
+			return errors.New("no id")
+		}
+	case TypeError:
+		if f.Code == "" || f.Reason == "" {
+			return errors.New("an error without a code or a reason")
+		}
+	}
+	switch {
+	case f.ID > MaxCommandID:
+		return errors.New("an id over 2^53-1")
+	case f.ID != 0 && f.Type != TypeSubscribed && !f.answer():
+		return errForeignMember
+	case len(f.Users) > 0 && f.Type != TypePresence,
+		f.Exp != 0 && f.Type != TypeRefreshed,
+		(f.Code != "" || f.Reason != "") && f.Type != TypeError:
+		return errForeignMember
+	}
+	return nil
+}
+
+// answer tells whether the frame's type is one only a command's answer has.
+func (f *Frame) answer() bool {
+	switch f.Type {
+	case TypeUnsubscribed, TypePublished, TypePresence, TypeRefreshed, TypeError:
+		return true
+	}
+	return false
 }

@@ -150,12 +150,22 @@ func TestParseRefuses(t *testing.T) {
 		`{"type":"presence_reset"}`,
 		`{"type":"unsubscribed","channel":"chat"}`,
 		`{"type":"","channel":"chat"}`,
+		`{"channel":"chat","data":"hi","id":7}`,
+		`{"type":"published","channel":"chat"}`,
+		`{"type":"published","id":1,"channel":"chat","data":"hi"}`,
+		`{"type":"presence","id":1}`,
+		`{"type":"join","channel":"room:a","user":"alice","users":["bob"]}`,
+		`{"type":"refreshed","id":1,"channel":"chat","code":"x"}`,
+		`{"type":"error","id":1,"code":"forbidden"}`,
+		`{"type":"error","id":1,"reason":"no"}`,
+		`{"type":"error","id":9007199254740992,"code":"forbidden","reason":"no"}`,
+		`{"type":"subscribed","channel":"chat","exp":5}`,
 	} {
 		if f, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%s) = %s, want an error", bad, f)
 		}
 	}
-	f, err := Parse([]byte(`{"channel":"chat","data":"hi","id":7,"later":{"x":[1]}}`))
+	f, err := Parse([]byte(`{"channel":"chat","data":"hi","later":{"x":[1]}}`))
 	if err != nil || string(f.Payload()) != "hi" {
 		t.Errorf("unknown members: %s, %v", f, err)
 	}
@@ -170,6 +180,12 @@ func FuzzParse(f *testing.F) {
 		`{"type":"subscribed","channel":"chat","offset":0,"epoch":"0","recovered":true}`,
 		`{"type":"join","channel":"room:a","user":"alice"}`,
 		`{"type":"presence_reset","channel":"room:a"}`,
+		`{"type":"subscribed","id":1,"channel":"room:a","offset":41,"epoch":"6755e0a10f3a2","recovered":true}`,
+		`{"type":"published","id":2,"channel":"room:a","offset":42,"epoch":"6755e0a10f3a2"}`,
+		`{"type":"unsubscribed","id":3,"channel":"room:a"}`,
+		`{"type":"presence","id":4,"channel":"room:a","users":["alice","bob"]}`,
+		`{"type":"refreshed","id":5,"exp":1796601600}`,
+		`{"type":"error","code":"bad_request","reason":"not a command"}`,
 	} {
 		f.Add([]byte(s))
 	}
