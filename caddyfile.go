@@ -69,7 +69,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		name := d.Val()
-		if seen[name] && name != "subscribe" {
+		if seen[name] && name != "subscribe" && name != "allow" {
 			return d.Errf("%s is already set", name)
 		}
 		seen[name] = true
@@ -89,6 +89,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.Publish, err = oneArg(d); err == nil && h.Publish == "" {
 				err = d.Errf("publish: %v", checkChannel("")) // "" would mean the default
 			}
+		case "allow":
+			if h.Allow == nil {
+				h.Allow = new(Allow)
+			}
+			err = h.Allow.parseCaddyfile(d, p)
 		case "redis":
 			h.Redis, err = parseRedis(d, p)
 		case "origins":

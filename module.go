@@ -58,6 +58,10 @@ type Handler struct {
 	// subscribed channel when there is exactly one; required otherwise.
 	Publish string `json:"publish,omitempty"`
 
+	// Channels clients may subscribe to and publish to at run time, beyond
+	// the route's own: see Allow. Default: none.
+	Allow *Allow `json:"allow,omitempty"`
+
 	// Redis to use. Default: redis://127.0.0.1:6379.
 	Redis *RedisConfig `json:"redis,omitempty"`
 

@@ -31,6 +31,9 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		subscribe room:{http.request.uri.path.1} news
 		subscribe alerts
 		publish room:{http.request.uri.path.1}
+		allow subscribe room:* user:{http.auth.user.id}
+		allow publish room:*
+		allow subscribe {http.auth.user.subscribe}
 		redis redis://:secret@127.0.0.1:6380/2
 		origins https://example.com http://localhost:8080
 		max_message_size 1MiB
@@ -58,6 +61,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 	want := &Handler{
 		Subscribe:           []string{"lobby", "room:{http.request.uri.path.1}", "news", "alerts"},
 		Publish:             "room:{http.request.uri.path.1}",
+		Allow:               &Allow{Subscribe: []string{"room:*", "user:{http.auth.user.id}", "{http.auth.user.subscribe}"}, Publish: []string{"room:*"}},
 		Redis:               &RedisConfig{URL: "redis://:secret@127.0.0.1:6380/2"},
 		Origins:             []string{"https://example.com", "http://localhost:8080"},
 		MaxMessageSize:      1 << 20,
@@ -156,6 +160,11 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\torigins https://app.example/path\n}", 2, `"https://app.example/path" is not an origin`},
 		{"redis_ws chat {\n\torigins https://app.example:99999\n}", 2, `"https://app.example:99999" is not an origin`},
 		{"redis_ws chat {\n\torigins https://app.example#x\n}", 2, `"https://app.example#x" is not an origin`},
+		{"redis_ws chat {\n\tallow subscribe\n}", 2, "want allow subscribe|publish"},
+		{"redis_ws chat {\n\tallow read a:*\n}", 2, `"read" is not subscribe or publish`},
+		{"redis_ws chat {\n\tallow publish a:*\n\tallow subscribe a:* redis_ws:*\n}", 3, `allow: subscribe: pattern "redis_ws:*": channel name starts with "redis_ws:"`},
+		{"redis_ws chat {\n\tallow subscribe {http.request.uri.query.ch}\n}", 2, "a placeholder alone must be an {http.auth.user.*} one"},
+		{"redis_ws chat {\n\tallow publish \"a\x01*\"\n}", 2, "control character"},
 		{"redis_ws redis_ws:x", 1, `subscribe: channel name starts with "redis_ws:", which is reserved`},
 		{"redis_ws chat {\n\tsubscribe redis_ws:{http.request.uri.path.1}\n}", 2, `subscribe: channel name starts with "redis_ws:", which is reserved`},
 		{"redis_ws chat {\n\tpublish redis_ws:{chat}:presence\n}", 2, `publish: channel name starts with "redis_ws:", which is reserved`},

@@ -57,6 +57,11 @@ func (h *Handler) Validate() error {
 	case len(h.Subscribe) > 1:
 		return fieldErr("publish", errors.New("several channels are subscribed; name the one client frames go to, or off"))
 	}
+	if h.Allow != nil {
+		if err := h.Allow.check(); err != nil {
+			return err
+		}
+	}
 	if h.Redis != nil {
 		if err := h.Redis.check(); err != nil {
 			return err
