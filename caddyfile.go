@@ -26,6 +26,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	redis_ws [<matcher>] [<channel>] {
 //		subscribe <channel...>
 //		publish <channel>|off
+//		allow subscribe|publish <pattern...>
 //		redis <url> | { addrs …, master_name …, cluster, … } (see parseRedis)
 //		origins <origin...>
 //		max_message_size <size>
@@ -33,6 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		ping_interval <duration>
 //		reload_close_delay <duration>|off
 //		max_connections <n>
+//		max_channels <n>
 //		rate_limit <messages-per-second> [<burst>]
 //		subprotocols <name...>
 //		subprotocol_optional
@@ -49,7 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // The channel on the directive line is subscribed (and, alone, published to).
-// subscribe may be repeated; every other subdirective may appear once.
+// subscribe and allow may be repeated; every other subdirective may appear once.
 //
 // It only parses: a value that is not of its setting's kind is refused here,
 // and so is a written 0 where JSON's 0 means the default (the Caddyfile says
@@ -116,6 +118,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.ReloadCloseDelay, err = parseCloseDelay(d)
 		case "max_connections":
 			h.MaxConnections, err = parseCount(d, name)
+		case "max_channels":
+			h.MaxChannels, err = parseCount(d, name)
 		case "rate_limit":
 			err = h.parseRateLimit(d)
 			p.Add("rate_limit_burst", line)

@@ -37,6 +37,7 @@ const (
 	defaultRedisURL         = "redis://127.0.0.1:6379"
 	defaultMaxMessageSize   = 64 << 10
 	defaultSendQueue        = 1 << 20
+	defaultMaxChannels      = 128
 	defaultPingInterval     = 30 * time.Second
 	defaultReloadCloseDelay = 10 * time.Second
 	// exitWait bounds how long Caddy's exit waits for close frames to go out.
@@ -92,6 +93,11 @@ type Handler struct {
 	// them open until they leave. Connections of a handler that a reload
 	// leaves unchanged always stay open. Default: 10s.
 	ReloadCloseDelay *caddy.Duration `json:"reload_close_delay,omitempty"`
+
+	// Channels one connection may follow at once: its route's own and those
+	// it names (a command client's subscribes, an event stream's channel=
+	// query). Default: 128.
+	MaxChannels int `json:"max_channels,omitempty"`
 
 	// Connections this handler accepts at once; beyond it an upgrade gets
 	// 503 with Retry-After, and connected clients are not affected.
@@ -290,6 +296,9 @@ func (h *Handler) serverShutdown() {
 func (h *Handler) setDefaults() {
 	if h.MaxMessageSize == 0 {
 		h.MaxMessageSize = defaultMaxMessageSize
+	}
+	if h.MaxChannels == 0 {
+		h.MaxChannels = defaultMaxChannels
 	}
 	if h.SendQueue == 0 {
 		h.SendQueue = defaultSendQueue

@@ -41,6 +41,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		ping_interval 15s
 		reload_close_delay 0
 		max_connections 1000
+		max_channels 20
 		rate_limit 20 40
 		subprotocols chat.v2 chat.v1
 		subprotocol_optional
@@ -69,6 +70,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		PingInterval:        caddy.Duration(15 * time.Second),
 		ReloadCloseDelay:    &zero,
 		MaxConnections:      1000,
+		MaxChannels:         20,
 		RateLimit:           20,
 		RateLimitBurst:      40,
 		Subprotocols:        []string{"chat.v2", "chat.v1"},
@@ -160,6 +162,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\torigins https://app.example/path\n}", 2, `"https://app.example/path" is not an origin`},
 		{"redis_ws chat {\n\torigins https://app.example:99999\n}", 2, `"https://app.example:99999" is not an origin`},
 		{"redis_ws chat {\n\torigins https://app.example#x\n}", 2, `"https://app.example#x" is not an origin`},
+		{"redis_ws chat {\n\tmax_channels -2\n}", 2, "max_channels: -2 is negative"},
+		{"redis_ws a {\n\tsubscribe b c\n\tpublish a\n\tmax_channels 2\n}", 4, "max_channels: 2 is less than the 3 channels"},
 		{"redis_ws chat {\n\tallow subscribe\n}", 2, "want allow subscribe|publish"},
 		{"redis_ws chat {\n\tallow read a:*\n}", 2, `"read" is not subscribe or publish`},
 		{"redis_ws chat {\n\tallow publish a:*\n\tallow subscribe a:* redis_ws:*\n}", 3, `allow: subscribe: pattern "redis_ws:*": channel name starts with "redis_ws:"`},

@@ -86,6 +86,10 @@ func (h *Handler) Validate() error {
 		return fieldErr("ping_interval", fmt.Errorf("%q is not a positive duration (e.g. 30s)", time.Duration(h.PingInterval)))
 	case h.MaxConnections < 0:
 		return fieldErr("max_connections", fmt.Errorf("%d is negative", h.MaxConnections))
+	case h.MaxChannels < 0:
+		return fieldErr("max_channels", fmt.Errorf("%d is negative", h.MaxChannels))
+	case h.MaxChannels > 0 && len(h.Subscribe) > h.MaxChannels:
+		return fieldErr("max_channels", fmt.Errorf("%d is less than the %d channels the route subscribes", h.MaxChannels, len(h.Subscribe)))
 	case h.RateLimit < 0 || math.IsNaN(h.RateLimit) || math.IsInf(h.RateLimit, 0):
 		return fieldErr("rate_limit", fmt.Errorf("%q is not a positive number of messages per second", fmt.Sprint(h.RateLimit)))
 	case h.RateLimitBurst < 0:
