@@ -63,9 +63,14 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 
 // streamResume is what a stream asks of the history: its Last-Event-ID
 // when it has one (a reconnecting EventSource, whose URL may still hold
-// the rewind or since it first opened with), else since or rewind.
+// the rewind or since it first opened with), else since or rewind. A page
+// that opens a new EventSource (a fresh token in its URL) cannot set the
+// header: it gives the id in the query, last_event_id=.
 func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeRequest, error) {
 	id := r.Header.Get("Last-Event-ID")
+	if id == "" {
+		id = r.URL.Query().Get(lastEventIDParam)
+	}
 	if id == "" || h.History == nil { // without history no id was ever sent
 		return h.parseResume(r.URL.Query(), channels)
 	}
@@ -86,6 +91,10 @@ func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeReque
 	}
 	return req, nil
 }
+
+// lastEventIDParam is the query parameter that stands for Last-Event-ID
+// (Mercure's lastEventID, in the snake case of since and access_token).
+const lastEventIDParam = "last_event_id"
 
 // streamLink writes a client's events to its response: a batch is one write
 // and one flush. With several channels an event's id names the position of

@@ -7,6 +7,7 @@ package redisws
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,14 @@ func TestTokenExpiryEndsConnections(t *testing.T) {
 	// EventSource comes back with the same URL, and the same token.
 	if _, err := tryDialSSE(t, sseHTTP, node.URL(feedQuery(short, "room:a")), http.Header{"Last-Event-ID": {stream.LastID()}}); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("an expired token's stream: %v; want 401", err)
+	}
+	// The page opens a new one with a fresh token, its last id in the query.
+	fresh := userToken(t, "alice", time.Hour)
+	postTo(t, node, fresh, "room:a", "room:a/missed")
+	again := dialSSE(t, node.URL(feedQuery(fresh, "room:a")+"&last_event_id="+url.QueryEscape(stream.LastID())), nil)
+	defer again.Close()
+	if e := again.Next(t, wait); e.Data != "room:a/missed" {
+		t.Fatalf("the new stream's first event is %v; want the one missed", e)
 	}
 }
 
