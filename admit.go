@@ -26,9 +26,9 @@ type admission struct {
 // until Redis confirmed its subscriptions, and queue its opening frames and
 // replay (503 when the history cannot be read now). A request whose token
 // expired by then is refused (401); else its client closes when the token
-// expires (ExpireAt). Every check of the
-// request comes before hub.Add, the first thing that asks Redis for
-// anything: a refused request subscribes nothing and reads nothing. A nil
+// expires (ExpireAt). Every check of the request comes before hub.Add, the
+// first thing that asks Redis for anything: a refused request subscribes
+// nothing and reads nothing. A nil
 // client means the request was refused, and the error is ServeHTTP's; else
 // the caller owns the client and removes it from the hub when done.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, a admission) (*fanout.Client, error) {

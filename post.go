@@ -39,9 +39,10 @@ type postAnswer struct {
 }
 
 // servePost publishes the request body, byte for byte, as one message to
-// the route's publish channel (or the one its query names, postChannel), and answers once Redis has taken it. The
-// message is binary with Content-Type application/octet-stream; otherwise
-// it is text when it is valid UTF-8, as a message of redis-cli publish.
+// the route's publish channel (or the one its query names, postChannel),
+// and answers once Redis has taken it. The message is binary with
+// Content-Type application/octet-stream; otherwise it is text when it is
+// valid UTF-8, as a message of redis-cli publish.
 func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
 	status, err := h.post(w, r, repl)
 	h.metrics.httpPublishes.WithLabelValues(strconv.Itoa(status)).Inc()

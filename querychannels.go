@@ -51,7 +51,7 @@ func (h *Handler) queryChannels(q url.Values, repl *caddy.Replacer, own []string
 	channels := slices.Clone(own)
 	for _, ch := range named {
 		if !slices.Contains(channels, ch) {
-			if len(channels) == h.MaxChannels {
+			if len(channels) >= h.MaxChannels {
 				return nil, badRequest("the stream names more channels than max_channels (%d) allows, the route's own included", h.MaxChannels)
 			}
 			channels = append(channels, ch)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 )
 
 // feedSite is a route of its own channel feed, whose clients may follow
@@ -219,6 +221,15 @@ func TestQueryChannelsRefused(t *testing.T) {
 			}
 		}
 	}
+	// Last-Event-ID in the query is read as the header is.
+	for _, id := range []string{"garbage@x", "room:a@0:1", url.QueryEscape("feed@e:1,feed@e:2")} {
+		header := bearer(alice)
+		header.Set("Accept", "text/event-stream")
+		r := rawRequest(t, node, http.MethodGet, "/feed?channel=room:b&last_event_id="+id, header, "")
+		if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "Last-Event-ID") {
+			t.Errorf("last_event_id=%s: %d %q; want 400", id, r.Status, r.Body)
+		}
+	}
 	if after := db.Keys(t.Context(), "*").Val(); len(after) != len(before) {
 		t.Fatalf("refused requests created keys in Redis: %q, before %q", after, before)
 	}
@@ -229,6 +240,12 @@ func TestQueryChannelsRefused(t *testing.T) {
 	postTo(t, node, alice, "room:a", "room:a/1")
 	if e := s.Next(t, wait); e.Data != "room:a/1" || strings.Count(e.ID, "@") != 3 {
 		t.Fatalf("event %v; want room:a/1 with the positions of 3 channels", e)
+	}
+	// The stream is present in the channels of its query as in its own.
+	for _, ch := range []string{"feed", "user:alice"} {
+		eventually(t, wait, func() bool {
+			return db.Exists(t.Context(), bus.PresenceKeys(ch)...).Val() == int64(len(bus.PresenceKeys(ch)))
+		}, "no presence in %s", ch)
 	}
 }
 

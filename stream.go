@@ -16,9 +16,10 @@ import (
 )
 
 // serveStream serves a GET that asks for Server-Sent Events: the request's
-// channels and those its query names (channel=), as an ordinary response that lasts until the client leaves or
-// the server ends it (too slow, reload, exit, its token expired). A browser's EventSource
-// resumes by itself: its Last-Event-ID is the id of the last event it got.
+// channels and those its query names (channel=), as an ordinary response
+// that lasts until the client leaves or the server ends it (too slow,
+// reload, exit, its token expired). A browser's EventSource resumes by
+// itself: its Last-Event-ID is the id of the last event it got.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
 	c, err := h.admit(w, r, repl, admission{kind: frame.StreamFrames, queryChannels: true, resume: func(channels []string) (*resumeRequest, error) {
 		return h.streamResume(r, channels)
