@@ -10,21 +10,25 @@ import (
 )
 
 // admission is what a transport asks of admit: the kind of frames its
-// client takes, whether its client publishes, and how it reads what the
-// request asks of the history.
+// client takes, whether its client publishes, whether its query may name
+// more channels (channel=), and how it reads what the request asks of the
+// history.
 type admission struct {
-	kind      frame.FrameKind
-	publishes bool
-	resume    func(channels []string) (*resumeRequest, error)
+	kind          frame.FrameKind
+	publishes     bool
+	queryChannels bool
+	resume        func(channels []string) (*resumeRequest, error)
 }
 
 // admit runs what every transport does before it answers a request that
 // subscribes: resolve its channels, read what it asks of the history, make
 // its client, add the client to the hub (503 beyond max_connections), wait
 // until Redis confirmed its subscriptions, and queue its opening frames and
-// replay (503 when the history cannot be read now). Every check of the
-// request comes before hub.Add, the first thing that asks Redis for
-// anything: a refused request subscribes nothing and reads nothing. A nil
+// replay (503 when the history cannot be read now). A request whose token
+// expired by then is refused (401); else its client closes when the token
+// expires (ExpireAt). Every check of the request comes before hub.Add, the
+// first thing that asks Redis for anything: a refused request subscribes
+// nothing and reads nothing. A nil
 // client means the request was refused, and the error is ServeHTTP's; else
 // the caller owns the client and removes it from the hub when done.
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, a admission) (*fanout.Client, error) {
@@ -34,6 +38,19 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, repl *caddy.Repl
 	}
 	if !a.publishes {
 		publish = ""
+	}
+	if a.queryChannels {
+		q, err := parseQuery(r)
+		if err == nil {
+			channels, err = h.queryChannels(q, repl, channels)
+		}
+		if err != nil {
+			return nil, refuseWith(w, err)
+		}
+	}
+	exp := tokenExpiry(repl)
+	if expired(exp) {
+		return nil, refuseWith(w, errTokenExpired)
 	}
 	resume, err := a.resume(channels)
 	if err != nil {
@@ -56,5 +73,10 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, repl *caddy.Repl
 			return nil, refuse(w, http.StatusServiceUnavailable, "the history cannot be read now; try again later")
 		}
 	}
+	if expired(exp) { // while Redis answered
+		h.hub.Remove(c)
+		return nil, refuseWith(w, errTokenExpired)
+	}
+	c.ExpireAt(exp)
 	return c, nil
 }

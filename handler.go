@@ -1,6 +1,7 @@
 package redisws
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -75,6 +76,20 @@ func accepts(r *http.Request, mediaType string) bool {
 		}
 	}
 	return false
+}
+
+// refuseWith answers a request refused by err: with a *refusal's status,
+// 400 for any other error. A 401 tells a bearer token's client to get a
+// fresh one (RFC 6750 §3).
+func refuseWith(w http.ResponseWriter, err error) error {
+	status := http.StatusBadRequest
+	if r := (*refusal)(nil); errors.As(err, &r) {
+		status = r.status
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	return refuse(w, status, err.Error())
 }
 
 // refuse answers a request that will not be served, with a plain body that

@@ -39,9 +39,10 @@ type postAnswer struct {
 }
 
 // servePost publishes the request body, byte for byte, as one message to
-// the route's publish channel, and answers once Redis has taken it. The
-// message is binary with Content-Type application/octet-stream; otherwise
-// it is text when it is valid UTF-8, as a message of redis-cli publish.
+// the route's publish channel (or the one its query names, postChannel),
+// and answers once Redis has taken it. The message is binary with
+// Content-Type application/octet-stream; otherwise it is text when it is
+// valid UTF-8, as a message of redis-cli publish.
 func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
 	status, err := h.post(w, r, repl)
 	h.metrics.httpPublishes.WithLabelValues(strconv.Itoa(status)).Inc()
@@ -54,9 +55,17 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 		w.Header().Set("Allow", h.allowedMethods())
 		return h.refusePost(w, http.StatusMethodNotAllowed, "this route does not publish (publish off)")
 	}
-	_, ch, err := h.resolve(repl)
+	channels, publish, err := h.resolve(repl)
 	if err != nil {
 		return h.refusePost(w, http.StatusBadRequest, err.Error())
+	}
+	q, err := parseQuery(r)
+	var ch string
+	if err == nil {
+		ch, err = h.postChannel(q, repl, channels, publish)
+	}
+	if rf := (*refusal)(nil); errors.As(err, &rf) {
+		return h.refusePost(w, rf.status, rf.reason)
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if err := h.checkIdempotencyKey(key); err != nil {

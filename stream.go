@@ -16,11 +16,12 @@ import (
 )
 
 // serveStream serves a GET that asks for Server-Sent Events: the request's
-// channels, as an ordinary response that lasts until the client leaves or
-// the server ends it (too slow, reload, exit). A browser's EventSource
-// resumes by itself: its Last-Event-ID is the id of the last event it got.
+// channels and those its query names (channel=), as an ordinary response
+// that lasts until the client leaves or the server ends it (too slow,
+// reload, exit, its token expired). A browser's EventSource resumes by
+// itself: its Last-Event-ID is the id of the last event it got.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
-	c, err := h.admit(w, r, repl, admission{kind: frame.StreamFrames, resume: func(channels []string) (*resumeRequest, error) {
+	c, err := h.admit(w, r, repl, admission{kind: frame.StreamFrames, queryChannels: true, resume: func(channels []string) (*resumeRequest, error) {
 		return h.streamResume(r, channels)
 	}})
 	if c == nil {
@@ -63,9 +64,14 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 
 // streamResume is what a stream asks of the history: its Last-Event-ID
 // when it has one (a reconnecting EventSource, whose URL may still hold
-// the rewind or since it first opened with), else since or rewind.
+// the rewind or since it first opened with), else since or rewind. A page
+// that opens a new EventSource (a fresh token in its URL) cannot set the
+// header: it gives the id in the query, last_event_id=.
 func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeRequest, error) {
 	id := r.Header.Get("Last-Event-ID")
+	if id == "" {
+		id = r.URL.Query().Get(lastEventIDParam)
+	}
 	if id == "" || h.History == nil { // without history no id was ever sent
 		return h.parseResume(r.URL.Query(), channels)
 	}
@@ -86,6 +92,10 @@ func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeReque
 	}
 	return req, nil
 }
+
+// lastEventIDParam is the query parameter that stands for Last-Event-ID
+// (Mercure's lastEventID, in the snake case of since and access_token).
+const lastEventIDParam = "last_event_id"
 
 // streamLink writes a client's events to its response: a batch is one write
 // and one flush. With several channels an event's id names the position of

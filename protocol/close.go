@@ -37,4 +37,8 @@ const (
 	// CloseGap (4001): messages of a channel were missed and cannot be given
 	// (the route's gap_policy is close): reload state, then reconnect.
 	CloseGap = 4001
+	// CloseTokenExpired (4003): the token that authenticated the connection
+	// expired (its exp, {http.auth.user.exp}). Get a fresh token, then
+	// reconnect (resume to lose nothing).
+	CloseTokenExpired = 4003
 )

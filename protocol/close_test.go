@@ -17,6 +17,7 @@ func TestCloseCodes(t *testing.T) {
 		CloseServiceRestart:  "removed are closed with **1012** (service restart)",
 		CloseTryAgainLater:   "a\nWebSocket client closed with **1013** (try again later)",
 		CloseGap:             "`close` them with **4001**",
+		CloseTokenExpired:    "is closed with **4003** (token expired)",
 	} {
 		if !strings.Contains(said, strconv.Itoa(code)) {
 			t.Errorf("code %d: the README says %q", code, said)

@@ -39,6 +39,7 @@ const (
 	closeTooSlow       = protocol.ClosePolicyViolation // 1008: send queue overflowed
 	CloseServiceReload = protocol.CloseServiceRestart  // 1012: config changed
 	CloseGap           = protocol.CloseGap             // 4001: messages may have been missed
+	closeTokenExpired  = protocol.CloseTokenExpired    // 4003: see ExpireAt
 )
 
 // ClientMetrics are the collectors a client updates, resolved for its
@@ -78,9 +79,13 @@ type Client struct {
 	connected bool // link is set: writers may start
 	pingDue   bool
 	ping      *time.Timer
-	closing   bool
-	code      int // of the close frame; 0: end without one
-	reason    string
+	// expires is when the connection's token expires (zero: never);
+	// expiry fires then, or before when expires moved later (ExpireAt).
+	expires time.Time
+	expiry  *time.Timer
+	closing bool
+	code    int // of the close frame; 0: end without one
+	reason  string
 }
 
 func NewClient(channels []string, publish string, kind frame.FrameKind, maxQueue int, m *ClientMetrics) *Client {
@@ -196,7 +201,41 @@ func (c *Client) closeLocked(code int, text string) {
 	}
 	c.closing, c.code, c.reason = true, code, text
 	c.Queue, c.Queued, c.head = nil, 0, 0
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	c.kick()
+}
+
+// ExpireAt closes the connection at t with closeTokenExpired: when the
+// token that authenticated it expires. A later call moves the time (a
+// refreshed token); the zero time keeps the connection open. One timer per
+// client, and no goroutine until it fires.
+func (c *Client) ExpireAt(t time.Time) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.expires = t
+	switch {
+	case c.expiry != nil && t.IsZero():
+		c.expiry.Stop()
+	case c.expiry != nil:
+		c.expiry.Reset(time.Until(t))
+	case !t.IsZero():
+		c.expiry = time.AfterFunc(time.Until(t), c.expire)
+	}
+}
+
+// expire is the expiry timer's: a timer that fired just as ExpireAt moved
+// the time later finds it not due yet.
+func (c *Client) expire() {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	if !c.expires.IsZero() && !time.Now().Before(c.expires) {
+		c.closeLocked(closeTokenExpired, "token expired")
+	}
 }
 
 // CloseCode is the code of the close frame the connection ended with, or is
