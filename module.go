@@ -89,6 +89,13 @@ type Handler struct {
 	// leaves unchanged always stay open. Default: 10s.
 	ReloadCloseDelay *caddy.Duration `json:"reload_close_delay,omitempty"`
 
+	// When Caddy exits (caddy stop, SIGTERM), the connections are closed
+	// with 1001, spread evenly over this delay, so that they do not all
+	// reconnect to the other nodes at once; clients that leave meanwhile
+	// are not waited for. At most the http app's grace_period, when one is
+	// set. Default: 0, all at once.
+	StopCloseDelay caddy.Duration `json:"stop_close_delay,omitempty"`
+
 	// Connections this handler accepts at once; beyond it an upgrade gets
 	// 503 with Retry-After, and connected clients are not affected.
 	// Default: 0, no limit.
@@ -142,7 +149,8 @@ type Handler struct {
 	// routeScope names the route for Idempotency-Keys: its channel
 	// templates, the same on every node with this configuration.
 	routeScope string
-	configKey  string // the configuration's JSON with its defaults
+	configKey  string        // the configuration's JSON with its defaults
+	stopDrain  time.Duration // StopCloseDelay within the grace period
 	broker     *bus.Broker
 	hub        *fanout.Hub
 	history    *bus.HistoryOptions  // History applied; nil: none
@@ -260,6 +268,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.hub.SubscribeStatic(ch)
 		}
 	}
+	h.stopDrain = time.Duration(h.StopCloseDelay)
+	if app, err := ctx.AppIfConfigured("http"); err == nil {
+		if grace := time.Duration(app.(*caddyhttp.App).GracePeriod); grace > 0 {
+			h.stopDrain = min(h.stopDrain, grace)
+		}
+	}
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
 		srv.RegisterOnShutdown(h.serverShutdown)
 	}
@@ -267,9 +281,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // serverShutdown runs when Caddy shuts the server down (a reload or exit).
-// At exit Caddy waits for every response to finish before it cleans up the
-// modules, and event streams only finish when they are ended: end them now.
-// On a reload Cleanup decides, as for WebSockets.
+// At exit it starts the drain of every connection of this configuration
+// (Cleanup waits for it): hooks of all the handlers start together, whereas
+// Caddy calls the Cleanups one after the other. Caddy also waits for every
+// response to finish before it cleans up the modules, and event streams
+// only finish when they are ended. On a reload Cleanup decides, as for
+// WebSockets.
 func (h *Handler) serverShutdown() {
 	if !caddy.Exiting() {
 		return
@@ -278,9 +295,11 @@ func (h *Handler) serverShutdown() {
 	hubs := append([]*fanout.Hub{h.hub}, liveHandlers.kept[h.configKey]...)
 	liveHandlers.Unlock()
 	for _, hb := range hubs {
-		hb.Retire(fanout.CloseGoingAway, "server exiting", 0)
+		hb.Retire(fanout.CloseGoingAway, exitReason, h.stopDrain)
 	}
 }
+
+const exitReason = "server exiting"
 
 // setDefaults fills the settings left at zero.
 func (h *Handler) setDefaults() {
@@ -311,7 +330,8 @@ func (h *Handler) setDefaults() {
 // Cleanup runs when the config that provisioned h is unloaded. Connections
 // stay open when the new config has an identical handler, and then end as
 // that handler's own do; otherwise they are closed (1012, spread over
-// ReloadCloseDelay), or at once with 1001 when Caddy exits. The hub keeps the broker until its last connection is gone.
+// ReloadCloseDelay), or with 1001 when Caddy exits (spread over
+// StopCloseDelay). The hub keeps the broker until its last connection is gone.
 func (h *Handler) Cleanup() error {
 	if h.hub == nil {
 		return nil
@@ -332,22 +352,40 @@ func (h *Handler) Cleanup() error {
 		}
 	}
 	liveHandlers.Unlock()
+	if exiting {
+		h.drain(hubs)
+		return nil
+	}
 	for _, hb := range hubs {
-		switch {
-		case exiting:
-			hb.Retire(fanout.CloseGoingAway, "server exiting", 0)
-		case stillLive:
+		if stillLive {
 			hb.Retire(0, "", -1)
-		default:
+		} else {
 			hb.Retire(fanout.CloseServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
 		}
 	}
-	if exiting {
-		for _, hb := range hubs {
-			hb.WaitEmpty(exitWait)
-		}
-	}
 	return nil
+}
+
+// drain closes the connections of hubs with 1001 as Caddy exits, spread over
+// the stop drain (the server's shutdown hook has usually started it), and
+// returns once they are gone, or the drain and exitWait are over: whatever
+// is left is closed at once, and no spread outlives the call.
+func (h *Handler) drain(hubs []*fanout.Hub) {
+	end := time.Now().Add(h.stopDrain)
+	for _, hb := range hubs {
+		hb.Retire(fanout.CloseGoingAway, exitReason, h.stopDrain)
+	}
+	for _, hb := range hubs {
+		hb.WaitEmpty(time.Until(end))
+	}
+	for _, hb := range hubs {
+		hb.Retire(fanout.CloseGoingAway, exitReason, 0)
+		hb.Wait()
+	}
+	end = time.Now().Add(exitWait)
+	for _, hb := range hubs {
+		hb.WaitEmpty(time.Until(end))
+	}
 }
 
 // Interface guards
