@@ -147,3 +147,85 @@ func perSecond(times []time.Time, start time.Time) string {
 	}
 	return strings.TrimSpace(b.String())
 }
+
+// Event streams end spread over stop_close_delay as WebSockets do, the
+// routes of a node drain together, and grace_period bounds the drain
+// (caddy stop of a node whose delay is an hour returns within seconds).
+func TestStopDrainStreamsAndGrace(t *testing.T) {
+	const drain = 2 * time.Second
+	rs := startRedis(t)
+	n := startNode(t, "node", siteCaddyfile("", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		stop_close_delay `+drain.String()+`
+	}
+	redis_ws /other other {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		stop_close_delay `+drain.String()+`
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	const each = 10
+	var mu sync.Mutex
+	var ended []time.Time
+	var wg sync.WaitGroup
+	record := func(wait func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait()
+			mu.Lock()
+			ended = append(ended, time.Now())
+			mu.Unlock()
+		}()
+	}
+	var ws []*wsClient
+	for range each {
+		for _, path := range []string{"/ws", "/other"} {
+			c := dialWS(t, n.WSURL(path), nil)
+			ws = append(ws, c)
+			record(func() { <-c.done })
+			s := dialSSE(t, n.URL(path), nil)
+			record(func() { <-s.done })
+		}
+	}
+	n.Signal(t, syscall.SIGTERM)
+	select {
+	case <-n.Exited():
+	case <-time.After(drain + wait):
+		t.Fatalf("node still running %s after SIGTERM", drain+wait)
+	}
+	wg.Wait()
+	for _, c := range ws {
+		if code, _ := c.WaitClosed(t, wait); code != websocket.CloseGoingAway {
+			t.Fatalf("%s: close code %d, want 1001", c.URL, code)
+		}
+	}
+	slices.SortFunc(ended, time.Time.Compare)
+	early := 0
+	for _, at := range ended {
+		if at.Sub(ended[0]) <= drain/10 {
+			early++
+		}
+	}
+	t.Logf("%d WebSockets and event streams of two routes ended over %s, %d in the first %s",
+		len(ended), ended[len(ended)-1].Sub(ended[0]).Round(time.Millisecond), early, drain/10)
+	if early > len(ended)/2 {
+		t.Fatalf("%d of %d connections ended within the first tenth of the drain; want them spread over %s", early, len(ended), drain)
+	}
+
+	// grace_period cuts an hour's drain: caddy stop returns within seconds.
+	n = startNode(t, "graced", siteCaddyfile("\tgrace_period 1s", `
+	redis_ws /ws chat {
+		redis redis://127.0.0.1:{$REDIS_PORT}
+		stop_close_delay 1h
+	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port)})
+	ws = ws[:0]
+	for range each {
+		ws = append(ws, dialWS(t, n.WSURL("/ws"), nil))
+	}
+	n.Stop(t) // fails unless the process exits within 20 s
+	for _, c := range ws {
+		if code, _ := c.WaitClosed(t, wait); code != websocket.CloseGoingAway {
+			t.Fatalf("grace_period 1s: close code %d, want 1001", code)
+		}
+	}
+}

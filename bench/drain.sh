@@ -85,13 +85,25 @@ for ((i = 0; i < NODES; i++)); do
 	start_caddy "node$i" "$NODE_PORT" "$NODE_ADMIN" "$RUN/node.Caddyfile"
 done
 DOOMED=${NODE_PIDS[0]}
-cat >"$RUN/lb.Caddyfile" <<CADDY
+# Balancer j reaches the nodes at 127.<j+1>.0.1 (a node listens on every
+# loopback address): its own destination address, so that the balancers'
+# connections to a node do not share one range of ephemeral ports (with
+# 30,000 connections, the 14,400 each remaining node held exhausted it:
+# connect: cannot assign requested address, then no upstream available).
+loaders=$(((N + PER_LOADER - 1) / PER_LOADER))
+LB_PORTS=()
+for ((i = 0; i < loaders; i++)); do
+	free_port LB_PORT 8901
+	free_port LB_ADMIN 2901
+	LB_PORTS+=("$LB_PORT")
+	via="127.$((i + 1)).0.1"
+	cat >"$RUN/lb$i.Caddyfile" <<CADDY
 {
 	admin 127.0.0.1:{\$ADMIN_PORT}
 	persist_config off
 }
 :{\$PORT} {
-	reverse_proxy$UPSTREAMS {
+	reverse_proxy${UPSTREAMS//127.0.0.1/$via} {
 		lb_policy least_conn
 		lb_try_duration 5s
 		fail_duration 10s
@@ -100,13 +112,7 @@ cat >"$RUN/lb.Caddyfile" <<CADDY
 	}
 }
 CADDY
-loaders=$(((N + PER_LOADER - 1) / PER_LOADER))
-LB_PORTS=()
-for ((i = 0; i < loaders; i++)); do
-	free_port LB_PORT 8901
-	free_port LB_ADMIN 2901
-	LB_PORTS+=("$LB_PORT")
-	start_caddy "lb$i" "$LB_PORT" "$LB_ADMIN" "$RUN/lb.Caddyfile"
+	start_caddy "lb$i" "$LB_PORT" "$LB_ADMIN" "$RUN/lb$i.Caddyfile"
 done
 log "$NODES nodes (ports ${PORTS[*]}) behind $loaders balancers (ports ${LB_PORTS[*]})"
 
