@@ -189,6 +189,9 @@ var liveHandlers = struct {
 	sync.Mutex
 	count map[string]int
 	kept  map[string][]*fanout.Hub
+	// closing holds the hubs a reload is closing (spread over
+	// reload_close_delay), so that an exit meanwhile drains them too.
+	closing []*fanout.Hub
 }{count: make(map[string]int), kept: make(map[string][]*fanout.Hub)}
 
 // Provision sets defaults and joins the shared Redis broker. It does not wait
@@ -280,27 +283,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// serverShutdown runs when Caddy shuts the server down (a reload or exit).
-// At exit it starts the drain of every connection of this configuration
-// (Cleanup waits for it): hooks of all the handlers start together, whereas
-// Caddy calls the Cleanups one after the other. Caddy also waits for every
-// response to finish before it cleans up the modules, and event streams
-// only finish when they are ended. On a reload Cleanup decides, as for
-// WebSockets.
-func (h *Handler) serverShutdown() {
-	if !caddy.Exiting() {
-		return
-	}
-	liveHandlers.Lock()
-	hubs := append([]*fanout.Hub{h.hub}, liveHandlers.kept[h.configKey]...)
-	liveHandlers.Unlock()
-	for _, hb := range hubs {
-		hb.Retire(fanout.CloseGoingAway, exitReason, h.stopDrain)
-	}
-}
-
-const exitReason = "server exiting"
-
 // setDefaults fills the settings left at zero.
 func (h *Handler) setDefaults() {
 	if h.MaxMessageSize == 0 {
@@ -347,6 +329,13 @@ func (h *Handler) Cleanup() error {
 	} else {
 		hubs = append(hubs, liveHandlers.kept[h.configKey]...)
 		delete(liveHandlers.kept, h.configKey)
+		liveHandlers.closing = slices.DeleteFunc(liveHandlers.closing, (*fanout.Hub).Finished)
+		if exiting {
+			hubs = append(hubs, liveHandlers.closing...)
+			liveHandlers.closing = nil
+		} else {
+			liveHandlers.closing = append(liveHandlers.closing, hubs...)
+		}
 		if liveHandlers.count[h.configKey] <= 0 {
 			delete(liveHandlers.count, h.configKey)
 		}
@@ -364,28 +353,6 @@ func (h *Handler) Cleanup() error {
 		}
 	}
 	return nil
-}
-
-// drain closes the connections of hubs with 1001 as Caddy exits, spread over
-// the stop drain (the server's shutdown hook has usually started it), and
-// returns once they are gone, or the drain and exitWait are over: whatever
-// is left is closed at once, and no spread outlives the call.
-func (h *Handler) drain(hubs []*fanout.Hub) {
-	end := time.Now().Add(h.stopDrain)
-	for _, hb := range hubs {
-		hb.Retire(fanout.CloseGoingAway, exitReason, h.stopDrain)
-	}
-	for _, hb := range hubs {
-		hb.WaitEmpty(time.Until(end))
-	}
-	for _, hb := range hubs {
-		hb.Retire(fanout.CloseGoingAway, exitReason, 0)
-		hb.Wait()
-	}
-	end = time.Now().Add(exitWait)
-	for _, hb := range hubs {
-		hb.WaitEmpty(time.Until(end))
-	}
 }
 
 // Interface guards

@@ -27,8 +27,8 @@ type Hub struct {
 	empty    chan struct{} // closed when retired with no clients left
 	released bool
 
-	// Retire's closes spread over time run in one goroutine at a time,
-	// owned by the hub: Wait waits for it.
+	// Retire's closes spread over time run in a goroutine the hub owns (a
+	// new spread stops the one before): Wait waits for them.
 	spread     sync.WaitGroup
 	stopSpread chan struct{} // closed to end the running spread; nil: none
 	spreadCode int           // the close code of the running spread
