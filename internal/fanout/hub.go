@@ -218,8 +218,11 @@ func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
 }
 
 // closeSpread closes clients one per step, until they are all closed, the
-// hub is empty or stop is closed. A client that already left or is closing
-// costs no step: the others go at the same pace, and the spread ends sooner.
+// hub is empty or stop is closed. The n-th close is due n steps after the
+// start, however late the timer fires: a busy node closes what is due
+// together, every spreadTick at most, and ends on time. A client that
+// already left or is closing takes no slot: the others go at the same pace,
+// and the spread ends sooner.
 func (h *Hub) closeSpread(clients []*Client, code int, reason string, step time.Duration, stop chan struct{}) {
 	defer h.spread.Done()
 	defer func() {
@@ -229,12 +232,10 @@ func (h *Hub) closeSpread(clients []*Client, code int, reason string, step time.
 		}
 		h.Mu.Unlock()
 	}()
+	start, closed := time.Now(), 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for _, c := range clients {
-		if c.Closing() {
-			continue
-		}
+	for len(clients) > 0 {
 		select {
 		case <-timer.C:
 		case <-h.empty: // everyone left already
@@ -242,10 +243,19 @@ func (h *Hub) closeSpread(clients []*Client, code int, reason string, step time.
 		case <-stop:
 			return
 		}
-		c.Close(code, reason)
-		timer.Reset(step)
+		due := int(time.Since(start)/max(step, 1)) + 1
+		for ; len(clients) > 0 && closed < due; clients = clients[1:] {
+			if c := clients[0]; !c.Closing() {
+				c.Close(code, reason)
+				closed++
+			}
+		}
+		timer.Reset(max(step, spreadTick))
 	}
 }
+
+// spreadTick is the shortest wait between two rounds of a spread's closes.
+const spreadTick = 10 * time.Millisecond
 
 // Wait waits for the spread of closes Retire started, if one runs.
 func (h *Hub) Wait() {
