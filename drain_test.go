@@ -98,20 +98,26 @@ func stopBehindBalancer(t *testing.T, drain time.Duration) {
 	if len(closed) != onDoomed {
 		t.Fatalf("%d clients closed with 1001 and resumed; node1 had %d", len(closed), onDoomed)
 	}
-	slices.SortFunc(closed, time.Time.Compare)
+	early := sortCountEarly(closed, drain/10)
 	slices.SortFunc(resumed, time.Time.Compare)
-	early := 0
-	for _, at := range closed {
-		if at.Sub(closed[0]) <= drain/10 {
-			early++
-		}
-	}
 	t.Logf("stop_close_delay %s: %d clients of node1 closed with 1001 over %s (%d in the first %s), resumed on the other nodes over %s; reconnects per second seen by them: %s",
 		drain, len(closed), closed[len(closed)-1].Sub(closed[0]).Round(time.Millisecond), early, (drain / 10).String(),
 		resumed[len(resumed)-1].Sub(resumed[0]).Round(time.Millisecond), perSecond(resumed, stopped))
 	if drain > 0 && early > len(closed)/2 {
 		t.Fatalf("%d of %d closes came within the first tenth of the drain (%s); want them spread over %s", early, len(closed), drain/10, drain)
 	}
+}
+
+// sortCountEarly sorts times and counts those within d of the first.
+func sortCountEarly(times []time.Time, d time.Duration) int {
+	slices.SortFunc(times, time.Time.Compare)
+	early := 0
+	for _, at := range times {
+		if at.Sub(times[0]) <= d {
+			early++
+		}
+	}
+	return early
 }
 
 // balancerOf is examples/cluster/lb.caddyfile in front of all the nodes.
@@ -199,13 +205,7 @@ func TestStopDrainStreamsAndGrace(t *testing.T) {
 			t.Fatalf("%s: close code %d, want 1001", c.URL, code)
 		}
 	}
-	slices.SortFunc(ended, time.Time.Compare)
-	early := 0
-	for _, at := range ended {
-		if at.Sub(ended[0]) <= drain/10 {
-			early++
-		}
-	}
+	early := sortCountEarly(ended, drain/10)
 	t.Logf("%d WebSockets and event streams of two routes ended over %s, %d in the first %s",
 		len(ended), ended[len(ended)-1].Sub(ended[0]).Round(time.Millisecond), early, drain/10)
 	if early > len(ended)/2 {

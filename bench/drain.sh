@@ -138,17 +138,9 @@ for ((j = 0; j < loaders; j++)); do
 done
 PIDS+=("${LOADER_PIDS[@]}")
 log "opening $N WebSockets through the balancers with $loaders load process(es) ..."
-for ((t = 0; t < budget * 10; t++)); do
-	ready=$(find "$RUN" -maxdepth 1 -name 'ready-*' ! -name '*.tmp' | wc -l)
-	((ready == loaders)) && break
-	sleep 0.1
-done
-((ready == loaders)) || {
-	log "only $ready of $loaders load processes ready after ${budget}s"
-	exit 1
-}
-opened=$(cat "$RUN"/ready-* | awk '{ s += $1 } END { print s }')
-wait_until 60 test "$(metric "$conns" "${ADMINS[@]}")" = "$opened" || log "the nodes count $(metric "$conns" "${ADMINS[@]}") of $opened"
+wait_ready "$loaders" "$budget"
+all_counted() { [[ $(metric "$conns" "${ADMINS[@]}") == "$opened" ]]; }
+wait_until 60 all_counted || log "the nodes count $(metric "$conns" "${ADMINS[@]}") of $opened"
 on_doomed=$(metric "$conns" "${ADMINS[0]}")
 log "$opened open, $on_doomed on node 1; SIGTERM to node 1 (stop_close_delay $STOP_DELAY) ..."
 
