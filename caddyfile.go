@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		send_queue <size>
 //		ping_interval <duration>
 //		reload_close_delay <duration>|off
+//		stop_close_delay <duration>
 //		max_connections <n>
 //		max_channels <n>
 //		rate_limit <messages-per-second> [<burst>]
@@ -116,6 +117,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.PingInterval, err = parseDuration(d)
 		case "reload_close_delay":
 			h.ReloadCloseDelay, err = parseCloseDelay(d)
+		case "stop_close_delay":
+			h.StopCloseDelay, err = parseDuration(d)
 		case "max_connections":
 			h.MaxConnections, err = parseCount(d, name)
 		case "max_channels":

@@ -134,7 +134,9 @@ type follower struct {
 	mu      sync.Mutex
 	epoch   string
 	last    int64
-	closes  []int // close codes of the connections that ended
+	closes  []int       // close codes of the connections that ended
+	closed  []time.Time // when each of them ended
+	resumes []time.Time // when each resumed connection was open
 	errs    []string
 	resumed int       // connections after the first
 	backAt  time.Time // a resumed connection replayed up to its subscribed offset
@@ -150,6 +152,11 @@ func (f *follower) follow(t testing.TB, until int64, deadline time.Time) {
 			time.Sleep(100 * time.Millisecond) // the client's own backoff between tries
 			continue
 		}
+		if since != "" {
+			f.mu.Lock()
+			f.resumes = append(f.resumes, time.Now())
+			f.mu.Unlock()
+		}
 		done := f.read(c, since != "", until, deadline)
 		c.Close()
 		if done {
@@ -157,6 +164,7 @@ func (f *follower) follow(t testing.TB, until int64, deadline time.Time) {
 		}
 		f.mu.Lock()
 		f.closes = append(f.closes, c.closeCode)
+		f.closed = append(f.closed, c.closedAt)
 		f.resumed++
 		since = "?since=" + f.epoch + ":" + strconv.FormatInt(f.last, 10)
 		f.mu.Unlock()

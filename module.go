@@ -99,6 +99,13 @@ type Handler struct {
 	// query). Default: 128.
 	MaxChannels int `json:"max_channels,omitempty"`
 
+	// When Caddy exits (caddy stop, SIGTERM), the connections are closed
+	// with 1001, spread evenly over this delay, so that they do not all
+	// reconnect to the other nodes at once; clients that leave meanwhile
+	// are not waited for. At most the http app's grace_period, when one is
+	// set. Default: 0, all at once.
+	StopCloseDelay caddy.Duration `json:"stop_close_delay,omitempty"`
+
 	// Connections this handler accepts at once; beyond it an upgrade gets
 	// 503 with Retry-After, and connected clients are not affected.
 	// Default: 0, no limit.
@@ -152,7 +159,8 @@ type Handler struct {
 	// routeScope names the route for Idempotency-Keys: its channel
 	// templates, the same on every node with this configuration.
 	routeScope string
-	configKey  string // the configuration's JSON with its defaults
+	configKey  string        // the configuration's JSON with its defaults
+	stopDrain  time.Duration // StopCloseDelay within the grace period
 	broker     *bus.Broker
 	hub        *fanout.Hub
 	history    *bus.HistoryOptions  // History applied; nil: none
@@ -191,6 +199,9 @@ var liveHandlers = struct {
 	sync.Mutex
 	count map[string]int
 	kept  map[string][]*fanout.Hub
+	// closing holds the hubs a reload is closing (spread over
+	// reload_close_delay), so that an exit meanwhile drains them too.
+	closing []*fanout.Hub
 }{count: make(map[string]int), kept: make(map[string][]*fanout.Hub)}
 
 // Provision sets defaults and joins the shared Redis broker. It does not wait
@@ -270,26 +281,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.hub.SubscribeStatic(ch)
 		}
 	}
+	h.stopDrain = time.Duration(h.StopCloseDelay)
+	if app, err := ctx.AppIfConfigured("http"); err == nil {
+		if grace := time.Duration(app.(*caddyhttp.App).GracePeriod); grace > 0 {
+			h.stopDrain = min(h.stopDrain, grace)
+		}
+	}
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
 		srv.RegisterOnShutdown(h.serverShutdown)
 	}
 	return nil
-}
-
-// serverShutdown runs when Caddy shuts the server down (a reload or exit).
-// At exit Caddy waits for every response to finish before it cleans up the
-// modules, and event streams only finish when they are ended: end them now.
-// On a reload Cleanup decides, as for WebSockets.
-func (h *Handler) serverShutdown() {
-	if !caddy.Exiting() {
-		return
-	}
-	liveHandlers.Lock()
-	hubs := append([]*fanout.Hub{h.hub}, liveHandlers.kept[h.configKey]...)
-	liveHandlers.Unlock()
-	for _, hb := range hubs {
-		hb.Retire(fanout.CloseGoingAway, "server exiting", 0)
-	}
 }
 
 // setDefaults fills the settings left at zero.
@@ -324,7 +325,8 @@ func (h *Handler) setDefaults() {
 // Cleanup runs when the config that provisioned h is unloaded. Connections
 // stay open when the new config has an identical handler, and then end as
 // that handler's own do; otherwise they are closed (1012, spread over
-// ReloadCloseDelay), or at once with 1001 when Caddy exits. The hub keeps the broker until its last connection is gone.
+// ReloadCloseDelay), or with 1001 when Caddy exits (spread over
+// StopCloseDelay). The hub keeps the broker until its last connection is gone.
 func (h *Handler) Cleanup() error {
 	if h.hub == nil {
 		return nil
@@ -340,24 +342,27 @@ func (h *Handler) Cleanup() error {
 	} else {
 		hubs = append(hubs, liveHandlers.kept[h.configKey]...)
 		delete(liveHandlers.kept, h.configKey)
+		liveHandlers.closing = slices.DeleteFunc(liveHandlers.closing, (*fanout.Hub).Finished)
+		if exiting {
+			hubs = append(hubs, liveHandlers.closing...)
+			liveHandlers.closing = nil
+		} else {
+			liveHandlers.closing = append(liveHandlers.closing, hubs...)
+		}
 		if liveHandlers.count[h.configKey] <= 0 {
 			delete(liveHandlers.count, h.configKey)
 		}
 	}
 	liveHandlers.Unlock()
-	for _, hb := range hubs {
-		switch {
-		case exiting:
-			hb.Retire(fanout.CloseGoingAway, "server exiting", 0)
-		case stillLive:
-			hb.Retire(0, "", -1)
-		default:
-			hb.Retire(fanout.CloseServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
-		}
-	}
 	if exiting {
-		for _, hb := range hubs {
-			hb.WaitEmpty(exitWait)
+		h.drain(hubs)
+		return nil
+	}
+	for _, hb := range hubs {
+		if stillLive {
+			hb.Retire(0, "", -1)
+		} else {
+			hb.Retire(fanout.CloseServiceReload, "config reloaded", time.Duration(*h.ReloadCloseDelay))
 		}
 	}
 	return nil

@@ -40,6 +40,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		send_queue 64KiB
 		ping_interval 15s
 		reload_close_delay 0
+		stop_close_delay 5s
 		max_connections 1000
 		max_channels 20
 		rate_limit 20 40
@@ -69,6 +70,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		SendQueue:           64 << 10,
 		PingInterval:        caddy.Duration(15 * time.Second),
 		ReloadCloseDelay:    &zero,
+		StopCloseDelay:      caddy.Duration(5 * time.Second),
 		MaxConnections:      1000,
 		MaxChannels:         20,
 		RateLimit:           20,
@@ -180,6 +182,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\tping_interval -1s\n}", 2, `"-1s" is not a positive duration`},
 		{"redis_ws chat {\n\treload_close_delay never\n}", 2, `"never" is not a duration`},
 		{"redis_ws chat {\n\treload_close_delay 1s 2s\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tstop_close_delay 0\n}", 2, `stop_close_delay: "0" is not a positive duration`},
+		{"redis_ws chat {\n\tstop_close_delay -5s\n}", 2, `stop_close_delay: "-5s" is not a positive duration`},
+		{"redis_ws chat {\n\tstop_close_delay off\n}", 2, `stop_close_delay: "off" is not a positive duration`},
 		{"redis_ws chat {\n\tmax_connections 0\n}", 2, `"0" is not a positive integer`},
 		{"redis_ws chat {\n\trate_limit fast\n}", 2, `"fast" is not a positive number of messages per second`},
 		{"redis_ws chat {\n\trate_limit 10 0\n}", 2, `burst "0" is not a positive number`},
@@ -313,6 +318,7 @@ func TestValidateSameForJSONAndCaddyfile(t *testing.T) {
 		{"redis_ws chat {\n\tmax_message_size 2GiB\n}", Handler{Subscribe: []string{"chat"}, MaxMessageSize: 2 << 30}},
 		{"redis_ws chat {\n\tsend_queue 2GiB\n}", Handler{Subscribe: []string{"chat"}, SendQueue: 2 << 30}},
 		{"redis_ws chat {\n\tping_interval -1s\n}", Handler{Subscribe: []string{"chat"}, PingInterval: caddy.Duration(-time.Second)}},
+		{"redis_ws chat {\n\tstop_close_delay -5s\n}", Handler{Subscribe: []string{"chat"}, StopCloseDelay: caddy.Duration(-5 * time.Second)}},
 		{"redis_ws chat {\n\tmax_connections -1\n}", Handler{Subscribe: []string{"chat"}, MaxConnections: -1}},
 		{"redis_ws chat {\n\trate_limit -1\n}", Handler{Subscribe: []string{"chat"}, RateLimit: -1}},
 		{"redis_ws chat {\n\tgap_policy reload\n}", Handler{Subscribe: []string{"chat"}, GapPolicy: "reload"}},

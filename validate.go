@@ -84,6 +84,8 @@ func (h *Handler) Validate() error {
 	switch {
 	case h.PingInterval < 0:
 		return fieldErr("ping_interval", fmt.Errorf("%q is not a positive duration (e.g. 30s)", time.Duration(h.PingInterval)))
+	case h.StopCloseDelay < 0:
+		return fieldErr("stop_close_delay", fmt.Errorf("%q is not a positive duration (e.g. 5s)", time.Duration(h.StopCloseDelay)))
 	case h.MaxConnections < 0:
 		return fieldErr("max_connections", fmt.Errorf("%d is negative", h.MaxConnections))
 	case h.MaxChannels < 0:

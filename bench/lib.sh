@@ -155,3 +155,20 @@ header_line() { # the first line of a results .md: date, Go, cores, commit
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(go version | cut -d' ' -f3-), $(nproc) cores," \
 		"commit $(git rev-parse --short HEAD 2>/dev/null || echo none)$dirty."
 }
+
+# wait_ready COUNT SECONDS: wait until COUNT load processes have written
+# their $RUN/ready-* file (redisws-bench conns -ready), then set opened to the
+# connections they hold in all; exits the script after SECONDS without.
+wait_ready() {
+	local t ready=0
+	for ((t = 0; t < $2 * 10; t++)); do
+		ready=$(find "$RUN" -maxdepth 1 -name 'ready-*' ! -name '*.tmp' | wc -l)
+		((ready == $1)) && break
+		sleep 0.1
+	done
+	((ready == $1)) || {
+		log "only $ready of $1 load processes ready after $2s"
+		exit 1
+	}
+	opened=$(cat "$RUN"/ready-* | awk '{ s += $1 } END { print s }')
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // connsResult is the JSON line of a conns run. Field names are stable.
@@ -34,8 +36,12 @@ type connsResult struct {
 	LatencyP50Ms    float64        `json:"latency_p50_ms"`
 	LatencyP99Ms    float64        `json:"latency_p99_ms"`
 	LatencyMaxMs    float64        `json:"latency_max_ms"`
-	WallS           float64        `json:"wall_s"`
-	Error           string         `json:"error,omitempty"`
+	// -reconnect: connections opened again after the server ended them, by
+	// the Unix second they opened in.
+	Reconnects         int           `json:"reconnects"`
+	ReconnectsBySecond map[int64]int `json:"reconnects_by_second,omitempty"`
+	WallS              float64       `json:"wall_s"`
+	Error              string        `json:"error,omitempty"`
 }
 
 func connsMode(c *config) int {
@@ -66,11 +72,20 @@ func connsMode(c *config) int {
 	res.countConnects(t0, d)
 
 	idle := &idleReaders{codes: res.CloseCodes}
-	for _, conn := range d.conns {
-		if conn != nil {
-			res.Opened++
-			idle.watchWS(conn)
+	var rc *reconnects
+	if c.reconnect {
+		rc = newReconnects(c, d)
+	}
+	for i, conn := range d.conns {
+		if conn == nil {
+			continue
 		}
+		res.Opened++
+		var again func() *websocket.Conn
+		if rc != nil {
+			again = func() *websocket.Conn { return rc.again(i) }
+		}
+		idle.watchWS(conn, again)
 	}
 	for _, s := range d.streams {
 		if s != nil {
@@ -106,7 +121,14 @@ func connsMode(c *config) int {
 	}
 
 	idle.stopping.Store(true)
-	closeAll(d.conns)
+	if rc != nil {
+		rc.closeAll()
+		rc.mu.Lock()
+		res.Reconnects, res.ReconnectsBySecond = rc.count, rc.bySecond
+		rc.mu.Unlock()
+	} else {
+		closeAll(d.conns)
+	}
 	closeStreams(d.streams)
 	if err := awaitReaders(&idle.wg); err != nil {
 		res.Error = err.Error()

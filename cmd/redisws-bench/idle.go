@@ -56,7 +56,9 @@ func (r *idleReaders) message(payload []byte) {
 	r.mu.Unlock()
 }
 
-func (r *idleReaders) watchWS(conn *websocket.Conn) {
+// watchWS reads conn; when the server ends it and again is set, the
+// connection again returns is read next (nil: the run is ending).
+func (r *idleReaders) watchWS(conn *websocket.Conn, again func() *websocket.Conn) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -64,7 +66,13 @@ func (r *idleReaders) watchWS(conn *websocket.Conn) {
 			_, rd, err := conn.NextReader()
 			if err != nil {
 				r.ended(err)
-				return
+				if again == nil || r.stopping.Load() {
+					return
+				}
+				if conn = again(); conn == nil {
+					return
+				}
+				continue
 			}
 			b, _ := io.ReadAll(io.LimitReader(rd, 32)) // a stamp is 19 digits
 			r.message(b)

@@ -64,6 +64,7 @@ type config struct {
 	dialer      *sourceDialer
 	hold        time.Duration // conns: how long the connections stay open
 	ready       string        // conns: a file written once they are open
+	reconnect   bool          // conns: WebSockets the server ends come back
 	maxPosts    int           // post: at most this many requests in all (0: no limit)
 	compress    bool          // WebSockets offer permessage-deflate
 	payload     string        // fanout: what follows a payload's header, x or chat
@@ -98,6 +99,8 @@ func run(args []string) int {
 		"each has its own ephemeral ports (default: the kernel's choice)")
 	fs.DurationVar(&c.hold, "hold", 0, "conns: keep the connections open and idle this long after they are all open\n"+
 		"(SIGINT or SIGTERM ends it early; the run then reports as usual)")
+	fs.BoolVar(&c.reconnect, "reconnect", false, "conns: a WebSocket the server ends connects again to its URL (every 100 ms until it opens);\n"+
+		"the JSON line counts the reconnects by the second they opened in")
 	fs.StringVar(&c.ready, "ready", "", "conns: write the number of connections open to this file once they are")
 	fs.BoolVar(&c.compress, "compress", false, "every WebSocket offers permessage-deflate (gorilla's client, which then compresses what it sends too,\n"+
 		"as browsers do); fanout reports the bytes its subscribers read off their sockets either way")

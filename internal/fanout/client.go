@@ -238,6 +238,14 @@ func (c *Client) expire() {
 	}
 }
 
+// Closing tells whether the connection is ending, because the server closes
+// it or because it is gone.
+func (c *Client) Closing() bool {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	return c.closing
+}
+
 // CloseCode is the code of the close frame the connection ended with, or is
 // ending with; 0 when there is none.
 func (c *Client) CloseCode() int {

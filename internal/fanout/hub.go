@@ -26,6 +26,13 @@ type Hub struct {
 	retired  bool          // the config that made this hub is unloaded
 	empty    chan struct{} // closed when retired with no clients left
 	released bool
+
+	// Retire's closes spread over time run in a goroutine the hub owns (a
+	// new spread stops the one before): Wait waits for them.
+	spread     sync.WaitGroup
+	stopSpread chan struct{} // closed to end the running spread; nil: none
+	spreadCode int           // the close code of the running spread
+	closedAll  bool          // closed at once: nothing spreads any more
 }
 
 // HubOptions are the settings of the handler that a hub applies.
@@ -163,44 +170,96 @@ func (h *Hub) Gap(ch string) {
 	}
 }
 
-// Retire is called when the hub's config is unloaded. closeAfter < 0 keeps
-// the clients until they leave; otherwise they are closed with code, spread
-// evenly over closeAfter so that they do not all reconnect at once.
+// Retire is called when the hub's config is unloaded or Caddy exits.
+// closeAfter < 0 keeps the clients until they leave; otherwise they are
+// closed with code, spread evenly over closeAfter so that they do not all
+// reconnect at once. A later call replaces a running spread, except one with
+// the same code and a delay (the exit path retires from the server's
+// shutdown hook and from Cleanup: the drain must not restart). A delay of 0
+// closes every client at once and ends any spread for good.
 func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
 	h.Mu.Lock()
 	h.retired = true
+	if closeAfter > 0 && h.stopSpread != nil && h.spreadCode == code {
+		h.Mu.Unlock()
+		return
+	}
+	if h.stopSpread != nil && closeAfter >= 0 {
+		close(h.stopSpread)
+		h.stopSpread = nil
+	}
+	if closeAfter == 0 {
+		h.closedAll = true
+	}
 	clients := make([]*Client, 0, len(h.Clients))
 	for c := range h.Clients {
 		clients = append(clients, c)
 	}
 	done := h.retireDone()
+	var stop chan struct{}
+	if closeAfter > 0 && len(clients) > 1 && !h.closedAll {
+		stop = make(chan struct{})
+		h.stopSpread, h.spreadCode = stop, code
+		h.spread.Add(1)
+	}
 	h.Mu.Unlock()
 	if done {
 		h.release()
 	}
-	if closeAfter < 0 || len(clients) == 0 {
-		return
-	}
-	if closeAfter == 0 || len(clients) == 1 {
+	switch {
+	case closeAfter < 0:
+	case stop != nil:
+		go h.closeSpread(clients, code, reason, closeAfter/time.Duration(len(clients)), stop)
+	default:
 		for _, c := range clients {
 			c.Close(code, reason)
 		}
-		return
 	}
-	step := closeAfter / time.Duration(len(clients))
-	go func() {
-		timer := time.NewTimer(0)
-		defer timer.Stop()
-		for _, c := range clients {
-			select {
-			case <-timer.C:
-			case <-h.empty: // everyone left already
-				return
-			}
-			c.Close(code, reason)
-			timer.Reset(step)
+}
+
+// closeSpread closes clients one per step, until they are all closed, the
+// hub is empty or stop is closed. The n-th close is due n steps after the
+// start, however late the timer fires: a busy node closes what is due
+// together, every spreadTick at most, and ends on time. A client that
+// already left or is closing takes no slot: the others go at the same pace,
+// and the spread ends sooner.
+func (h *Hub) closeSpread(clients []*Client, code int, reason string, step time.Duration, stop chan struct{}) {
+	defer h.spread.Done()
+	defer func() {
+		h.Mu.Lock()
+		if h.stopSpread == stop {
+			h.stopSpread = nil
 		}
+		h.Mu.Unlock()
 	}()
+	start, closed := time.Now(), 0
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for len(clients) > 0 {
+		select {
+		case <-timer.C:
+		case <-h.empty: // everyone left already
+			return
+		case <-stop:
+			return
+		}
+		due := int(time.Since(start)/max(step, 1)) + 1
+		for ; len(clients) > 0 && closed < due; clients = clients[1:] {
+			if c := clients[0]; !c.Closing() {
+				c.Close(code, reason)
+				closed++
+			}
+		}
+		timer.Reset(max(step, spreadTick))
+	}
+}
+
+// spreadTick is the shortest wait between two rounds of a spread's closes.
+const spreadTick = 10 * time.Millisecond
+
+// Wait waits for the spread of closes Retire started, if one runs.
+func (h *Hub) Wait() {
+	h.spread.Wait()
 }
 
 // Finished tells whether a retired hub has let go of everything.

@@ -152,3 +152,60 @@ func TestHubRetire(t *testing.T) {
 		t.Fatal("not released after the last kept client left")
 	}
 }
+
+// A spread of closes runs in a goroutine the hub owns: the exit path's two
+// calls do not restart it, a close at once ends it, and so does the last
+// client leaving; Wait returns once it is over.
+func TestHubRetireSpread(t *testing.T) {
+	h, _, _ := testHub(0, false)
+	cs := []*Client{testClient("x"), testClient("x"), testClient("x")}
+	for _, c := range cs {
+		h.Add(c)
+	}
+	h.Retire(CloseGoingAway, "server exiting", time.Hour)
+	deadline := time.Now().Add(5 * time.Second)
+	closed := func() int {
+		n := 0
+		for _, c := range cs {
+			if c.CloseCode() == CloseGoingAway {
+				n++
+			}
+		}
+		return n
+	}
+	for closed() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := closed(); n != 1 {
+		t.Fatalf("%d clients closed at the start of a spread over an hour; want 1", n)
+	}
+	h.Mu.RLock()
+	running := h.stopSpread
+	h.Mu.RUnlock()
+	h.Retire(CloseGoingAway, "server exiting", time.Hour)
+	h.Mu.RLock()
+	again := h.stopSpread
+	h.Mu.RUnlock()
+	if running == nil || again != running {
+		t.Fatal("a second retire with the same code restarted the spread")
+	}
+	h.Retire(CloseGoingAway, "server exiting", 0)
+	h.Wait()
+	if n := closed(); n != len(cs) {
+		t.Fatalf("%d of %d clients closed after a close at once", n, len(cs))
+	}
+	h.Retire(CloseGoingAway, "server exiting", time.Hour)
+	if h.stopSpread != nil {
+		t.Fatal("a spread started after a close at once")
+	}
+
+	// Everyone leaves during a spread: it ends.
+	h, _, _ = testHub(0, false)
+	a, b := testClient("x"), testClient("x")
+	h.Add(a)
+	h.Add(b)
+	h.Retire(CloseServiceReload, "config reloaded", time.Hour)
+	h.Remove(a)
+	h.Remove(b)
+	h.Wait()
+}
