@@ -3,8 +3,6 @@ package redisws
 import (
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
@@ -69,20 +67,15 @@ func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeReque
 	if id == "" || h.History == nil { // without history no id was ever sent
 		return h.parseResume(r.URL.Query(), channels)
 	}
-	var since []string
-	for part := range strings.SplitSeq(id, ",") {
-		if at := strings.LastIndexByte(part, '@'); at >= 0 {
-			ch, err := url.PathUnescape(part[:at])
-			if err != nil {
-				return nil, fmt.Errorf("Last-Event-ID %q is not an id this route sent", id)
-			}
-			part = ch + part[at:]
-		}
-		since = append(since, part)
-	}
-	req, err := h.parseResume(url.Values{"since": since}, channels)
+	cps, err := protocol.ParseEventID(id)
 	if err != nil {
 		return nil, fmt.Errorf("Last-Event-ID: %w", err)
+	}
+	req := &resumeRequest{since: make(map[string]frame.Position, len(cps))}
+	for _, cp := range cps {
+		if err := req.add(id, cp, channels); err != nil {
+			return nil, fmt.Errorf("Last-Event-ID: %w", err)
+		}
 	}
 	return req, nil
 }
