@@ -9,8 +9,6 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // serveStream serves a GET that asks for Server-Sent Events: the request's
@@ -24,7 +22,6 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 	if c == nil {
 		return err
 	}
-	defer h.hub.Remove(c)
 	channels := c.Channels
 
 	hdr := w.Header()
@@ -34,15 +31,14 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	if err := rc.Flush(); err != nil {
+		h.hub.Remove(c)
 		return fmt.Errorf("redis_ws: event stream cannot be flushed: %w", err)
 	}
 	l := &streamLink{w: w, rc: rc, done: make(chan struct{})}
 	if len(channels) > 1 {
 		l.channels, l.pos = channels, make(map[string]frame.Position, len(channels))
 	}
-	start := time.Now()
-	h.metrics.connections.Inc()
-	h.metrics.streams.Inc()
+	closed := h.opened(c, r.RemoteAddr, true)
 	c.Start(l, time.Duration(h.PingInterval))
 	select {
 	case <-l.done:
@@ -50,12 +46,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 		c.Close(0, "")
 		<-l.done
 	}
-	h.metrics.streams.Dec()
-	h.metrics.connections.Dec()
-	if ce := h.logger.Check(zapcore.DebugLevel, "event stream closed"); ce != nil {
-		ce.Write(zap.String("remote", r.RemoteAddr), zap.Strings("channels", c.Channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.CloseCode()))
-	}
+	closed()
 	return nil
 }
 
