@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -97,11 +98,11 @@ func TestCompression(t *testing.T) {
 			}
 			published++
 		}
-		expect(sizeName(size)+" JSON", msgs...)
+		expect(testkit.SizeName(size)+" JSON", msgs...)
 		z, p := zipped[0].read.Load()-z0, plain.read.Load()-p0
-		t.Logf("%d JSON messages of %s: %d bytes on the wire compressed, %d plain (%.0f%%)", len(msgs), sizeName(size), z, p, 100*float64(z)/float64(p))
+		t.Logf("%d JSON messages of %s: %d bytes on the wire compressed, %d plain (%.0f%%)", len(msgs), testkit.SizeName(size), z, p, 100*float64(z)/float64(p))
 		if z*10 > p*7 {
-			t.Errorf("%s JSON: %d bytes compressed against %d plain, want at most 70%%", sizeName(size), z, p)
+			t.Errorf("%s JSON: %d bytes compressed against %d plain, want at most 70%%", testkit.SizeName(size), z, p)
 		}
 	}
 	random := make([]byte, 2000)
@@ -211,3 +212,6 @@ func (c countingConn) Read(p []byte) (int, error) {
 	c.read.Add(int64(n))
 	return n, err
 }
+
+// agreed is the extension a route with compress answers an offer with.
+const agreed = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"

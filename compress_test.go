@@ -5,11 +5,8 @@ package redisws
 // accepted. compress_nodes_test.go has the same through Caddy nodes.
 
 import (
-	"bytes"
-	"compress/flate"
 	"crypto/rand"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -60,7 +58,7 @@ func TestCompressedFrames(t *testing.T) {
 	for i, p := range payloads {
 		frames[i] = frame.NewFrame(p, utf8.ValidString(p))
 	}
-	before := counterValue(t, frame.CompressedMessages)
+	before := testkit.CounterValue(t, frame.CompressedMessages)
 	for _, offer := range []bool{true, true, false} {
 		dialer := websocket.Dialer{EnableCompression: offer}
 		client, resp, err := dialer.Dial(url, nil)
@@ -94,7 +92,7 @@ func TestCompressedFrames(t *testing.T) {
 			t.Errorf("message %d: compressed %v, want %v", i, compressed, want)
 		}
 	}
-	if n := counterValue(t, frame.CompressedMessages) - before; n != 3 {
+	if n := testkit.CounterValue(t, frame.CompressedMessages) - before; n != 3 {
 		t.Errorf("%v compressions for 3 compressible messages sent to 2 clients, want 3", n)
 	}
 }
@@ -149,21 +147,8 @@ func TestDeflateFrameInflates(t *testing.T) {
 // inflateFrame is the payload of a compressed server frame.
 func inflateFrame(t *testing.T, wire []byte) string {
 	t.Helper()
-	return inflatePayload(t, wire[frame.HeaderLen(wire):])
+	return testkit.InflatePayload(t, wire[frame.HeaderLen(wire):])
 }
-
-// inflatePayload inflates the payload of a compressed frame.
-func inflatePayload(t *testing.T, body []byte) string {
-	t.Helper()
-	got, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(body), strings.NewReader("\x00\x00\xff\xff\x01\x00\x00\xff\xff"))))
-	if err != nil {
-		t.Fatalf("inflating: %v", err)
-	}
-	return string(got)
-}
-
-// agreed is the extension a route with compress answers an offer with.
-const agreed = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 // Which permessage-deflate offers the fixed answer honours (RFC 7692 §7.1);
 // TestDeflateOffers sends some of them to a node.

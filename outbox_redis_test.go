@@ -6,7 +6,6 @@ package redisws
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -30,17 +30,13 @@ func startTestOutbox(t *testing.T, rs *redisServer, user string) (o *bus.Outbox,
 // channels this node hears, and the table's one connection, not up yet.
 func startOutboxOn(t *testing.T, rs *redisServer, user string) (*bus.Outbox, *bus.ChannelTable, *bus.SubConn) {
 	t.Helper()
-	rc := &RedisConfig{URL: rs.URL()}
+	opts := &redis.Options{Addr: rs.Addr}
 	if user != "" {
-		rc.URL = fmt.Sprintf("redis://%s:pw@%s", user, rs.Addr)
+		opts.Username, opts.Password = user, "pw"
 	}
-	setup, err := rc.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := setup.client()
+	client := redis.NewClient(opts)
 	ctx, cancel := context.WithCancel(context.Background())
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	var running sync.WaitGroup
 	o := bus.StartOutbox(ctx, &running, client, false, tb)
 	t.Cleanup(func() {
@@ -108,7 +104,7 @@ func TestOutboxFull(t *testing.T) {
 	msgs := subscribed(t, rs.Client(t), "chat")
 	o, up := startTestOutbox(t, rs, "")
 	drops := bus.Metrics.PublishDrops.WithLabelValues("outbox_full")
-	before := counterValue(t, drops)
+	before := testkit.CounterValue(t, drops)
 	accepted := 0
 	for accepted <= bus.OutboxMaxMessages+bus.PublishBatch && o.Add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) {
 		accepted++
@@ -116,7 +112,7 @@ func TestOutboxFull(t *testing.T) {
 	if accepted < bus.OutboxMaxMessages || accepted > bus.OutboxMaxMessages+bus.PublishBatch {
 		t.Fatalf("%d frames accepted; want the outbox's %d, plus the batch being sent", accepted, bus.OutboxMaxMessages)
 	}
-	if got := counterValue(t, drops) - before; got != 1 {
+	if got := testkit.CounterValue(t, drops) - before; got != 1 {
 		t.Fatalf("publish_dropped_total{reason=outbox_full} moved by %v, want 1", got)
 	}
 	added := make(chan bool)
@@ -144,14 +140,14 @@ func TestOutboxRefused(t *testing.T) {
 	o, up := startTestOutbox(t, rs, "limited")
 	up()
 	refused := bus.Metrics.PublishDrops.WithLabelValues("refused")
-	before := counterValue(t, refused)
+	before := testkit.CounterValue(t, refused)
 	o.Add("ok", []byte("1"), false, nil, nil, nil)
 	o.Add("forbidden", []byte("x"), false, nil, nil, nil)
 	o.Add("ok", []byte("2"), false, nil, nil, nil)
 	if a, b := nextPayload(t, msgs), nextPayload(t, msgs); a != "1" || b != "2" {
 		t.Fatalf("got %q, %q; want 1, 2", a, b)
 	}
-	eventually(t, wait, func() bool { return counterValue(t, refused)-before == 1 },
+	testkit.Eventually(t, wait, func() bool { return testkit.CounterValue(t, refused)-before == 1 },
 		"publish_dropped_total{reason=refused} did not move by 1")
 }
 
@@ -162,7 +158,7 @@ func TestOutboxAcknowledges(t *testing.T) {
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	o, up := startTestOutbox(t, rs, "")
-	hist := (&History{Size: 10}).options()
+	hist := &bus.HistoryOptions{Size: 10, Ttl: time.Hour}
 	given := bus.NewPublishAck("")
 	o.Add("chat", []byte("given up"), false, hist, given, nil)
 	if !given.Abandon() {
@@ -208,27 +204,27 @@ func TestOutboxAcknowledges(t *testing.T) {
 // Frames older than outboxMaxAge are dropped, and counted.
 func TestOutboxExpire(t *testing.T) {
 	drops := bus.Metrics.PublishDrops.WithLabelValues("expired")
-	before := counterValue(t, drops)
+	before := testkit.CounterValue(t, drops)
 	old := time.Now().Add(-bus.OutboxMaxAge - time.Second)
 	batch := []bus.OutMsg{{Channel: "a", At: old}, {Channel: "b", At: old}, {Channel: "c", At: time.Now()}}
 	if rest := bus.Expire(batch); len(rest) != 1 || rest[0].Channel != "c" {
 		t.Fatalf("kept %+v, want only the fresh frame", rest)
 	}
-	if got := counterValue(t, drops) - before; got != 2 {
+	if got := testkit.CounterValue(t, drops) - before; got != 2 {
 		t.Fatalf("publish_dropped_total{reason=expired} moved by %v, want 2", got)
 	}
 
 	// A frame whose caller gave up (answered and counted by it) is not
 	// counted again; one the outbox claimed tells its waiter, which must
 	// never wait forever.
-	before = counterValue(t, drops)
+	before = testkit.CounterValue(t, drops)
 	abandoned, claimed := bus.NewPublishAck(""), bus.NewPublishAck("")
 	abandoned.Abandon()
 	batch = []bus.OutMsg{{Channel: "a", At: old, Ack: abandoned}, {Channel: "b", At: old, Ack: claimed}, {Channel: "c", At: time.Now()}}
 	if rest := bus.Expire(bus.Claim(batch)); len(rest) != 1 || rest[0].Channel != "c" {
 		t.Fatalf("kept %+v, want only the fresh frame", rest)
 	}
-	if got := counterValue(t, drops) - before; got != 1 {
+	if got := testkit.CounterValue(t, drops) - before; got != 1 {
 		t.Fatalf("publish_dropped_total{reason=expired} moved by %v, want 1: the claimed frame alone", got)
 	}
 	select {

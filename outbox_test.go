@@ -11,47 +11,38 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
-
-func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
 
 // A caller that waits for a frame the outbox took (as a POST does once it
 // could not give up) is told the outcome when the broker shuts down while
 // the outbox holds the frame for a retry: it never waits forever.
 func TestOutboxShutdownTellsWaiters(t *testing.T) {
-	setup, err := (&RedisConfig{URL: fmt.Sprintf("redis://127.0.0.1:%d", freePort(t))}).resolve() // nobody listens
+	setup, err := (&RedisConfig{URL: fmt.Sprintf("redis://127.0.0.1:%d", testkit.FreePort(t))}).resolve() // nobody listens
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := setup.client()
 	defer client.Close()
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	tb.Connected(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	var running sync.WaitGroup
 	o := bus.StartOutbox(ctx, &running, client, false, tb)
 	ack := bus.NewPublishAck("")
 	o.Add("chat", []byte("x"), false, nil, ack, nil)
-	eventually(t, wait, func() bool { return ack.State.Load() == bus.AckSending }, "the outbox never took the frame")
+	testkit.Eventually(t, testkit.Wait, func() bool { return ack.State.Load() == bus.AckSending }, "the outbox never took the frame")
 	// The attempt fails (no connection): the outbox keeps the frame and
 	// waits for the subscription, which is down now.
 	tb.Disconnected(c)
-	eventually(t, wait, func() bool { return ack.State.Load() == bus.AckWaiting }, "the failed attempt did not give the frame back")
+	testkit.Eventually(t, testkit.Wait, func() bool { return ack.State.Load() == bus.AckWaiting }, "the failed attempt did not give the frame back")
 	cancel()
 	select {
 	case <-ack.Done:
 		if ack.Err == nil {
 			t.Fatal("told the frame was published; nobody listens")
 		}
-	case <-time.After(wait):
+	case <-time.After(testkit.Wait):
 		t.Fatal("the waiter is never told, after the broker shut down")
 	}
 	running.Wait()
