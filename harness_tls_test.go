@@ -83,13 +83,6 @@ func newCA(t testing.TB, dir, name string) (*testCert, string) {
 	return ca, file
 }
 
-// writeTestCA writes a CA certificate into dir and returns its path.
-func writeTestCA(t testing.TB, dir string) string {
-	t.Helper()
-	_, file := newCA(t, dir, "ca")
-	return file
-}
-
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
