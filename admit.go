@@ -2,11 +2,13 @@ package redisws
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // admission is what a transport asks of admit: the kind of frames its
@@ -79,4 +81,31 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, repl *caddy.Repl
 	}
 	c.ExpireAt(exp)
 	return c, nil
+}
+
+// opened counts c's connection as open, now that its link is started (a
+// WebSocket, or an event stream when stream), and gives the one end of
+// every transport's connection, to call once when it is over: the client
+// closed if it is not yet, out of the hub (its channels; presence leave),
+// the gauges back down, and a debug line with its close code.
+func (h *Handler) opened(c *fanout.Client, remote string, stream bool) (closed func()) {
+	start := time.Now()
+	what := "connection closed"
+	h.metrics.connections.Inc()
+	if stream {
+		what = "event stream closed"
+		h.metrics.streams.Inc()
+	}
+	return func() {
+		c.Close(0, "")
+		h.hub.Remove(c)
+		if stream {
+			h.metrics.streams.Dec()
+		}
+		h.metrics.connections.Dec()
+		if ce := h.logger.Check(zapcore.DebugLevel, what); ce != nil {
+			ce.Write(zap.String("remote", remote), zap.Strings("channels", c.Channels),
+				zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.CloseCode()))
+		}
+	}
 }

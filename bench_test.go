@@ -15,6 +15,7 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -25,8 +26,7 @@ var benchMetrics = newHandlerMetrics([]string{"bench"})
 
 // benchBroker is a broker on a redis-server of its own.
 func benchBroker(b *testing.B) *bus.Broker {
-	rs := startRedis(b)
-	setup, err := (&RedisConfig{URL: rs.URL()}).resolve()
+	setup, err := (&RedisConfig{URL: "redis://" + testkit.Redis(b)}).resolve()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,21 +68,14 @@ func BenchmarkEnqueue(b *testing.B) {
 // so 5,000 clients hold 10,000 sockets (the hard limit here is 20,000), and
 // the clients' reading shares the CPU; allocations include the clients'.
 func BenchmarkFanOut(b *testing.B) {
-	raiseOpenFiles(b)
+	testkit.RaiseOpenFiles(b)
 	for _, n := range []int{1000, 5000} {
 		for _, size := range []int{64, 1024} {
-			b.Run(fmt.Sprintf("clients-%d/payload-%s", n, sizeName(size)), func(b *testing.B) {
+			b.Run(fmt.Sprintf("clients-%d/payload-%s", n, testkit.SizeName(size)), func(b *testing.B) {
 				benchFanOut(b, n, strings.Repeat("x", size), false)
 			})
 		}
 	}
-}
-
-func sizeName(n int) string {
-	if n >= 1024 {
-		return fmt.Sprintf("%dKiB", n/1024)
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 // BenchmarkFanOutCompressed is BenchmarkFanOut with 1 KiB JSON chat
@@ -91,7 +84,7 @@ func sizeName(n int) string {
 // each client gets the compressed frame. deflate=off is the same clients
 // and messages without compression.
 func BenchmarkFanOutCompressed(b *testing.B) {
-	raiseOpenFiles(b)
+	testkit.RaiseOpenFiles(b)
 	payload := chatjson.Message(1024, 0)
 	for _, n := range []int{1, 10, 100, 1000} {
 		for _, deflate := range []bool{true, false} {
@@ -164,7 +157,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 
 	msg := &redis.Message{Channel: "bench", Payload: payload}
 	b.SetBytes(int64(len(payload)) * int64(n))
-	compressed := counterValue(b, frame.CompressedMessages)
+	compressed := testkit.CounterValue(b, frame.CompressedMessages)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -181,7 +174,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	}
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
 	if deflate {
-		b.ReportMetric((counterValue(b, frame.CompressedMessages)-compressed)/float64(b.N), "compressions/msg")
+		b.ReportMetric((testkit.CounterValue(b, frame.CompressedMessages)-compressed)/float64(b.N), "compressions/msg")
 	}
 	for _, c := range conns {
 		_ = c.Close()
@@ -194,15 +187,16 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 // outbox's pipelined PUBLISHes into a real Redis, until a subscriber has
 // seen them all.
 func BenchmarkPublish(b *testing.B) {
-	rs := startRedis(b)
-	b.Run("live", func(b *testing.B) { benchPublish(b, rs, nil) })
-	b.Run("recorded", func(b *testing.B) { benchPublish(b, rs, (&History{Size: 1000}).options()) })
+	addr := testkit.Redis(b)
+	b.Run("live", func(b *testing.B) { benchPublish(b, addr, nil) })
+	b.Run("recorded", func(b *testing.B) { benchPublish(b, addr, (&History{Size: 1000}).options()) })
 }
 
-// benchPublish publishes b.N frames through an outbox, recorded with hist,
-// and waits until a subscriber has them all.
-func benchPublish(b *testing.B, rs *redisServer, hist *bus.HistoryOptions) {
-	rdb := rs.Client(b)
+// benchPublish publishes b.N frames through an outbox to the redis-server
+// at addr, recorded with hist, and waits until a subscriber has them all.
+func benchPublish(b *testing.B, addr string, hist *bus.HistoryOptions) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
 	ps := rdb.Subscribe(context.Background(), "bench")
 	defer ps.Close()
 	if _, err := ps.Receive(context.Background()); err != nil {
@@ -215,10 +209,10 @@ func benchPublish(b *testing.B, rs *redisServer, hist *bus.HistoryOptions) {
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	tb.Connected(c)
 	var running sync.WaitGroup
-	o := bus.StartOutbox(ctx, &running, redis.NewClient(&redis.Options{Addr: rs.Addr}), false, tb)
+	o := bus.StartOutbox(ctx, &running, redis.NewClient(&redis.Options{Addr: addr}), false, tb)
 	defer func() { cancel(); running.Wait() }()
 
 	payload := make([]byte, 64)
@@ -287,7 +281,7 @@ func BenchmarkChannels(b *testing.B) {
 // published); one op is one frame.
 func BenchmarkRead(b *testing.B) {
 	for _, size := range []int{64, 1024} {
-		b.Run("payload-"+sizeName(size), func(b *testing.B) { benchRead(b, size) })
+		b.Run("payload-"+testkit.SizeName(size), func(b *testing.B) { benchRead(b, size) })
 	}
 }
 
@@ -318,9 +312,9 @@ func benchRead(b *testing.B, size int) {
 	const perWrite = 64
 	var burst []byte
 	for i := range perWrite {
-		burst = append(burst, rawFrameBytes(true, 0, websocket.TextMessage, []byte(chatjson.Message(size, i)[:size]), true, -1)...)
+		burst = append(burst, testkit.ClientFrame(true, 0, websocket.TextMessage, []byte(chatjson.Message(size, i)[:size]), true, -1)...)
 	}
-	read0 := counterValue(b, benchMetrics.framesReceived)
+	read0 := testkit.CounterValue(b, benchMetrics.framesReceived)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -330,7 +324,7 @@ func benchRead(b *testing.B, size int) {
 			b.Fatal(err)
 		}
 	}
-	for counterValue(b, benchMetrics.framesReceived)-read0 < float64(b.N) {
+	for testkit.CounterValue(b, benchMetrics.framesReceived)-read0 < float64(b.N) {
 		time.Sleep(100 * time.Microsecond)
 	}
 	b.StopTimer()
@@ -344,11 +338,11 @@ func benchRead(b *testing.B, size int) {
 // in reads of 1 KiB as gorilla's read buffer makes them.
 func BenchmarkClientFrames(b *testing.B) {
 	for _, size := range []int{64, 1024} {
-		b.Run("payload-"+sizeName(size), func(b *testing.B) {
+		b.Run("payload-"+testkit.SizeName(size), func(b *testing.B) {
 			const perBurst = 64
 			var burst []byte
 			for range perBurst {
-				burst = append(burst, rawFrameBytes(true, 0, websocket.TextMessage, make([]byte, size), true, -1)...)
+				burst = append(burst, testkit.ClientFrame(true, 0, websocket.TextMessage, make([]byte, size), true, -1)...)
 			}
 			var s clientFrames
 			b.SetBytes(int64(size))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
@@ -14,11 +15,6 @@ import (
 
 // The channel table is pure state: these tests drive it as the subscriber
 // connections and the router do, without Redis.
-
-func singleTable() (*bus.ChannelTable, *bus.SubConn) {
-	c := bus.NewSubConn(nil, "", nil)
-	return bus.NewChannelTable(bus.NewAvailability("test"), c, nil), c
-}
 
 func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 	t.Helper()
@@ -38,27 +34,17 @@ func closed(ch <-chan struct{}) bool {
 	}
 }
 
-func wantChanges(t *testing.T, tb *bus.ChannelTable, c *bus.SubConn, sub, unsub []string) {
-	t.Helper()
-	gotSub, gotUnsub := tb.Changes(c)
-	slices.Sort(gotSub)
-	slices.Sort(gotUnsub)
-	if !slices.Equal(gotSub, sub) || !slices.Equal(gotUnsub, unsub) {
-		t.Fatalf("changes: subscribe %v, unsubscribe %v; want %v, %v", gotSub, gotUnsub, sub, unsub)
-	}
-}
-
 // A channel is subscribed once for all its hubs, ready once Redis confirms
 // it, unsubscribed with its last hub and then forgotten.
 func TestChannelTableLifecycle(t *testing.T) {
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	h1, h2 := new(fanout.Hub), new(fanout.Hub)
 	gauge := gaugeValue(t, bus.Metrics.Channels)
 	tb.Join("a", h1, false)
 	tb.Join("a", h2, false)
 	ready := tb.ReadyChan("a")
-	wantChanges(t, tb, c, []string{"a"}, nil)
-	wantChanges(t, tb, c, nil, nil)
+	testkit.WantChanges(t, tb, c, []string{"a"}, nil)
+	testkit.WantChanges(t, tb, c, nil, nil)
 	if closed(ready) {
 		t.Fatal("ready before Redis confirmed the subscription")
 	}
@@ -73,9 +59,9 @@ func TestChannelTableLifecycle(t *testing.T) {
 		t.Fatalf("%d hubs, want 2", len(hubs))
 	}
 	tb.Leave("a", h1)
-	wantChanges(t, tb, c, nil, nil)
+	testkit.WantChanges(t, tb, c, nil, nil)
 	tb.Leave("a", h2)
-	wantChanges(t, tb, c, nil, []string{"a"})
+	testkit.WantChanges(t, tb, c, nil, []string{"a"})
 	if tb.Lookup("a") != nil || len(c.Routed) != 0 || len(c.Subs) != 0 {
 		t.Fatalf("channel kept after its last hub left: %+v", tb.Lookup("a"))
 	}
@@ -87,14 +73,14 @@ func TestChannelTableLifecycle(t *testing.T) {
 // Leaving and joining again before the first SUBSCRIBE is confirmed: the
 // first reply must not count for the second SUBSCRIBE.
 func TestChannelTableRejoinWhilePending(t *testing.T) {
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	h := new(fanout.Hub)
 	tb.Join("a", h, false)
-	wantChanges(t, tb, c, []string{"a"}, nil)
+	testkit.WantChanges(t, tb, c, []string{"a"}, nil)
 	tb.Leave("a", h)
-	wantChanges(t, tb, c, nil, []string{"a"})
+	testkit.WantChanges(t, tb, c, nil, []string{"a"})
 	tb.Join("a", h, false)
-	wantChanges(t, tb, c, []string{"a"}, nil)
+	testkit.WantChanges(t, tb, c, []string{"a"}, nil)
 	ready := tb.ReadyChan("a")
 	tb.Confirmed(c, "a") // the reply to the first SUBSCRIBE
 	if closed(ready) {
@@ -109,7 +95,7 @@ func TestChannelTableRejoinWhilePending(t *testing.T) {
 // With many channels subscribed, a change touches only the channel that
 // changed.
 func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	h := new(fanout.Hub)
 	var all []string
 	for i := range 1000 {
@@ -117,14 +103,14 @@ func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
 		tb.Join(all[i], h, false)
 	}
 	slices.Sort(all)
-	wantChanges(t, tb, c, all, nil)
+	testkit.WantChanges(t, tb, c, all, nil)
 	for _, ch := range all {
 		tb.Confirmed(c, ch)
 	}
 	tb.Join("new", h, false)
-	wantChanges(t, tb, c, []string{"new"}, nil)
+	testkit.WantChanges(t, tb, c, []string{"new"}, nil)
 	tb.Leave("ch0005", h)
-	wantChanges(t, tb, c, nil, []string{"ch0005"})
+	testkit.WantChanges(t, tb, c, nil, []string{"ch0005"})
 	if len(c.Dirty) != 0 {
 		t.Fatalf("%d channels still marked", len(c.Dirty))
 	}
@@ -133,11 +119,11 @@ func TestChannelTableChangesOnlyWhatChanged(t *testing.T) {
 // A lost connection releases every waiter, forgets the channels nobody
 // needs, and its next connection subscribes every channel that is needed.
 func TestChannelTableDisconnected(t *testing.T) {
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	h := new(fanout.Hub)
 	tb.Join("a", h, false)
 	tb.Join("b", h, false)
-	wantChanges(t, tb, c, []string{"a", "b"}, nil)
+	testkit.WantChanges(t, tb, c, []string{"a", "b"}, nil)
 	tb.Connected(c)
 	if !tb.Avail.IsUp() {
 		t.Fatal("not up after the connection was confirmed")
@@ -154,7 +140,7 @@ func TestChannelTableDisconnected(t *testing.T) {
 	if tb.Lookup("b") != nil {
 		t.Fatal("a channel nobody needs survived the disconnection")
 	}
-	wantChanges(t, tb, c, []string{"a"}, nil)
+	testkit.WantChanges(t, tb, c, []string{"a"}, nil)
 	if closed(tb.ReadyChan("a")) {
 		t.Fatal("ready before the new SUBSCRIBE is confirmed")
 	}
@@ -162,9 +148,9 @@ func TestChannelTableDisconnected(t *testing.T) {
 
 // An error reply (NOPERM) releases the waiters: no confirmation will come.
 func TestChannelTableRefused(t *testing.T) {
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	tb.Join("secret", new(fanout.Hub), false)
-	wantChanges(t, tb, c, []string{"secret"}, nil)
+	testkit.WantChanges(t, tb, c, []string{"secret"}, nil)
 	tb.Refused(c)
 	if !closed(tb.ReadyChan("secret")) {
 		t.Fatal("waiters kept after Redis refused the subscription")
@@ -199,7 +185,7 @@ func TestChannelTableSharded(t *testing.T) {
 	if x == nil || len(tb.UnroutedNames()) != 0 {
 		t.Fatalf("not routed: %v", tb.UnroutedNames())
 	}
-	wantChanges(t, tb, x, []string{"a"}, nil)
+	testkit.WantChanges(t, tb, x, []string{"a"}, nil)
 	tb.Confirmed(x, "a")
 	tb.Connected(x)
 	if !tb.Avail.IsUp() {
@@ -212,15 +198,15 @@ func TestChannelTableSharded(t *testing.T) {
 	if closed(tb.ReadyChan("a")) {
 		t.Fatal("new clients do not wait for the subscription on the new owner")
 	}
-	wantChanges(t, tb, x, nil, []string{"a"}) // go-redis still lists it
+	testkit.WantChanges(t, tb, x, nil, []string{"a"}) // go-redis still lists it
 	tb.Assign(map[string]*redis.Client{"a": nodeClient("127.0.0.1:7001")}, start)
-	wantChanges(t, tb, conns["127.0.0.1:7001"], []string{"a"}, nil)
+	testkit.WantChanges(t, tb, conns["127.0.0.1:7001"], []string{"a"}, nil)
 	if !tb.RetireIfIdle(x) {
 		t.Fatal("a connection without channels was kept")
 	}
 	tb.Leave("a", h)
 	tb.Moved(conns["127.0.0.1:7001"], bus.KeySlot("a"))
-	wantChanges(t, tb, conns["127.0.0.1:7001"], nil, []string{"a"})
+	testkit.WantChanges(t, tb, conns["127.0.0.1:7001"], nil, []string{"a"})
 	if tb.Lookup("a") != nil {
 		t.Fatal("channel kept after its last hub left")
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -61,7 +62,7 @@ func TestDeflateOffers(t *testing.T) {
 		}
 		payload := string(f.payload)
 		if compressed := f.first&frame.Rsv1 != 0; compressed {
-			payload = inflatePayload(t, f.payload)
+			payload = testkit.InflatePayload(t, f.payload)
 			if !tc.agreed {
 				t.Errorf("offers %q, declined: a compressed frame", tc.offers)
 			}
@@ -84,7 +85,7 @@ func TestUTF8FailFast(t *testing.T) {
 	base := n.BaseGoroutines(t)
 	watcher := dialWS(t, n.WSURL("/ws"), nil)
 	frag := func(fin bool, opcode byte, payload string) []byte {
-		return rawFrameBytes(fin, 0, opcode, []byte(payload), true, -1)
+		return testkit.ClientFrame(fin, 0, opcode, []byte(payload), true, -1)
 	}
 	const cont = 0 // continuation frame
 
@@ -106,9 +107,9 @@ func TestUTF8FailFast(t *testing.T) {
 		send [][]byte // the message never ends
 	}{
 		{"a fragment that breaks it", [][]byte{frag(false, websocket.TextMessage, "ok "), frag(false, cont, "\xc3\x28")}},
-		{"a first fragment that breaks it", [][]byte{frag(false, websocket.TextMessage, "\xed\xa0\x80")}},                                    // a surrogate
-		{"a frame cut after the byte that breaks it", [][]byte{rawFrameBytes(true, 0, websocket.TextMessage, []byte("ok \xf8"), true, 100)}}, // 4 bytes of the 100 it declares
-		{"an incomplete character that cannot be completed", [][]byte{frag(false, websocket.TextMessage, "\xf4\x90")}},                       // beyond U+10FFFF
+		{"a first fragment that breaks it", [][]byte{frag(false, websocket.TextMessage, "\xed\xa0\x80")}},                                          // a surrogate
+		{"a frame cut after the byte that breaks it", [][]byte{testkit.ClientFrame(true, 0, websocket.TextMessage, []byte("ok \xf8"), true, 100)}}, // 4 bytes of the 100 it declares
+		{"an incomplete character that cannot be completed", [][]byte{frag(false, websocket.TextMessage, "\xf4\x90")}},                             // beyond U+10FFFF
 	} {
 		c := rawDial(t, n, "/ws")
 		for _, b := range tc.send {
@@ -154,20 +155,20 @@ func TestCloseAndReservedFrames(t *testing.T) {
 		frame []byte
 		want  []byte // the body of the server's close frame
 	}{
-		{"a close body of 1 byte", rawFrameBytes(true, 0, websocket.CloseMessage, []byte{0x03}, true, -1), closeBody(websocket.CloseProtocolError, "close frame with a 1-byte body")},
-		{"an empty close", rawFrameBytes(true, 0, websocket.CloseMessage, nil, true, -1), []byte{}},
-		{"a close with a code and reason", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNormalClosure, "bye"), true, -1), closeBody(websocket.CloseNormalClosure, "")},
-		{"a close with code 1005, which is never sent", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNoStatusReceived, ""), true, -1), closeBody(websocket.CloseProtocolError, "bad close code 1005")},
-		{"a close with code 1015, which is never sent", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(websocket.CloseTLSHandshake, ""), true, -1), closeBody(websocket.CloseProtocolError, "bad close code 1015")},
-		{"a close with an undefined code", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(2999, ""), true, -1), closeBody(websocket.CloseProtocolError, "bad close code 2999")},
-		{"a close with a code of the applications' range", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(4000, "app"), true, -1), closeBody(4000, "")},
-		{"a close reason that is not UTF-8", rawFrameBytes(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNormalClosure, "\xff"), true, -1), closeBody(websocket.CloseProtocolError, "invalid utf8 payload in close frame")},
-		{"RSV2 set", rawFrameBytes(true, 0x20, websocket.TextMessage, []byte("hi"), true, -1), nil},
-		{"RSV1 set without compression agreed", rawFrameBytes(true, 0x40, websocket.TextMessage, []byte("hi"), true, -1), nil},
-		{"a reserved opcode", rawFrameBytes(true, 0, 3, nil, true, -1), nil},
-		{"a fragmented ping", rawFrameBytes(false, 0, websocket.PingMessage, nil, true, -1), nil},
-		{"a continuation with nothing to continue", rawFrameBytes(true, 0, 0, []byte("x"), true, -1), nil},
-		{"a new message inside a fragmented one", append(rawFrameBytes(false, 0, websocket.TextMessage, []byte("a"), true, -1), rawFrameBytes(true, 0, websocket.TextMessage, []byte("b"), true, -1)...), nil},
+		{"a close body of 1 byte", testkit.ClientFrame(true, 0, websocket.CloseMessage, []byte{0x03}, true, -1), closeBody(websocket.CloseProtocolError, "close frame with a 1-byte body")},
+		{"an empty close", testkit.ClientFrame(true, 0, websocket.CloseMessage, nil, true, -1), []byte{}},
+		{"a close with a code and reason", testkit.ClientFrame(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNormalClosure, "bye"), true, -1), closeBody(websocket.CloseNormalClosure, "")},
+		{"a close with code 1005, which is never sent", testkit.ClientFrame(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNoStatusReceived, ""), true, -1), closeBody(websocket.CloseProtocolError, "bad close code 1005")},
+		{"a close with code 1015, which is never sent", testkit.ClientFrame(true, 0, websocket.CloseMessage, closeBody(websocket.CloseTLSHandshake, ""), true, -1), closeBody(websocket.CloseProtocolError, "bad close code 1015")},
+		{"a close with an undefined code", testkit.ClientFrame(true, 0, websocket.CloseMessage, closeBody(2999, ""), true, -1), closeBody(websocket.CloseProtocolError, "bad close code 2999")},
+		{"a close with a code of the applications' range", testkit.ClientFrame(true, 0, websocket.CloseMessage, closeBody(4000, "app"), true, -1), closeBody(4000, "")},
+		{"a close reason that is not UTF-8", testkit.ClientFrame(true, 0, websocket.CloseMessage, closeBody(websocket.CloseNormalClosure, "\xff"), true, -1), closeBody(websocket.CloseProtocolError, "invalid utf8 payload in close frame")},
+		{"RSV2 set", testkit.ClientFrame(true, 0x20, websocket.TextMessage, []byte("hi"), true, -1), nil},
+		{"RSV1 set without compression agreed", testkit.ClientFrame(true, 0x40, websocket.TextMessage, []byte("hi"), true, -1), nil},
+		{"a reserved opcode", testkit.ClientFrame(true, 0, 3, nil, true, -1), nil},
+		{"a fragmented ping", testkit.ClientFrame(false, 0, websocket.PingMessage, nil, true, -1), nil},
+		{"a continuation with nothing to continue", testkit.ClientFrame(true, 0, 0, []byte("x"), true, -1), nil},
+		{"a new message inside a fragmented one", append(testkit.ClientFrame(false, 0, websocket.TextMessage, []byte("a"), true, -1), testkit.ClientFrame(true, 0, websocket.TextMessage, []byte("b"), true, -1)...), nil},
 	} {
 		c := rawDial(t, n, "/ws")
 		c.write(t, tc.frame)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 )
@@ -119,7 +120,7 @@ func TestRedisCLIInterop(t *testing.T) {
 
 	next := redisCLISubscribe(t, rs.Port, "chat")
 	rdb := rs.Client(t)
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 3 }, "redis-cli subscribe not counted")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 3 }, "redis-cli subscribe not counted")
 
 	sent := []string{"hello from a", "ünïcödé ✓", `quotes "and" \backslash`}
 	for _, s := range sent { // one sender: its order is kept
@@ -190,10 +191,10 @@ func TestRooms(t *testing.T) {
 	a2.ExpectNothing(t, 0)
 
 	a1.Close()
-	eventually(t, wait, func() bool { return numsub(t, rdb, "room:a") == 1 }, "node1 kept room:a after its last client left")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "room:a") == 1 }, "node1 kept room:a after its last client left")
 	a2.Close()
 	b2.Close()
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		chans, err := rdb.PubSubChannels(context.Background(), "room:*").Result()
 		return err == nil && len(chans) == 0
 	}, "rooms still subscribed after every client left")

@@ -6,6 +6,7 @@ package redisws
 
 import (
 	"fmt"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,7 +59,7 @@ func stopBehindBalancer(t *testing.T, drain time.Duration) {
 		wg.Add(1)
 		go func() { defer wg.Done(); followers[i].follow(t, during+after, deadline) }()
 		if (i+1)%50 == 0 { // in steps, as pages open
-			eventually(t, wait, func() bool { return total() == float64(i+1) }, "%d clients connected through the balancer", i+1)
+			testkit.Eventually(t, wait, func() bool { return total() == float64(i+1) }, "%d clients connected through the balancer", i+1)
 		}
 	}
 	doomed, survivor := ns[0], ns[1]

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // redialLikeThePage connects again the way the chat page does after its
@@ -118,7 +120,7 @@ func TestClusterThroughBalancer(t *testing.T) {
 		}
 		return ids
 	}
-	eventually(t, wait, func() bool { return len(closed()) == n/2 }, "want the %d clients of node 2 closed", n/2)
+	testkit.Eventually(t, wait, func() bool { return len(closed()) == n/2 }, "want the %d clients of node 2 closed", n/2)
 	moved := closed()
 	for _, i := range moved {
 		if code, _ := clients[i].WaitClosed(t, wait); code != 1001 {

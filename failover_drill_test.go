@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -43,7 +44,7 @@ func TestFailoverDrillSentinel(t *testing.T) {
 					return s.Replica
 				},
 				promoted: func(t *testing.T) {
-					eventually(t, 60*time.Second, func() bool { return s.MasterAddr(t) == s.Replica.Addr }, "sentinels did not promote the replica")
+					testkit.Eventually(t, 60*time.Second, func() bool { return s.MasterAddr(t) == s.Replica.Addr }, "sentinels did not promote the replica")
 				},
 				newMaster: func(t *testing.T) redis.Cmdable { return s.Replica.Client(t) },
 			}
@@ -198,7 +199,7 @@ func (d *failoverDrill) run(t *testing.T) {
 	if err := mc.ClientKillByFilter(context.Background(), "TYPE", "replica").Err(); err != nil {
 		t.Fatalf("cutting the replica's link: %v", err)
 	}
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		info, err := mc.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "connected_slaves:0")
 	}, "the master still has its replica")
@@ -256,7 +257,7 @@ func (d *failoverDrill) run(t *testing.T) {
 			t.Fatalf("%s: %d messages lost to replication but no unfillable gap counted", n.Name, lost)
 		}
 		var dump string
-		eventually(t, wait, func() bool { dump = n.goroutineDump(t); return ownGoroutines(dump) <= base[i] },
+		testkit.Eventually(t, wait, func() bool { dump = n.goroutineDump(t); return ownGoroutines(dump) <= base[i] },
 			"%s: the module's goroutines did not go back to %d:\n%v", n.Name, base[i], atFailure(func() any { return dump }))
 	}
 	t.Logf("failover with a lagging replica: %d recorded messages lost to replication (delivered, not in the new master's stream), traffic back %s after the kill, %d duplicates over %d subscribers; every entry of the new master delivered to all",
@@ -303,7 +304,7 @@ func (d *failoverDrill) waitBeyond(t *testing.T, room string, n int, timeout tim
 	for _, s := range d.sends[room] {
 		marks[s.prefix] = s.sent.Load() + int64(n)
 	}
-	eventually(t, timeout, func() bool {
+	testkit.Eventually(t, timeout, func() bool {
 		for _, sub := range d.subs[room] {
 			for prefix, mark := range marks {
 				if sub.highest(prefix) < mark {
@@ -506,7 +507,7 @@ func (s *drillSub) highest(prefix string) int64 {
 func (s *drillSub) until(t *testing.T, payload string) received {
 	t.Helper()
 	var got []drillMsg
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, m := range s.got {

@@ -13,6 +13,7 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -111,7 +112,7 @@ func TestOutboxHoldsOneChannel(t *testing.T) {
 	h := new(fanout.Hub)
 	tb.Join("a", h, false)
 	tb.Join("b", h, false)
-	wantChanges(t, tb, c, []string{"a", "b"}, nil)
+	testkit.WantChanges(t, tb, c, []string{"a", "b"}, nil)
 	tb.Confirmed(c, "a")
 	for _, f := range []struct{ ch, data string }{{"b", "b1"}, {"a", "a1"}, {"b", "b2"}, {"a", "a2"}} {
 		if !o.Add(f.ch, []byte(f.data), false, nil, nil, nil) {

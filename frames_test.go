@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/chatjson"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -131,7 +132,7 @@ func TestFrameTypes(t *testing.T) {
 	if s := expectSubscribed(t, chat.env, "chat"); s.Epoch != frame.NoHistory.Epoch || s.offset() != 0 {
 		t.Fatalf("subscribed %v, want 0:0: chat has no history yet", s)
 	}
-	eventually(t, wait, func() bool { return numsub(t, rdb, "live") == 3 && numsub(t, rdb, "chat") == 3 }, "nodes and redis-cli subscribed")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "live") == 3 && numsub(t, rdb, "chat") == 3 }, "nodes and redis-cli subscribed")
 	expect := func(r route, want ...typed) {
 		t.Helper()
 		for _, c := range []*wsClient{r.sender, r.raw, r.zipped, r.env} {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -60,7 +61,7 @@ func TestTLSInternal(t *testing.T) {
 	var conns []*websocket.Conn
 	for range 2 {
 		var conn *websocket.Conn
-		eventually(t, wait, func() bool { // the certificate is issued in the background
+		testkit.Eventually(t, wait, func() bool { // the certificate is issued in the background
 			var err error
 			conn, _, err = dialer.Dial(url, nil)
 			return err == nil

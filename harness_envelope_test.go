@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -272,7 +273,7 @@ func startPaced(c *wsClient, prefix string, n, rate int) *pacedSender {
 // waitSent waits until i messages are sent.
 func (p *pacedSender) waitSent(t testing.TB, i int) {
 	t.Helper()
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		select {
 		case <-p.done:
 			if p.err != nil {

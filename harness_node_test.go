@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 func exampleCaddyfile(t *testing.T) string {
@@ -192,7 +194,7 @@ func goroutineTotal(t testing.TB, dump string) int {
 func (n *caddyNode) BaseGoroutines(t testing.TB) int {
 	t.Helper()
 	var dump string
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		dump = n.goroutineDump(t)
 		return strings.Contains(dump, "bus.(*SubConn).receive")
 	}, "%s: the Redis subscriber does not read:\n%v", n.Name, atFailure(func() any { return dump }))
@@ -204,7 +206,7 @@ func (n *caddyNode) BaseGoroutines(t testing.TB) int {
 func (n *caddyNode) GoroutinesBackTo(t testing.TB, base int) {
 	t.Helper()
 	var dump string
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		dump = n.goroutineDump(t)
 		return goroutineTotal(t, dump) <= base
 	}, "goroutines did not go back to %d:\n%v", base, atFailure(func() any { return dump }))

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -51,45 +52,10 @@ func rawDialWith(t *testing.T, n *caddyNode, path string, header http.Header) *r
 	return &rawConn{Conn: conn, r: r, Resp: resp}
 }
 
-// rawFrameBytes is one client frame on the wire; mask false leaves it
-// unmasked, which clients must never do; rsv sets RSV bits (0x70); length
-// overrides the declared payload length when >= 0.
-func rawFrameBytes(fin bool, rsv, opcode byte, payload []byte, mask bool, length int64) []byte {
-	b0 := rsv | opcode
-	if fin {
-		b0 |= 0x80
-	}
-	if length < 0 {
-		length = int64(len(payload))
-	}
-	var maskBit byte
-	if mask {
-		maskBit = 0x80
-	}
-	hdr := []byte{b0}
-	switch {
-	case length <= 125:
-		hdr = append(hdr, maskBit|byte(length))
-	case length <= 0xffff:
-		hdr = binary.BigEndian.AppendUint16(append(hdr, maskBit|126), uint16(length))
-	default:
-		hdr = binary.BigEndian.AppendUint64(append(hdr, maskBit|127), uint64(length))
-	}
-	body := append([]byte(nil), payload...)
-	if mask {
-		key := []byte{1, 2, 3, 4}
-		hdr = append(hdr, key...)
-		for i := range body {
-			body[i] ^= key[i%4]
-		}
-	}
-	return append(hdr, body...)
-}
-
 // frame writes one frame: see rawFrameBytes.
 func (c *rawConn) frame(t *testing.T, fin bool, opcode byte, payload []byte, mask bool, length int64) {
 	t.Helper()
-	c.write(t, rawFrameBytes(fin, 0, opcode, payload, mask, length))
+	c.write(t, testkit.ClientFrame(fin, 0, opcode, payload, mask, length))
 }
 
 func (c *rawConn) write(t *testing.T, b []byte) {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -272,7 +273,7 @@ func TestHarnessRedis(t *testing.T) {
 	}
 	// Restart: same port, empty data, the old client reconnects by itself
 	a.Restart(t)
-	eventually(t, 10*time.Second, func() bool { return ca.Ping(ctx).Err() == nil }, "client did not reconnect after restart")
+	testkit.Eventually(t, 10*time.Second, func() bool { return ca.Ping(ctx).Err() == nil }, "client did not reconnect after restart")
 	if n, err := ca.Exists(ctx, "k").Result(); err != nil || n != 0 {
 		t.Fatalf("data survived restart: %d %v", n, err)
 	}
@@ -307,7 +308,7 @@ func numsub(t *testing.T, rdb *redis.Client, ch string) int64 {
 func historyEpoch(t testing.TB, rdb *redis.Client, ch string) string {
 	t.Helper()
 	var epoch string
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		epoch = rdb.HGet(context.Background(), bus.HistoryKeys(ch)[0], "e").Val()
 		return epoch != ""
 	}, "channel %s has no history", ch)
@@ -326,7 +327,7 @@ func publish(t *testing.T, rdb *redis.Client, ch, msg string) {
 func subscriberID(t *testing.T, rdb *redis.Client) string {
 	t.Helper()
 	var ids []string
-	eventually(t, wait, func() bool { ids = subscriberIDs(t, rdb); return len(ids) == 1 }, "want 1 subscriber connection, got %v", ids)
+	testkit.Eventually(t, wait, func() bool { ids = subscriberIDs(t, rdb); return len(ids) == 1 }, "want 1 subscriber connection, got %v", ids)
 	return ids[0]
 }
 

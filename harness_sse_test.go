@@ -454,12 +454,22 @@ func (es *eventSource) Stop() {
 	<-es.done
 }
 
-// postAnswer is the JSON of a POST's 200 (postAnswer in post.go).
+// postResult is the JSON answer of a POST that published, as a client
+// reads it (the server writes it from post.go's postAnswer).
+type postResult struct {
+	Channel   string `json:"channel"`
+	Offset    int64  `json:"offset,omitempty"`
+	Epoch     string `json:"epoch,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// postReply is what a POST got: its status, header and body, and the
+// answer of a 200.
 type postReply struct {
 	Status int
 	Header http.Header
 	Body   string
-	Answer postAnswer
+	Answer postResult
 }
 
 // postMessage POSTs body to url with header and returns the answer; the
@@ -495,7 +505,7 @@ func postMessageVia(t testing.TB, client *http.Client, url, body string, header 
 }
 
 // mustPost POSTs and fails the test unless the answer is 200.
-func mustPost(t testing.TB, url, body string) postAnswer {
+func mustPost(t testing.TB, url, body string) postResult {
 	t.Helper()
 	r := postMessage(t, url, body, nil)
 	if r.Status != http.StatusOK {

@@ -25,10 +25,10 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"go.uber.org/goleak"
 )
 
@@ -72,24 +72,8 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
-// eventually polls cond every 20ms until it returns true or timeout elapses;
-// then it fails the test with the given message.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("eventually (after %s): "+format, append([]any{timeout}, args...)...)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// atFailure is an argument of eventually's message that is read when the
-// message is made, not when eventually is called: the last value seen.
+// atFailure is an argument of testkit.Eventually's message that is read when the
+// message is made, not when Eventually is called: the last value seen.
 type atFailure func() any
 
 func (f atFailure) String() string { return fmt.Sprint(f()) }
@@ -120,7 +104,7 @@ func httpGet(t testing.TB, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-const wait = 20 * time.Second // deadline of every poll and receive
+const wait = testkit.Wait // deadline of every poll and receive
 
 // Long versions of the soak and the drills run with these set, e.g.
 // REDISWS_SOAK_CONNS=10000 REDISWS_SOAK_DURATION=3m REDISWS_DRILL_RELOADS=50;
@@ -145,22 +129,4 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
-}
-
-// raiseOpenFiles raises the open files limit to 65536 (or to the hard limit
-// when that is higher) where the process may raise its hard limit, else to
-// the hard limit. Children (the nodes) inherit it.
-func raiseOpenFiles(tb testing.TB) {
-	tb.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		tb.Fatal(err)
-	}
-	want := syscall.Rlimit{Cur: max(lim.Max, 1<<16), Max: max(lim.Max, 1<<16)}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			tb.Fatal(err)
-		}
-	}
 }

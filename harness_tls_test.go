@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // testPKI holds PEM files: a CA, a server certificate for 127.0.0.1 and
@@ -81,13 +83,6 @@ func newCA(t testing.TB, dir, name string) (*testCert, string) {
 	return ca, file
 }
 
-// writeTestCA writes a CA certificate into dir and returns its path.
-func writeTestCA(t testing.TB, dir string) string {
-	t.Helper()
-	_, file := newCA(t, dir, "ca")
-	return file
-}
-
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
@@ -143,7 +138,7 @@ func internalRoots(t testing.TB, n *caddyNode) *x509.CertPool {
 	t.Helper()
 	rootFile := filepath.Join(n.dir, "data", "caddy", "pki", "authorities", "local", "root.crt")
 	var pem []byte
-	eventually(t, wait, func() bool { pem, _ = os.ReadFile(rootFile); return len(pem) > 0 }, "no internal CA root at %s", rootFile)
+	testkit.Eventually(t, wait, func() bool { pem, _ = os.ReadFile(rootFile); return len(pem) > 0 }, "no internal CA root at %s", rootFile)
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(pem) {
 		t.Fatalf("%s: not a PEM certificate", rootFile)

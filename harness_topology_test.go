@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -46,7 +47,7 @@ var noSyncDelay = []string{"--repl-diskless-sync-delay", "0"}
 // full sync is done.
 func waitSynced(t testing.TB, replica *redis.Client) {
 	t.Helper()
-	eventually(t, 60*time.Second, func() bool {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		info, err := replica.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
 	}, "replica %s did not sync with its master", replica.Options().Addr)
@@ -68,7 +69,7 @@ func startSentinels(t testing.TB) *sentinelSetup {
 	ctx := context.Background()
 	for _, sn := range s.Sentinels {
 		c := sn.Client(t)
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			m, err := c.Do(ctx, "SENTINEL", "MASTER", s.MasterName).Result()
 			if err != nil {
 				return false
@@ -172,7 +173,7 @@ func startCluster(t testing.TB, masters, replicas int) *clusterSetup {
 func (c *clusterSetup) WaitOK(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
-	eventually(t, 60*time.Second, func() bool {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		var owners string
 		for _, n := range c.Nodes {
 			if !n.Running() {

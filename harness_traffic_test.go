@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // Traffic during a failover: every client sends a numbered message at a
@@ -117,7 +119,7 @@ func (tr *traffic) flowing(t *testing.T, timeout time.Duration, what string) {
 		s, _ := v.(int)
 		marks[i] = s + 1
 	}
-	eventually(t, timeout, func() bool {
+	testkit.Eventually(t, timeout, func() bool {
 		for _, l := range tr.logs {
 			for sender, seq := range marks {
 				if !l.reached(sender, seq) {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 func TestHistoryNodeKilledBehindBalancer(t *testing.T) {
@@ -29,12 +31,12 @@ func TestHistoryNodeKilledBehindBalancer(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); followers[i].follow(t, missed, deadline) }()
 		if (i+1)%200 == 0 { // in steps, as pages open: not one burst of thousands of handshakes
-			eventually(t, wait, func() bool { return connections(doomed) == float64(i+1) }, "%d clients on node1 through the balancer", i+1)
+			testkit.Eventually(t, wait, func() bool { return connections(doomed) == float64(i+1) }, "%d clients on node1 through the balancer", i+1)
 		}
 	}
 	t.Logf("%d clients connected through the balancer in %s", clients, time.Since(start).Round(time.Millisecond))
 	survivor := startExampleNode(t, "node2", rs, map[string]string{"PORT": fmt.Sprint(port2)})
-	eventually(t, wait, func() bool { // the balancer's health check found node2
+	testkit.Eventually(t, wait, func() bool { // the balancer's health check found node2
 		probe, _, err := tryDialWS(t, lb.WSURL("/ws"), nil)
 		if err != nil {
 			return false

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // drillNodes starts n nodes whose /ws keeps a history of chat big enough for
@@ -52,7 +53,7 @@ func TestHistoryDrillClientKill(t *testing.T) {
 	for _, e := range envs {
 		expectSubscribed(t, e, "chat")
 	}
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 2 }, "nodes subscribed")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 2 }, "nodes subscribed")
 
 	const total, rate = 1200, 200
 	p := startPaced(raws[0], "m", total, rate)
@@ -78,7 +79,7 @@ func TestHistoryDrillClientKill(t *testing.T) {
 	}
 	filled := 0.0
 	for _, n := range ns {
-		eventually(t, wait, func() bool { return scrapeMetrics(t, n)["caddy_redis_ws_redis_reconnects_total"] == 2 }, "%s: two reconnects", n.Name)
+		testkit.Eventually(t, wait, func() bool { return scrapeMetrics(t, n)["caddy_redis_ws_redis_reconnects_total"] == 2 }, "%s: two reconnects", n.Name)
 		m := scrapeMetrics(t, n)
 		if m["caddy_redis_ws_gaps_unfillable_total"] != 0 || m["caddy_redis_ws_redis_reconnects_total"] != 2 {
 			t.Fatalf("%s: unfillable gaps %v, reconnects %v; want 0 and 2", n.Name, m["caddy_redis_ws_gaps_unfillable_total"], m["caddy_redis_ws_redis_reconnects_total"])
@@ -105,7 +106,7 @@ func TestHistoryDrillReload(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); followers[i].follow(t, total, deadline) }()
 	}
-	eventually(t, wait, func() bool { return scrapeMetrics(t, ns[0])[`caddy_redis_ws_connections{handler="chat"}`] == clients }, "followers connected")
+	testkit.Eventually(t, wait, func() bool { return scrapeMetrics(t, ns[0])[`caddy_redis_ws_connections{handler="chat"}`] == clients }, "followers connected")
 	sender := dialWS(t, ns[1].WSURL("/ws"), nil)
 	p := startPaced(sender, "m", total, rate)
 	p.waitSent(t, total/2)
@@ -142,7 +143,7 @@ func TestHistoryDrillRedisRestart(t *testing.T) {
 	if code, _ := closing.WaitClosed(t, wait); code != fanout.CloseGap {
 		t.Fatalf("gap_policy close: code %d, want %d", code, fanout.CloseGap)
 	}
-	eventually(t, wait, func() bool { return scrapeMetrics(t, n)["caddy_redis_ws_gaps_unfillable_total"] == 1 }, "the lost history counted as an unfillable gap")
+	testkit.Eventually(t, wait, func() bool { return scrapeMetrics(t, n)["caddy_redis_ws_gaps_unfillable_total"] == 1 }, "the lost history counted as an unfillable gap")
 	sender.SendText(t, "after")
 	e := nextEnvelope(t, keep)
 	if e.Epoch == old || e.offset() != 1 || e.data() != "after" {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 func TestHistoryRedisDown(t *testing.T) {
@@ -16,7 +18,7 @@ func TestHistoryRedisDown(t *testing.T) {
 	n := historyNodes(t, 1, rs, "")[0]
 	epoch := expectSubscribed(t, dialEnvelope(t, n.WSURL("/ws")), "chat").Epoch
 	rs.Kill(t)
-	eventually(t, wait, func() bool { return countLines(n.Logs(), "redis subscription lost") == 1 }, "the node did not notice Redis is down")
+	testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), "redis subscription lost") == 1 }, "the node did not notice Redis is down")
 
 	_, resp, err := tryDialWS(t, sinceURL(n.WSURL("/ws"), epoch, 0), envelopeHeader())
 	if err == nil || resp == nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -433,8 +434,8 @@ func TestResumeFromNoHistory(t *testing.T) {
 	})
 	t.Run("what 0:0 cannot tell: an epoch made and lost while the client was away", func(t *testing.T) {
 		rs.Restart(t) // without persistence: every history is gone
-		eventually(t, wait, func() bool { return dbsize(t, rdb) == 0 && !c.Closed() }, "the history is gone")
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool { return dbsize(t, rdb) == 0 && !c.Closed() }, "the history is gone")
+		testkit.Eventually(t, wait, func() bool {
 			s := dialEnvelope(t, n.WSURL("/rooms/a"))
 			defer s.Close()
 			return expectSubscribed(t, s, "room:a").Epoch == "0"
@@ -601,7 +602,7 @@ func TestGapFillFromNoHistory(t *testing.T) {
 	rdb := rs.Client(t)
 	n := readsNode(t, rs)
 	c := dialWS(t, n.WSURL("/big/a"), nil) // raw: no read of its own
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		calls := commandCalls(t, rdb)
 		return calls["eval"]+calls["evalsha"] > 0
 	}, "the node did not read the position of the new channel")
@@ -648,11 +649,7 @@ func TestGapFillFromNoHistory(t *testing.T) {
 // reads in its own slots; a freed slot serves the next client.
 func TestHistoryReadSlots(t *testing.T) {
 	rs := startRedis(t)
-	setup, err := (&RedisConfig{URL: rs.URL()}).resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bus.NewBroker(bus.BrokerOptions{Client: setup.client(), Sharded: setup.sharded, Name: setup.describe()})
+	b := bus.NewBroker(bus.BrokerOptions{Client: rs.Client(t), Name: rs.Addr})
 	t.Cleanup(func() { _ = b.Close() })
 	for range bus.ClientReadSlots {
 		b.ClientReads <- struct{}{}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -138,7 +139,7 @@ func TestHistory(t *testing.T) {
 			t.Fatalf("since 199, still held: %v, want recovered true", s)
 		}
 		rdb := rs.Client(t)
-		eventually(t, wait, func() bool { return rdb.Exists(context.Background(), bus.HistoryKeys("short")[1]).Val() == 0 }, "the stream of short did not expire after its ttl of 1s")
+		testkit.Eventually(t, wait, func() bool { return rdb.Exists(context.Background(), bus.HistoryKeys("short")[1]).Val() == 0 }, "the stream of short did not expire after its ttl of 1s")
 		if s := resume(199); s.Recovered == nil || *s.Recovered || s.offset() != 200 || s.Epoch != e {
 			t.Fatalf("since 199 after the entries expired: %v, want recovered false at 200 of the same epoch", s)
 		}
@@ -270,7 +271,7 @@ func TestHistoryRedisCLI(t *testing.T) {
 	expectSubscribed(t, c, "chat")
 
 	next := redisCLISubscribe(t, rs.Port, "chat")
-	eventually(t, wait, func() bool { return numsub(t, rs.Client(t), "chat") == 2 }, "redis-cli subscribed")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rs.Client(t), "chat") == 2 }, "redis-cli subscribed")
 
 	dialWS(t, n.WSURL("/ws"), nil).SendText(t, "hello")
 	epoch := historyEpoch(t, rs.Client(t), "chat")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -115,7 +116,7 @@ func TestHistorySentinel(t *testing.T) {
 	p := startPaced(rc.raw[0], "m", total, rate)
 	p.waitSent(t, total/4)
 	s.Master.Kill(t)
-	eventually(t, 60*time.Second, func() bool { return s.MasterAddr(t) == s.Replica.Addr }, "sentinels did not promote the replica")
+	testkit.Eventually(t, 60*time.Second, func() bool { return s.MasterAddr(t) == s.Replica.Addr }, "sentinels did not promote the replica")
 	p.finish(t)
 	stream := streamOf(t, s.Replica.Client(t))
 	beyond := rc.check(t, stream, total)
@@ -140,7 +141,7 @@ func TestHistoryCluster(t *testing.T) {
 	ns := []*caddyNode{startNode(t, "node1", config, env), startNode(t, "node2", config, env)}
 	rc := dialRecorded(t, ns)
 	var subs int64
-	eventually(t, wait, func() bool { subs = cl.ShardNumSub(t, "chat"); return subs == 2 },
+	testkit.Eventually(t, wait, func() bool { subs = cl.ShardNumSub(t, "chat"); return subs == 2 },
 		"%v sharded subscribers of chat in the cluster, want one a node", atFailure(func() any { return subs }))
 	const total, rate = 2400, 200
 	p := startPaced(rc.raw[0], "m", total, rate)
@@ -157,7 +158,7 @@ func TestHistoryCluster(t *testing.T) {
 		}
 	}
 	cl.MigrateSlot(t, bus.KeySlot("chat"), owner, to)
-	eventually(t, wait, func() bool { return cl.Owner(t, "chat") == to }, "the slot did not move")
+	testkit.Eventually(t, wait, func() bool { return cl.Owner(t, "chat") == to }, "the slot did not move")
 	p.finish(t)
 
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Fields(cl.Seeds())})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 func TestEventStreamReload(t *testing.T) {
@@ -23,7 +24,7 @@ func TestEventStreamReload(t *testing.T) {
 	for i := range sources {
 		sources[i] = startEventSource(t, ns[0].URL("/ws"))
 	}
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return scrapeMetrics(t, ns[0])[`caddy_redis_ws_event_streams{handler="chat"}`] == clients
 	}, "streams connected")
 	socket := dialWS(t, ns[0].WSURL("/ws"), nil)
@@ -64,14 +65,14 @@ func TestEventStreamNodeKilledBehindBalancer(t *testing.T) {
 	for i := range sources {
 		sources[i] = startEventSource(t, lb.URL("/ws"))
 	}
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return scrapeMetrics(t, doomed)[`caddy_redis_ws_event_streams{handler="chat"}`] == clients
 	}, "streams on node1 through the balancer")
 	for _, es := range sources {
-		eventually(t, wait, func() bool { return es.LastID() != "" }, "a stream has no id to resume from")
+		testkit.Eventually(t, wait, func() bool { return es.LastID() != "" }, "a stream has no id to resume from")
 	}
 	survivor := startExampleNode(t, "node2", rs, map[string]string{"PORT": fmt.Sprint(port2)})
-	eventually(t, wait, func() bool { // the balancer's health check found node2
+	testkit.Eventually(t, wait, func() bool { // the balancer's health check found node2
 		r := postMessage(t, lb.URL("/ws"), "probe", nil)
 		return r.Status == 200 && scrapeMetrics(t, survivor)[`caddy_redis_ws_http_publishes_total{code="200",handler="chat"}`] > 0
 	}, "the balancer does not send requests to node2")
@@ -108,7 +109,7 @@ func TestEventStreamEndsAtExit(t *testing.T) {
 	rs := startRedis(t)
 	n := drillNodes(t, 1, rs, "")[0]
 	s := dialSSE(t, n.URL("/ws"), nil)
-	eventually(t, wait, func() bool { return s.LastID() != "" }, "no id")
+	testkit.Eventually(t, wait, func() bool { return s.LastID() != "" }, "no id")
 	n.Stop(t) // fails unless the process exits
 	s.WaitEnded(t, wait)
 }

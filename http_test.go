@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 )
@@ -79,7 +80,7 @@ func TestHTTPPublish(t *testing.T) {
 	t.Run("a POST reaches every WebSocket and stream of every node", func(t *testing.T) {
 		a := mustPost(t, ns[0].URL("/ws"), "hello")
 		epoch = historyEpoch(t, rs.Client(t), "chat")
-		if a != (postAnswer{Channel: "chat", Offset: 1, Epoch: epoch}) {
+		if a != (postResult{Channel: "chat", Offset: 1, Epoch: epoch}) {
 			t.Fatalf("answer %+v, want chat at offset 1 of %s", a, epoch)
 		}
 		for _, c := range raw {
@@ -257,7 +258,7 @@ func TestHTTPPublishRedisDown(t *testing.T) {
 	}
 	t.Logf("answered 503 after %s", time.Since(start).Round(time.Millisecond))
 	rs.Restart(t)
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		r := postMessage(t, ns[0].URL("/ws"), "after", nil)
 		return r.Status == http.StatusOK
 	}, "POST did not succeed after Redis came back")
@@ -270,7 +271,7 @@ func TestEventStream(t *testing.T) {
 	rs := startRedis(t)
 	ns := httpNodes(t, 2, rs)
 	first := dialSSE(t, ns[0].URL("/ws"), nil)
-	eventually(t, wait, func() bool { return first.LastID() != "" }, "no id before the first message")
+	testkit.Eventually(t, wait, func() bool { return first.LastID() != "" }, "no id before the first message")
 	if first.LastID() != "0:0" {
 		t.Fatalf("id before any message: %q, want 0:0 (no history yet)", first.LastID())
 	}
@@ -323,7 +324,7 @@ func TestEventStream(t *testing.T) {
 	})
 	t.Run("several channels: the id holds the position of each", func(t *testing.T) {
 		s := dialSSE(t, ns[0].URL("/multi"), nil)
-		eventually(t, wait, func() bool { return strings.Count(s.LastID(), "@") == 2 }, "id %v does not name both channels", atFailure(func() any { return strconv.Quote(s.LastID()) }))
+		testkit.Eventually(t, wait, func() bool { return strings.Count(s.LastID(), "@") == 2 }, "id %v does not name both channels", atFailure(func() any { return strconv.Quote(s.LastID()) }))
 		mustPost(t, ns[1].URL("/multi"), "to a") // publishes to a
 		e := s.Next(t, wait)
 		ids, err := protocol.ParseEventID(e.ID)
@@ -342,11 +343,11 @@ func TestEventStream(t *testing.T) {
 	t.Run("a stream that leaves is no longer counted", func(t *testing.T) {
 		before := scrapeMetrics(t, ns[1])
 		s := dialSSE(t, ns[1].URL("/plain"), nil)
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			return scrapeMetrics(t, ns[1])[`caddy_redis_ws_event_streams{handler="plain"}`] == 1
 		}, "the stream is not counted")
 		s.Close()
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			m := scrapeMetrics(t, ns[1])
 			return m[`caddy_redis_ws_event_streams{handler="plain"}`] == 0 &&
 				m[`caddy_redis_ws_connections{handler="plain"}`] == before[`caddy_redis_ws_connections{handler="plain"}`]
@@ -370,7 +371,7 @@ func TestHTTPPublishRedisDownCountedOnce(t *testing.T) {
 	// when Redis is back.
 	time.Sleep(time.Until(posted.Add(bus.OutboxMaxAge + time.Second)))
 	rs.Restart(t)
-	eventually(t, wait, func() bool { return postMessage(t, n.URL("/ws"), "after", nil).Status == http.StatusOK }, "POST did not succeed after Redis came back")
+	testkit.Eventually(t, wait, func() bool { return postMessage(t, n.URL("/ws"), "after", nil).Status == http.StatusOK }, "POST did not succeed after Redis came back")
 	if m := c.Next(t, wait); string(m.Data) != "after" {
 		t.Fatalf("first message after the outage: %v, want \"after\"", m)
 	}

@@ -31,7 +31,7 @@ func TestHTTPOnSentinelAndCluster(t *testing.T) {
 			key := http.Header{"Idempotency-Key": {"retry-1"}}
 			first := postMessage(t, ns[0].URL("/rooms/{a}b"), "one", key)
 			again := postMessage(t, ns[1].URL("/rooms/{a}b"), "one", key)
-			if first.Status != 200 || first.Answer.Offset != 1 || again.Answer != (postAnswer{first.Answer.Channel, 1, first.Answer.Epoch, true}) {
+			if first.Status != 200 || first.Answer.Offset != 1 || again.Answer != (postResult{first.Answer.Channel, 1, first.Answer.Epoch, true}) {
 				t.Fatalf("POST %d %q, retry %d %q: want offset 1 twice, the retry a duplicate", first.Status, first.Body, again.Status, again.Body)
 			}
 			mustPost(t, ns[1].URL("/rooms/{a}b"), "two")
@@ -43,7 +43,7 @@ func TestHTTPOnSentinelAndCluster(t *testing.T) {
 			if e := resumed.Next(t, wait); e.Data != "two" {
 				t.Fatalf("resumed stream got %v", e)
 			}
-			if a := mustPost(t, ns[1].URL("/live"), "live"); a != (postAnswer{Channel: "live"}) {
+			if a := mustPost(t, ns[1].URL("/live"), "live"); a != (postResult{Channel: "live"}) {
 				t.Fatalf("POST /live: %+v", a)
 			}
 			if e := live.Next(t, wait); e != (sseEvent{"message", "live", ""}) {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/quic-go/quic-go/http3"
@@ -46,7 +47,7 @@ func TestEventStreamHTTP2AndHTTP3(t *testing.T) {
 	for _, c := range clients {
 		var s *sseClient
 		var err error
-		eventually(t, wait, func() bool { // the certificate is issued in the background
+		testkit.Eventually(t, wait, func() bool { // the certificate is issued in the background
 			s, err = tryDialSSE(t, c.client, url, nil)
 			return err == nil
 		}, "no event stream over HTTP/%d: %v", c.proto, atFailure(func() any { return err }))
@@ -207,7 +208,7 @@ func TestEventStreamMaxConnections(t *testing.T) {
 		t.Fatalf("stream got %v", e)
 	}
 	stream.Close()
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		s, err := tryDialSSE(t, sseHTTP, n.URL("/ws"), nil)
 		if err == nil {
 			s.Close()
@@ -233,7 +234,7 @@ func TestEventStreamSlowReader(t *testing.T) {
 	}
 	defer slow.Body.Close()
 	fast := []*sseClient{dialSSE(t, n.URL("/ws"), nil), dialSSE(t, n.URL("/ws"), nil)}
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return scrapeMetrics(t, n)[`caddy_redis_ws_event_streams{handler="chat"}`] == 3
 	}, "the three streams are not all counted")
 
@@ -244,7 +245,7 @@ func TestEventStreamSlowReader(t *testing.T) {
 	for i := range count {
 		publish(t, rdb, "chat", fmt.Sprintf("%07d:%s", i, payload))
 		for _, c := range fast {
-			eventually(t, wait, func() bool { return c.Received() > i-window }, "fast stream stuck at %v", atFailure(func() any { return c.Received() }))
+			testkit.Eventually(t, wait, func() bool { return c.Received() > i-window }, "fast stream stuck at %v", atFailure(func() any { return c.Received() }))
 		}
 	}
 	for _, c := range fast {
@@ -287,7 +288,7 @@ func TestEventStreamPing(t *testing.T) {
 	rs := startRedis(t)
 	n := chatNode(t, rs.Port, "ping_interval 200ms")
 	s := dialSSE(t, n.URL("/ws"), nil)
-	eventually(t, wait, func() bool { return s.Comments() >= 3 }, "%v comments on an idle stream, want 3", atFailure(func() any { return s.Comments() }))
+	testkit.Eventually(t, wait, func() bool { return s.Comments() >= 3 }, "%v comments on an idle stream, want 3", atFailure(func() any { return s.Comments() }))
 	if s.Ended() {
 		t.Fatal("the idle stream ended")
 	}
@@ -309,14 +310,14 @@ func TestEventStreamHTTP2IdlePings(t *testing.T) {
 	url := fmt.Sprintf("https://localhost:%d/ws", n.Port)
 	var s *sseClient
 	var err error
-	eventually(t, wait, func() bool { // the certificate is issued in the background
+	testkit.Eventually(t, wait, func() bool { // the certificate is issued in the background
 		s, err = tryDialSSE(t, &http.Client{Transport: h2}, url, nil)
 		return err == nil
 	}, "no event stream over HTTP/2: %v", atFailure(func() any { return err }))
 	if s.Resp.ProtoMajor != 2 {
 		t.Fatalf("stream over %s, want HTTP/2", s.Resp.Proto)
 	}
-	eventually(t, time.Minute, func() bool { return s.Comments() >= 2 || s.Ended() },
+	testkit.Eventually(t, time.Minute, func() bool { return s.Comments() >= 2 || s.Ended() },
 		"%d pings on an idle HTTP/2 stream, want 2", atFailure(func() any { return s.Comments() }))
 	if s.Ended() {
 		t.Fatalf("the idle HTTP/2 stream ended after %d pings: %v", s.Comments(), s.err)
@@ -343,7 +344,7 @@ func TestPostBodyTimeout(t *testing.T) {
 	h3Transport := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	t.Cleanup(func() { _ = h3Transport.Close() })
 	h3 := &http.Client{Transport: h3Transport}
-	eventually(t, wait, func() bool { // the certificate is issued in the background
+	testkit.Eventually(t, wait, func() bool { // the certificate is issued in the background
 		r, err := h2.Get(url)
 		if err == nil {
 			r.Body.Close()
@@ -426,7 +427,7 @@ func TestPostBodyTimeout(t *testing.T) {
 	}
 	fmt.Fprintf(conn, "POST /ws HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nleaving")
 	_ = conn.Close()
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		m := scrapeMetrics(t, n)
 		return m[`caddy_redis_ws_http_publishes_total{code="408",handler="chat"}`] == 3 &&
 			m[`caddy_redis_ws_http_publishes_total{code="400",handler="chat"}`] == 1

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -35,7 +36,7 @@ func TestMaxConnections(t *testing.T) {
 		}
 	}
 	a.Close()
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		c, _, err := tryDialWS(t, n.WSURL("/ws"), nil)
 		if err == nil {
 			c.Close()
@@ -114,7 +115,7 @@ func TestSlowClient(t *testing.T) {
 	for i := range count {
 		publish(t, rdb, "chat", fmt.Sprintf("%07d:%s", i, payload))
 		for _, c := range fast {
-			eventually(t, wait, func() bool { return c.Received() > i-window }, "fast client stuck at %v", atFailure(func() any { return c.Received() }))
+			testkit.Eventually(t, wait, func() bool { return c.Received() > i-window }, "fast client stuck at %v", atFailure(func() any { return c.Received() }))
 		}
 	}
 	for _, c := range fast {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // Quiet when things are fine, and never message contents, even at debug.
@@ -26,7 +28,7 @@ func TestLogs(t *testing.T) {
 	}
 	c.Collect(t, 50, wait)
 	c.Close()
-	eventually(t, wait, func() bool { return countLines(n.Logs(), "connection closed") == 1 }, "no debug line when the connection closed")
+	testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), "connection closed") == 1 }, "no debug line when the connection closed")
 	if strings.Contains(n.Logs(), secret) {
 		t.Fatal("message contents in the logs")
 	}
@@ -70,7 +72,7 @@ func TestMetrics(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		var got map[string]float64
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			got = scrapeMetrics(t, n)
 			for k, v := range want {
 				if got[k] != v {
@@ -117,7 +119,7 @@ func TestBrokerMetrics(t *testing.T) {
 		"caddy_redis_ws_channels":                      4, // chat and news (static), room:a, room:b
 	}
 	var got map[string]float64
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		got = scrapeMetrics(t, n)
 		for k, v := range want {
 			if got[k] != v {
@@ -127,5 +129,5 @@ func TestBrokerMetrics(t *testing.T) {
 		return true
 	}, "metrics %v, want %v", got, want)
 	a.Close()
-	eventually(t, wait, func() bool { return scrapeMetrics(t, n)["caddy_redis_ws_channels"] == 3 }, "room:a still counted")
+	testkit.Eventually(t, wait, func() bool { return scrapeMetrics(t, n)["caddy_redis_ws_channels"] == 3 }, "room:a still counted")
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // Redis down at start: the node serves; it connects by itself once Redis is
@@ -24,11 +25,11 @@ func TestRedisDownAtStart(t *testing.T) {
 	n := startNode(t, "node", exampleCaddyfile(t), map[string]string{"REDIS_PORT": strconv.Itoa(port)})
 	c := dialWS(t, n.WSURL("/ws"), nil)
 	c.SendText(t, "sent while redis is down")
-	eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis unavailable") == 1 }, "no warning about redis")
+	testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis unavailable") == 1 }, "no warning about redis")
 
 	rs := startRedisOnPort(t, port)
 	rdb := rs.Client(t)
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "node did not subscribe once redis came up")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "node did not subscribe once redis came up")
 	// The frame held in the outbox is published on recovery.
 	if m := c.Next(t, wait); string(m.Data) != "sent while redis is down" {
 		t.Fatalf("got %v", m)
@@ -37,7 +38,7 @@ func TestRedisDownAtStart(t *testing.T) {
 	if m := c.Next(t, wait); string(m.Data) != "hello" {
 		t.Fatalf("got %v", m)
 	}
-	eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "no info on recovery")
+	testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "no info on recovery")
 	if got := countLines(n.Logs(), "redis unavailable"); got != 1 {
 		t.Fatalf("%d warnings for one outage, want 1", got)
 	}
@@ -55,12 +56,12 @@ func TestRedisRestart(t *testing.T) {
 	for outage := 1; outage <= 2; outage++ {
 		rs.Kill(t)
 		for _, n := range ns {
-			eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis subscription lost") == outage }, "%s: no warning for outage %d", n.Name, outage)
+			testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis subscription lost") == outage }, "%s: no warning for outage %d", n.Name, outage)
 		}
 		dialWS(t, ns[0].WSURL("/rooms/new"), nil) // accepted while Redis is down
 		chat[0].SendText(t, fmt.Sprintf("during outage %d", outage))
 		rs.Restart(t)
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			return numsub(t, rdb, "chat") == 2 && numsub(t, rdb, "room:r") == 1 && numsub(t, rdb, "room:new") == 1
 		}, "channels not resubscribed after restart %d", outage)
 		// The frame held during the outage is published once the sender's
@@ -85,7 +86,7 @@ func TestRedisRestart(t *testing.T) {
 			t.Fatalf("got %v", m)
 		}
 		for _, n := range ns {
-			eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == outage }, "%s: no info after outage %d", n.Name, outage)
+			testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == outage }, "%s: no info after outage %d", n.Name, outage)
 		}
 	}
 	for _, n := range ns {
@@ -108,7 +109,7 @@ func TestOutboxLimits(t *testing.T) {
 	for i := range bus.OutboxMaxMessages + 3 {          // each extra frame waits roomWait, then is dropped
 		c.SendText(t, strconv.Itoa(i))
 	}
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return scrapeMetrics(t, n)[`caddy_redis_ws_publish_dropped_total{reason="outbox_full"}`] == 3
 	}, "the 3 frames beyond the outbox were not dropped")
 	if countLines(n.Logs(), `"warn"`, "publish outbox full") != 1 {
@@ -134,7 +135,7 @@ func TestSilentRedis(t *testing.T) {
 	rdb := rs.Client(t)
 	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
 	c := dialWS(t, n.WSURL("/ws"), nil)
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chat not subscribed")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chat not subscribed")
 	rs.Signal(t, syscall.SIGSTOP)
 	stopped := true
 	defer func() {
@@ -142,13 +143,13 @@ func TestSilentRedis(t *testing.T) {
 			rs.Signal(t, syscall.SIGCONT)
 		}
 	}()
-	eventually(t, 3*bus.HealthInterval+wait, func() bool {
+	testkit.Eventually(t, 3*bus.HealthInterval+wait, func() bool {
 		return countLines(n.Logs(), `"warn"`, "redis subscription lost", "no reply from redis") == 1
 	}, "a silent Redis went unnoticed")
 	rs.Signal(t, syscall.SIGCONT)
 	stopped = false
-	eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "no recovery")
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chat not subscribed once")
+	testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "no recovery")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chat not subscribed once")
 	publish(t, rdb, "chat", "after the pause")
 	if m := c.Next(t, wait); string(m.Data) != "after the pause" {
 		t.Fatalf("got %v", m)
@@ -205,7 +206,7 @@ func TestSubscriberLost(t *testing.T) {
 			if err := rs.Client(t).Do(context.Background(), "CLIENT", "PAUSE", strconv.Itoa(int(3*bus.HealthInterval/time.Millisecond)), "ALL").Err(); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 3*bus.HealthInterval+wait, func() bool {
+			testkit.Eventually(t, 3*bus.HealthInterval+wait, func() bool {
 				return countLines(n.Logs(), "redis subscription lost", "no reply from redis") == 1
 			}, "a paused Redis went unnoticed")
 		}},
@@ -221,7 +222,7 @@ func TestSubscriberLost(t *testing.T) {
 			if code, _ := closing.WaitClosed(t, 3*bus.HealthInterval+wait); code != fanout.CloseGap {
 				t.Fatalf("gap_policy close: close code %d, want %d", code, fanout.CloseGap)
 			}
-			eventually(t, wait, func() bool {
+			testkit.Eventually(t, wait, func() bool {
 				ids := subscriberIDs(t, rdb)
 				return len(ids) == 1 && ids[0] != id && numsub(t, rdb, "chat") == 1
 			}, "no new subscriber connection")
@@ -260,7 +261,7 @@ func TestNodeKilled(t *testing.T) {
 	if m := survivor.Next(t, wait); string(m.Data) != "after the kill" {
 		t.Fatalf("got %v", m)
 	}
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "the dead node's subscription is still counted")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "the dead node's subscription is still counted")
 }
 
 // Redis restarted while the config reloads: the node ends up subscribed and
@@ -273,7 +274,7 @@ func TestRedisRestartDuringReload(t *testing.T) {
 	rs.Kill(t)
 	n.Reload(t, withExtraRoute(t, "/other"))
 	rs.Restart(t)
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 && len(subscriberIDs(t, rdb)) == 1 }, "not subscribed once after restart and reload")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 && len(subscriberIDs(t, rdb)) == 1 }, "not subscribed once after restart and reload")
 	publish(t, rdb, "chat", "after both")
 	if m := c.Next(t, wait); string(m.Data) != "after both" {
 		t.Fatalf("got %v", m)

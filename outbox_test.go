@@ -1,284 +1,48 @@
 package redisws
 
+// The outbox without a redis-server: what a waiting caller is told when
+// the broker shuts down. outbox_redis_test.go has the outbox against one.
+
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/redis/go-redis/v9"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
-
-// In-process tests of the outbox against a redis-server of their own.
-
-// startTestOutbox starts an outbox publishing to rs as user (""; default),
-// stopped at cleanup. It publishes once up is called: the table's one
-// connection is then up.
-func startTestOutbox(t *testing.T, rs *redisServer, user string) (o *bus.Outbox, up func()) {
-	t.Helper()
-	o, tb, c := startOutboxOn(t, rs, user)
-	return o, func() { tb.Connected(c) }
-}
-
-// startOutboxOn is startTestOutbox with the channel table it asks which
-// channels this node hears, and the table's one connection, not up yet.
-func startOutboxOn(t *testing.T, rs *redisServer, user string) (*bus.Outbox, *bus.ChannelTable, *bus.SubConn) {
-	t.Helper()
-	rc := &RedisConfig{URL: rs.URL()}
-	if user != "" {
-		rc.URL = fmt.Sprintf("redis://%s:pw@%s", user, rs.Addr)
-	}
-	setup, err := rc.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := setup.client()
-	ctx, cancel := context.WithCancel(context.Background())
-	tb, c := singleTable()
-	var running sync.WaitGroup
-	o := bus.StartOutbox(ctx, &running, client, false, tb)
-	t.Cleanup(func() {
-		cancel()
-		running.Wait()
-		_ = client.Close()
-	})
-	return o, tb, c
-}
-
-// subscribed returns the messages of ch, once Redis has confirmed the
-// subscription.
-func subscribed(t *testing.T, rdb *redis.Client, ch string) <-chan *redis.Message {
-	t.Helper()
-	ps := rdb.Subscribe(context.Background(), ch)
-	t.Cleanup(func() { _ = ps.Close() })
-	if _, err := ps.Receive(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return ps.Channel(redis.WithChannelSize(20000))
-}
-
-func nextPayload(t *testing.T, msgs <-chan *redis.Message) string {
-	t.Helper()
-	select {
-	case m := <-msgs:
-		return m.Payload
-	case <-time.After(wait):
-		t.Fatal("no message from Redis")
-		return ""
-	}
-}
-
-func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
-
-// Frames wait while the subscription is down and are published, in order,
-// once it is up: a message published to Redis meanwhile comes first.
-func TestOutboxHoldsUntilUp(t *testing.T) {
-	rs := startRedis(t)
-	rdb := rs.Client(t)
-	msgs := subscribed(t, rdb, "chat")
-	o, up := startTestOutbox(t, rs, "")
-	const n = 1500 // three pipelines
-	for i := range n {
-		if !o.Add("chat", []byte(strconv.Itoa(i)), false, nil, nil, nil) {
-			t.Fatalf("frame %d dropped", i)
-		}
-	}
-	if err := rdb.Publish(context.Background(), "chat", "marker").Err(); err != nil {
-		t.Fatal(err)
-	}
-	up()
-	if got := nextPayload(t, msgs); got != "marker" {
-		t.Fatalf("first message %q: frames published while the subscription was down", got)
-	}
-	for i := range n {
-		if got := nextPayload(t, msgs); got != strconv.Itoa(i) {
-			t.Fatalf("message %d is %q", i, got)
-		}
-	}
-}
-
-// A full outbox makes add wait for room and then drop the frame, counted;
-// room made while it waits lets the frame in.
-func TestOutboxFull(t *testing.T) {
-	rs := startRedis(t)
-	msgs := subscribed(t, rs.Client(t), "chat")
-	o, up := startTestOutbox(t, rs, "")
-	drops := bus.Metrics.PublishDrops.WithLabelValues("outbox_full")
-	before := counterValue(t, drops)
-	accepted := 0
-	for accepted <= bus.OutboxMaxMessages+bus.PublishBatch && o.Add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) {
-		accepted++
-	}
-	if accepted < bus.OutboxMaxMessages || accepted > bus.OutboxMaxMessages+bus.PublishBatch {
-		t.Fatalf("%d frames accepted; want the outbox's %d, plus the batch being sent", accepted, bus.OutboxMaxMessages)
-	}
-	if got := counterValue(t, drops) - before; got != 1 {
-		t.Fatalf("publish_dropped_total{reason=outbox_full} moved by %v, want 1", got)
-	}
-	added := make(chan bool)
-	go func() { added <- o.Add("chat", []byte(strconv.Itoa(accepted)), false, nil, nil, nil) }()
-	up()
-	if !<-added {
-		t.Fatal("a frame waiting for room was dropped although room was made")
-	}
-	for i := range accepted + 1 {
-		if got := nextPayload(t, msgs); got != strconv.Itoa(i) {
-			t.Fatalf("message %d is %q", i, got)
-		}
-	}
-}
-
-// Frames older than outboxMaxAge are dropped, and counted.
-func TestOutboxExpire(t *testing.T) {
-	drops := bus.Metrics.PublishDrops.WithLabelValues("expired")
-	before := counterValue(t, drops)
-	old := time.Now().Add(-bus.OutboxMaxAge - time.Second)
-	batch := []bus.OutMsg{{Channel: "a", At: old}, {Channel: "b", At: old}, {Channel: "c", At: time.Now()}}
-	if rest := bus.Expire(batch); len(rest) != 1 || rest[0].Channel != "c" {
-		t.Fatalf("kept %+v, want only the fresh frame", rest)
-	}
-	if got := counterValue(t, drops) - before; got != 2 {
-		t.Fatalf("publish_dropped_total{reason=expired} moved by %v, want 2", got)
-	}
-
-	// A frame whose caller gave up (answered and counted by it) is not
-	// counted again; one the outbox claimed tells its waiter, which must
-	// never wait forever.
-	before = counterValue(t, drops)
-	abandoned, claimed := bus.NewPublishAck(""), bus.NewPublishAck("")
-	abandoned.Abandon()
-	batch = []bus.OutMsg{{Channel: "a", At: old, Ack: abandoned}, {Channel: "b", At: old, Ack: claimed}, {Channel: "c", At: time.Now()}}
-	if rest := bus.Expire(bus.Claim(batch)); len(rest) != 1 || rest[0].Channel != "c" {
-		t.Fatalf("kept %+v, want only the fresh frame", rest)
-	}
-	if got := counterValue(t, drops) - before; got != 1 {
-		t.Fatalf("publish_dropped_total{reason=expired} moved by %v, want 1: the claimed frame alone", got)
-	}
-	select {
-	case <-claimed.Done:
-		if !errors.Is(claimed.Err, bus.ErrExpired) {
-			t.Fatalf("the waiter was told %v, want errExpired", claimed.Err)
-		}
-	case <-time.After(wait):
-		t.Fatal("the waiter of an expired frame is never told")
-	}
-}
-
-// A publish Redis refuses (NOPERM) is dropped and counted; the frames around
-// it are published.
-func TestOutboxRefused(t *testing.T) {
-	rs := startRedis(t)
-	rdb := rs.Client(t)
-	if err := rdb.Do(context.Background(), "ACL", "SETUSER", "limited", "on", ">pw", "resetchannels", "&ok", "+@all").Err(); err != nil {
-		t.Fatal(err)
-	}
-	msgs := subscribed(t, rdb, "ok")
-	o, up := startTestOutbox(t, rs, "limited")
-	up()
-	refused := bus.Metrics.PublishDrops.WithLabelValues("refused")
-	before := counterValue(t, refused)
-	o.Add("ok", []byte("1"), false, nil, nil, nil)
-	o.Add("forbidden", []byte("x"), false, nil, nil, nil)
-	o.Add("ok", []byte("2"), false, nil, nil, nil)
-	if a, b := nextPayload(t, msgs), nextPayload(t, msgs); a != "1" || b != "2" {
-		t.Fatalf("got %q, %q; want 1, 2", a, b)
-	}
-	eventually(t, wait, func() bool { return counterValue(t, refused)-before == 1 },
-		"publish_dropped_total{reason=refused} did not move by 1")
-}
-
-// A caller waiting for a publish is told where each frame of a recorded run
-// went; one that gave up before the outbox sent its frame never sees it
-// published; an Idempotency-Key records once and answers the same place.
-func TestOutboxAcknowledges(t *testing.T) {
-	rs := startRedis(t)
-	rdb := rs.Client(t)
-	o, up := startTestOutbox(t, rs, "")
-	hist := (&History{Size: 10}).options()
-	given := bus.NewPublishAck("")
-	o.Add("chat", []byte("given up"), false, hist, given, nil)
-	if !given.Abandon() {
-		t.Fatal("an ack the outbox did not take yet cannot be abandoned")
-	}
-	acks := []*bus.PublishAck{bus.NewPublishAck(""), bus.NewPublishAck(""), bus.NewPublishAck("")}
-	for i, a := range acks {
-		o.Add("chat", []byte(strconv.Itoa(i)), false, hist, a, nil)
-	}
-	keyed := []*bus.PublishAck{bus.NewPublishAck("k"), bus.NewPublishAck("k")}
-	for _, a := range keyed {
-		o.Add("chat", []byte("keyed"), false, hist, a, nil)
-	}
-	live := bus.NewPublishAck("")
-	o.Add("plain", []byte("live"), false, nil, live, nil)
-	up() // nothing is sent before: all of it goes in one batch
-	outcome := func(a *bus.PublishAck) *bus.PublishAck {
-		select {
-		case <-a.Done:
-		case <-time.After(wait):
-			t.Fatal("no outcome")
-		}
-		if a.Err != nil {
-			t.Fatalf("outcome: %v", a.Err)
-		}
-		return a
-	}
-	epoch := outcome(acks[0]).Pos.Epoch
-	for i, a := range append(acks, keyed...) {
-		want := frame.Position{Epoch: epoch, Offset: int64(min(i+1, 4))}
-		if got := outcome(a); got.Pos != want || got.Duplicate != (i == 4) {
-			t.Fatalf("frame %d went to %v (duplicate %v), want %v (duplicate %v)", i, got.Pos, got.Duplicate, want, i == 4)
-		}
-	}
-	if got := outcome(live); got.Pos != (frame.Position{}) {
-		t.Fatalf("a live frame has a position: %v", got.Pos)
-	}
-	if n := rdb.XLen(context.Background(), bus.HistoryKeys("chat")[1]).Val(); n != 4 {
-		t.Fatalf("the history holds %d entries, want 4: the abandoned frame and the repeated key are not recorded", n)
-	}
-}
 
 // A caller that waits for a frame the outbox took (as a POST does once it
 // could not give up) is told the outcome when the broker shuts down while
 // the outbox holds the frame for a retry: it never waits forever.
 func TestOutboxShutdownTellsWaiters(t *testing.T) {
-	setup, err := (&RedisConfig{URL: fmt.Sprintf("redis://127.0.0.1:%d", freePort(t))}).resolve() // nobody listens
+	setup, err := (&RedisConfig{URL: fmt.Sprintf("redis://127.0.0.1:%d", testkit.FreePort(t))}).resolve() // nobody listens
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := setup.client()
 	defer client.Close()
-	tb, c := singleTable()
+	tb, c := testkit.SingleTable()
 	tb.Connected(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	var running sync.WaitGroup
 	o := bus.StartOutbox(ctx, &running, client, false, tb)
 	ack := bus.NewPublishAck("")
 	o.Add("chat", []byte("x"), false, nil, ack, nil)
-	eventually(t, wait, func() bool { return ack.State.Load() == bus.AckSending }, "the outbox never took the frame")
+	testkit.Eventually(t, testkit.Wait, func() bool { return ack.State.Load() == bus.AckSending }, "the outbox never took the frame")
 	// The attempt fails (no connection): the outbox keeps the frame and
 	// waits for the subscription, which is down now.
 	tb.Disconnected(c)
-	eventually(t, wait, func() bool { return ack.State.Load() == bus.AckWaiting }, "the failed attempt did not give the frame back")
+	testkit.Eventually(t, testkit.Wait, func() bool { return ack.State.Load() == bus.AckWaiting }, "the failed attempt did not give the frame back")
 	cancel()
 	select {
 	case <-ack.Done:
 		if ack.Err == nil {
 			t.Fatal("told the frame was published; nobody listens")
 		}
-	case <-time.After(wait):
+	case <-time.After(testkit.Wait):
 		t.Fatal("the waiter is never told, after the broker shut down")
 	}
 	running.Wait()

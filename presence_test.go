@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
@@ -91,7 +92,7 @@ func waitPresence(t testing.TB, nodes []*caddyNode, path, ch string, conns int, 
 	}
 	for _, n := range nodes {
 		var last string
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			status, a, body := queryPresence(t, n.URL(path), nil)
 			last = fmt.Sprintf("%d %s", status, body)
 			c, ok := a.Channels[ch]
@@ -205,7 +206,7 @@ func TestPresence(t *testing.T) {
 		auth := http.Header{"Authorization": {"Basic YWxpY2U6c2VjcmV0"}} // alice:secret
 		c := dialWS(t, ns[0].WSURL("/inbox"), auth)
 		var last string
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			status, a, body := queryPresence(t, ns[1].URL("/inbox"), auth)
 			last = body
 			return status == http.StatusOK && slices.Equal(a.Channels["inbox"].Users, []string{"alice"})
@@ -244,7 +245,7 @@ func TestPresence(t *testing.T) {
 
 	t.Run("metrics", func(t *testing.T) {
 		var m map[string]float64
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			m = scrapeMetrics(t, ns[2]) // the watcher's node: one channel, nobody named; alice, bob, erin, dave and frank joined and left
 			return m["caddy_redis_ws_presence_channels"] == 1 && m["caddy_redis_ws_presence_users"] == 0 &&
 				m[`caddy_redis_ws_presence_events_total{type="join"}`] == 5 && m[`caddy_redis_ws_presence_events_total{type="leave"}`] == 5

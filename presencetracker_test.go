@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // Two trackers, as two nodes, on a real Redis. When one stops (its node
@@ -73,7 +74,7 @@ func TestPresenceTrackersSweep(t *testing.T) {
 	b.Leave("room", "alice")
 	b.Leave("room", "bob")
 	expect("leave alice", "leave bob")
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		n, _ := rdb.Exists(context.Background(), bus.PresenceKeys("room")...).Result()
 		return n == 0
 	}, "the channel's presence keys are still there with nobody in it")

@@ -2,6 +2,7 @@ package redisws
 
 import (
 	"fmt"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"net/http"
 	"slices"
 	"testing"
@@ -14,7 +15,7 @@ import (
 func TestQueryChannelsCluster(t *testing.T) {
 	cl := startCluster(t, 3, 0)
 	config := feedSite("", "{\n\t\t\taddrs {$SEEDS}\n\t\t\tcluster\n\t\t}", "")
-	env := map[string]string{"SEEDS": cl.Seeds(), "JWT_SECRET": testSecret}
+	env := map[string]string{"SEEDS": cl.Seeds(), "JWT_SECRET": testkit.TestSecret}
 	ns := []*caddyNode{startNode(t, "node1", config, env), startNode(t, "node2", config, env)}
 	alice := userToken(t, "alice", time.Hour)
 	channels := []string{"room:a", "room:b", "user:alice"}

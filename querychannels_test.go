@@ -8,6 +8,7 @@ package redisws
 
 import (
 	"fmt"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"net/http"
 	"net/url"
 	"slices"
@@ -48,7 +49,7 @@ func feedNode(t *testing.T, name string, rs *redisServer, extra string, env map[
 
 func feedNodeWith(t *testing.T, name string, rs *redisServer, globals, extra string, env map[string]string) *caddyNode {
 	t.Helper()
-	all := map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "JWT_SECRET": testSecret}
+	all := map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "JWT_SECRET": testkit.TestSecret}
 	for k, v := range env {
 		all[k] = v
 	}
@@ -57,7 +58,7 @@ func feedNodeWith(t *testing.T, name string, rs *redisServer, globals, extra str
 
 // userToken is a token of user valid for d (negative: expired that long ago).
 func userToken(t testing.TB, user string, d time.Duration) string {
-	return hs256(t, jwt.MapClaims{"sub": user, "exp": time.Now().Add(d).Unix()})
+	return testkit.HS256(t, jwt.MapClaims{"sub": user, "exp": time.Now().Add(d).Unix()})
 }
 
 func bearer(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
@@ -69,7 +70,7 @@ func feedQuery(token string, channels ...string) string {
 }
 
 // postTo publishes body to ch through n with token, and wants a 200.
-func postTo(t *testing.T, n *caddyNode, token, ch, body string) postAnswer {
+func postTo(t *testing.T, n *caddyNode, token, ch, body string) postResult {
 	t.Helper()
 	r := postMessage(t, n.URL("/feed?channel="+url.QueryEscape(ch)), body, bearer(token))
 	if r.Status != http.StatusOK || r.Answer.Channel != ch {
@@ -93,7 +94,7 @@ func TestQueryChannelsResumeThroughBalancer(t *testing.T) {
 	alice := userToken(t, "alice", time.Hour)
 	channels := []string{"room:a", "room:b", "user:alice"}
 	es := startEventSource(t, lb.URL(feedQuery(alice, channels...)))
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return scrapeMetrics(t, doomed)[`caddy_redis_ws_event_streams{handler="feed"}`] == 1 && es.LastID() != ""
 	}, "the stream on node1 through the balancer")
 
@@ -110,7 +111,7 @@ func TestQueryChannelsResumeThroughBalancer(t *testing.T) {
 	waitChannelData(t, es, channels, want)
 
 	survivor := feedNode(t, "node2", rs, "", map[string]string{"PORT": strconv.Itoa(port2)})
-	eventually(t, wait, func() bool { // the balancer's health check found node2
+	testkit.Eventually(t, wait, func() bool { // the balancer's health check found node2
 		r := postMessage(t, lb.URL("/feed?channel=room:probe"), "probe", bearer(alice))
 		return r.Status == 200 && scrapeMetrics(t, survivor)[`caddy_redis_ws_http_publishes_total{code="200",handler="feed"}`] > 0
 	}, "the balancer does not send requests to node2")
@@ -120,7 +121,7 @@ func TestQueryChannelsResumeThroughBalancer(t *testing.T) {
 	if n := es.Streams(); n != 2 {
 		t.Fatalf("%d streams, want 2", n)
 	}
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return scrapeMetrics(t, survivor)[`caddy_redis_ws_event_streams{handler="feed"}`] == 1
 	}, "the resumed stream is on node2")
 }
@@ -132,7 +133,7 @@ func TestQueryChannelsResumeThroughBalancer(t *testing.T) {
 func waitChannelData(t *testing.T, es *eventSource, channels, want []string) {
 	t.Helper()
 	var got []string
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		got = got[:0]
 		for _, e := range es.Events() {
 			got = append(got, e.Data)
@@ -243,7 +244,7 @@ func TestQueryChannelsRefused(t *testing.T) {
 	}
 	// The stream is present in the channels of its query as in its own.
 	for _, ch := range []string{"feed", "user:alice"} {
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			return db.Exists(t.Context(), bus.PresenceKeys(ch)...).Val() == int64(len(bus.PresenceKeys(ch)))
 		}, "no presence in %s", ch)
 	}

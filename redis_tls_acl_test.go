@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // TLS with rediss:// (CA from the system roots: SSL_CERT_FILE) and with the
@@ -40,7 +42,7 @@ func TestRedisTLS(t *testing.T) {
 			}
 		}
 	}`), env)
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 2 }, "both nodes should subscribe over TLS")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 2 }, "both nodes should subscribe over TLS")
 	a, b := dialWS(t, byURL.WSURL("/ws"), nil), dialWS(t, byBlock.WSURL("/ws"), nil)
 	a.SendText(t, "from url")
 	b.SendText(t, "from block")
@@ -67,13 +69,13 @@ func TestRedisTLS(t *testing.T) {
 			}
 		}
 	}`), env)
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return countLines(wrong.Logs(), `"warn"`, "redis unavailable", "certificate signed by unknown authority") == 1
 	}, "no clear warning about the certificate")
 	c := dialWS(t, wrong.WSURL("/ws"), nil) // still serving
 	c.SendText(t, "held")
 	seen := relay.Conns()
-	eventually(t, wait, func() bool { return relay.Conns() >= seen+2 }, "the node stopped retrying")
+	testkit.Eventually(t, wait, func() bool { return relay.Conns() >= seen+2 }, "the node stopped retrying")
 	if got := countLines(wrong.Logs(), "redis unavailable"); got != 1 {
 		t.Fatalf("%d warnings for one outage, want 1", got)
 	}
@@ -121,7 +123,7 @@ func TestRedisACL(t *testing.T) {
 	}`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "CHAT_PW": chatPW, "NOCHAN_PW": nochanPW})
 
 	c := dialWS(t, n.WSURL("/ws"), nil)
-	eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chatuser did not subscribe")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, rdb, "chat") == 1 }, "chatuser did not subscribe")
 	c.SendText(t, "allowed")
 	if m := c.Next(t, wait); string(m.Data) != "allowed" {
 		t.Fatalf("got %v", m)
@@ -132,12 +134,12 @@ func TestRedisACL(t *testing.T) {
 	}
 
 	o := dialWS(t, n.WSURL("/other"), nil)
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return countLines(n.Logs(), `"warn"`, "redis refused a subscription", "NOPERM") == 1
 	}, "no clear error for a user without channel rights")
 	o.SendText(t, "refused")
-	eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis refused a publish", "NOPERM") == 1 }, "no clear error for the refused publish")
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), `"warn"`, "redis refused a publish", "NOPERM") == 1 }, "no clear error for the refused publish")
+	testkit.Eventually(t, wait, func() bool {
 		return countLines(n.Logs(), `"warn"`, "redis unavailable", "WRONGPASS") == 1
 	}, "no clear error for a wrong password")
 
@@ -192,7 +194,7 @@ func TestClientCausedWarningsLimited(t *testing.T) {
 	messages := []string{"redis refused a publish", "cannot read the history to fill a gap"}
 	// Every refusal is logged once with its channel, at some level.
 	named := func(msg string) int { return countLines(n.Logs(), msg, `"channel":"room:secret-`) }
-	eventually(t, wait, func() bool { return named(messages[0]) == rounds && named(messages[1]) == rounds },
+	testkit.Eventually(t, wait, func() bool { return named(messages[0]) == rounds && named(messages[1]) == rounds },
 		"not every refusal is logged: %v publishes, %v history reads",
 		atFailure(func() any { return named(messages[0]) }), atFailure(func() any { return named(messages[1]) }))
 	var warns []string

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -116,7 +117,7 @@ func TestReloadChangedHandler(t *testing.T) {
 	if code, _ := c.WaitClosed(t, wait); code != websocket.CloseServiceRestart {
 		t.Fatalf("handler removed: close code %d, want 1012", code)
 	}
-	eventually(t, wait, func() bool { return len(subscriberIDs(t, rdb)) == 0 }, "subscriber still connected after the last handler left")
+	testkit.Eventually(t, wait, func() bool { return len(subscriberIDs(t, rdb)) == 0 }, "subscriber still connected after the last handler left")
 }
 
 // caddy stop and SIGTERM close every connection with 1001.

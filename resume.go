@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
@@ -49,38 +48,36 @@ func (h *Handler) parseResume(query url.Values, channels []string) (*resumeReque
 	}
 	req.since = make(map[string]frame.Position, len(sinces))
 	for _, s := range sinces {
-		ch, p, err := parseSince(s, channels)
+		cp, err := protocol.ParseSince(s)
 		if err != nil {
+			return nil, fmt.Errorf("since: %w", err)
+		}
+		if err := req.add(s, cp, channels); err != nil {
 			return nil, err
 		}
-		if _, dup := req.since[ch]; dup {
-			return nil, fmt.Errorf("since is given twice for channel %s", ch)
-		}
-		req.since[ch] = p
 	}
 	return req, nil
 }
 
-// parseSince reads one since value: <epoch>:<offset>, or
-// <channel>@<epoch>:<offset> (required when the route has several channels).
-func parseSince(s string, channels []string) (string, frame.Position, error) {
-	ch, pos := "", s
-	if at := strings.LastIndexByte(s, '@'); at >= 0 {
-		ch, pos = s[:at], s[at+1:]
-		if !slices.Contains(channels, ch) {
-			return "", frame.Position{}, fmt.Errorf("since %q names channel %q, which this connection does not subscribe", s, ch)
-		}
-	} else if len(channels) == 1 {
+// add puts a parsed since (s as the client gave it) under the channel it
+// resumes on a connection to channels: the one it names, or the route's
+// only channel when it names none. The syntax is protocol.ParseSince's
+// alone, here and for Last-Event-ID.
+func (r *resumeRequest) add(s string, cp protocol.ChannelPosition, channels []string) error {
+	ch := cp.Channel
+	switch {
+	case ch != "" && !slices.Contains(channels, ch):
+		return fmt.Errorf("since %q names channel %q, which this connection does not subscribe", s, ch)
+	case ch == "" && len(channels) != 1:
+		return fmt.Errorf("since %q: this route has several channels; name one: since=<channel>@<epoch>:<offset>", s)
+	case ch == "":
 		ch = channels[0]
-	} else {
-		return "", frame.Position{}, fmt.Errorf("since %q: this route has several channels; name one: since=<channel>@<epoch>:<offset>", s)
 	}
-	epoch, off, ok := strings.Cut(pos, ":")
-	n, err := strconv.ParseInt(off, 10, 64)
-	if !ok || !protocol.ValidEpoch(epoch) || err != nil || n < 0 {
-		return "", frame.Position{}, fmt.Errorf("since %q is not <epoch>:<offset> (an epoch of [A-Za-z0-9_-] and an offset of 0 or more)", s)
+	if _, dup := r.since[ch]; dup {
+		return fmt.Errorf("since is given twice for channel %s", ch)
 	}
-	return ch, frame.Position{Epoch: epoch, Offset: n}, nil
+	r.since[ch] = cp.Position
+	return nil
 }
 
 var (

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -43,7 +44,7 @@ func heapAfterGC(t *testing.T, n *caddyNode) uint64 {
 func TestSoak(t *testing.T) {
 	conns := envInt(t, "REDISWS_SOAK_CONNS", 1000)
 	duration := envDuration(t, "REDISWS_SOAK_DURATION", 5*time.Second)
-	raiseOpenFiles(t)
+	testkit.RaiseOpenFiles(t)
 	rs := startRedis(t)
 	rdb := rs.Client(t)
 	n := startNodes(t, 1, exampleCaddyfile(t), rs)[0]
@@ -84,7 +85,7 @@ func TestSoak(t *testing.T) {
 			}
 		}
 		tick.Stop()
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			for _, c := range clients {
 				if c.got.Load() != int64(sent) {
 					return false
@@ -101,7 +102,7 @@ func TestSoak(t *testing.T) {
 	connectedHeap, sent := round(duration)
 	n.GoroutinesBackTo(t, baseGoroutines)
 	var afterHeap uint64
-	eventually(t, wait, func() bool { afterHeap = heapAfterGC(t, n); return afterHeap <= firstHeap+firstHeap/10 }, "heap grew from one round to the next")
+	testkit.Eventually(t, wait, func() bool { afterHeap = heapAfterGC(t, n); return afterHeap <= firstHeap+firstHeap/10 }, "heap grew from one round to the next")
 	t.Logf("%d connections, %d messages each over %s: goroutines back to %d; live heap %.1f MiB at start, %.1f after a first round, %.1f with the clients (%.1f KiB per connection), %.1f after the second round",
 		conns, sent, duration, n.Goroutines(t), mib(baseHeap), mib(firstHeap), mib(connectedHeap),
 		(float64(connectedHeap)-float64(firstHeap))/1024/float64(conns), mib(afterHeap))
@@ -199,7 +200,7 @@ func TestSlowClientStorm(t *testing.T) {
 		// Pace on the fast clients, as a real stream would be paced, so only
 		// the clients that do not read at all fall behind: 8 messages of
 		// 16 KiB stay well within the 256 KiB queue.
-		eventually(t, wait, func() bool {
+		testkit.Eventually(t, wait, func() bool {
 			for _, c := range fast {
 				if c.got.Load() < int64(i-8) {
 					return false
@@ -208,7 +209,7 @@ func TestSlowClientStorm(t *testing.T) {
 			return true
 		}, "fast clients stalled at message %d", i)
 	}
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		for _, c := range fast {
 			if c.got.Load() != count {
 				return false

@@ -3,16 +3,12 @@ package redisws
 import (
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // serveStream serves a GET that asks for Server-Sent Events: the request's
@@ -27,7 +23,6 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 	if c == nil {
 		return err
 	}
-	defer h.hub.Remove(c)
 	channels := c.Channels
 
 	hdr := w.Header()
@@ -37,15 +32,14 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	if err := rc.Flush(); err != nil {
+		h.hub.Remove(c)
 		return fmt.Errorf("redis_ws: event stream cannot be flushed: %w", err)
 	}
 	l := &streamLink{w: w, rc: rc, done: make(chan struct{})}
 	if len(channels) > 1 {
 		l.channels, l.pos = channels, make(map[string]frame.Position, len(channels))
 	}
-	start := time.Now()
-	h.metrics.connections.Inc()
-	h.metrics.streams.Inc()
+	closed := h.opened(c, r.RemoteAddr, true)
 	c.Start(l, time.Duration(h.PingInterval))
 	select {
 	case <-l.done:
@@ -53,12 +47,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 		c.Close(0, "")
 		<-l.done
 	}
-	h.metrics.streams.Dec()
-	h.metrics.connections.Dec()
-	if ce := h.logger.Check(zapcore.DebugLevel, "event stream closed"); ce != nil {
-		ce.Write(zap.String("remote", r.RemoteAddr), zap.Strings("channels", c.Channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.CloseCode()))
-	}
+	closed()
 	return nil
 }
 
@@ -75,20 +64,15 @@ func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeReque
 	if id == "" || h.History == nil { // without history no id was ever sent
 		return h.parseResume(r.URL.Query(), channels)
 	}
-	var since []string
-	for part := range strings.SplitSeq(id, ",") {
-		if at := strings.LastIndexByte(part, '@'); at >= 0 {
-			ch, err := url.PathUnescape(part[:at])
-			if err != nil {
-				return nil, fmt.Errorf("Last-Event-ID %q is not an id this route sent", id)
-			}
-			part = ch + part[at:]
-		}
-		since = append(since, part)
-	}
-	req, err := h.parseResume(url.Values{"since": since}, channels)
+	cps, err := protocol.ParseEventID(id)
 	if err != nil {
 		return nil, fmt.Errorf("Last-Event-ID: %w", err)
+	}
+	req := &resumeRequest{since: make(map[string]frame.Position, len(cps))}
+	for _, cp := range cps {
+		if err := req.add(id, cp, channels); err != nil {
+			return nil, fmt.Errorf("Last-Event-ID: %w", err)
+		}
 	}
 	return req, nil
 }

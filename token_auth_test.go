@@ -11,21 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
 )
-
-// testSecret is an HMAC secret of 32 bytes, HS256's minimum.
-const testSecret = "0123456789abcdef0123456789abcdef"
-
-func hs256(t testing.TB, claims jwt.MapClaims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func provisionToken(t *testing.T, a *TokenAuth) error {
 	t.Helper()
@@ -37,13 +26,13 @@ func provisionToken(t *testing.T, a *TokenAuth) error {
 // TestTokenAuthenticate: what a verified token puts in the placeholders,
 // and the 401's challenge without it.
 func TestTokenAuthenticate(t *testing.T) {
-	t.Setenv("REDIS_WS_TEST_SECRET", testSecret)
+	t.Setenv("REDIS_WS_TEST_SECRET", testkit.TestSecret)
 	a := &TokenAuth{Secret: "{env.REDIS_WS_TEST_SECRET}", Claims: []string{"org", "level"}}
 	if err := provisionToken(t, a); err != nil {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(time.Hour).Unix()
-	tok := hs256(t, jwt.MapClaims{
+	tok := testkit.HS256(t, jwt.MapClaims{
 		"sub": "alice", "exp": exp, "org": "acme", "level": 3,
 		"redis_ws": map[string]any{"subscribe": []string{"room:*", "user:alice"}, "publish": "room:*"},
 	})
@@ -68,7 +57,7 @@ func TestTokenAuthenticate(t *testing.T) {
 		challenge string
 	}{
 		"none":    {httptest.NewRequest(http.MethodGet, "/ws", nil), "Bearer"},
-		"expired": {httptest.NewRequest(http.MethodGet, "/ws?access_token="+hs256(t, jwt.MapClaims{"sub": "a", "exp": 1}), nil), `Bearer error="invalid_token"`},
+		"expired": {httptest.NewRequest(http.MethodGet, "/ws?access_token="+testkit.HS256(t, jwt.MapClaims{"sub": "a", "exp": 1}), nil), `Bearer error="invalid_token"`},
 	} {
 		w := httptest.NewRecorder()
 		if _, ok, err := a.Authenticate(w, c.r); ok || err != nil {
@@ -85,7 +74,7 @@ func TestTokenAuthenticate(t *testing.T) {
 func TestTokenKeyFiles(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")
-	if err := os.WriteFile(secret, []byte(testSecret+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(secret, []byte(testkit.TestSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a := &TokenAuth{SecretFile: secret}
@@ -93,7 +82,7 @@ func TestTokenKeyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.Header.Set("Authorization", "Bearer "+hs256(t, jwt.MapClaims{"sub": "bob", "exp": time.Now().Add(time.Minute).Unix()}))
+	r.Header.Set("Authorization", "Bearer "+testkit.HS256(t, jwt.MapClaims{"sub": "bob", "exp": time.Now().Add(time.Minute).Unix()}))
 	if _, ok, _ := a.Authenticate(httptest.NewRecorder(), r); !ok {
 		t.Error("a token signed with the file's secret was refused")
 	}

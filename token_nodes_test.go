@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
@@ -50,14 +51,14 @@ func tokenNode(t *testing.T, rs *redisServer, accessLog bool) *caddyNode {
 	redis_ws /ws user:{http.auth.user.id} {
 		redis redis://127.0.0.1:{$REDIS_PORT}
 	}
-	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "JWT_SECRET": testSecret})
+	respond /health 200`), map[string]string{"REDIS_PORT": strconv.Itoa(rs.Port), "JWT_SECRET": testkit.TestSecret})
 }
 
 // minted remembers every token a test made, to look for it in the logs.
 type minted []string
 
 func (m *minted) token(t *testing.T, user string, exp time.Duration) string {
-	tok := hs256(t, jwt.MapClaims{"sub": user, "exp": time.Now().Add(exp).Unix()})
+	tok := testkit.HS256(t, jwt.MapClaims{"sub": user, "exp": time.Now().Add(exp).Unix()})
 	*m = append(*m, tok)
 	return tok
 }
@@ -82,7 +83,7 @@ func TestTokenAccessLogWebSockets(t *testing.T) {
 			c.Close()
 		}
 	}
-	eventually(t, wait, func() bool {
+	testkit.Eventually(t, wait, func() bool {
 		return countLines(node.Logs(), `"logger":"http.log.access.log0"`, `"uri":"/ws"`) == 3
 	}, "an access log line for each of the 3 upgrades")
 }
@@ -176,7 +177,7 @@ func TestTokenChannels(t *testing.T) {
 			t.Errorf("got %v; want what the POST published to the user's channel", m)
 		}
 	})
-	eventually(t, 10*time.Second, func() bool { return countLines(node.Logs(), "connection closed") >= 6 },
+	testkit.Eventually(t, 10*time.Second, func() bool { return countLines(node.Logs(), "connection closed") >= 6 },
 		"the node logs the end of each WebSocket")
 	tokensNotLogged(t, node, toks)
 }
@@ -231,7 +232,7 @@ func TestTokenRefused(t *testing.T) {
 	// A valid query token, whose request ends in the access log too.
 	sse := dialSSE(t, node.URL("/ws?access_token="+toks.token(t, "reader", time.Hour)), nil)
 	sse.Close()
-	eventually(t, 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		return countLines(node.Logs(), `"logger":"http.log.access.log0"`) >= 13
 	}, "the access log has a line for each of the 13 requests")
 	logs := node.Logs()

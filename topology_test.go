@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // Tests of the Redis topologies: Sentinel and Cluster failovers, each with
@@ -26,14 +28,14 @@ func TestSentinelFailover(t *testing.T) {
 	env := map[string]string{"SENTINELS": s.Addrs()}
 	ns := []*caddyNode{startNode(t, "node1", config, env), startNode(t, "node2", config, env)}
 	clients := []*wsClient{dialWS(t, ns[0].WSURL("/ws"), nil), dialWS(t, ns[1].WSURL("/ws"), nil)}
-	eventually(t, wait, func() bool { return numsub(t, s.Master.Client(t), "chat") == 2 }, "nodes did not subscribe on the master")
+	testkit.Eventually(t, wait, func() bool { return numsub(t, s.Master.Client(t), "chat") == 2 }, "nodes did not subscribe on the master")
 	tr := startTraffic(clients)
 	defer tr.halt()
 	tr.flowing(t, wait, "before the failover")
 
 	killed := time.Now()
 	s.Master.Kill(t)
-	eventually(t, 60*time.Second, func() bool { return s.MasterAddr(t) == s.Replica.Addr }, "sentinels did not promote the replica")
+	testkit.Eventually(t, 60*time.Second, func() bool { return s.MasterAddr(t) == s.Replica.Addr }, "sentinels did not promote the replica")
 	promoted := time.Since(killed)
 	tr.flowing(t, 60*time.Second, "after the master was killed")
 	recovered := time.Since(killed)
@@ -47,7 +49,7 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatal("nodes are not subscribed on the new master")
 	}
 	for _, n := range ns {
-		eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "%s: no info on recovery", n.Name)
+		testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "%s: no info on recovery", n.Name)
 		if got := countLines(n.Logs(), "redis subscription lost"); got != 1 {
 			t.Fatalf("%s: %d warnings for one failover, want 1", n.Name, got)
 		}
@@ -56,7 +58,7 @@ func TestSentinelFailover(t *testing.T) {
 	// The old master comes back as a replica; a planned failover moves the
 	// master back to it.
 	s.Master.Restart(t)
-	eventually(t, 60*time.Second, func() bool {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		role, err := s.Master.Client(t).Do(context.Background(), "ROLE").Slice()
 		return err == nil && len(role) > 0 && role[0] == "slave"
 	}, "the old master did not rejoin as a replica")
@@ -65,7 +67,7 @@ func TestSentinelFailover(t *testing.T) {
 	// Not more often than a failover takes, lest a second one moves it back.
 	sentinel := s.Sentinels[0].Client(t)
 	var asked time.Time
-	eventually(t, 60*time.Second, func() bool {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		if s.MasterAddr(t) == s.Master.Addr {
 			return true
 		}
@@ -126,7 +128,7 @@ func TestClusterShardedPubSub(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, ch := range channels {
-		eventually(t, wait, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: want 2 sharded subscribers on its owner", ch)
+		testkit.Eventually(t, wait, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: want 2 sharded subscribers on its owner", ch)
 		if n, err := cl.client(t, cl.Owner(t, ch)).PubSubNumSub(ctx, ch).Result(); err != nil || n[ch] != 0 {
 			t.Fatalf("%s: classic subscribers %v %v; want none", ch, n, err)
 		}
@@ -135,7 +137,7 @@ func TestClusterShardedPubSub(t *testing.T) {
 	// shared by both handlers (same Redis, seeds in another order), and a
 	// reload keeps them.
 	lobby := []*wsClient{dialWS(t, ns[0].WSURL("/lobby"), nil), dialWS(t, ns[1].WSURL("/lobby"), nil)}
-	eventually(t, wait, func() bool { return cl.ShardNumSub(t, "lobby") == 2 }, "lobby not subscribed")
+	testkit.Eventually(t, wait, func() bool { return cl.ShardNumSub(t, "lobby") == 2 }, "lobby not subscribed")
 	slots := cl.slotTable(t)
 	ids := map[string][]string{}
 	for _, rs := range cl.Nodes {
@@ -194,12 +196,12 @@ func TestClusterShardedPubSub(t *testing.T) {
 	victim.Kill(t)
 	cl.WaitOK(t)
 	for _, ch := range channels {
-		eventually(t, 60*time.Second, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: not resubscribed after the failover", ch)
+		testkit.Eventually(t, 60*time.Second, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: not resubscribed after the failover", ch)
 	}
 	t.Logf("cluster failover: replica promoted and every room resubscribed %s after the kill", time.Since(killed).Round(time.Millisecond))
 	check("after kill", true)
 	for _, n := range ns {
-		eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "%s: no info on recovery", n.Name)
+		testkit.Eventually(t, wait, func() bool { return countLines(n.Logs(), `"info"`, "redis subscription restored") == 1 }, "%s: no info on recovery", n.Name)
 		if got := countLines(n.Logs(), "redis subscription lost"); got != 1 {
 			t.Fatalf("%s: %d warnings for one failover, want 1", n.Name, got)
 		}
@@ -208,24 +210,24 @@ func TestClusterShardedPubSub(t *testing.T) {
 	// The old master returns as a replica; CLUSTER FAILOVER on it moves the
 	// slots back, and Redis sunsubscribes the demoted master's subscribers.
 	victim.Restart(t)
-	eventually(t, 60*time.Second, func() bool {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		role, err := cl.client(t, victim).Do(ctx, "ROLE").Slice()
 		return err == nil && len(role) > 0 && role[0] == "slave"
 	}, "the old master did not rejoin as a replica")
-	eventually(t, 60*time.Second, func() bool {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		info, err := cl.client(t, victim).Info(ctx, "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
 	}, "the old master did not sync")
 	if err := cl.client(t, victim).Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
 		t.Fatalf("CLUSTER FAILOVER: %v", err)
 	}
-	eventually(t, 60*time.Second, func() bool { return cl.Owner(t, channels[0]) == victim }, "planned failover did not happen")
+	testkit.Eventually(t, 60*time.Second, func() bool { return cl.Owner(t, channels[0]) == victim }, "planned failover did not happen")
 	cl.WaitOK(t)
 	// A node may stay subscribed on the demoted master, now a replica: it
 	// gets the shard's messages (Redis propagates SPUBLISH to the replicas),
 	// but SPUBLISH on the master does not count it.
 	for _, ch := range channels {
-		eventually(t, 60*time.Second, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: not resubscribed after the planned failover", ch)
+		testkit.Eventually(t, 60*time.Second, func() bool { return cl.ShardNumSub(t, ch) == 2 }, "%s: not resubscribed after the planned failover", ch)
 	}
 	check("after planned failover", false)
 

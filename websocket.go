@@ -15,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/time/rate"
 )
 
@@ -64,16 +63,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, repl *c
 
 // serve is the connection's reader; the connection ends with it.
 func (h *Handler) serve(c *fanout.Client, l *wsLink, remote string) {
-	start := time.Now()
-	h.metrics.connections.Inc()
+	closed := h.opened(c, remote, false)
 	h.readLoop(c, l)
-	c.Close(0, "")
-	h.hub.Remove(c)
-	h.metrics.connections.Dec()
-	if ce := h.logger.Check(zapcore.DebugLevel, "connection closed"); ce != nil {
-		ce.Write(zap.String("remote", remote), zap.Strings("channels", c.Channels),
-			zap.Duration("duration", time.Since(start)), zap.Int("close_code", c.CloseCode()))
-	}
+	closed()
 }
 
 // readLoop publishes every message of the client, binary or text, until

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -169,16 +170,16 @@ func (w *recordingHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // frames before it (lengths in 7, 16 and 64 bits, payloads that look like
 // frame headers), however the bytes are split into reads.
 func TestClientFramesFindTheClose(t *testing.T) {
-	oneByteClose := rawFrameBytes(true, 0, websocket.CloseMessage, []byte{3}, true, -1)
+	oneByteClose := testkit.ClientFrame(true, 0, websocket.CloseMessage, []byte{3}, true, -1)
 	before := slices.Concat(
-		rawFrameBytes(true, 0, websocket.TextMessage, oneByteClose, true, -1), // not a close: a payload
-		rawFrameBytes(false, 0, websocket.BinaryMessage, make([]byte, 200), true, -1),
-		rawFrameBytes(true, 0, 0, make([]byte, 70000), true, -1),
-		rawFrameBytes(true, 0, websocket.PingMessage, []byte("ping!"), true, -1),
-		rawFrameBytes(true, 0, websocket.TextMessage, nil, true, -1),
+		testkit.ClientFrame(true, 0, websocket.TextMessage, oneByteClose, true, -1), // not a close: a payload
+		testkit.ClientFrame(false, 0, websocket.BinaryMessage, make([]byte, 200), true, -1),
+		testkit.ClientFrame(true, 0, 0, make([]byte, 70000), true, -1),
+		testkit.ClientFrame(true, 0, websocket.PingMessage, []byte("ping!"), true, -1),
+		testkit.ClientFrame(true, 0, websocket.TextMessage, nil, true, -1),
 	)
 	for _, body := range [][]byte{nil, {3}, {3, 0xe8}, {3, 0xe8, 'x'}} {
-		stream := slices.Concat(before, rawFrameBytes(true, 0, websocket.CloseMessage, body, true, -1), oneByteClose)
+		stream := slices.Concat(before, testkit.ClientFrame(true, 0, websocket.CloseMessage, body, true, -1), oneByteClose)
 		for _, step := range []int{1, 3, 7, 1024, len(stream)} {
 			var s clientFrames
 			for p := stream; len(p) > 0; p = p[min(step, len(p)):] {

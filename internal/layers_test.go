@@ -17,18 +17,21 @@ const module = "github.com/caddy-redis-ws/caddy-redis-ws"
 // allowed names, for each package of the module, the module's packages it
 // may import: root → fanout → bus → frame, and protocol, public, from
 // anywhere; internal/token (signed tokens) sits beside the layers, for the
-// adapter's authentication provider. A package not listed may import none
-// of them.
+// adapter's authentication provider; e2e (the process tests) sees the
+// layers from outside, and internal/testkit is what its tests and the
+// root's share. A package not listed may import none of them.
 var allowed = map[string][]string{
-	"":                {"internal/fanout", "internal/bus", "internal/frame", "protocol", "internal/chatjson", "internal/token"},
-	"internal/fanout": {"internal/bus", "internal/frame", "protocol"},
-	"internal/bus":    {"internal/frame", "protocol"},
-	"internal/frame":  {"protocol"},
+	"":                 {"internal/fanout", "internal/bus", "internal/frame", "protocol", "internal/chatjson", "internal/token", "internal/testkit"},
+	"e2e":              {"", "internal/fanout", "internal/bus", "internal/frame", "protocol", "internal/chatjson", "internal/testkit"},
+	"internal/fanout":  {"internal/bus", "internal/frame", "protocol"},
+	"internal/bus":     {"internal/frame", "protocol"},
+	"internal/frame":   {"protocol"},
+	"internal/testkit": {"internal/bus", "internal/frame", "protocol"},
 }
 
 // caddyFree are the packages that must not import Caddy: the core knows
 // only options with time.Duration, an injected logger and collectors.
-var caddyFree = []string{"internal/fanout", "internal/bus", "internal/frame", "internal/token", "protocol"}
+var caddyFree = []string{"internal/fanout", "internal/bus", "internal/frame", "internal/token", "internal/testkit", "protocol"}
 
 // TestImportsRunOneWay parses every Go file of the module's packages
 // (tests included) and fails on an import that runs up a layer, or on a
