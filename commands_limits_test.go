@@ -153,4 +153,27 @@ func TestCommandsRefusals(t *testing.T) {
 	}, "alice present in room:p")
 	command(t, p, `"id":3,"cmd":"presence","channel":"lobby"`)
 	expectRefusal(t, p, 3, protocol.ErrForbidden)
+	// Another user's run-time subscribe is a join event for alice.
+	bob := dialCommands(t, node.WSURL("/p?name=bob"), nil)
+	expectFrame(t, bob, protocol.TypeSubscribed, 0, "chat")
+	command(t, bob, `"id":1,"cmd":"subscribe","channel":"room:p"`)
+	expectFrame(t, bob, protocol.TypeSubscribed, 1, "room:p")
+	for f := nextFrame(t, p); f.Type != protocol.TypeJoin || f.User != "bob" || f.Channel != "room:p"; f = nextFrame(t, p) {
+		if f.Type == protocol.TypeLeave {
+			t.Fatalf("alice got %s before bob's join", frameString(f))
+		}
+	}
+
+	// A client that offers both subprotocols gets the commands.
+	both := &websocket.Dialer{Proxy: nil, Subprotocols: []string{protocol.Subprotocol, protocol.CommandSubprotocol}}
+	v, _, err := tryDialWSWith(t, both, node.WSURL("/ws"), nil)
+	if err != nil || v.Conn.Subprotocol() != protocol.CommandSubprotocol {
+		t.Fatalf("offering v1 and v2: %v, got %q", err, v.Conn.Subprotocol())
+	}
+	v.Close()
+
+	// Redis gone: a publish is answered unavailable, not dropped silently.
+	rs.Kill(t)
+	command(t, c, `"id":27,"cmd":"publish","channel":"room:a","data":"x"`)
+	expectRefusal(t, c, 27, protocol.ErrUnavailable)
 }
