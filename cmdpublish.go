@@ -3,7 +3,6 @@ package redisws
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
@@ -29,15 +28,8 @@ func (cs *commands) publish(cmd protocol.Command) (*protocol.Frame, *refusal) {
 	if !h.broker.PublishWaiting(ch, data, binary, h.history, ack) {
 		return nil, unavailable
 	}
-	timer := time.NewTimer(commandWait)
-	defer timer.Stop()
-	select {
-	case <-ack.Done:
-	case <-timer.C:
-		if ack.Abandon() {
-			return nil, unavailable
-		}
-		<-ack.Done // on its way: the outcome comes within publishTimeout
+	if ack.Wait(context.Background(), commandWait) != nil {
+		return nil, unavailable
 	}
 	switch {
 	case errors.Is(ack.Err, bus.ErrNewChannels):
