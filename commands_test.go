@@ -41,7 +41,7 @@ func bearer(t *testing.T, user string, subscribe ...string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + hs256(t, claims)}}
 }
 
-// TestCommandsNodes: two nodes, one Redis. A command client subscribes at
+// TestCommandsNodes: two nodes, one Redis, a balancer in front. A command client subscribes at
 // run time to channels a route pattern and its token allow, and gets what
 // redis-cli and a client on the other node publish, each message with its
 // channel; what neither allows is refused; unsubscribe stops the channel;
@@ -112,11 +112,16 @@ func TestCommandsNodes(t *testing.T) {
 	expectMessage(t, b, "room:1", "from redis-cli")
 	expectMessage(t, a, "room:1", "from redis-cli")
 
-	// An epoch that is not the channel's: not recovered, live from now.
-	c := dialCommands(t, nodes[1].WSURL("/ws"), bearer(t, "carol"))
+	// Through the balancer, an epoch that is not the channel's: not
+	// recovered, live from now.
+	lb := startExampleBalancer(t, nodes[0], nodes[1])
+	c := dialCommands(t, lb.WSURL("/ws"), bearer(t, "carol"))
 	expectFrame(t, c, protocol.TypeSubscribed, 0, "user:carol")
 	command(t, c, `"id":1,"cmd":"subscribe","channel":"room:1","since":"lost:3"`)
 	if f := expectFrame(t, c, protocol.TypeSubscribed, 1, "room:1"); f.Recovered == nil || *f.Recovered {
 		t.Fatalf("resumed from a lost epoch %s: want recovered false", frameString(f))
 	}
+	command(t, b, `"id":7,"cmd":"publish","channel":"room:1","data":"to carol"`)
+	expectFrame(t, b, protocol.TypePublished, 7, "room:1")
+	expectMessage(t, c, "room:1", "to carol")
 }
