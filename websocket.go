@@ -125,11 +125,13 @@ func (h *Handler) readLoop(c *fanout.Client, l *wsLink, handle frameHandler) {
 			c.Close(protocol.ClosePolicyViolation, "rate limit exceeded")
 			return
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 		h.metrics.framesReceived.Inc()
 		if !handle(typ, data) {
 			return
 		}
+		// After handle: a command may wait seconds for Redis, with no
+		// pong read meanwhile.
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 	}
 }
 
