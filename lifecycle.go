@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/gorilla/websocket"
@@ -95,8 +96,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// Without context takeover, so that one compressed frame of a
 		// message serves every client; gorilla offers no other form.
 		EnableCompression: h.Compress != nil,
-		// The envelope comes first: a client that offers it gets it.
-		Subprotocols: append([]string{frame.EnvelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool { return p == frame.EnvelopeProtocol })...),
+		// The command protocol, then the envelope come first: a client that
+		// offers one gets it.
+		Subprotocols: append([]string{protocol.CommandSubprotocol, frame.EnvelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool {
+			return p == frame.EnvelopeProtocol || p == protocol.CommandSubprotocol
+		})...),
 	}
 
 	rc := h.Redis
@@ -156,6 +160,15 @@ func (h *Handler) setDefaults() {
 	if h.ReloadCloseDelay == nil {
 		d := caddy.Duration(defaultReloadCloseDelay)
 		h.ReloadCloseDelay = &d
+	}
+	if h.SubscribeRate == 0 {
+		h.SubscribeRate = defaultSubscribeRate
+		if h.SubscribeRateBurst == 0 {
+			h.SubscribeRateBurst = defaultSubscribeRateBurst
+		}
+	}
+	if h.SubscribeRateBurst == 0 {
+		h.SubscribeRateBurst = int(math.Ceil(h.SubscribeRate))
 	}
 	if h.RateLimit > 0 && h.RateLimitBurst == 0 {
 		h.RateLimitBurst = int(math.Ceil(h.RateLimit))

@@ -26,12 +26,15 @@ func init() {
 
 // Defaults of the optional settings.
 const (
-	defaultRedisURL         = "redis://127.0.0.1:6379"
-	defaultMaxMessageSize   = 64 << 10
-	defaultSendQueue        = 1 << 20
-	defaultMaxChannels      = 128
-	defaultPingInterval     = 30 * time.Second
-	defaultReloadCloseDelay = 10 * time.Second
+	defaultRedisURL       = "redis://127.0.0.1:6379"
+	defaultMaxMessageSize = 64 << 10
+	defaultSendQueue      = 1 << 20
+	defaultMaxChannels    = 128
+	// A browser app that opens a page of rooms at once stays far below.
+	defaultSubscribeRate      = 50
+	defaultSubscribeRateBurst = 128
+	defaultPingInterval       = 30 * time.Second
+	defaultReloadCloseDelay   = 10 * time.Second
 	// exitWait bounds how long Caddy's exit waits for close frames to go out.
 	exitWait = 2 * time.Second
 )
@@ -111,6 +114,12 @@ type Handler struct {
 	// Messages a client may send at once above RateLimit. Default: RateLimit
 	// rounded up (one second's worth).
 	RateLimitBurst int `json:"rate_limit_burst,omitempty"`
+
+	// Subscribe commands per second one command client may send, and the
+	// burst above it; beyond them a subscribe is refused (rate_limited).
+	// Default: 50 per second, burst 128.
+	SubscribeRate      float64 `json:"subscribe_rate,omitempty"`
+	SubscribeRateBurst int     `json:"subscribe_rate_burst,omitempty"`
 
 	// WebSocket subprotocols the server speaks, in order of preference; the
 	// first one the client offers is chosen. A client that offers none of
