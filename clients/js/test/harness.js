@@ -1,0 +1,128 @@
+// The test harness: real processes. A redis-server on a free port, Caddy
+// nodes built from this repository (go build ./cmd/caddy, once per run, or
+// $CADDY_BIN), a Caddy balancer in front of them. Every wait polls a
+// condition with a deadline.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import { createServer, connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createHmac } from "node:crypto";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** Polls cond until it is truthy, or throws after ms with what. */
+export async function waitFor(what, cond, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await cond();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.on("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+function listening(port) {
+  return new Promise((ok) => {
+    const s = tcpConnect(port, "127.0.0.1");
+    s.on("connect", () => (s.destroy(), ok(true)));
+    s.on("error", () => ok(false));
+  });
+}
+
+// A Cluster owns every process and directory a test file starts; stop()
+// ends them all.
+export class Cluster {
+  #procs = new Set();
+  dir = mkdtempSync(join(tmpdir(), "redis-ws-js-"));
+
+  caddy() {
+    if (process.env.CADDY_BIN) return process.env.CADDY_BIN;
+    const bin = join(this.dir, "caddy");
+    if (!existsSync(bin)) execFileSync("go", ["build", "-o", bin, "./cmd/caddy"], { cwd: repoRoot, stdio: "inherit" });
+    return bin;
+  }
+
+  #spawn(name, cmd, args, env = {}) {
+    const p = spawn(cmd, args, {
+      env: { ...process.env, XDG_DATA_HOME: join(this.dir, name), XDG_CONFIG_HOME: join(this.dir, name), ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    p.log = "";
+    p.stderr.on("data", (b) => (p.log = (p.log + b).slice(-20000)));
+    this.#procs.add(p);
+    p.on("exit", () => this.#procs.delete(p));
+    return p;
+  }
+
+  async redis() {
+    const port = await freePort();
+    const proc = this.#spawn("redis", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir]);
+    await waitFor(`redis-server on ${port}`, () => listening(port));
+    return { port, proc, cli: (...args) => execFileSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" }) };
+  }
+
+  /** A Caddy process running caddyfile (with {$PORT} its port); resolves once /health answers. */
+  async node(name, caddyfile) {
+    const port = await freePort();
+    const file = join(this.dir, `${name}.caddyfile`);
+    writeFileSync(file, caddyfile);
+    const proc = this.#spawn(name, this.caddy(), ["run", "--config", file, "--adapter", "caddyfile"], { PORT: String(port) });
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor(`${name} on ${port}`, async () => {
+      if (proc.exitCode !== null) throw new Error(`${name} exited: ${proc.log}`);
+      return (await fetch(base + "/health").catch(() => null))?.ok;
+    });
+    return { name, port, proc, base, ws: `ws://127.0.0.1:${port}` };
+  }
+
+  /** A balancer in front of nodes, with the cluster example's settings. */
+  balancer(nodes) {
+    const ups = nodes.map((n) => `127.0.0.1:${n.port}`).join(" ");
+    return this.node("lb", `{\n\tadmin off\n}\n:{$PORT} {\n\treverse_proxy ${ups} {\n\t\tlb_policy least_conn\n\t\tlb_try_duration 5s\n\t\tfail_duration 10s\n\t\thealth_uri /health\n\t\thealth_interval 1s\n\t}\n}\n`);
+  }
+
+  kill(p, signal = "SIGKILL") {
+    p.kill(signal);
+    return waitFor("the process to exit", () => p.exitCode !== null || p.signalCode !== null);
+  }
+
+  async stop() {
+    for (const p of this.#procs) p.kill("SIGKILL");
+    await waitFor("every process to exit", () => this.#procs.size === 0);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A node's Caddyfile: a site on {$PORT} with /health and the given directives. */
+export function site(directives) {
+  return `{\n\tadmin off\n}\n:{$PORT} {\n${directives}\n\trespond /health 200\n}\n`;
+}
+
+export const SECRET = "0123456789abcdef0123456789abcdef-test";
+
+/** An HS256 JWT of claims, signed with SECRET (or secret). */
+export function jwt(claims, secret = SECRET) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}`;
+  return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
+}
+
+/** POSTs data to url (a route publishes it); resolves with the status. */
+export async function post(url, data) {
+  const res = await fetch(url, { method: "POST", body: data });
+  await res.text();
+  return res.status;
+}
