@@ -14,10 +14,10 @@ export function tokenExpiry(token) {
 }
 
 // refreshDelay is how long from now to ask for a fresh token that expires at
-// exp: `before` ms ahead of the expiry, or half the time left when that is
-// shorter, never less than 1 s (a token that is already expired is the
-// server's to refuse).
+// exp: `before` ms ahead of the expiry, or, for a token that lives less than
+// twice that, when half its time is left; never sooner than 1 s (a token
+// already expired is the server's to refuse).
 export function refreshDelay(exp, before, now = Date.now()) {
   const left = exp * 1000 - now;
-  return Math.max(1000, Math.min(left - before, left / 2));
+  return Math.max(1000, left - before, left / 2);
 }

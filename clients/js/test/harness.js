@@ -74,7 +74,10 @@ export class Cluster {
     return { port, proc, cli: (...args) => execFileSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" }) };
   }
 
-  /** A Caddy process running caddyfile (with {$PORT} its port); resolves once /health answers. */
+  /**
+   * A Caddy process running caddyfile (with {$PORT} its port); resolves
+   * once /health answers.
+   */
   async node(name, caddyfile) {
     const port = await freePort();
     const file = join(this.dir, `${name}.caddyfile`);
@@ -88,10 +91,14 @@ export class Cluster {
     return { name, port, proc, base, ws: `ws://127.0.0.1:${port}` };
   }
 
-  /** A balancer in front of nodes, with the cluster example's settings. */
-  balancer(nodes) {
+  /**
+   * A balancer in front of nodes, with the cluster example's settings but
+   * its policy: "first" sends every connection to the first node that is up,
+   * so that a test knows which node to kill.
+   */
+  balancer(nodes, policy = "least_conn") {
     const ups = nodes.map((n) => `127.0.0.1:${n.port}`).join(" ");
-    return this.node("lb", `{\n\tadmin off\n}\n:{$PORT} {\n\treverse_proxy ${ups} {\n\t\tlb_policy least_conn\n\t\tlb_try_duration 5s\n\t\tfail_duration 10s\n\t\thealth_uri /health\n\t\thealth_interval 1s\n\t}\n}\n`);
+    return this.node("lb", `{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n:{$PORT} {\n\treverse_proxy ${ups} {\n\t\tlb_policy ${policy}\n\t\tlb_try_duration 5s\n\t\tfail_duration 10s\n\t\thealth_uri /health\n\t\thealth_interval 1s\n\t}\n}\n`);
   }
 
   kill(p, signal = "SIGKILL") {
@@ -108,7 +115,7 @@ export class Cluster {
 
 /** A node's Caddyfile: a site on {$PORT} with /health and the given directives. */
 export function site(directives) {
-  return `{\n\tadmin off\n}\n:{$PORT} {\n${directives}\n\trespond /health 200\n}\n`;
+  return `{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n:{$PORT} {\n${directives}\n\trespond /health 200\n}\n`;
 }
 
 export const SECRET = "0123456789abcdef0123456789abcdef-test";
