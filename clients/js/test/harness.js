@@ -133,3 +133,16 @@ export async function post(url, data) {
   await res.text();
   return res.status;
 }
+
+/**
+ * Redis, two nodes serving the site directives routes(redisPort) and a
+ * balancer with policy, all stopped when the test t ends.
+ */
+export async function startCluster(t, routes, policy) {
+  const c = new Cluster();
+  t.after(() => c.stop());
+  const redis = await c.redis();
+  const nodes = [await c.node("node1", site(routes(redis.port))), await c.node("node2", site(routes(redis.port)))];
+  const lb = await c.balancer(nodes, policy);
+  return { c, redis, nodes, lb };
+}

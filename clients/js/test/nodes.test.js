@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { connect } from "../index.js";
-import { Cluster, site, waitFor, post, jwt, SECRET } from "./harness.js";
+import { startCluster, waitFor, post, jwt, SECRET } from "./harness.js";
 
 const routes = (port) => `
 	redis_ws /ws chat {
@@ -23,15 +23,7 @@ const routes = (port) => `
 		}
 	}`;
 
-/** Redis, two nodes and a balancer with policy, stopped when t ends. */
-async function cluster(t, policy) {
-  const c = new Cluster();
-  t.after(() => c.stop());
-  const redis = await c.redis();
-  const nodes = [await c.node("node1", site(routes(redis.port))), await c.node("node2", site(routes(redis.port)))];
-  const lb = await c.balancer(nodes, policy);
-  return { c, redis, nodes, lb };
-}
+const cluster = (t, policy) => startCluster(t, routes, policy);
 
 /** The data of a client's messages, every channel, in order. */
 function collect(client) {
