@@ -3,7 +3,7 @@
 // $CADDY_BIN), a Caddy balancer in front of them. Every wait polls a
 // condition with a deadline.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -42,18 +42,27 @@ function listening(port) {
   });
 }
 
+let built;
+
+// caddy is the Caddy binary with this module: $CADDY_BIN, or one built from
+// the repository once per test process (and removed when it exits).
+function caddy() {
+  if (process.env.CADDY_BIN) return process.env.CADDY_BIN;
+  if (!built) {
+    const dir = mkdtempSync(join(tmpdir(), "redis-ws-js-caddy-"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    built = join(dir, "caddy");
+    execFileSync("go", ["build", "-o", built, "./cmd/caddy"], { cwd: repoRoot, stdio: "inherit" });
+  }
+  return built;
+}
+
 // A Cluster owns every process and directory a test file starts; stop()
 // ends them all.
 export class Cluster {
   #procs = new Set();
   dir = mkdtempSync(join(tmpdir(), "redis-ws-js-"));
 
-  caddy() {
-    if (process.env.CADDY_BIN) return process.env.CADDY_BIN;
-    const bin = join(this.dir, "caddy");
-    if (!existsSync(bin)) execFileSync("go", ["build", "-o", bin, "./cmd/caddy"], { cwd: repoRoot, stdio: "inherit" });
-    return bin;
-  }
 
   #spawn(name, cmd, args, env = {}) {
     const p = spawn(cmd, args, {
@@ -82,7 +91,7 @@ export class Cluster {
     const port = await freePort();
     const file = join(this.dir, `${name}.caddyfile`);
     writeFileSync(file, caddyfile);
-    const proc = this.#spawn(name, this.caddy(), ["run", "--config", file, "--adapter", "caddyfile"], { PORT: String(port) });
+    const proc = this.#spawn(name, caddy(), ["run", "--config", file, "--adapter", "caddyfile"], { PORT: String(port) });
     const base = `http://127.0.0.1:${port}`;
     await waitFor(`${name} on ${port}`, async () => {
       if (proc.exitCode !== null) throw new Error(`${name} exited: ${proc.log}`);
