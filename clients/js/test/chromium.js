@@ -21,7 +21,9 @@ export async function startChromium() {
   const [port, path] = await waitFor("DevToolsActivePort", () => {
     if (proc.exitCode !== null) throw new Error(`chromium exited: ${log}`);
     try {
-      return readFileSync(join(dir, "DevToolsActivePort"), "utf8").trim().split("\n");
+      // Two lines, the port and the browser's path; read until both are written.
+      const lines = readFileSync(join(dir, "DevToolsActivePort"), "utf8").split("\n");
+      return lines.length >= 2 && lines[1].startsWith("/devtools/") && lines;
     } catch {
       return null;
     }
@@ -48,18 +50,27 @@ export async function startChromium() {
     async open(url) {
       const { targetId } = await send("Target.createTarget", { url });
       const { sessionId } = await send("Target.attachToTarget", { targetId, flatten: true });
-      return async (expression) => {
+      const evaluate = async (expression) => {
         const r = await send("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true }, sessionId);
         if (r.exceptionDetails) throw new Error(JSON.stringify(r.exceptionDetails));
         return r.result.value;
       };
+      // The tab starts on about:blank: wait until url has loaded.
+      await waitFor(`${url} to load`, () =>
+        evaluate(`location.href === ${JSON.stringify(url)} && document.readyState === "complete"`).catch(() => false));
+      return evaluate;
     },
     log: () => log,
+    // stop closes the browser through the protocol, so that its helper
+    // processes end with it (a SIGKILL of the main one leaves them behind),
+    // then removes its profile.
     async stop() {
+      const exited = () => proc.exitCode !== null || proc.signalCode !== null;
+      await send("Browser.close").catch(() => {});
+      await waitFor("chromium to exit", exited).catch(() => proc.kill("SIGKILL"));
+      await waitFor("chromium to exit", exited);
       ws.close();
-      proc.kill("SIGKILL");
-      await waitFor("chromium to exit", () => proc.exitCode !== null || proc.signalCode !== null);
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10 });
     },
   };
 }

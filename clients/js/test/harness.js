@@ -23,15 +23,26 @@ export async function waitFor(what, cond, ms = 15000) {
   }
 }
 
-export function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.on("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
+const given = new Set();
+
+// freePort is a port free on every address (the example Caddyfiles listen on
+// all), never one it gave before in this process: a port just closed may be
+// handed out again at once, before the first taker binds it.
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((ok, fail) => {
+      const srv = createServer();
+      srv.on("error", fail);
+      srv.listen(0, () => {
+        const { port } = srv.address();
+        srv.close(() => ok(port));
+      });
     });
-  });
+    if (!given.has(port)) {
+      given.add(port);
+      return port;
+    }
+  }
 }
 
 function listening(port) {
@@ -84,14 +95,14 @@ export class Cluster {
   }
 
   /**
-   * A Caddy process running caddyfile (with {$PORT} its port); resolves
-   * once /health answers.
+   * A Caddy process running caddyfile (with {$PORT} its port, and env);
+   * resolves once /health answers.
    */
-  async node(name, caddyfile) {
+  async node(name, caddyfile, env = {}) {
     const port = await freePort();
     const file = join(this.dir, `${name}.caddyfile`);
     writeFileSync(file, caddyfile);
-    const proc = this.#spawn(name, caddy(), ["run", "--config", file, "--adapter", "caddyfile"], { PORT: String(port) });
+    const proc = this.#spawn(name, caddy(), ["run", "--config", file, "--adapter", "caddyfile"], { ...env, PORT: String(port) });
     const base = `http://127.0.0.1:${port}`;
     await waitFor(`${name} on ${port}`, async () => {
       if (proc.exitCode !== null) throw new Error(`${name} exited: ${proc.log}`);
