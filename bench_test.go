@@ -305,7 +305,7 @@ func benchRead(b *testing.B, size int) {
 		c := fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
 		go func() {
 			defer close(done)
-			h.readLoop(c, newWSLink(conn, hj.conn, &Compression{}))
+			h.readLoop(c, newWSLink(conn, hj.conn, &Compression{}), h.publishFrames(c))
 			_ = conn.Close()
 		}()
 	}))

@@ -36,6 +36,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_connections <n>
 //		max_channels <n>
 //		rate_limit <messages-per-second> [<burst>]
+//		subscribe_rate <per-second> [<burst>]
 //		subprotocols <name...>
 //		subprotocol_optional
 //		gap_policy keep|close
@@ -121,8 +122,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_channels":
 			h.MaxChannels, err = parseCount(d, name)
 		case "rate_limit":
-			err = h.parseRateLimit(d)
+			err = parseRate(d, name, "messages", &h.RateLimit, &h.RateLimitBurst)
 			p.Add("rate_limit_burst", line)
+		case "subscribe_rate":
+			err = parseRate(d, name, "subscribes", &h.SubscribeRate, &h.SubscribeRateBurst)
+			p.Add("subscribe_rate_burst", line)
 		case "subprotocols":
 			if h.Subprotocols = d.RemainingArgs(); len(h.Subprotocols) == 0 {
 				err = d.ArgErr()
@@ -347,23 +351,24 @@ func parsePresence(d *caddyfile.Dispenser, p *lineMap) (*Presence, error) {
 	return pr, nil
 }
 
-// parseRateLimit reads rate_limit <messages-per-second> [<burst>].
-func (h *Handler) parseRateLimit(d *caddyfile.Dispenser) error {
+// parseRate reads <name> <per-second> [<burst>] (rate_limit,
+// subscribe_rate) into rate and burst; unit names what is counted.
+func parseRate(d *caddyfile.Dispenser, name, unit string, rate *float64, burst *int) error {
 	args := d.RemainingArgs()
 	if len(args) == 0 || len(args) > 2 {
 		return d.ArgErr()
 	}
-	rate, err := strconv.ParseFloat(args[0], 64)
-	if err != nil || rate == 0 {
-		return d.Errf("rate_limit: %q is not a positive number of messages per second", args[0])
+	r, err := strconv.ParseFloat(args[0], 64)
+	if err != nil || r == 0 {
+		return d.Errf("%s: %q is not a positive number of %s per second", name, args[0], unit)
 	}
-	h.RateLimit = rate
+	*rate = r
 	if len(args) == 2 {
-		burst, err := strconv.Atoi(args[1])
-		if err != nil || burst == 0 {
-			return d.Errf("rate_limit: burst %q is not a positive number of messages", args[1])
+		b, err := strconv.Atoi(args[1])
+		if err != nil || b == 0 {
+			return d.Errf("%s: burst %q is not a positive number of %s", name, args[1], unit)
 		}
-		h.RateLimitBurst = burst
+		*burst = b
 	}
 	return nil
 }

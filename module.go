@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -34,12 +35,15 @@ func init() {
 
 // Defaults of the optional settings.
 const (
-	defaultRedisURL         = "redis://127.0.0.1:6379"
-	defaultMaxMessageSize   = 64 << 10
-	defaultSendQueue        = 1 << 20
-	defaultMaxChannels      = 128
-	defaultPingInterval     = 30 * time.Second
-	defaultReloadCloseDelay = 10 * time.Second
+	defaultRedisURL       = "redis://127.0.0.1:6379"
+	defaultMaxMessageSize = 64 << 10
+	defaultSendQueue      = 1 << 20
+	defaultMaxChannels    = 128
+	// A browser app that opens a page of rooms at once stays far below.
+	defaultSubscribeRate      = 50
+	defaultSubscribeRateBurst = 128
+	defaultPingInterval       = 30 * time.Second
+	defaultReloadCloseDelay   = 10 * time.Second
 	// exitWait bounds how long Caddy's exit waits for close frames to go out.
 	exitWait = 2 * time.Second
 )
@@ -112,6 +116,12 @@ type Handler struct {
 	// Messages a client may send at once above RateLimit. Default: RateLimit
 	// rounded up (one second's worth).
 	RateLimitBurst int `json:"rate_limit_burst,omitempty"`
+
+	// Subscribe commands per second one command client may send, and the
+	// burst above it; beyond them a subscribe is refused (rate_limited).
+	// Default: 50 per second, burst 128.
+	SubscribeRate      float64 `json:"subscribe_rate,omitempty"`
+	SubscribeRateBurst int     `json:"subscribe_rate_burst,omitempty"`
 
 	// WebSocket subprotocols the server speaks, in order of preference; the
 	// first one the client offers is chosen. A client that offers none of
@@ -238,8 +248,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// Without context takeover, so that one compressed frame of a
 		// message serves every client; gorilla offers no other form.
 		EnableCompression: h.Compress != nil,
-		// The envelope comes first: a client that offers it gets it.
-		Subprotocols: append([]string{frame.EnvelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool { return p == frame.EnvelopeProtocol })...),
+		// The command protocol, then the envelope come first: a client that
+		// offers one gets it.
+		Subprotocols: append([]string{protocol.CommandSubprotocol, frame.EnvelopeProtocol}, slices.DeleteFunc(slices.Clone(h.Subprotocols), func(p string) bool {
+			return p == frame.EnvelopeProtocol || p == protocol.CommandSubprotocol
+		})...),
 	}
 
 	rc := h.Redis
@@ -309,6 +322,15 @@ func (h *Handler) setDefaults() {
 	if h.ReloadCloseDelay == nil {
 		d := caddy.Duration(defaultReloadCloseDelay)
 		h.ReloadCloseDelay = &d
+	}
+	if h.SubscribeRate == 0 {
+		h.SubscribeRate = defaultSubscribeRate
+		if h.SubscribeRateBurst == 0 {
+			h.SubscribeRateBurst = defaultSubscribeRateBurst
+		}
+	}
+	if h.SubscribeRateBurst == 0 {
+		h.SubscribeRateBurst = int(math.Ceil(h.SubscribeRate))
 	}
 	if h.RateLimit > 0 && h.RateLimitBurst == 0 {
 		h.RateLimitBurst = int(math.Ceil(h.RateLimit))

@@ -43,6 +43,7 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		max_connections 1000
 		max_channels 20
 		rate_limit 20 40
+		subscribe_rate 10 20
 		subprotocols chat.v2 chat.v1
 		subprotocol_optional
 		gap_policy close
@@ -73,6 +74,8 @@ func TestCaddyfileEverySubdirective(t *testing.T) {
 		MaxChannels:         20,
 		RateLimit:           20,
 		RateLimitBurst:      40,
+		SubscribeRate:       10,
+		SubscribeRateBurst:  20,
 		Subprotocols:        []string{"chat.v2", "chat.v1"},
 		SubprotocolOptional: true,
 		GapPolicy:           "close",
@@ -184,6 +187,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"redis_ws chat {\n\trate_limit fast\n}", 2, `"fast" is not a positive number of messages per second`},
 		{"redis_ws chat {\n\trate_limit 10 0\n}", 2, `burst "0" is not a positive number`},
 		{"redis_ws chat {\n\trate_limit\n}", 2, "wrong argument count"},
+		{"redis_ws chat {\n\tsubscribe_rate many\n}", 2, `subscribe_rate: "many" is not a positive number of subscribes per second`},
+		{"redis_ws chat {\n\tsubscribe_rate 5 0\n}", 2, `subscribe_rate: burst "0" is not a positive number of subscribes`},
+		{"redis_ws chat {\n\tsubscribe_rate 1 2 3\n}", 2, "wrong argument count"},
 		{"redis_ws chat {\n\tsubprotocols\n}", 2, "wrong argument count"},
 		{"redis_ws chat {\n\tsubprotocols a\n\tsubprotocol_optional yes\n}", 3, "wrong argument count"},
 		{"redis_ws chat {\n\tsubprotocol_optional\n}", 1, "subprotocol_optional without subprotocols"},
@@ -315,6 +321,8 @@ func TestValidateSameForJSONAndCaddyfile(t *testing.T) {
 		{"redis_ws chat {\n\tping_interval -1s\n}", Handler{Subscribe: []string{"chat"}, PingInterval: caddy.Duration(-time.Second)}},
 		{"redis_ws chat {\n\tmax_connections -1\n}", Handler{Subscribe: []string{"chat"}, MaxConnections: -1}},
 		{"redis_ws chat {\n\trate_limit -1\n}", Handler{Subscribe: []string{"chat"}, RateLimit: -1}},
+		{"redis_ws chat {\n\tsubscribe_rate -1\n}", Handler{Subscribe: []string{"chat"}, SubscribeRate: -1}},
+		{"redis_ws chat {\n\tsubscribe_rate 5 -1\n}", Handler{Subscribe: []string{"chat"}, SubscribeRate: 5, SubscribeRateBurst: -1}},
 		{"redis_ws chat {\n\tgap_policy reload\n}", Handler{Subscribe: []string{"chat"}, GapPolicy: "reload"}},
 		{"redis_ws chat {\n\thistory -5\n}", Handler{Subscribe: []string{"chat"}, History: &History{Size: -5}}},
 		{"redis_ws chat {\n\thistory 10 -1s\n}", Handler{Subscribe: []string{"chat"}, History: &History{Size: 10, TTL: caddy.Duration(-time.Second)}}},

@@ -84,21 +84,12 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 		w.Header().Set("Retry-After", retryAfter)
 		return h.refusePost(w, http.StatusServiceUnavailable, "too many messages wait for redis; try again later")
 	}
-	timer := time.NewTimer(postWait)
-	defer timer.Stop()
-	select {
-	case <-ack.Done:
-	case <-timer.C:
-		if ack.Abandon() {
-			w.Header().Set("Retry-After", retryAfter)
-			return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
-		}
-		<-ack.Done // on its way: the outcome comes within publishTimeout
-	case <-r.Context().Done():
-		if ack.Abandon() {
-			return 499, nil // the client left; the message is not published
-		}
-		<-ack.Done
+	switch err := ack.Wait(r.Context(), postWait); {
+	case errors.Is(err, bus.ErrGaveUp):
+		w.Header().Set("Retry-After", retryAfter)
+		return h.refusePost(w, http.StatusServiceUnavailable, "redis is unreachable; the message was not published")
+	case err != nil:
+		return 499, nil // the client left; the message is not published
 	}
 	switch {
 	case errors.Is(ack.Err, bus.ErrExpired):

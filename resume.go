@@ -104,62 +104,81 @@ func (h *Handler) catchUp(ctx context.Context, c *fanout.Client, req *resumeRequ
 	down := h.broker.Outage() // no read waits out its timeout meanwhile
 	budget := h.SendQueue     // payload bytes the replay may still hold
 	for _, ch := range c.Channels {
-		if h.History == nil {
-			c.Prepend(ch, frame.OpeningFrames(c.Kind, ch, nil, nil, false), nil)
-			continue
-		}
-		q := bus.HistoryQuery{Mode: bus.ReadLast, Budget: budget}
 		var since *frame.Position
+		rewind := 0
 		if req != nil {
 			if p, ok := req.since[ch]; ok {
 				since = &p
-				q.Mode, q.From = bus.ReadSince, p
 			}
-			q.Last = req.rewind
+			rewind = req.rewind
 		}
-		if !c.Kind.Positioned() && since == nil && q.Last == 0 {
+		if h.History != nil && !c.Kind.Positioned() && since == nil && rewind == 0 {
 			continue // nothing to say to a raw client about this channel
 		}
-		var r *bus.HistoryRead
-		err := errRedisDown
-		if !down {
-			r, err = h.broker.ReadForClient(ctx, ch, q)
-		}
+		st, err := h.channelStart(ctx, c, ch, since, rewind, &budget, down)
 		if err != nil {
 			if req != nil {
-				return fmt.Errorf("%w: %w", errHistoryUnavailable, err)
+				return err
 			}
-			c.Prepend(ch, frame.OpeningFrames(c.Kind, ch, nil, nil, false), nil)
-			continue
+			st = channelStart{}
 		}
-		at := r.Latest
-		var recovered *bool
-		replay := r.Entries
-		switch {
-		case since != nil:
-			ok := r.Follows(*since)
-			recovered = &ok
-			if !ok {
-				replay = nil
-			}
-		case q.Last == 0: // no replay: the position before the first queued message
-			if first := c.FirstQueued(ch, at.Epoch); first > 0 && first <= at.Offset {
-				at.Offset = first - 1
-			}
-		}
-		frames := frame.OpeningFrames(c.Kind, ch, &at, recovered, len(replay) > 0)
-		for _, e := range replay {
-			m := &frame.Message{Channel: ch, Pos: frame.Position{Epoch: r.Latest.Epoch, Offset: e.Offset}, Payload: e.Payload, Binary: e.Binary}
-			frames = append(frames, m.FrameFor(c.Kind))
-			budget -= len(e.Payload)
-		}
-		// What the replay holds, or for an envelope client what comes before
-		// its subscribed offset, is not delivered again.
-		upTo := &r.Latest
-		if since == nil && q.Last == 0 {
-			upTo = &at
-		}
-		c.Prepend(ch, frames, upTo)
+		c.Prepend(ch, append(frame.OpeningFrames(c.Kind, ch, st.at, st.recovered, len(st.replay) > 0), st.replay...), st.upTo)
 	}
 	return nil
+}
+
+// channelStart is where a client's messages of one channel start: the
+// position before them (nil: not known), whether a resume got everything
+// (nil: none asked), the replay, and the offset up to which live copies are
+// dropped (nil: none).
+type channelStart struct {
+	at, upTo  *frame.Position
+	recovered *bool
+	replay    []*frame.Frame
+}
+
+// channelStart reads where c starts in ch, resumed from since or with the
+// last rewind messages (neither: from the latest), its replay taking at most
+// *budget payload bytes. Without history, or when the history cannot be read
+// (down: Redis is known out of reach), it knows no position; the error
+// (errHistoryUnavailable) matters only to a client that asked to resume.
+func (h *Handler) channelStart(ctx context.Context, c *fanout.Client, ch string, since *frame.Position, rewind int, budget *int, down bool) (channelStart, error) {
+	if h.History == nil {
+		return channelStart{}, nil
+	}
+	q := bus.HistoryQuery{Mode: bus.ReadLast, Budget: *budget, Last: rewind}
+	if since != nil {
+		q.Mode, q.From = bus.ReadSince, *since
+	}
+	var r *bus.HistoryRead
+	err := errRedisDown
+	if !down {
+		r, err = h.broker.ReadForClient(ctx, ch, q)
+	}
+	if err != nil {
+		return channelStart{}, fmt.Errorf("%w: %w", errHistoryUnavailable, err)
+	}
+	at := r.Latest
+	st := channelStart{at: &at, upTo: &r.Latest}
+	replay := r.Entries
+	switch {
+	case since != nil:
+		ok := r.Follows(*since)
+		st.recovered = &ok
+		if !ok {
+			replay = nil
+		}
+	case rewind == 0: // no replay: the position before the first queued message
+		if first := c.FirstQueued(ch, at.Epoch); first > 0 && first <= at.Offset {
+			at.Offset = first - 1
+		}
+		// What comes before its subscribed offset is not delivered again.
+		st.upTo = &at
+	}
+	for _, e := range replay {
+		m := &frame.Message{Channel: ch, Pos: frame.Position{Epoch: r.Latest.Epoch, Offset: e.Offset}, Payload: e.Payload, Binary: e.Binary}
+		st.replay = append(st.replay, m.FrameFor(c.Kind))
+		*budget -= len(e.Payload)
+	}
+	return st, nil
 }

@@ -94,6 +94,10 @@ func (h *Handler) Validate() error {
 		return fieldErr("rate_limit", fmt.Errorf("%q is not a positive number of messages per second", fmt.Sprint(h.RateLimit)))
 	case h.RateLimitBurst < 0:
 		return fieldErr("rate_limit_burst", fmt.Errorf("%d is negative", h.RateLimitBurst))
+	case h.SubscribeRate < 0 || math.IsNaN(h.SubscribeRate) || math.IsInf(h.SubscribeRate, 0):
+		return fieldErr("subscribe_rate", fmt.Errorf("%q is not a positive number of subscribes per second", fmt.Sprint(h.SubscribeRate)))
+	case h.SubscribeRateBurst < 0:
+		return fieldErr("subscribe_rate_burst", fmt.Errorf("%d is negative", h.SubscribeRateBurst))
 	case h.SubprotocolOptional && len(h.Subprotocols) == 0:
 		return fieldErr("subprotocols", errors.New("subprotocol_optional without subprotocols"))
 	case h.GapPolicy != "" && h.GapPolicy != gapKeep && h.GapPolicy != gapClose:

@@ -31,7 +31,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, repl *c
 		return refuse(w, http.StatusBadRequest, "no supported subprotocol offered; this endpoint speaks "+strings.Join(h.Subprotocols, ", "))
 	}
 	kind := frame.RawFrames
-	if slices.Contains(websocket.Subprotocols(r), frame.EnvelopeProtocol) {
+	offered := websocket.Subprotocols(r)
+	commands := slices.Contains(offered, protocol.CommandSubprotocol)
+	if commands || slices.Contains(offered, frame.EnvelopeProtocol) {
 		kind = frame.EnvelopeFrames
 	}
 	c, err := h.admit(w, r, repl, admission{kind: kind, publishes: true, resume: func(channels []string) (*resumeRequest, error) {
@@ -55,18 +57,22 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, repl *c
 	}
 	link := newWSLink(conn, hj.conn, h.Compress)
 	c.Start(link, time.Duration(h.PingInterval))
+	handle := h.publishFrames(c)
+	if commands {
+		handle = h.newCommands(c, h.access(repl, slices.Clone(c.Channels), c.Publish)).handle
+	}
 	// ServeHTTP returns now: the connection needs none of the request's
-	// state, and a fresh goroutine's stack is far smaller than the handler
-	// chain's, which matters for idle connections.
-	go h.serve(c, link, r.RemoteAddr)
+	// state but what handle keeps, and a fresh goroutine's stack is far
+	// smaller than the handler chain's, which matters for idle connections.
+	go h.serve(c, link, r.RemoteAddr, handle)
 	return nil
 }
 
 // serve is the connection's reader; the connection ends with it.
-func (h *Handler) serve(c *fanout.Client, l *wsLink, remote string) {
+func (h *Handler) serve(c *fanout.Client, l *wsLink, remote string, handle frameHandler) {
 	start := time.Now()
 	h.metrics.connections.Inc()
-	h.readLoop(c, l)
+	h.readLoop(c, l, handle)
 	c.Close(0, "")
 	h.hub.Remove(c)
 	h.metrics.connections.Dec()
@@ -76,13 +82,17 @@ func (h *Handler) serve(c *fanout.Client, l *wsLink, remote string) {
 	}
 }
 
-// readLoop publishes every message of the client, binary or text, until
-// the connection ends. What gorilla does not refuse by itself ends it with
+// frameHandler takes each frame a client sends (typ: websocket.TextMessage
+// or BinaryMessage); false ends the connection.
+type frameHandler func(typ int, data []byte) bool
+
+// readLoop hands every message of the client to handle, within rate_limit,
+// until the connection ends. What gorilla does not refuse by itself ends it with
 // the code of its readRefusal: a message beyond max_message_size (1009;
 // gorilla finds frames longer than its read limit, messageReader the
 // compressed ones that inflate beyond it), text that is not UTF-8 (1007),
 // a close frame with a 1-byte body (1002).
-func (h *Handler) readLoop(c *fanout.Client, l *wsLink) {
+func (h *Handler) readLoop(c *fanout.Client, l *wsLink, handle frameHandler) {
 	conn := l.conn
 	pongWait := 2 * time.Duration(h.PingInterval)
 	conn.SetReadLimit(readLimit(h.MaxMessageSize, l.out.deflate))
@@ -103,9 +113,6 @@ func (h *Handler) readLoop(c *fanout.Client, l *wsLink) {
 		limiter = rate.NewLimiter(rate.Limit(h.RateLimit), h.RateLimitBurst)
 	}
 	mr := &messageReader{limit: h.MaxMessageSize}
-	// A frame to a channel that may not get a history now closes the
-	// client, which may try again later; made once, for every frame.
-	tooManyNew := func(error) { c.Close(protocol.CloseTryAgainLater, "too many new channels; try again later") }
 	for {
 		typ, data, err := mr.read(conn)
 		if err != nil {
@@ -120,12 +127,26 @@ func (h *Handler) readLoop(c *fanout.Client, l *wsLink) {
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
 		h.metrics.framesReceived.Inc()
+		if !handle(typ, data) {
+			return
+		}
+	}
+}
+
+// publishFrames is the frame handler of raw and redis_ws.v1 clients: every
+// frame is published, as it is, to the client's publish channel.
+func (h *Handler) publishFrames(c *fanout.Client) frameHandler {
+	// A frame to a channel that may not get a history now closes the
+	// client, which may try again later; made once, for every frame.
+	tooManyNew := func(error) { c.Close(protocol.CloseTryAgainLater, "too many new channels; try again later") }
+	return func(typ int, data []byte) bool {
 		if c.Publish == "" {
-			continue // receive-only: frames are discarded
+			return true // receive-only: frames are discarded
 		}
 		if !h.broker.Publish(c.Publish, data, typ == websocket.BinaryMessage, h.history, tooManyNew) {
 			h.logger.Debug("client frame dropped: publish outbox full", zap.Int("bytes", len(data)))
 		}
+		return true
 	}
 }
 
@@ -136,7 +157,7 @@ func (h *Handler) subprotocolAccepted(r *http.Request) bool {
 		return true
 	}
 	for _, p := range websocket.Subprotocols(r) {
-		if p == frame.EnvelopeProtocol || slices.Contains(h.Subprotocols, p) {
+		if p == frame.EnvelopeProtocol || p == protocol.CommandSubprotocol || slices.Contains(h.Subprotocols, p) {
 			return true
 		}
 	}

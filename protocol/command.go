@@ -78,7 +78,9 @@ const (
 	// (its new_channels); nothing was published.
 	ErrTryAgainLater = "try_again_later"
 	// ErrUnavailable: Redis or the history cannot answer now; nothing was
-	// done. Try again later.
+	// done, but for a publish whose connection to Redis broke after it was
+	// sent, which may have been published (its reason says so). Try again
+	// later.
 	ErrUnavailable = "unavailable"
 	// ErrNotEnabled: the route has no presence (a presence command).
 	ErrNotEnabled = "not_enabled"

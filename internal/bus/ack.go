@@ -1,8 +1,10 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 )
@@ -66,4 +68,32 @@ func (a *PublishAck) Abandon() bool {
 func (a *PublishAck) resolve(pos frame.Position, duplicate bool, err error) {
 	a.Pos, a.Duplicate, a.Err = pos, duplicate, err
 	close(a.Done)
+}
+
+// ErrGaveUp is Wait's error when the timeout passed before the outbox took
+// the message: it was abandoned, and is not published.
+var ErrGaveUp = errors.New("gave up waiting for redis; the message was not published")
+
+// Wait waits for the outcome, within timeout or until ctx is done; then it
+// abandons a message the outbox has not taken yet, and returns ErrGaveUp or
+// ctx's error: nothing was published. Otherwise the outcome is in Pos,
+// Duplicate and Err (a message already on its way is waited for: its
+// outcome comes within the outbox's publish timeout).
+func (a *PublishAck) Wait(ctx context.Context, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var gaveUp error
+	select {
+	case <-a.Done:
+		return nil
+	case <-timer.C:
+		gaveUp = ErrGaveUp
+	case <-ctx.Done():
+		gaveUp = ctx.Err()
+	}
+	if a.Abandon() {
+		return gaveUp
+	}
+	<-a.Done
+	return nil
 }

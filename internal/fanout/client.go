@@ -60,7 +60,10 @@ type Client struct {
 	Publish  string          // channel its frames go to; "" = receive-only
 	User     string          // who it is, for presence; "" anonymous
 	Kind     frame.FrameKind // the frames it takes
-	metrics  *ClientMetrics
+	// extra are the channels it joined at run time (Hub.Join), beside
+	// Channels; guarded by the hub's Mu.
+	extra   map[string]struct{}
+	metrics *ClientMetrics
 
 	pingEvery time.Duration
 
@@ -73,7 +76,10 @@ type Client struct {
 	// seen is, per channel, the last recorded message a replay gave it or
 	// its subscribed frame told it of (prepend): live copies up to it are
 	// skipped. nil for a raw client that did not replay.
-	seen      map[string]frame.Position
+	seen map[string]frame.Position
+	// joining holds the live frames of channels being joined, by channel
+	// and presence events channel (see Hub.Join); nil when none is.
+	joining   map[string]*joining
 	writing   bool // a writer goroutine is running (or the connection is closed)
 	connected bool // link is set: writers may start
 	pingDue   bool
@@ -105,7 +111,7 @@ func (c *Client) Start(l link, pingInterval time.Duration) {
 // closed, and nobody else waits for it.
 func (c *Client) Enqueue(f *frame.Frame) {
 	c.Mu.Lock()
-	if c.closing || c.replayed(f.Msg) {
+	if c.closing || c.replayed(f.Msg) || c.joining != nil && c.hold(f) {
 		c.Mu.Unlock()
 		return
 	}
@@ -173,6 +179,9 @@ func (c *Client) Prepend(ch string, frames []*frame.Frame, upTo *frame.Position)
 func (c *Client) FirstQueued(ch, epoch string) int64 {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
+	if first, ok := c.firstHeld(ch, epoch); ok {
+		return first
+	}
 	for _, f := range c.Queue[c.head:] {
 		if m := f.Msg; m != nil && m.Channel == ch && m.Recorded() && m.Pos.Epoch == epoch {
 			return m.Pos.Offset

@@ -76,14 +76,7 @@ func (h *Hub) Add(c *Client) bool {
 	defer h.Mu.Unlock()
 	h.Clients[c] = struct{}{}
 	for _, ch := range c.Channels {
-		h.addTo(ch, c, "")
-		if h.opts.Presence == nil {
-			continue
-		}
-		h.opts.Tracker.Join(ch, c.User, h.opts.Presence)
-		if c.Kind == frame.EnvelopeFrames {
-			h.addTo(bus.PresenceEvents(ch), c, ch)
-		}
+		h.joinChannel(c, ch)
 	}
 	return true
 }
@@ -120,14 +113,10 @@ func (h *Hub) Remove(c *Client) {
 	h.Mu.Lock()
 	delete(h.Clients, c)
 	for _, ch := range c.Channels {
-		h.removeFrom(ch, c)
-		if h.opts.Presence == nil {
-			continue
-		}
-		h.opts.Tracker.Leave(ch, c.User)
-		if c.Kind == frame.EnvelopeFrames {
-			h.removeFrom(bus.PresenceEvents(ch), c)
-		}
+		h.leaveChannel(c, ch)
+	}
+	for ch := range c.extra {
+		h.leaveChannel(c, ch)
 	}
 	done := h.retireDone()
 	h.Mu.Unlock()

@@ -1,0 +1,96 @@
+package redisws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
+	"go.uber.org/zap"
+)
+
+// The token decisions of commands, in one place until tokens are verified
+// here: a subscribe's token grants nothing yet, so a channel the route's
+// rules do not allow is refused, invalid_token when a token was offered for
+// it; refresh is not enabled.
+var refreshRefusal = refuseCmd(protocol.ErrNotEnabled, "token refresh is not enabled on this route")
+
+func (cs *commands) maySubscribe(ch, token string) *refusal {
+	switch {
+	case cs.access.maySubscribe(ch):
+		return nil
+	case token != "":
+		return refuseCmd(protocol.ErrInvalidToken, "the token does not grant this channel")
+	}
+	return refuseCmd(protocol.ErrForbidden, "subscribing to this channel is not allowed")
+}
+
+// subscribe joins the channel at run time, as admit subscribes a route's
+// own: Redis confirms the subscription, then its subscribed frame (with the
+// command's id) and replay are queued, then its live messages. It answers
+// by itself: its frame is nil.
+func (cs *commands) subscribe(cmd protocol.Command) (*protocol.Frame, *refusal) {
+	h, ch := cs.h, cmd.Channel
+	var since *frame.Position
+	if cmd.Since != "" || cmd.Rewind != 0 {
+		if h.History == nil {
+			return nil, refuseCmd(protocol.ErrBadRequest, "since and rewind need the route's history, which is off")
+		}
+		if cmd.Since != "" {
+			p, _ := protocol.ParsePosition(cmd.Since) // ParseCommand checked it
+			since = &p
+		}
+	}
+	if !cs.subscribes.Allow() {
+		return nil, refuseCmd(protocol.ErrRateLimited, "more subscribes than the route allows per second (subscribe_rate); try again later")
+	}
+	if r := cs.maySubscribe(ch, cmd.Token); r != nil {
+		return nil, r
+	}
+	switch err := h.hub.Join(cs.c, ch, h.MaxChannels); {
+	case errors.Is(err, fanout.ErrAlreadySubscribed):
+		return nil, refuseCmd(protocol.ErrAlreadySubscribed, "the connection is subscribed to this channel already")
+	case errors.Is(err, fanout.ErrTooManyChannels):
+		return nil, refuseCmd(protocol.ErrTooManyChannels, fmt.Sprintf("the connection follows %d channels, the route's max_channels", h.MaxChannels))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+	defer cancel()
+	wait := []string{ch}
+	if h.Presence != nil {
+		wait = append(wait, bus.PresenceEvents(ch))
+	}
+	h.broker.WaitReady(ctx, wait)
+	budget := h.SendQueue
+	rewind := 0
+	if h.History != nil {
+		rewind = min(cmd.Rewind, h.History.Size)
+	}
+	st, err := h.channelStart(ctx, cs.c, ch, since, rewind, &budget, h.broker.Outage())
+	if err != nil {
+		if since != nil || cmd.Rewind > 0 {
+			_ = h.hub.Leave(cs.c, ch)
+			h.logger.Debug("resume refused", zap.Error(err))
+			return nil, refuseCmd(protocol.ErrUnavailable, "the history cannot be read now; try again later")
+		}
+		st = channelStart{}
+	}
+	var at protocol.Position // the zero position: none written
+	if st.at != nil {
+		at = *st.at
+	}
+	answer := protocol.NewSubscribed(ch, at, st.recovered)
+	answer.ID = cmd.ID
+	cs.c.FinishJoin(ch, append([]*frame.Frame{frame.JsonFrame(answer)}, st.replay...), st.upTo)
+	return nil, nil
+}
+
+// unsubscribe leaves the channel: nothing of it follows the answer.
+func (cs *commands) unsubscribe(ch string) (*protocol.Frame, *refusal) {
+	if err := cs.h.hub.Leave(cs.c, ch); err != nil {
+		return nil, refuseCmd(protocol.ErrNotSubscribed, "the connection is not subscribed to this channel")
+	}
+	return &protocol.Frame{Type: protocol.TypeUnsubscribed, Channel: ch}, nil
+}

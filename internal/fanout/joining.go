@@ -1,0 +1,109 @@
+package fanout
+
+import (
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
+)
+
+// joining holds the live frames of a channel a started client is joining,
+// until its opening frames are queued: they must come first.
+type joining struct {
+	ch     string // the channel joined; its presence events channel shares it
+	frames []*frame.Frame
+	bytes  int
+}
+
+// beginJoin makes the live frames of names (a channel, and its presence
+// events channel) wait. The hub's Mu held.
+func (c *Client) beginJoin(names []string) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	if c.joining == nil {
+		c.joining = make(map[string]*joining)
+	}
+	j := &joining{ch: names[0]}
+	for _, n := range names {
+		c.joining[n] = j
+	}
+}
+
+// hold keeps f when its channel is being joined; a client whose held and
+// queued frames pass its limit is closed as too slow. c.Mu held.
+func (c *Client) hold(f *frame.Frame) bool {
+	if f.Msg == nil {
+		return false
+	}
+	j := c.joining[f.Msg.Channel]
+	if j == nil {
+		return false
+	}
+	if c.Queued+j.bytes+f.Size > c.maxQueue && j.bytes > 0 {
+		c.closeLocked(closeTooSlow, "too slow")
+		return true
+	}
+	j.frames = append(j.frames, f)
+	j.bytes += f.Size
+	return true
+}
+
+// FinishJoin queues the opening frames of ch (its subscribed frame, its
+// replay), then the live frames held since Join, less those up to upTo
+// (when set: the last offset the opening frames give or tell of, as in
+// Prepend). Like Prepend's, the opening frames are not counted against the
+// queue's limit.
+func (c *Client) FinishJoin(ch string, frames []*frame.Frame, upTo *frame.Position) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	var held []*frame.Frame
+	for n, j := range c.joining {
+		if j.ch == ch {
+			held = append(held, j.frames...) // one list shared by its names
+			delete(c.joining, n)
+			j.frames = nil
+		}
+	}
+	if c.closing {
+		return
+	}
+	if upTo != nil {
+		if c.seen == nil {
+			c.seen = make(map[string]frame.Position)
+		}
+		c.seen[ch] = *upTo
+	}
+	c.Queue = append(c.Queue, frames...)
+	for _, f := range held {
+		if !c.replayed(f.Msg) {
+			c.Queue = append(c.Queue, f)
+			c.Queued += f.Size
+		}
+	}
+	c.kick()
+}
+
+// forget drops what c keeps about ch after it left it. The hub's Mu held.
+func (c *Client) forget(ch string) {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	for n, j := range c.joining {
+		if j.ch == ch {
+			delete(c.joining, n)
+		}
+	}
+	delete(c.seen, ch)
+}
+
+// firstHeld is FirstQueued for a channel being joined: the offset of its
+// first held recorded message in epoch, or 0; ok false when ch is not being
+// joined. c.Mu held.
+func (c *Client) firstHeld(ch, epoch string) (first int64, ok bool) {
+	j := c.joining[ch]
+	if j == nil {
+		return 0, false
+	}
+	for _, f := range j.frames {
+		if m := f.Msg; m != nil && m.Channel == ch && m.Recorded() && m.Pos.Epoch == epoch {
+			return m.Pos.Offset, true
+		}
+	}
+	return 0, true
+}
