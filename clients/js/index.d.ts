@@ -133,7 +133,7 @@ export declare class Client {
 export declare function connect(url: string | URL, options?: ClientOptions): Client;
 
 export declare class RedisWsError extends Error {
-  /** The server's code (bad_request, forbidden, …) or the client's (timeout, disconnected, not_supported, closed). */
+  /** The server's code (bad_request, forbidden, …) or the client's (timeout, disconnected, not_supported, closed, bad_frame). */
   readonly code: string;
   readonly reason: string;
   readonly channel?: string;
@@ -144,6 +144,7 @@ export declare const ErrorCodes: {
   readonly DISCONNECTED: "disconnected";
   readonly NOT_SUPPORTED: "not_supported";
   readonly CLOSED: "closed";
+  readonly BAD_FRAME: "bad_frame";
 };
 
 export declare const V1: "redis_ws.v1";

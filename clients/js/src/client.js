@@ -209,7 +209,10 @@ export class Client extends Emitter {
     try {
       f = JSON.parse(data);
     } catch {
-      return this.emit("error", new RedisWsError("bad_frame", "a frame that is not JSON"));
+      f = null;
+    }
+    if (typeof f !== "object" || f === null || Array.isArray(f)) {
+      return this.emit("error", new RedisWsError(ErrorCodes.BAD_FRAME, "a frame that is not a JSON object"));
     }
     const pending = f.id ? this.#cmds.take(f.id) : undefined;
     if (f.type === "error") {

@@ -13,7 +13,9 @@ const stop = new Set([
 
 // CLOSE_TOKEN_EXPIRED: the connection's token expired before it was
 // refreshed. The client reconnects only when it can get a fresh token
-// (getToken).
+// (getToken). protocol/close.go has no such code yet (the server does not
+// close a connection whose token expires): this is the one the issue
+// names for it, to be kept in step with the server.
 export const CLOSE_TOKEN_EXPIRED = 4003;
 
 // CLOSE_GAP (4001): messages were missed and cannot be given; the

@@ -22,4 +22,6 @@ export const ErrorCodes = Object.freeze({
   NOT_SUPPORTED: "not_supported",
   // client.close() was called.
   CLOSED: "closed",
+  // The server sent a frame that is not a JSON object (an error event).
+  BAD_FRAME: "bad_frame",
 });

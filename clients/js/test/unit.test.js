@@ -173,3 +173,30 @@ test("redis_ws.v1: no commands; the route's channels still arrive", async () => 
   assert.equal(ws.sent.length, 0);
   client.close();
 });
+
+test("hostile frames: not JSON is an error event, unknown ids and channels are ignored, the client goes on", async () => {
+  const { client, ws } = await opened();
+  const errors = [];
+  client.on("error", (err) => errors.push(err));
+  const sub = client.subscribe("room:a");
+  const cmd = await waitFor("the subscribe", () => ws.commands.find((c) => c.cmd === "subscribe"));
+  ws.onmessage({ data: "{not json" });
+  ws.onmessage({ data: "" });
+  for (const data of ["null", "42", "[]", '"x"']) ws.onmessage({ data });
+  ws.frame({ type: "published", id: 999999, channel: "room:a", offset: 1, epoch: "e" });
+  ws.frame({ type: "subscribed", id: 424242, channel: "room:zzz", offset: 1, epoch: "e" });
+  ws.frame({ channel: "room:zzz", data: "not ours" });
+  ws.frame({ type: "join", channel: "room:zzz", user: "mallory" });
+  ws.frame({ type: "something new", channel: "room:a" });
+  ws.frame({ type: "error", code: "bad_request", reason: "no id" });
+  ws.frame({ channel: "room:a", data: "before its subscribed frame" });
+  assert.deepEqual(errors.map((e) => e.code), ["bad_frame", "bad_frame", "bad_frame", "bad_frame", "bad_frame", "bad_frame", "bad_request"]);
+  assert.equal(client.getSubscription("room:zzz"), undefined);
+  const got = [];
+  sub.on("message", (m) => got.push(m.data));
+  ws.frame({ type: "subscribed", id: cmd.id, channel: "room:a", offset: 0, epoch: "0" });
+  ws.frame({ channel: "room:a", offset: 1, epoch: "e", data: "ok" });
+  assert.deepEqual(got, ["ok"]);
+  assert.equal(client.state, "connected");
+  client.close();
+});
