@@ -73,7 +73,26 @@ test("refusals come with their code: forbidden, bad_request; a refused subscribe
   assert.equal(s.first.getSubscription("secret"), undefined);
   const bad = s.first.subscribe("room:b", { since: "not a position" });
   await assert.rejects(bad.ready(), { code: "bad_request" });
+  const tokened = s.first.subscribe("team:red", { getToken: (channel) => `not a token for ${channel}` });
+  await assert.rejects(tokened.ready(), { code: "invalid_token", channel: "team:red" });
+  await assert.rejects(s.first.presence("secret"), { code: "forbidden" });
   assert.equal(s.first.state, "connected");
+});
+
+test("subscribing to the route's own channel is no error: it is the route's subscription", async (t) => {
+  const cl = await startCluster(t, routes);
+  const client = connect(`${cl.lb.ws}/ws`, { WebSocket });
+  t.after(() => client.close());
+  const errors = [];
+  const chat = client.subscribe("chat"); // before the connection opens
+  chat.on("error", (err) => errors.push(err));
+  await chat.ready();
+  if (client.protocol !== "redis_ws.v2") return t.skip(`the server answers ${client.protocol}: no commands yet`);
+  await client.subscribe("room:x").ready(); // after the answer to chat's subscribe
+  assert.equal(chat.route, true);
+  assert.deepEqual(errors, []);
+  assert.equal(await post(cl.nodes[0].base + "/ws", "to chat"), 200);
+  await waitFor("the message", () => chat.position?.offset === 1);
 });
 
 test("presence: who is in a run-time channel, and join events", async (t) => {
