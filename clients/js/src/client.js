@@ -138,13 +138,14 @@ export class Client extends Emitter {
       return;
     }
     if (ws !== this.#ws || this.state !== "connected" || sub.state !== "subscribing") return;
-    const { channel, cmd: name, ...rest } = cmd;
-    this.#command({ cmd: name, channel, ...rest }).catch((err) => {
+    this.#command(cmd).catch((err) => {
       // The route subscribed it itself meanwhile: nothing is wrong.
       if (err.code === "already_subscribed" && sub.route) return;
+      // Refused: the channel is dropped. Lost on the way: it is a state the
+      // next connection restores, so it stays.
       if (err.code !== ErrorCodes.DISCONNECTED && err.code !== ErrorCodes.TIMEOUT && sub.state !== "unsubscribed") {
         sub.state = "unsubscribed";
-        if (this.#subs.get(channel) === sub) this.#subs.delete(channel);
+        if (this.#subs.get(sub.channel) === sub) this.#subs.delete(sub.channel);
       }
       sub.emit("error", err);
     });
@@ -243,7 +244,6 @@ export class Client extends Emitter {
       if (!sub) {
         sub = new Subscription(this, f.channel, {}, true);
         this.#subs.set(f.channel, sub);
-        sub.route = true;
         this.emit("subscription", sub);
       }
       sub.route = true;
