@@ -1,5 +1,6 @@
 import { Emitter } from "./emitter.js";
 import { fromBase64 } from "./base64.js";
+import { RedisWsError } from "./errors.js";
 
 // A Subscription is one channel the client follows, across reconnects. It
 // remembers the position of the last message it delivered (or of its
@@ -34,6 +35,9 @@ export class Subscription extends Emitter {
   /** Resolves with the subscribed event once the channel is subscribed. */
   ready() {
     if (this.state === "subscribed") return Promise.resolve({ channel: this.channel, position: this.position });
+    if (this.state === "unsubscribed") {
+      return Promise.reject(new RedisWsError("not_subscribed", "unsubscribed, or the subscribe was refused", this.channel));
+    }
     return new Promise((resolve, reject) => {
       const offOk = this.once("subscribed", (ev) => {
         offErr();

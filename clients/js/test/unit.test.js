@@ -80,6 +80,7 @@ test("a refused subscribe is an error event and the channel is dropped", async (
   await assert.rejects(sub.ready(), { code: "forbidden" });
   assert.equal(client.getSubscription("secret"), undefined);
   assert.equal(sub.state, "unsubscribed");
+  await assert.rejects(sub.ready(), { code: "not_subscribed" });
   client.close();
 });
 
