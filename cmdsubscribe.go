@@ -63,7 +63,10 @@ func (cs *commands) subscribe(cmd protocol.Command) (*protocol.Frame, *cmdRefusa
 		wait = append(wait, bus.PresenceEvents(ch))
 	}
 	h.broker.WaitReady(ctx, wait)
-	budget := h.SendQueue
+	// A run-time replay shares the connection's send_queue with what waits
+	// for it: a client that subscribes to many channels without reading
+	// holds at most send_queue, not send_queue per channel.
+	budget := cs.c.Room()
 	rewind := 0
 	if h.History != nil {
 		rewind = min(cmd.Rewind, h.History.Size)

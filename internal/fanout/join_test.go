@@ -117,6 +117,32 @@ func TestHubJoinHeldBound(t *testing.T) {
 	}
 }
 
+// TestJoinReplaysShareSendQueue: run-time replays count against the
+// client's queue, so the room the next one may hold is what is left, and a
+// client that joins many channels without reading holds one send_queue.
+func TestJoinReplaysShareSendQueue(t *testing.T) {
+	h, _, _ := testHub(0, false)
+	c := NewClient(nil, "", frame.EnvelopeFrames, 100, testMetrics)
+	h.Add(c)
+	replay := func(n int) []*frame.Frame {
+		return []*frame.Frame{{Size: n}}
+	}
+	for i, want := range []int{40, 0, 0} {
+		ch := fmt.Sprint("room:", i)
+		if err := h.Join(c, ch, 0); err != nil {
+			t.Fatal(err)
+		}
+		c.FinishJoin(ch, replay(min(c.Room(), 60)), nil)
+		if got := c.Room(); got != want {
+			t.Fatalf("after replay %d: room %d; want %d", i, got, want)
+		}
+	}
+	if c.Queued != 100 {
+		t.Errorf("queued %d bytes; want the one send_queue of 100", c.Queued)
+	}
+	h.Remove(c)
+}
+
 // BenchmarkJoin: a join and a leave, on a client holding held channels;
 // the cost must not grow with held (issue: a subscribe on a connection
 // holding 100 channels costs no more than the first).

@@ -48,8 +48,9 @@ func (c *Client) hold(f *frame.Frame) bool {
 // FinishJoin queues the opening frames of ch (its subscribed frame, its
 // replay), then the live frames held since Join, less those up to upTo
 // (when set: the last offset the opening frames give or tell of, as in
-// Prepend). Like Prepend's, the opening frames are not counted against the
-// queue's limit.
+// Prepend). Unlike Prepend's, the opening frames count against the queue's
+// limit: a connection joins channels while it runs, and what it has not
+// read of one replay is what the next may not hold (see Room).
 func (c *Client) FinishJoin(ch string, frames []*frame.Frame, upTo *frame.Position) {
 	c.Mu.Lock()
 	defer c.Mu.Unlock()
@@ -71,6 +72,9 @@ func (c *Client) FinishJoin(ch string, frames []*frame.Frame, upTo *frame.Positi
 		c.seen[ch] = *upTo
 	}
 	c.Queue = append(c.Queue, frames...)
+	for _, f := range frames {
+		c.Queued += f.Size // counted, unlike an admission's prepended replay: live messages wait behind it
+	}
 	for _, f := range held {
 		if !c.replayed(f.Msg) {
 			c.Queue = append(c.Queue, f)
@@ -106,4 +110,12 @@ func (c *Client) firstHeld(ch, epoch string) (first int64, ok bool) {
 		}
 	}
 	return 0, true
+}
+
+// Room is how many more bytes the client's queue takes before it is too
+// slow: what a run-time replay may still hold.
+func (c *Client) Room() int {
+	c.Mu.Lock()
+	defer c.Mu.Unlock()
+	return max(c.maxQueue-c.Queued, 0)
 }
