@@ -35,33 +35,6 @@ func benchBroker(b *testing.B) *bus.Broker {
 	return br
 }
 
-// BenchmarkEnqueue measures the fan-out step of the hub alone: one prepared
-// frame handed to every client's queue. It should not allocate per delivery.
-func BenchmarkEnqueue(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("clients-%d", n), func(b *testing.B) {
-			h := fanout.NewHub(bus.NewChannelTable(bus.NewAvailability("bench"), bus.NewSubConn(nil, "", nil), nil), func() {}, fanout.HubOptions{})
-			clients := make([]*fanout.Client, n)
-			for i := range clients {
-				clients[i] = fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
-				h.Add(clients[i])
-			}
-			m := &frame.Message{Channel: "bench", Payload: strings.Repeat("x", 64)}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				h.Deliver(m)
-				if i%256 == 255 { // what a writer does: take the queue, keep the slice
-					for _, c := range clients {
-						c.Queue, c.Queued = c.Queue[:0], 0
-					}
-				}
-			}
-			b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "deliveries/s")
-		})
-	}
-}
-
 // BenchmarkFanOut measures dispatch → hub → writers → sockets over loopback
 // TCP, with real WebSocket clients that read everything: one op is one
 // Redis message delivered to every client. Both ends live in this process,
@@ -150,9 +123,7 @@ func benchFanOut(b *testing.B, n int, payload string, deflate bool) {
 	}
 	for registered := 0; registered < n; {
 		time.Sleep(time.Millisecond) // the last upgrades are still being registered
-		hb.Mu.RLock()
-		registered = len(hb.Clients)
-		hb.Mu.RUnlock()
+		registered = hb.Len()
 	}
 
 	msg := &redis.Message{Channel: "bench", Payload: payload}

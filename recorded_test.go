@@ -82,32 +82,6 @@ func TestHistoryTTLs(t *testing.T) {
 	}
 }
 
-// A replay goes before live messages, and the live copies of what it
-// replayed, queued or still to come, are dropped: no gap and no duplicate
-// at the seam.
-func TestClientReplaySeam(t *testing.T) {
-	c := testClient("chat", "news")
-	rec := func(ch string, o int64) *frame.Frame {
-		return (&frame.Message{Channel: ch, Pos: frame.Position{Epoch: "e", Offset: o}, Payload: fmt.Sprint(o)}).FrameFor(frame.RawFrames)
-	}
-	c.Enqueue(rec("chat", 4)) // live, queued while the history was read
-	c.Enqueue(rec("news", 1))
-	c.Enqueue(rec("chat", 5))
-	c.Prepend("chat", []*frame.Frame{rec("chat", 3), rec("chat", 4)}, &frame.Position{Epoch: "e", Offset: 4})
-	c.Prepend("news", []*frame.Frame{frame.SubscribedFrame("news", &frame.Position{Epoch: "e", Offset: 0}, nil)}, nil)
-	c.Enqueue(rec("chat", 4)) // late duplicate
-	c.Enqueue(rec("chat", 6))
-	c.Enqueue((&frame.Message{Channel: "chat", Payload: "live"}).FrameFor(frame.RawFrames))
-	var got []string
-	for _, f := range c.Queue {
-		got = append(got, string(f.Wire[2:]))
-	}
-	want := `[3 4 {"type":"subscribed","channel":"news","offset":0,"epoch":"e"} 1 5 6 live]`
-	if fmt.Sprint(got) != want {
-		t.Fatalf("queue %v, want %s", got, want)
-	}
-}
-
 // Only a binary frame whose bytes are valid UTF-8 is marked, and
 // publish.lua is given types only for a run that holds one.
 func TestRecordTypes(t *testing.T) {

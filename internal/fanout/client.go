@@ -62,15 +62,15 @@ type Client struct {
 	User     string          // who it is, for presence; "" anonymous
 	Kind     frame.FrameKind // the frames it takes
 	// extra are the channels it joined at run time (Hub.Join), beside
-	// Channels; guarded by the hub's Mu.
+	// Channels; guarded by the hub's mu.
 	extra   map[string]struct{}
 	metrics *ClientMetrics
 
 	pingEvery time.Duration
 
-	Mu       sync.Mutex
-	Queue    []*frame.Frame
-	Queued   int // bytes in queue
+	mu       sync.Mutex
+	queue    []*frame.Frame
+	queued   int // bytes in queue
 	maxQueue int
 	spare    []*frame.Frame // the last batch, reused for the next queue
 	head     int            // frames at the queue's head put there by prepend
@@ -100,14 +100,14 @@ func NewClient(channels []string, publish string, kind frame.FrameKind, maxQueue
 
 // Start begins writing to l; frames queued before go first.
 func (c *Client) Start(l link, pingInterval time.Duration) {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.link, c.connected, c.pingEvery = l, true, pingInterval
 	c.ping = time.AfterFunc(pingInterval, func() {
-		c.Mu.Lock()
+		c.mu.Lock()
 		c.pingDue = true
 		c.kick()
-		c.Mu.Unlock()
+		c.mu.Unlock()
 	})
 	c.kick()
 }
@@ -115,26 +115,26 @@ func (c *Client) Start(l link, pingInterval time.Duration) {
 // Enqueue never blocks: a client that lets its queue grow past the limit is
 // closed, and nobody else waits for it.
 func (c *Client) Enqueue(f *frame.Frame) {
-	c.Mu.Lock()
+	c.mu.Lock()
 	if c.closing || c.replayed(f.Msg) || c.joining != nil && c.hold(f) {
-		c.Mu.Unlock()
+		c.mu.Unlock()
 		return
 	}
-	if c.Queued+f.Size > c.maxQueue && c.Queued > 0 {
-		dropped := len(c.Queue) + 1
+	if c.queued+f.Size > c.maxQueue && c.queued > 0 {
+		dropped := len(c.queue) + 1
 		c.closeLocked(closeTooSlow, "too slow")
 		if c.link != nil {
 			c.link.Cut(CloseWait)
 		}
-		c.Mu.Unlock()
+		c.mu.Unlock()
 		c.metrics.SlowClients.Inc()
 		c.metrics.DeliveryDrops.Add(float64(dropped))
 		return
 	}
-	c.Queue = append(c.Queue, f)
-	c.Queued += f.Size
+	c.queue = append(c.queue, f)
+	c.queued += f.Size
 	c.kick()
-	c.Mu.Unlock()
+	c.mu.Unlock()
 }
 
 // replayed reports whether a replay gave the client m already. c.mu held.
@@ -152,42 +152,42 @@ func (c *Client) replayed(m *frame.Message) bool {
 // the last offset of the channel those frames give or tell of: its live
 // copies up to it, queued or still to come, are dropped.
 func (c *Client) Prepend(ch string, frames []*frame.Frame, upTo *frame.Position) {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if upTo != nil {
 		if c.seen == nil {
 			c.seen = make(map[string]frame.Position, len(c.Channels))
 		}
 		c.seen[ch] = *upTo
-		live := c.Queue[c.head:]
+		live := c.queue[c.head:]
 		kept := live[:0]
 		for _, f := range live {
 			if c.replayed(f.Msg) {
-				c.Queued -= f.Size
+				c.queued -= f.Size
 				continue
 			}
 			kept = append(kept, f)
 		}
 		clear(live[len(kept):])
-		c.Queue = c.Queue[:c.head+len(kept)]
+		c.queue = c.queue[:c.head+len(kept)]
 	}
 	// Not counted in queued: a replay holds at most maxQueue bytes of
 	// messages (catchUp reads no more), and must not make the first live
 	// message look like a slow client. Until the writer takes the queue, a
 	// new client holds at most its replay and maxQueue of live messages.
-	c.Queue = slices.Insert(c.Queue, c.head, frames...)
+	c.queue = slices.Insert(c.queue, c.head, frames...)
 	c.head += len(frames)
 }
 
 // FirstQueued is the offset of the first queued recorded message of ch in
 // epoch, or 0.
 func (c *Client) FirstQueued(ch, epoch string) int64 {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if first, ok := c.firstHeld(ch, epoch); ok {
 		return first
 	}
-	for _, f := range c.Queue[c.head:] {
+	for _, f := range c.queue[c.head:] {
 		if m := f.Msg; m != nil && m.Channel == ch && m.Recorded() && m.Pos.Epoch == epoch {
 			return m.Pos.Offset
 		}
@@ -198,8 +198,8 @@ func (c *Client) FirstQueued(ch, epoch string) int64 {
 // Close asks the writer to end the connection, with a close frame unless code
 // is 0. Only the first call counts.
 func (c *Client) Close(code int, text string) {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.closeLocked(code, text)
 }
 
@@ -209,7 +209,7 @@ func (c *Client) closeLocked(code int, text string) {
 		return
 	}
 	c.closing, c.code, c.reason = true, code, text
-	c.Queue, c.Queued, c.head = nil, 0, 0
+	c.queue, c.queued, c.head = nil, 0, 0
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
@@ -221,8 +221,8 @@ func (c *Client) closeLocked(code int, text string) {
 // refreshed token); the zero time keeps the connection open. One timer per
 // client, and no goroutine until it fires.
 func (c *Client) ExpireAt(t time.Time) {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
 		return
 	}
@@ -240,8 +240,8 @@ func (c *Client) ExpireAt(t time.Time) {
 // expire is the expiry timer's: a timer that fired just as ExpireAt moved
 // the time later finds it not due yet.
 func (c *Client) expire() {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.expires.IsZero() && !time.Now().Before(c.expires) {
 		c.closeLocked(closeTokenExpired, "token expired")
 	}
@@ -250,16 +250,16 @@ func (c *Client) expire() {
 // Closing tells whether the connection is ending, because the server closes
 // it or because it is gone.
 func (c *Client) Closing() bool {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.closing
 }
 
 // CloseCode is the code of the close frame the connection ended with, or is
 // ending with; 0 when there is none.
 func (c *Client) CloseCode() int {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.code
 }
 
@@ -275,17 +275,17 @@ func (c *Client) kick() {
 // when there is nothing left to do.
 func (c *Client) write() {
 	for {
-		c.Mu.Lock()
+		c.mu.Lock()
 		ping, closing := c.pingDue, c.closing
-		if len(c.Queue) == 0 && !ping && !closing {
+		if len(c.queue) == 0 && !ping && !closing {
 			c.writing = false
-			c.Mu.Unlock()
+			c.mu.Unlock()
 			return
 		}
-		batch := c.Queue
-		c.Queue, c.Queued, c.spare, c.head = c.spare, 0, nil, 0
+		batch := c.queue
+		c.queue, c.queued, c.spare, c.head = c.spare, 0, nil, 0
 		c.pingDue = false
-		c.Mu.Unlock()
+		c.mu.Unlock()
 
 		if closing {
 			c.finish()

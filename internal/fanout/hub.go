@@ -19,10 +19,10 @@ type Hub struct {
 	opts    HubOptions
 	active  atomic.Int64
 
-	Mu       sync.RWMutex
+	mu       sync.RWMutex
 	channels map[string]map[*Client]struct{}
 	static   map[string]bool // joined for the hub's whole life
-	Clients  map[*Client]struct{}
+	clients  map[*Client]struct{}
 	retired  bool          // the config that made this hub is unloaded
 	empty    chan struct{} // closed when retired with no clients left
 	released bool
@@ -51,7 +51,7 @@ func NewHub(table *bus.ChannelTable, release func(), opts HubOptions) *Hub {
 		opts:     opts,
 		channels: make(map[string]map[*Client]struct{}),
 		static:   make(map[string]bool),
-		Clients:  make(map[*Client]struct{}),
+		clients:  make(map[*Client]struct{}),
 		empty:    make(chan struct{}),
 	}
 }
@@ -59,8 +59,8 @@ func NewHub(table *bus.ChannelTable, release func(), opts HubOptions) *Hub {
 // SubscribeStatic keeps ch subscribed for the hub's life, so that no message
 // is missed between two clients.
 func (h *Hub) SubscribeStatic(ch string) {
-	h.Mu.Lock()
-	defer h.Mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.static[ch] {
 		return
 	}
@@ -79,9 +79,9 @@ func (h *Hub) Add(c *Client) bool {
 		h.active.Add(-1)
 		return false
 	}
-	h.Mu.Lock()
-	defer h.Mu.Unlock()
-	h.Clients[c] = struct{}{}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clients[c] = struct{}{}
 	for _, ch := range c.Channels {
 		h.joinChannel(c, ch)
 	}
@@ -117,8 +117,8 @@ func (h *Hub) removeFrom(name string, c *Client) {
 // Remove undoes add. When a retired hub loses its last client, it lets go of
 // its channels and of the broker.
 func (h *Hub) Remove(c *Client) {
-	h.Mu.Lock()
-	delete(h.Clients, c)
+	h.mu.Lock()
+	delete(h.clients, c)
 	for _, ch := range c.Channels {
 		h.leaveChannel(c, ch)
 	}
@@ -126,7 +126,7 @@ func (h *Hub) Remove(c *Client) {
 		h.leaveChannel(c, ch)
 	}
 	done := h.retireDone()
-	h.Mu.Unlock()
+	h.mu.Unlock()
 	h.active.Add(-1)
 	if done {
 		h.release()
@@ -138,11 +138,11 @@ func (h *Hub) Remove(c *Client) {
 // closed alone. Only the channel's fan-out worker calls it, which makes the
 // message's frames once.
 func (h *Hub) Deliver(m *frame.Message) {
-	h.Mu.RLock()
+	h.mu.RLock()
 	for c := range h.channels[m.Channel] {
 		c.Enqueue(m.FrameFor(c.Kind))
 	}
-	h.Mu.RUnlock()
+	h.mu.RUnlock()
 }
 
 // Gap closes the clients of ch, when the handler's gap_policy says so,
@@ -152,8 +152,8 @@ func (h *Hub) Gap(ch string) {
 	if !h.opts.CloseOnGap {
 		return
 	}
-	h.Mu.RLock()
-	defer h.Mu.RUnlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	for c := range h.channels[ch] {
 		c.Close(CloseGap, "messages may have been missed; reload state")
 	}
@@ -167,10 +167,10 @@ func (h *Hub) Gap(ch string) {
 // shutdown hook and from Cleanup: the drain must not restart). A delay of 0
 // closes every client at once and ends any spread for good.
 func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
-	h.Mu.Lock()
+	h.mu.Lock()
 	h.retired = true
 	if closeAfter > 0 && h.stopSpread != nil && h.spreadCode == code {
-		h.Mu.Unlock()
+		h.mu.Unlock()
 		return
 	}
 	if h.stopSpread != nil && closeAfter >= 0 {
@@ -180,8 +180,8 @@ func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
 	if closeAfter == 0 {
 		h.closedAll = true
 	}
-	clients := make([]*Client, 0, len(h.Clients))
-	for c := range h.Clients {
+	clients := make([]*Client, 0, len(h.clients))
+	for c := range h.clients {
 		clients = append(clients, c)
 	}
 	done := h.retireDone()
@@ -191,7 +191,7 @@ func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
 		h.stopSpread, h.spreadCode = stop, code
 		h.spread.Add(1)
 	}
-	h.Mu.Unlock()
+	h.mu.Unlock()
 	if done {
 		h.release()
 	}
@@ -215,11 +215,11 @@ func (h *Hub) Retire(code int, reason string, closeAfter time.Duration) {
 func (h *Hub) closeSpread(clients []*Client, code int, reason string, step time.Duration, stop chan struct{}) {
 	defer h.spread.Done()
 	defer func() {
-		h.Mu.Lock()
+		h.mu.Lock()
 		if h.stopSpread == stop {
 			h.stopSpread = nil
 		}
-		h.Mu.Unlock()
+		h.mu.Unlock()
 	}()
 	start, closed := time.Now(), 0
 	timer := time.NewTimer(0)
@@ -251,10 +251,17 @@ func (h *Hub) Wait() {
 	h.spread.Wait()
 }
 
+// Len is the number of clients the hub holds.
+func (h *Hub) Len() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.clients)
+}
+
 // Finished tells whether a retired hub has let go of everything.
 func (h *Hub) Finished() bool {
-	h.Mu.RLock()
-	defer h.Mu.RUnlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return h.released
 }
 
@@ -271,7 +278,7 @@ func (h *Hub) WaitEmpty(timeout time.Duration) {
 // not, because destroying the broker waits for a dispatch that may be waiting
 // for h.mu.
 func (h *Hub) retireDone() bool {
-	if !h.retired || len(h.Clients) > 0 || h.released {
+	if !h.retired || len(h.clients) > 0 || h.released {
 		return false
 	}
 	h.released = true

@@ -44,9 +44,9 @@ func testHub(maxClients int, closeOnGap bool) (*Hub, *bus.ChannelTable, *int) {
 }
 
 func queued(c *Client) int {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
-	return len(c.Queue)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
 }
 
 func TestHubMaxClients(t *testing.T) {
@@ -179,13 +179,13 @@ func TestHubRetireSpread(t *testing.T) {
 	if n := closed(); n != 1 {
 		t.Fatalf("%d clients closed at the start of a spread over an hour; want 1", n)
 	}
-	h.Mu.RLock()
+	h.mu.RLock()
 	running := h.stopSpread
-	h.Mu.RUnlock()
+	h.mu.RUnlock()
 	h.Retire(CloseGoingAway, "server exiting", time.Hour)
-	h.Mu.RLock()
+	h.mu.RLock()
 	again := h.stopSpread
-	h.Mu.RUnlock()
+	h.mu.RUnlock()
 	if running == nil || again != running {
 		t.Fatal("a second retire with the same code restarted the spread")
 	}

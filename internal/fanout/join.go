@@ -27,8 +27,8 @@ var (
 // limit). Its messages wait until FinishJoin, or Leave. The cost does not
 // grow with the channels c holds.
 func (h *Hub) Join(c *Client, ch string, maxChannels int) error {
-	h.Mu.Lock()
-	defer h.Mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if c.has(ch) {
 		return ErrAlreadySubscribed
 	}
@@ -51,8 +51,8 @@ func (h *Hub) Join(c *Client, ch string, maxChannels int) error {
 // Leave ends c's subscription to ch, one of its own or one it joined: the
 // hub delivers it nothing of ch after Leave returns.
 func (h *Hub) Leave(c *Client, ch string) error {
-	h.Mu.Lock()
-	defer h.Mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if _, ok := c.extra[ch]; ok {
 		delete(c.extra, ch)
 	} else if i := slices.Index(c.Channels, ch); i >= 0 {
@@ -65,7 +65,7 @@ func (h *Hub) Leave(c *Client, ch string) error {
 	return nil
 }
 
-// joinChannel adds c to ch, and to its presence. h.Mu held.
+// joinChannel adds c to ch, and to its presence. h.mu held.
 func (h *Hub) joinChannel(c *Client, ch string) {
 	h.addTo(ch, c, "")
 	if h.opts.Presence == nil {
@@ -77,7 +77,7 @@ func (h *Hub) joinChannel(c *Client, ch string) {
 	}
 }
 
-// leaveChannel undoes joinChannel. h.Mu held.
+// leaveChannel undoes joinChannel. h.mu held.
 func (h *Hub) leaveChannel(c *Client, ch string) {
 	h.removeFrom(ch, c)
 	if h.opts.Presence == nil {
@@ -89,7 +89,7 @@ func (h *Hub) leaveChannel(c *Client, ch string) {
 	}
 }
 
-// has tells whether c follows ch. The hub's Mu held.
+// has tells whether c follows ch. The hub's mu held.
 func (c *Client) has(ch string) bool {
 	_, ok := c.extra[ch]
 	return ok || slices.Contains(c.Channels, ch)
@@ -97,7 +97,7 @@ func (c *Client) has(ch string) bool {
 
 // ChannelCount is how many channels c follows.
 func (h *Hub) ChannelCount(c *Client) int {
-	h.Mu.RLock()
-	defer h.Mu.RUnlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return len(c.Channels) + len(c.extra)
 }

@@ -16,10 +16,10 @@ func recorded(ch string, off int64) *frame.Message {
 // payloads are the queued frames' messages' payloads, "S" for a frame
 // without one (an opening frame).
 func payloads(c *Client) []string {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []string
-	for _, f := range c.Queue {
+	for _, f := range c.queue {
 		if f.Msg == nil {
 			out = append(out, "S")
 		} else {
@@ -137,8 +137,8 @@ func TestJoinReplaysShareSendQueue(t *testing.T) {
 			t.Fatalf("after replay %d: room %d; want %d", i, got, want)
 		}
 	}
-	if c.Queued != 100 {
-		t.Errorf("queued %d bytes; want the one send_queue of 100", c.Queued)
+	if c.queued != 100 {
+		t.Errorf("queued %d bytes; want the one send_queue of 100", c.queued)
 	}
 	h.Remove(c)
 }

@@ -13,10 +13,10 @@ type joining struct {
 }
 
 // beginJoin makes the live frames of names (a channel, and its presence
-// events channel) wait. The hub's Mu held.
+// events channel) wait. The hub's mu held.
 func (c *Client) beginJoin(names []string) {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.joining == nil {
 		c.joining = make(map[string]*joining)
 	}
@@ -27,7 +27,7 @@ func (c *Client) beginJoin(names []string) {
 }
 
 // hold keeps f when its channel is being joined; a client whose held and
-// queued frames pass its limit is closed as too slow. c.Mu held.
+// queued frames pass its limit is closed as too slow. c.mu held.
 func (c *Client) hold(f *frame.Frame) bool {
 	if f.Msg == nil {
 		return false
@@ -36,7 +36,7 @@ func (c *Client) hold(f *frame.Frame) bool {
 	if j == nil {
 		return false
 	}
-	if c.Queued+j.bytes+f.Size > c.maxQueue && j.bytes > 0 {
+	if c.queued+j.bytes+f.Size > c.maxQueue && j.bytes > 0 {
 		c.closeLocked(closeTooSlow, "too slow")
 		return true
 	}
@@ -52,8 +52,8 @@ func (c *Client) hold(f *frame.Frame) bool {
 // limit: a connection joins channels while it runs, and what it has not
 // read of one replay is what the next may not hold (see Room).
 func (c *Client) FinishJoin(ch string, frames []*frame.Frame, upTo *frame.Position) {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var held []*frame.Frame
 	for n, j := range c.joining {
 		if j.ch == ch {
@@ -71,23 +71,23 @@ func (c *Client) FinishJoin(ch string, frames []*frame.Frame, upTo *frame.Positi
 		}
 		c.seen[ch] = *upTo
 	}
-	c.Queue = append(c.Queue, frames...)
+	c.queue = append(c.queue, frames...)
 	for _, f := range frames {
-		c.Queued += f.Size // counted, unlike an admission's prepended replay: live messages wait behind it
+		c.queued += f.Size // counted, unlike an admission's prepended replay: live messages wait behind it
 	}
 	for _, f := range held {
 		if !c.replayed(f.Msg) {
-			c.Queue = append(c.Queue, f)
-			c.Queued += f.Size
+			c.queue = append(c.queue, f)
+			c.queued += f.Size
 		}
 	}
 	c.kick()
 }
 
-// forget drops what c keeps about ch after it left it. The hub's Mu held.
+// forget drops what c keeps about ch after it left it. The hub's mu held.
 func (c *Client) forget(ch string) {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for n, j := range c.joining {
 		if j.ch == ch {
 			delete(c.joining, n)
@@ -98,7 +98,7 @@ func (c *Client) forget(ch string) {
 
 // firstHeld is FirstQueued for a channel being joined: the offset of its
 // first held recorded message in epoch, or 0; ok false when ch is not being
-// joined. c.Mu held.
+// joined. c.mu held.
 func (c *Client) firstHeld(ch, epoch string) (first int64, ok bool) {
 	j := c.joining[ch]
 	if j == nil {
@@ -115,7 +115,7 @@ func (c *Client) firstHeld(ch, epoch string) (first int64, ok bool) {
 // Room is how many more bytes the client's queue takes before it is too
 // slow: what a run-time replay may still hold.
 func (c *Client) Room() int {
-	c.Mu.Lock()
-	defer c.Mu.Unlock()
-	return max(c.maxQueue-c.Queued, 0)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(c.maxQueue-c.queued, 0)
 }
