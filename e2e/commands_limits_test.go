@@ -2,10 +2,11 @@ package e2e
 
 import (
 	"context"
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 
 	"github.com/gorilla/websocket"
 

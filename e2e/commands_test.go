@@ -1,11 +1,12 @@
 package e2e
 
 import (
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 
 	"github.com/golang-jwt/jwt/v5"
 

@@ -1,10 +1,11 @@
 package e2e
 
 import (
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )

@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 
 	"github.com/gorilla/websocket"
 )

@@ -2,11 +2,12 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
 
 // TestQueryChannelsCluster: on Cluster (sharded Pub/Sub), a stream follows

@@ -8,7 +8,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 
 	"github.com/golang-jwt/jwt/v5"
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddy-redis-ws/caddy-redis-ws"
+	redisws "github.com/caddy-redis-ws/caddy-redis-ws"
 )
 
 // readmeTokens is the README's section on signed tokens.
