@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
-	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/frame"
 	"github.com/caddyserver/caddy/v2"
 )
@@ -107,8 +106,4 @@ func TestRecordTypes(t *testing.T) {
 			t.Errorf("types %q, want %q", got, tc.want)
 		}
 	}
-}
-
-func testClient(channels ...string) *fanout.Client {
-	return fanout.NewClient(channels, "", frame.RawFrames, 1<<20, &newHandlerMetrics([]string{"test"}).client)
 }
