@@ -120,6 +120,17 @@ func (a *access) mayPublish(ch string) bool {
 	return ch == a.ownPublish && ch != "" || matchAny(a.publish, ch)
 }
 
+// grants tells whether a token's list of patterns (as a claim holds them:
+// * matches any run) matches ch; at most maxPatterns are read.
+func grants(patterns []string, ch string) bool {
+	for _, p := range patterns[:min(len(patterns), maxPatterns)] {
+		if pattern(strings.Split(p, "*")).match(ch) {
+			return true
+		}
+	}
+	return false
+}
+
 func matchAny(ps []pattern, ch string) bool {
 	for _, p := range ps {
 		if p.match(ch) {

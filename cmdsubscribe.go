@@ -12,18 +12,15 @@ import (
 	"go.uber.org/zap"
 )
 
-// The token decisions of commands, in one place until tokens are verified
-// here: a subscribe's token grants nothing yet, so a channel the route's
-// rules do not allow is refused, invalid_token when a token was offered for
-// it; refresh is not enabled.
-var refreshRefusal = refuseCmd(protocol.ErrNotEnabled, "token refresh is not enabled on this route")
-
+// maySubscribe decides a subscribe: the route's rules, else the command's
+// token when it has one (a bad token, or one that does not grant ch, is
+// invalid_token).
 func (cs *commands) maySubscribe(ch, token string) *cmdRefusal {
 	switch {
 	case cs.access.maySubscribe(ch):
 		return nil
 	case token != "":
-		return refuseCmd(protocol.ErrInvalidToken, "the token does not grant this channel")
+		return cs.channelToken(ch, token)
 	}
 	return refuseCmd(protocol.ErrForbidden, "subscribing to this channel is not allowed")
 }

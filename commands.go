@@ -32,13 +32,14 @@ type commands struct {
 	h          *Handler
 	c          *fanout.Client
 	access     *access
+	tokens     connTokens
 	subscribes *rate.Limiter // subscribe_rate
 	bad        *rate.Limiter // malformed commands
 }
 
-func (h *Handler) newCommands(c *fanout.Client, a *access) *commands {
+func (h *Handler) newCommands(c *fanout.Client, a *access, t connTokens) *commands {
 	return &commands{
-		h: h, c: c, access: a,
+		h: h, c: c, access: a, tokens: t,
 		subscribes: rate.NewLimiter(rate.Limit(h.SubscribeRate), h.SubscribeRateBurst),
 		bad:        rate.NewLimiter(badCommandRate, badCommandBurst),
 	}
@@ -101,6 +102,6 @@ func (cs *commands) run(cmd protocol.Command) (*protocol.Frame, *cmdRefusal) {
 	case protocol.CmdPresence:
 		return cs.presence(cmd.Channel)
 	default: // protocol.CmdRefresh: ParseCommand knows no other
-		return nil, refreshRefusal
+		return cs.refresh(cmd.Token)
 	}
 }

@@ -235,6 +235,7 @@ func (a *TokenAuth) Authenticate(w http.ResponseWriter, r *http.Request) (caddya
 	for k, v := range id.Claims {
 		meta[k] = v
 	}
+	handOnVerifier(r, a.verifier)
 	return caddyauth.User{ID: id.User, Metadata: meta}, true, nil
 }
 

@@ -58,7 +58,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, repl *c
 	c.Start(link, time.Duration(h.PingInterval))
 	handle := h.publishFrames(c)
 	if commands {
-		handle = h.newCommands(c, h.access(repl, slices.Clone(c.Channels), c.Publish)).handle
+		handle = h.newCommands(c, h.access(repl, slices.Clone(c.Channels), c.Publish), requestTokens(r, repl)).handle
 	}
 	// ServeHTTP returns now: the connection needs none of the request's
 	// state but what handle keeps, and a fresh goroutine's stack is far

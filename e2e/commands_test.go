@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
-
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
 )
 
@@ -38,11 +35,7 @@ func commandNodes(t *testing.T, rs *redisServer, n int) []*caddyNode {
 // userBearer is the Authorization header of a token of user for an hour,
 // granting subscribe.
 func userBearer(t *testing.T, user string, subscribe ...string) http.Header {
-	claims := jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()}
-	if len(subscribe) > 0 {
-		claims["redis_ws"] = map[string]any{"subscribe": subscribe}
-	}
-	return bearer(testkit.HS256(t, claims))
+	return bearer(grantToken(t, user, time.Hour, subscribe...))
 }
 
 // TestCommandsNodes: two nodes, one Redis, a balancer in front. A command client subscribes at

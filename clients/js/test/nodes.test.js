@@ -114,3 +114,30 @@ test("a token: sent as a subprotocol, refreshed before it expires, asked for aga
   assert.equal(res.status, 200);
   await waitFor("the message", () => got.includes("for alice"));
 });
+
+test("a refresh the server takes keeps the connection open past the first token's exp", async (t) => {
+  const { nodes, lb } = await cluster(t);
+  const firstExp = Math.floor(Date.now() / 1000) + 3;
+  const tokens = [jwt({ sub: "alice", exp: firstExp })];
+  const getToken = () => {
+    tokens.push(jwt({ sub: "alice", exp: Math.floor(Date.now() / 1000) + 3 }));
+    return tokens.at(-1);
+  };
+  const client = connect(lb.ws + "/secure", { WebSocket, token: tokens[0], getToken });
+  t.after(() => client.close());
+  const drops = [];
+  const errors = [];
+  client.on("disconnected", (info) => drops.push(info));
+  client.on("error", (err) => errors.push(err));
+  const got = collect(client);
+  await waitFor("the user's channel", () => client.getSubscription("user:alice")?.state === "subscribed");
+  assert.equal(client.protocol, "redis_ws.v2");
+  // The first token is closed on at firstExp (4003) unless refreshed.
+  await waitFor("past the first exp, refreshed", () => tokens.length >= 2 && Date.now() > (firstExp + 1) * 1000, 10000);
+  assert.deepEqual(drops, []);
+  assert.deepEqual(errors, []);
+  assert.equal(client.state, "connected");
+  const res = await fetch(nodes[0].base + "/secure", { method: "POST", body: "still here", headers: { Authorization: "Bearer " + tokens.at(-1) } });
+  assert.equal(res.status, 200);
+  await waitFor("the message", () => got.includes("still here"));
+});

@@ -1,0 +1,100 @@
+package redisws
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/token"
+	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
+)
+
+// Tokens inside a command connection (refresh, a subscribe's token) are
+// verified by the verifier of the redis_ws_token provider that
+// authenticated the request: the same keys, issuer, audience, leeway and
+// claim names, and no second configuration. The provider hands it on in a
+// request variable.
+
+// verifierVar names the request variable; {http.vars.redis_ws_token}
+// prints only tokenVerifier's String.
+const verifierVar = "redis_ws_token"
+
+// tokenVerifier is the variable's value. Its String says nothing of the
+// keys: caddy.ToString uses it for a placeholder.
+type tokenVerifier struct{ v *token.Verifier }
+
+func (tokenVerifier) String() string { return "redis_ws_token" }
+
+// handOnVerifier is the provider's, for a request it authenticated.
+func handOnVerifier(r *http.Request, v *token.Verifier) {
+	caddyhttp.SetVar(r.Context(), verifierVar, tokenVerifier{v})
+}
+
+// connTokens is what a command connection verifies tokens with: nil
+// verifier when no redis_ws_token authenticated it.
+type connTokens struct {
+	verifier *token.Verifier
+	user     string // {http.auth.user.id}; "" none
+}
+
+func requestTokens(r *http.Request, repl *caddy.Replacer) connTokens {
+	tv, _ := caddyhttp.GetVar(r.Context(), verifierVar).(tokenVerifier)
+	user, _ := repl.GetString("http.auth.user.id")
+	return connTokens{verifier: tv.v, user: user}
+}
+
+// verify checks a command's token: valid, and of the connection's user
+// when it has one.
+func (t connTokens) verify(raw string) (token.Identity, *cmdRefusal) {
+	if t.verifier == nil {
+		return token.Identity{}, refuseCmd(protocol.ErrInvalidToken, "tokens are not verified on this route")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+	defer cancel()
+	id, err := t.verifier.Verify(ctx, raw)
+	switch {
+	case err != nil:
+		return token.Identity{}, refuseCmd(protocol.ErrInvalidToken, "the token is refused: "+token.Reason(err))
+	case t.user != "" && id.User != t.user:
+		return token.Identity{}, refuseCmd(protocol.ErrInvalidToken, "the token names another user than the connection's")
+	case expired(id.Expires): // within the leeway: it would end the connection at once
+		return token.Identity{}, refuseCmd(protocol.ErrInvalidToken, "the token expired")
+	}
+	return id, nil
+}
+
+var refreshNotEnabled = refuseCmd(protocol.ErrNotEnabled, "token refresh needs a connection authenticated by redis_ws_token")
+
+// refresh moves the connection's end to the new token's exp (none: it
+// stays open). The connection's rules keep the lists of the token it
+// opened with: they were resolved then, once.
+func (cs *commands) refresh(raw string) (*protocol.Frame, *cmdRefusal) {
+	if cs.tokens.verifier == nil {
+		return nil, refreshNotEnabled
+	}
+	id, r := cs.tokens.verify(raw)
+	if r != nil {
+		return nil, r
+	}
+	cs.c.ExpireAt(id.Expires)
+	f := &protocol.Frame{Type: protocol.TypeRefreshed}
+	if !id.Expires.IsZero() {
+		f.Exp = id.Expires.Unix()
+	}
+	return f, nil
+}
+
+// channelToken tells whether a subscribe's token grants ch: nil when it
+// does.
+func (cs *commands) channelToken(ch, raw string) *cmdRefusal {
+	id, r := cs.tokens.verify(raw)
+	if r != nil {
+		return r
+	}
+	if !grants(id.Subscribe, ch) {
+		return refuseCmd(protocol.ErrInvalidToken, "the token does not grant this channel")
+	}
+	return nil
+}
