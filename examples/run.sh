@@ -85,8 +85,8 @@ $NODE2_PORT) that share Redis on port $REDIS_PORT: every tab sees every message.
   redis-cli -p $REDIS_PORT publish chat "hello from redis-cli"   # shows up in every tab
   kill $node2_pid      # stops node 2: its tabs reconnect, through the balancer, to node 1
 
-Several rooms on one connection, with the JavaScript client (clients/js), once the
-nodes speak redis_ws.v2: http://localhost:$LB_PORT/rooms.html?name=alice
+Several rooms on one connection (redis_ws.v2 commands), with the JavaScript client
+of clients/js: http://localhost:$LB_PORT/rooms.html?name=alice
 
 Logs: $RUN/{node1,node2,lb,redis}.log (node 1 is pid $node1_pid). Ctrl-C stops everything.
 EOF
