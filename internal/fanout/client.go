@@ -121,20 +121,25 @@ func (c *Client) Enqueue(f *frame.Frame) {
 		return
 	}
 	if c.queued+f.Size > c.maxQueue && c.queued > 0 {
-		dropped := len(c.queue) + 1
-		c.closeLocked(closeTooSlow, "too slow")
-		if c.link != nil {
-			c.link.Cut(CloseWait)
-		}
+		c.tooSlow(len(c.queue) + 1)
 		c.mu.Unlock()
-		c.metrics.SlowClients.Inc()
-		c.metrics.DeliveryDrops.Add(float64(dropped))
 		return
 	}
 	c.queue = append(c.queue, f)
 	c.queued += f.Size
 	c.kick()
 	c.mu.Unlock()
+}
+
+// tooSlow closes a client whose queue passed its limit, counting the
+// frames it drops. c.mu held.
+func (c *Client) tooSlow(dropped int) {
+	c.closeLocked(closeTooSlow, "too slow")
+	if c.link != nil {
+		c.link.Cut(CloseWait)
+	}
+	c.metrics.SlowClients.Inc()
+	c.metrics.DeliveryDrops.Add(float64(dropped))
 }
 
 // replayed reports whether a replay gave the client m already. c.mu held.

@@ -37,7 +37,7 @@ func (c *Client) hold(f *frame.Frame) bool {
 		return false
 	}
 	if c.queued+j.bytes+f.Size > c.maxQueue && j.bytes > 0 {
-		c.closeLocked(closeTooSlow, "too slow")
+		c.tooSlow(len(c.queue) + len(j.frames) + 1)
 		return true
 	}
 	j.frames = append(j.frames, f)
@@ -61,6 +61,9 @@ func (c *Client) FinishJoin(ch string, frames []*frame.Frame, upTo *frame.Positi
 			delete(c.joining, n)
 			j.frames = nil
 		}
+	}
+	if len(c.joining) == 0 {
+		c.joining = nil // Enqueue looks no more
 	}
 	if c.closing {
 		return
@@ -92,6 +95,9 @@ func (c *Client) forget(ch string) {
 		if j.ch == ch {
 			delete(c.joining, n)
 		}
+	}
+	if len(c.joining) == 0 {
+		c.joining = nil
 	}
 	delete(c.seen, ch)
 }
