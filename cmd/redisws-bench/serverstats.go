@@ -170,3 +170,26 @@ func fanoutLatency(admin []string) (sum, count float64, ok bool) {
 	}
 	return sum, count, true
 }
+
+// writeSyscalls returns syscw of each process from /proc/PID/io: the write
+// system calls it made so far: write, writev, pwrite on any file or socket
+// (Go writes a TCP connection with write and writev; the kernel does not
+// count sendmsg here); -1 where it cannot be read.
+func writeSyscalls(pids []int) []int64 {
+	out := make([]int64, len(pids))
+	for i, pid := range pids {
+		out[i] = -1
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+				if v, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil {
+					out[i] = v
+				}
+			}
+		}
+	}
+	return out
+}
