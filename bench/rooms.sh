@@ -59,18 +59,20 @@ cat >"$RUN/Caddyfile" <<'CADDY'
 CADDY
 
 # centrifugo_config PORT: a Centrifugo v6 node on 127.0.0.1:PORT with the
-# Redis engine; anonymous clients (client.insecure, for a bench only) may
-# subscribe and publish to the namespace "room".
+# Redis engine; clients connect without a token and may subscribe and
+# publish to the namespace "room" (as the route's allow rules let ours).
 centrifugo_config() {
 	cat <<JSON
 {
-  "http_server": {"address": "127.0.0.1", "port": "$1"},
+  "http_server": {"address": "127.0.0.1", "port": $1},
   "log": {"level": "error"},
   "health": {"enabled": true},
-  "client": {"insecure": true, "allowed_origins": ["*"]},
-  "engine": {"type": "redis", "redis": {"address": "redis://127.0.0.1:$REDIS_PORT"}},
+  "client": {"allow_anonymous_connect_without_token": true},
+  "engine": {"type": "redis", "redis": {"address": ["redis://127.0.0.1:$REDIS_PORT"]}},
   "channel": {
-    "namespaces": [{"name": "room", "allow_subscribe_for_client": true, "allow_publish_for_client": true}]
+    "namespaces": [{"name": "room",
+      "allow_subscribe_for_anonymous": true, "allow_subscribe_for_client": true,
+      "allow_publish_for_anonymous": true, "allow_publish_for_client": true}]
   }
 }
 JSON
@@ -111,7 +113,10 @@ one() {
 		-conns "$conns" -per-conn "$per" -rooms "$rooms" -pubs "$PUBS" -room-rate "$rate"
 		-size 64 -duration "$DURATION" -drain "$DRAIN" -connect-rate "$CONNECT_RATE" -handshake-timeout 20s)
 	log "$server: $conns connections × $per of $rooms rooms, $rate msg/s per room ..."
-	"$BIN/redisws-bench" "${args[@]}" >>"$RUN/lines.jsonl" 2>"$RUN/run.log" || log "$server run: exit $? (its line is kept)"
+	"$BIN/redisws-bench" "${args[@]}" >>"$RUN/lines.jsonl" 2>>"$RUN/run.log" || {
+		log "$server run: exit $? (its line is kept); the tool said:"
+		tail -5 "$RUN/run.log" >&2
+	}
 	echo "redisws-bench ${args[*]}" | sed -E 's/-pids [0-9,]+/-pids <node pids>/; s/127\.0\.0\.1:[0-9]+/127.0.0.1:PORT/g' >>"$RUN/commands"
 	stop_nodes
 }
@@ -131,7 +136,7 @@ cat "$RUN/lines.jsonl" >>"$RESULTS.jsonl"
 	echo
 	header_line
 	echo "Command: \`${CADDY_BIN:+CADDY_BIN=… }${CENTRIFUGO_BIN:+CENTRIFUGO_BIN=… }SIZES=\"$SIZES\" RATES=\"$RATES\" PUBS=$PUBS DURATION=$DURATION DRAIN=$DRAIN bash bench/rooms.sh\`"
-	if [[ -n $CENTRIFUGO_BIN ]]; then echo "Centrifugo: $("$CENTRIFUGO_BIN" version 2>/dev/null | head -1)."; fi
+	if [[ -n $CENTRIFUGO_BIN ]]; then echo "Centrifugo: $(go version -m "$CENTRIFUGO_BIN" | awk '$1 == "mod" { print $2, $3 }'), built with $(go version "$CENTRIFUGO_BIN" | cut -d' ' -f2)."; fi
 	echo
 	"$BIN/redisws-bench" table "$RUN/lines.jsonl"
 	echo "Rows in order, each from:"
