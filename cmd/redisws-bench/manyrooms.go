@@ -95,7 +95,7 @@ func manyroomsMode(c *config) int {
 	time.Sleep(c.settle)
 
 	c.logf("publishing %d B to each of %d rooms at %g msg/s for %v over %d publishers ...", c.size, c.rooms, c.roomRate, c.duration, len(pubs))
-	w0, cpu0 := writeSyscalls(c.pids), cpuTicks(c.pids)
+	w0, cpu0, self0 := writeSyscalls(c.pids), cpuTicks(c.pids), selfCPU()
 	sendStart := time.Now()
 	var pw sync.WaitGroup
 	for _, p := range pubs {
@@ -117,6 +117,7 @@ func manyroomsMode(c *config) int {
 	res.Complete = awaitRooms(subs, sentIn, drainStart.Add(c.drain))
 	res.DrainUsedS = round3(time.Since(drainStart).Seconds())
 	w1, cpu1 := writeSyscalls(c.pids), cpuTicks(c.pids)
+	res.ToolCPUS = round3((selfCPU() - self0).Seconds())
 	res.RSSAfterKB = nodeRSS(c.pids)
 
 	stopping.Store(true)

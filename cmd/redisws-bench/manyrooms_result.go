@@ -83,8 +83,11 @@ type manyroomsResult struct {
 	NodeDeliveries    []uint64  `json:"node_deliveries,omitempty"`
 	WritesPerDelivery []float64 `json:"writes_per_delivery,omitempty"`
 	NodeCPUS          []float64 `json:"node_cpu_s,omitempty"`
-	WallS             float64   `json:"wall_s"`
-	Error             string    `json:"error,omitempty"`
+	// ToolCPUS is the load tool's own CPU time over the same window: on
+	// one machine it shares the cores with the nodes and Redis.
+	ToolCPUS float64 `json:"tool_cpu_s"`
+	WallS    float64 `json:"wall_s"`
+	Error    string  `json:"error,omitempty"`
 }
 
 // count adds up what the publishers sent and the connections received.
@@ -202,8 +205,8 @@ func printManyrooms(r *manyroomsResult) {
 	if len(r.RSSBeforeKB) > 0 {
 		fmt.Fprintf(w, "node RSS    before %v KB, subscribed %v KB, after %v KB: %.0f B per subscription\n",
 			r.RSSBeforeKB, r.RSSSubscribedKB, r.RSSAfterKB, r.BytesPerSubscription)
-		fmt.Fprintf(w, "node writes %v syscalls for %v deliveries = %v per delivery; CPU %v s\n",
-			r.NodeWrites, r.NodeDeliveries, r.WritesPerDelivery, r.NodeCPUS)
+		fmt.Fprintf(w, "node writes %v syscalls for %v deliveries = %v per delivery; CPU %v s (load tool %.2f s)\n",
+			r.NodeWrites, r.NodeDeliveries, r.WritesPerDelivery, r.NodeCPUS, r.ToolCPUS)
 	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "error       %s\n", r.Error)
@@ -213,8 +216,8 @@ func printManyrooms(r *manyroomsResult) {
 
 // manyroomsTable prints manyrooms runs as a Markdown table.
 func manyroomsTable(w io.Writer, rs []manyroomsResult) {
-	fmt.Fprintln(w, "| server | connections × rooms each (of rooms) | msg/s per room | deliveries/s expected | received/s | loss | dup | p50 ms | p99 ms | max ms | subscribe p50 / p99 ms | B per subscription | writes per delivery (per node) | disconnects |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- |")
+	fmt.Fprintln(w, "| server | connections × rooms each (of rooms) | msg/s per room | deliveries/s expected | received/s | loss | dup | p50 ms | p99 ms | max ms | subscribe p50 / p99 ms | B per subscription | writes per delivery (per node) | CPU s: nodes, load tool | disconnects |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- | --- |")
 	for _, r := range rs {
 		per, writes := "–", "–"
 		if r.BytesPerSubscription != 0 {
@@ -223,9 +226,9 @@ func manyroomsTable(w io.Writer, rs []manyroomsResult) {
 		if len(r.WritesPerDelivery) > 0 {
 			writes = fmt.Sprint(r.WritesPerDelivery)
 		}
-		fmt.Fprintf(w, "| %s | %d × %d (of %d) | %g | %.0f | %.0f | %d (%.3f%%) | %d | %.2f | %.2f | %.2f | %.2f / %.2f | %s | %s | subs %d %s, pubs %d %s |\n",
+		fmt.Fprintf(w, "| %s | %d × %d (of %d) | %g | %.0f | %.0f | %d (%.3f%%) | %d | %.2f | %.2f | %.2f | %.2f / %.2f | %s | %s | %v, %.1f | subs %d %s, pubs %d %s |\n",
 			r.Server, r.Connected, r.PerConn, r.Rooms, r.RoomRate, r.ExpectedPerS, r.DeliveriesPerS, r.Loss, r.LossPct, r.Duplicates,
-			r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.SubscribeP50Ms, r.SubscribeP99Ms, per, writes,
+			r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.SubscribeP50Ms, r.SubscribeP99Ms, per, writes, r.NodeCPUS, r.ToolCPUS,
 			r.SubDisconnects, codes(r.SubCloseCodes), r.PubDisconnects, codes(r.PubCloseCodes))
 	}
 	fmt.Fprintln(w)
