@@ -36,7 +36,7 @@ type roomsConn struct {
 	lastNs   atomic.Int64  // time of the last one
 	readerEnd
 
-	dups, reordered, foreign, crossRoom, malformed uint64
+	checkCounts
 }
 
 func newRoomsConn(conn *websocket.Conn, node int, rooms []int) *roomsConn {
@@ -71,24 +71,10 @@ func (rc *roomsConn) session(srv roomsServer, run uint32, timeout time.Duration,
 	}
 	var buf bytes.Buffer
 	for {
-		_, r, err := rc.conn.NextReader()
-		if err == nil {
-			buf.Reset()
-			_, err = buf.ReadFrom(r)
-		}
+		err := readMessages(rc.conn, &buf, func(msg []byte) error { return rc.handle(msg, nowNs(), run) })
 		if err != nil {
 			rc.end(err, stopping)
 			return
-		}
-		now, frame := nowNs(), buf.Bytes()
-		// Centrifugo may put several messages in a frame, one a line.
-		for len(frame) > 0 {
-			msg, rest, _ := bytes.Cut(frame, []byte{'\n'})
-			frame = rest
-			if err := rc.handle(msg, now, run); err != nil {
-				rc.end(err, stopping)
-				return
-			}
 		}
 	}
 }

@@ -97,23 +97,9 @@ func (p *roomsPub) write(msg []byte) error {
 func (p *roomsPub) read(stopping *atomic.Bool) {
 	var buf bytes.Buffer
 	for {
-		_, r, err := p.conn.NextReader()
-		if err == nil {
-			buf.Reset()
-			_, err = buf.ReadFrom(r)
-		}
-		if err != nil {
+		if err := readMessages(p.conn, &buf, p.take); err != nil {
 			p.end(err, stopping)
 			return
-		}
-		frame := buf.Bytes()
-		for len(frame) > 0 {
-			var msg []byte
-			msg, frame, _ = bytes.Cut(frame, []byte{'\n'})
-			if err := p.take(msg); err != nil {
-				p.end(err, stopping)
-				return
-			}
 		}
 	}
 }

@@ -45,15 +45,7 @@ type manyroomsResult struct {
 	PublishRefused  uint64  `json:"publish_refused"`
 	PublishRefusal  string  `json:"publish_refusal_sample,omitempty"`
 
-	Expected          uint64  `json:"expected_deliveries"`
-	Received          uint64  `json:"received_deliveries"`
-	Loss              int64   `json:"loss"`
-	LossPct           float64 `json:"loss_pct"`
-	Duplicates        uint64  `json:"duplicates"`
-	Reordered         uint64  `json:"reordered"`
-	Foreign           uint64  `json:"foreign"`
-	CrossRoom         uint64  `json:"cross_room"`
-	Malformed         uint64  `json:"malformed"`
+	deliveryCounts
 	ExpectedPerS      float64 `json:"expected_deliveries_per_s"` // expected over -duration
 	DeliveriesPerS    float64 `json:"deliveries_per_s"`          // received over the first send to the last delivery
 	DeliveriesWindowS float64 `json:"deliveries_window_s"`
@@ -127,22 +119,14 @@ func (res *manyroomsResult) count(c *config, subs []*roomsConn, pubs []*roomsPub
 		for _, r := range rc.rooms {
 			res.Expected += sentIn[r]
 		}
-		res.Received += rc.received.Load()
-		res.Duplicates += rc.dups
-		res.Reordered += rc.reordered
-		res.Foreign += rc.foreign
-		res.CrossRoom += rc.crossRoom
-		res.Malformed += rc.malformed
+		res.add(&rc.checkCounts, rc.received.Load())
 		lastRecv = max(lastRecv, rc.lastNs.Load())
 		if rc.dead.Load() {
 			res.SubDisconnects++
 			res.SubCloseCodes[closeKey(rc.endErr)]++
 		}
 	}
-	res.Loss = int64(res.Expected) - int64(res.Received)
-	if res.Expected > 0 {
-		res.LossPct = round3(100 * float64(res.Loss) / float64(res.Expected))
-	}
+	res.countLoss()
 	res.ExpectedPerS = round3(float64(res.Expected) / c.duration.Seconds())
 	if firstSend > 0 && lastRecv > firstSend {
 		w := float64(lastRecv-firstSend) / 1e9

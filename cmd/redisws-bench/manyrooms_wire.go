@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
+	"github.com/gorilla/websocket"
 )
 
 // roomsServer is the server a manyrooms run talks to: redis_ws with its
@@ -121,4 +122,26 @@ func parseReply(msg []byte) (reply, error) {
 		r.error = string(m.Error)
 	}
 	return r, nil
+}
+
+// readMessages reads the next frame of conn into buf and hands take each
+// message in it: Centrifugo may put several in a frame, one a line.
+func readMessages(conn *websocket.Conn, buf *bytes.Buffer, take func(msg []byte) error) error {
+	_, r, err := conn.NextReader()
+	if err != nil {
+		return err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return err
+	}
+	frame := buf.Bytes()
+	for len(frame) > 0 {
+		var msg []byte
+		msg, frame, _ = bytes.Cut(frame, []byte{'\n'})
+		if err := take(msg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
