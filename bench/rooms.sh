@@ -38,6 +38,7 @@ fi
 build
 free_port REDIS_PORT 6790
 start_redis "$REDIS_PORT"
+REDIS_PID=${PIDS[-1]}
 export REDIS_PORT
 free_port P1 8801
 free_port P2 8801
@@ -113,11 +114,16 @@ one() {
 		-conns "$conns" -per-conn "$per" -rooms "$rooms" -pubs "$PUBS" -room-rate "$rate"
 		-size 64 -duration "$DURATION" -drain "$DRAIN" -connect-rate "$CONNECT_RATE" -handshake-timeout 20s)
 	log "$server: $conns connections × $per of $rooms rooms, $rate msg/s per room ..."
+	local r0 r1
+	r0=$(cpu_ticks "$REDIS_PID")
 	"$BIN/redisws-bench" "${args[@]}" >>"$RUN/lines.jsonl" 2>>"$RUN/run.log" || {
 		log "$server run: exit $? (its line is kept); the tool said:"
 		tail -5 "$RUN/run.log" >&2
 	}
-	echo "redisws-bench ${args[*]}" | sed -E 's/-pids [0-9,]+/-pids <node pids>/; s/127\.0\.0\.1:[0-9]+/127.0.0.1:PORT/g' >>"$RUN/commands"
+	r1=$(cpu_ticks "$REDIS_PID")
+	# the command as run, and Redis's CPU over the whole run (connect, send, drain)
+	echo "redisws-bench ${args[*]}" | sed -E 's/-pids [0-9,]+/-pids <node pids>/; s/127\.0\.0\.1:[0-9]+/127.0.0.1:PORT/g' |
+		sed "s/\$/\` (redis-server: $(ticks_s $((r1 - r0))) CPU s over the whole run)/" >>"$RUN/commands"
 	stop_nodes
 }
 
@@ -141,7 +147,7 @@ cat "$RUN/lines.jsonl" >>"$RESULTS.jsonl"
 	"$BIN/redisws-bench" table "$RUN/lines.jsonl"
 	echo "Rows in order, each from:"
 	echo
-	awk '{ printf "%d. `%s`\n", NR, $0 }' "$RUN/commands"
+	awk '{ printf "%d. `%s\n", NR, $0 }' "$RUN/commands"
 } >"$RESULTS.md"
 log "wrote $RESULTS.md and $RESULTS.jsonl"
 cat "$RESULTS.md"
