@@ -90,6 +90,12 @@ func (c *config) connectBudget(n int) time.Duration {
 // ones at deadline. With read set, the connections add every byte they
 // read off their sockets to it.
 func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.Time, read *atomic.Int64) *dialResult {
+	return dialAllThen(c, targets, readBuf, writeBuf, deadline, read, nil)
+}
+
+// dialAllThen is dialAll that hands each connection to opened (when not
+// nil) as soon as it is open, from the goroutine that opened it.
+func dialAllThen(c *config, targets []string, readBuf, writeBuf int, deadline time.Time, read *atomic.Int64, opened func(i int, conn *websocket.Conn)) *dialResult {
 	r := &dialResult{conns: make([]*websocket.Conn, len(targets))}
 	d := newWSDialer(c, readBuf, writeBuf)
 	if read != nil {
@@ -115,6 +121,9 @@ func dialAll(c *config, targets []string, readBuf, writeBuf int, deadline time.T
 			resp.Body.Close()
 		}
 		r.conns[i] = conn
+		if opened != nil {
+			opened(i, conn)
+		}
 		return nil
 	})
 	return r

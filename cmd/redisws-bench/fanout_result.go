@@ -41,15 +41,7 @@ type fanoutResult struct {
 	SendErrors  uint64  `json:"send_errors"`
 	SendError   string  `json:"send_error_sample,omitempty"`
 
-	Expected          uint64  `json:"expected_deliveries"`
-	Received          uint64  `json:"received_deliveries"`
-	Loss              int64   `json:"loss"`
-	LossPct           float64 `json:"loss_pct"`
-	Duplicates        uint64  `json:"duplicates"`
-	Reordered         uint64  `json:"reordered"`
-	Foreign           uint64  `json:"foreign"`
-	CrossRoom         uint64  `json:"cross_room"`
-	Malformed         uint64  `json:"malformed"`
+	deliveryCounts
 	DeliveriesPerS    float64 `json:"deliveries_per_s"`
 	DeliveriesWindowS float64 `json:"deliveries_window_s"`
 	DrainUsedS        float64 `json:"drain_used_s"`
@@ -98,6 +90,47 @@ type fanoutResult struct {
 	Error            string  `json:"error,omitempty"`
 }
 
+// deliveryCounts is what the subscribers of a run received against what
+// they should have, in its JSON line where these fields always stood.
+type deliveryCounts struct {
+	Expected   uint64  `json:"expected_deliveries"`
+	Received   uint64  `json:"received_deliveries"`
+	Loss       int64   `json:"loss"`
+	LossPct    float64 `json:"loss_pct"`
+	Duplicates uint64  `json:"duplicates"`
+	Reordered  uint64  `json:"reordered"`
+	Foreign    uint64  `json:"foreign"`    // of another run, or an unknown sender
+	CrossRoom  uint64  `json:"cross_room"` // of this run, from a room the subscriber is not in
+	Malformed  uint64  `json:"malformed"`
+}
+
+// checkCounts is what one subscriber's checks refused or noted.
+type checkCounts struct {
+	dups      uint64
+	reordered uint64
+	foreign   uint64 // of another run, or an unknown sender
+	crossRoom uint64 // of this run, from a room the subscriber is not in
+	malformed uint64
+}
+
+// add counts one subscriber's deliveries and checks.
+func (d *deliveryCounts) add(c *checkCounts, received uint64) {
+	d.Received += received
+	d.Duplicates += c.dups
+	d.Reordered += c.reordered
+	d.Foreign += c.foreign
+	d.CrossRoom += c.crossRoom
+	d.Malformed += c.malformed
+}
+
+// countLoss sets Loss and LossPct from Expected and Received.
+func (d *deliveryCounts) countLoss() {
+	d.Loss = int64(d.Expected) - int64(d.Received)
+	if d.Expected > 0 {
+		d.LossPct = round3(100 * float64(d.Loss) / float64(d.Expected))
+	}
+}
+
 // countSends adds up what the publishers sent in the send window from
 // sendStart to sendEnd and returns the time of the first send
 // (math.MaxInt64 when none was sent).
@@ -128,12 +161,7 @@ func (res *fanoutResult) countDeliveries(c *config, subs []*subscriber, pubs []*
 	var lastRecv int64
 	for _, s := range subs {
 		h.merge(&s.h)
-		res.Received += s.received.Load()
-		res.Duplicates += s.dups
-		res.Reordered += s.reordered
-		res.Foreign += s.foreign
-		res.CrossRoom += s.crossRoom
-		res.Malformed += s.malformed
+		res.add(&s.checkCounts, s.received.Load())
 		lastRecv = max(lastRecv, s.lastNs.Load())
 		if s.stream != nil {
 			if res.SSE == nil {
@@ -167,10 +195,7 @@ func (res *fanoutResult) countDeliveries(c *config, subs []*subscriber, pubs []*
 	if c.rooms > 0 {
 		res.RoomStats = stats
 	}
-	res.Loss = int64(res.Expected) - int64(res.Received)
-	if res.Expected > 0 {
-		res.LossPct = round3(100 * float64(res.Loss) / float64(res.Expected))
-	}
+	res.countLoss()
 	if lastRecv > firstSend && firstSend != math.MaxInt64 {
 		w := float64(lastRecv-firstSend) / 1e9
 		res.DeliveriesWindowS = round3(w)

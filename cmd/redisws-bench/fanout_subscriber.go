@@ -28,12 +28,8 @@ type subscriber struct {
 	lastNs   atomic.Int64  // time of the last valid delivery
 	readerEnd
 
-	dups      uint64
-	reordered uint64
-	foreign   uint64 // of another run, or an unknown sender
-	crossRoom uint64 // of this run, from another room's publisher
-	malformed uint64
-	sse       sseCounts // -transport sse
+	checkCounts
+	sse sseCounts // -transport sse
 }
 
 // sseCounts is what an event-stream subscriber saw besides its messages.

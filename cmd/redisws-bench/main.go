@@ -24,6 +24,11 @@
 //	                  (Unix nanoseconds) give a delivery latency.
 //	resume            -subs envelope clients fall -behind on a route with history and
 //	                  reconnect at once with ?since=; time until all caught up and live.
+//	manyrooms         -conns WebSockets over the nodes, each subscribed by command to -per-conn
+//	                  of -rooms rooms (redis_ws.v2, or Centrifugo with -server centrifugo);
+//	                  -pubs publish commands to every room at -room-rate: deliveries,
+//	                  loss, latency, subscribe answer times, node memory per
+//	                  subscription and write system calls per delivery (-pids).
 //	table             turns JSON result lines (files or stdin) into a Markdown table.
 //
 // The mode is the first argument or -mode. Only loopback targets are accepted.
@@ -73,6 +78,10 @@ type config struct {
 	behind       int      // resume: messages published while the clients are away
 	subprotocols []string // offered in the handshake (resume: redis_ws.v1)
 	paced        bool     // publish: -rate was given
+
+	perConn  int         // manyrooms: rooms each connection subscribes to
+	roomRate float64     // manyrooms: messages per second per room
+	server   roomsServer // manyrooms: redisws or centrifugo
 }
 
 func main() {
@@ -86,8 +95,8 @@ func run(args []string) int {
 	}
 	fs := flag.NewFlagSet("redisws-bench", flag.ContinueOnError)
 	var c config
-	var urls, pids, admin, sources string
-	fs.StringVar(&c.mode, "mode", mode, "fanout | publish | post | conns | resume | table (may also be given as the first argument)")
+	var urls, pids, admin, sources, server string
+	fs.StringVar(&c.mode, "mode", mode, "fanout | publish | post | conns | resume | manyrooms | table (may also be given as the first argument)")
 	fs.StringVar(&urls, "urls", "ws://127.0.0.1:8001/ws,ws://127.0.0.1:8002/ws", "comma-separated ws:// URLs of the nodes (loopback only); post: http:// or ws:// (asked over http://)")
 	fs.IntVar(&c.subs, "subs", 200, "fanout: subscriber connections, round-robin over -urls")
 	fs.IntVar(&c.pubs, "pubs", 2, "fanout: publisher connections, round-robin over -urls (at least -rooms);\n"+
@@ -113,6 +122,9 @@ func run(args []string) int {
 		"are spread round-robin over rooms and nodes, each subscriber expects its room's messages (0: one shared channel)")
 	fs.IntVar(&c.slow, "slow", 0, "fanout: extra subscriber connections that never read after the handshake (not in -subs);\n"+
 		"after the drain each is read until the server's close or a short quiet time")
+	fs.IntVar(&c.perConn, "per-conn", 20, "manyrooms: rooms each connection subscribes to (of -rooms)")
+	fs.Float64Var(&c.roomRate, "room-rate", 1, "manyrooms: messages per second to each room")
+	fs.StringVar(&server, "server", "redisws", "manyrooms: what -urls serve: redisws (redis_ws.v2 commands) or centrifugo (its JSON protocol, /connection/websocket)")
 	fs.IntVar(&c.behind, "behind", 100, "resume: messages published while the -subs clients are away (-duration bounds each wait)")
 	fs.StringVar(&c.label, "label", "", "fanout, post: free text copied to the JSON line; table mode lists labelled runs in their own table")
 	fs.Float64Var(&c.rate, "rate", 1000, "fanout: total messages per second over all publishers; publish: frames per second in all when given (else as fast as they can);\n"+
@@ -144,12 +156,16 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "redisws-bench: -urls: need at least one URL")
 		return 2
 	}
-	if c.mode != "fanout" && (c.rooms != 0 || c.slow != 0) {
-		fmt.Fprintln(os.Stderr, "redisws-bench: -rooms and -slow are for fanout only")
+	if (c.mode != "fanout" && c.mode != "manyrooms" && c.rooms != 0) || (c.mode != "fanout" && c.slow != 0) {
+		fmt.Fprintln(os.Stderr, "redisws-bench: -rooms is for fanout and manyrooms, -slow for fanout only")
 		return 2
 	}
+	templateRooms := c.rooms
+	if c.mode == "manyrooms" {
+		templateRooms = 0 // rooms are channels subscribed by command, not URLs
+	}
 	for _, u := range c.urls {
-		if err := checkURLTemplate(u, c.rooms); err != nil {
+		if err := checkURLTemplate(u, templateRooms); err != nil {
 			fmt.Fprintf(os.Stderr, "redisws-bench: %q: %v\n", u, err)
 			return 2
 		}
@@ -243,6 +259,8 @@ func run(args []string) int {
 			return 2
 		}
 		return connsMode(&c)
+	case "manyrooms":
+		return manyroomsChecked(&c, server)
 	case "resume":
 		if c.subs < 1 || c.behind < 1 || c.duration <= 0 || c.size < 1 {
 			fmt.Fprintln(os.Stderr, "redisws-bench: resume needs -subs >= 1, -behind >= 1, -duration > 0, -size >= 1")
@@ -250,7 +268,7 @@ func run(args []string) int {
 		}
 		return resumeMode(&c)
 	default:
-		fmt.Fprintf(os.Stderr, "redisws-bench: unknown mode %q (fanout, publish, post, conns, resume, table)\n", c.mode)
+		fmt.Fprintf(os.Stderr, "redisws-bench: unknown mode %q (fanout, publish, post, conns, resume, manyrooms, table)\n", c.mode)
 		return 2
 	}
 }

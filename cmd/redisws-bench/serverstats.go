@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -135,6 +136,15 @@ func cpuTicks(pids []int) []int64 {
 	return out
 }
 
+// selfCPU is the CPU time (user and system) this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // fanoutLatency sums the nodes' caddy_redis_ws_fanout_latency_seconds
 // histograms (Redis receipt to the write of a batch, observed per batch
 // for its oldest message) over the admin endpoints' /metrics; ok is false
@@ -169,4 +179,27 @@ func fanoutLatency(admin []string) (sum, count float64, ok bool) {
 		}
 	}
 	return sum, count, true
+}
+
+// writeSyscalls returns syscw of each process from /proc/PID/io: the write
+// system calls it made so far: write, writev, pwrite on any file or socket
+// (Go writes a TCP connection with write and writev; the kernel does not
+// count sendmsg here); -1 where it cannot be read.
+func writeSyscalls(pids []int) []int64 {
+	out := make([]int64, len(pids))
+	for i, pid := range pids {
+		out[i] = -1
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+				if v, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil {
+					out[i] = v
+				}
+			}
+		}
+	}
+	return out
 }

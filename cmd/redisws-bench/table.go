@@ -13,7 +13,7 @@ import (
 // prints Markdown tables: one for fanout runs, one for labelled fanout runs
 // (-label: with rooms and slow clients, the subscribers' bytes on the wire
 // and the nodes' CPU; SSE runs are listed there too), one
-// for post runs, one for conns runs.
+// for post runs, one for manyrooms runs, one for conns runs.
 func tableMode(files []string) int {
 	var readers []io.Reader
 	for _, f := range files {
@@ -31,6 +31,7 @@ func tableMode(files []string) int {
 	var fan, labelled []fanoutResult
 	var con []connsResult
 	var posts []postResult
+	var many []manyroomsResult
 	sc := bufio.NewScanner(io.MultiReader(readers...))
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
 	for sc.Scan() {
@@ -61,6 +62,11 @@ func tableMode(files []string) int {
 			var r postResult
 			if json.Unmarshal([]byte(line), &r) == nil {
 				posts = append(posts, r)
+			}
+		case "manyrooms":
+			var r manyroomsResult
+			if json.Unmarshal([]byte(line), &r) == nil {
+				many = append(many, r)
 			}
 		case "conns":
 			var r connsResult
@@ -129,6 +135,9 @@ func tableMode(files []string) int {
 				r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, offs)
 		}
 		fmt.Fprintln(w)
+	}
+	if len(many) > 0 {
+		manyroomsTable(w, many)
 	}
 	if len(con) > 0 {
 		fmt.Fprintln(w, "| idle conns | opened | handshake p99 ms | node RSS before | node RSS after | KB per conn | goroutines before → after (per conn) |")
