@@ -6,10 +6,17 @@ package e2e
 // node ends it.
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 )
@@ -68,5 +75,47 @@ func TestEventStreamLeavesHandler(t *testing.T) {
 	s.WaitEnded(t, wait)
 	if err := s.EndErr(); err != io.EOF {
 		t.Fatalf("the stream ended with %v, want io.EOF (a complete chunked response)", err)
+	}
+}
+
+// A client sends nothing on a stream: bytes after its request, pipelined
+// with it or sent later, end the stream, and the node lets it go.
+func TestEventStreamClientSendsBytes(t *testing.T) {
+	rs := startRedis(t)
+	n := chatNode(t, rs.Port, "")
+	request := "GET /ws HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+	for name, writes := range map[string][]string{
+		"pipelined":  {request + request},
+		"afterwards": {request, "more bytes"},
+		"a byte":     {request, "\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.Port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			r := bufio.NewReader(conn)
+			for i, w := range writes {
+				if _, err := conn.Write([]byte(w)); err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 { // the stream's headers
+					resp, err := http.ReadResponse(r, nil)
+					if err != nil || resp.StatusCode != http.StatusOK {
+						t.Fatalf("answer %v, %v", resp, err)
+					}
+				}
+			}
+			// The end: EOF, or a reset when the node closed with the client's
+			// bytes unread.
+			_ = conn.SetReadDeadline(time.Now().Add(wait))
+			if _, err := io.Copy(io.Discard, r); errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the node did not end the stream: %v", err)
+			}
+			testkit.Eventually(t, wait, func() bool {
+				return scrapeMetrics(t, n)[`caddy_redis_ws_event_streams{handler="chat"}`] == 0
+			}, "the node still counts the stream")
+		})
 	}
 }
