@@ -16,7 +16,7 @@ import (
 // (Cleanup waits for it): hooks of all the handlers start together, whereas
 // Caddy calls the Cleanups one after the other. Caddy also waits for every
 // response to finish before it cleans up the modules, and event streams
-// only finish when they are ended. On a reload Cleanup decides, as for
+// that stay responses (HTTP/2, HTTP/3) only finish when they are ended. On a reload Cleanup decides, as for
 // WebSockets.
 func (h *Handler) serverShutdown() {
 	if !caddy.Exiting() {

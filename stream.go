@@ -35,17 +35,26 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, repl *cadd
 		h.hub.Remove(c)
 		return fmt.Errorf("redis_ws: event stream cannot be flushed: %w", err)
 	}
-	l := &streamLink{w: w, rc: rc, done: make(chan struct{})}
+	l := &streamLink{}
 	if len(channels) > 1 {
 		l.channels, l.pos = channels, make(map[string]frame.Position, len(channels))
 	}
+	if conn := hijackStream(w, r); conn != nil {
+		out := &chunkedConn{conn: conn, done: make(chan struct{})}
+		l.out = out
+		c.Start(l, time.Duration(h.PingInterval))
+		go h.serveStreamConn(c, out, r.RemoteAddr)
+		return nil
+	}
+	out := &responseOut{w: w, rc: rc, done: make(chan struct{})}
+	l.out = out
 	closed := h.opened(c, r.RemoteAddr, true)
 	c.Start(l, time.Duration(h.PingInterval))
 	select {
-	case <-l.done:
+	case <-out.done:
 	case <-r.Context().Done(): // the client left
 		c.Close(0, "")
-		<-l.done
+		<-out.done
 	}
 	closed()
 	return nil
@@ -81,18 +90,29 @@ func (h *Handler) streamResume(r *http.Request, channels []string) (*resumeReque
 // (Mercure's lastEventID, in the snake case of since and access_token).
 const lastEventIDParam = "last_event_id"
 
-// streamLink writes a client's events to its response: a batch is one write
-// and one flush. With several channels an event's id names the position of
-// each, so that Last-Event-ID resumes them all: the link writes it itself,
-// before the shared event's data.
+// streamLink writes a client's events to its stream: a batch is one write
+// (and one flush of a response). With several channels an event's id names
+// the position of each, so that Last-Event-ID resumes them all: the link
+// writes it itself, before the shared event's data.
 type streamLink struct {
-	w        http.ResponseWriter
-	rc       *http.ResponseController
+	out      streamOut
 	channels []string                  // of a stream of several channels; else nil
 	pos      map[string]frame.Position // last position of each, for the ids
-	cutoff   writeCutoff
-	done     chan struct{} // closed by end: the response is finished
 }
+
+// streamOut is where a stream's bytes go: its hijacked HTTP/1.1 connection
+// (chunkedConn) or, where it cannot be hijacked, the response (responseOut).
+type streamOut interface {
+	// write sends b[chunkRoom:], one batch; b's first chunkRoom bytes are
+	// free for a chunk header.
+	write(b []byte) error
+	end()
+	cut(grace time.Duration)
+}
+
+// chunkRoom is room for a chunk header: the size of a batch, at most 2^32-1
+// bytes, in hex, and CRLF.
+const chunkRoom = 8 + 2
 
 // streamPing is a comment line: it keeps proxies and the browser from
 // timing the stream out, and EventSource ignores it.
@@ -100,7 +120,7 @@ const streamPing = ": ping\n\n"
 
 func (l *streamLink) Send(batch []*frame.Frame, ping bool) error {
 	bp := corkBuffers.Get().(*[]byte)
-	b := (*bp)[:0]
+	b := append((*bp)[:0], make([]byte, chunkRoom)...)
 	for _, f := range batch {
 		if l.pos != nil && f.IdLen > 0 {
 			l.pos[f.Msg.Channel] = f.Msg.Pos
@@ -113,12 +133,10 @@ func (l *streamLink) Send(batch []*frame.Frame, ping bool) error {
 	if ping {
 		b = append(b, streamPing...)
 	}
-	l.cutoff.deadline(fanout.WriteWait, l.rc)
-	_, err := l.w.Write(b)
-	if err == nil {
-		err = l.rc.Flush()
+	var err error
+	if len(b) > chunkRoom {
+		err = l.out.write(b)
 	}
-	l.cutoff.clear(l.rc)
 	if cap(b) <= maxPooledBuffer {
 		*bp = b[:0]
 		corkBuffers.Put(bp)
@@ -146,8 +164,32 @@ func (l *streamLink) appendID(b []byte) []byte {
 	return append(b, '\n')
 }
 
-// End finishes the response: serveStream returns. A stream has no close
-// code: the browser reconnects by itself, with its Last-Event-ID.
-func (l *streamLink) End(int, string) { close(l.done) }
+// End finishes the stream. A stream has no close code: the browser
+// reconnects by itself, with its Last-Event-ID.
+func (l *streamLink) End(int, string) { l.out.end() }
 
-func (l *streamLink) Cut(grace time.Duration) { l.cutoff.cut(grace, l.rc) }
+func (l *streamLink) Cut(grace time.Duration) { l.out.cut(grace) }
+
+// responseOut writes a stream as an ordinary response (HTTP/2, or an
+// HTTP/1.1 response that cannot be hijacked), whose handler goroutine waits
+// for done.
+type responseOut struct {
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	cutoff writeCutoff
+	done   chan struct{} // closed by end: the response is finished
+}
+
+func (o *responseOut) write(b []byte) error {
+	o.cutoff.deadline(fanout.WriteWait, o.rc)
+	_, err := o.w.Write(b[chunkRoom:])
+	if err == nil {
+		err = o.rc.Flush()
+	}
+	o.cutoff.clear(o.rc)
+	return err
+}
+
+func (o *responseOut) end() { close(o.done) }
+
+func (o *responseOut) cut(grace time.Duration) { o.cutoff.cut(grace, o.rc) }

@@ -274,6 +274,14 @@ func (c *sseClient) WaitEnded(t testing.TB, timeout time.Duration) {
 	}
 }
 
+// EndErr is why the stream ended (io.EOF: its response was complete),
+// once WaitEnded returned.
+func (c *sseClient) EndErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 func (c *sseClient) Ended() bool {
 	select {
 	case <-c.done:
