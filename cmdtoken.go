@@ -3,6 +3,7 @@ package redisws
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -67,34 +68,49 @@ func (t connTokens) verify(raw string) (token.Identity, *cmdRefusal) {
 
 var refreshNotEnabled = refuseCmd(protocol.ErrNotEnabled, "token refresh needs a connection authenticated by redis_ws_token")
 
-// refresh moves the connection's end to the new token's exp (none: it
-// stays open). The connection's rules keep the lists of the token it
-// opened with: they were resolved then, once.
-func (cs *commands) refresh(raw string) (*protocol.Frame, *cmdRefusal) {
+// refresh without a channel moves the connection's end to the new token's
+// exp (none: it stays open). The connection's rules keep the lists of the
+// token it opened with: they were resolved then, once. With a channel, it
+// moves the end of a channel a subscribe's token granted to the exp of a
+// new token that grants it.
+func (cs *commands) refresh(ch, raw string) (*protocol.Frame, *cmdRefusal) {
 	if cs.tokens.verifier == nil {
 		return nil, refreshNotEnabled
 	}
-	id, r := cs.tokens.verify(raw)
-	if r != nil {
-		return nil, r
+	var exp time.Time
+	if ch == "" {
+		id, r := cs.tokens.verify(raw)
+		if r != nil {
+			return nil, r
+		}
+		exp = id.Expires
+		cs.c.ExpireAt(exp)
+	} else {
+		var r *cmdRefusal
+		if exp, r = cs.channelToken(ch, raw); r != nil {
+			return nil, r
+		}
+		if _, ok := cs.granted[ch]; !ok {
+			return nil, refuseCmd(protocol.ErrNotSubscribed, "the connection follows no channel of this name by a token that expires (an expired one was unsubscribed)")
+		}
+		cs.grantedUntil(ch, exp)
 	}
-	cs.c.ExpireAt(id.Expires)
-	f := &protocol.Frame{Type: protocol.TypeRefreshed}
-	if !id.Expires.IsZero() {
-		f.Exp = id.Expires.Unix()
+	f := &protocol.Frame{Type: protocol.TypeRefreshed, Channel: ch}
+	if !exp.IsZero() {
+		f.Exp = exp.Unix()
 	}
 	return f, nil
 }
 
-// channelToken tells whether a subscribe's token grants ch: nil when it
-// does.
-func (cs *commands) channelToken(ch, raw string) *cmdRefusal {
+// channelToken tells whether a command's token grants ch, and until when
+// (zero: no exp).
+func (cs *commands) channelToken(ch, raw string) (time.Time, *cmdRefusal) {
 	id, r := cs.tokens.verify(raw)
 	if r != nil {
-		return r
+		return time.Time{}, r
 	}
 	if !grants(id.Subscribe, ch) {
-		return refuseCmd(protocol.ErrInvalidToken, "the token does not grant this channel")
+		return time.Time{}, refuseCmd(protocol.ErrInvalidToken, "the token does not grant this channel")
 	}
-	return nil
+	return id.Expires, nil
 }
