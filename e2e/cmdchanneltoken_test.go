@@ -17,11 +17,7 @@ import (
 // (invalid_token), when the connection holds no token of that channel
 // (not_subscribed), when the name is invalid (bad_request).
 func TestCommandChannelTokenExpiry(t *testing.T) {
-	rs := startRedis(t)
-	node := commandNodes(t, rs, 1)[0]
-	rdb := rs.Client(t)
-	a := dialCommands(t, node.WSURL("/ws"), userBearer(t, "alice"))
-	expectFrame(t, a, protocol.TypeSubscribed, 0, "user:alice")
+	a, rdb := aliceCommands(t)
 
 	// exp is in whole seconds: these expire 2 to 3 s from now.
 	short := grantToken(t, "alice", 3*time.Second, "secret:*")

@@ -92,10 +92,7 @@ func TestCommandsSentinel(t *testing.T) {
 	s := startSentinels(t)
 	config := siteCaddyfile("", `
 	redis_ws /ws chat {
-		redis {
-			addrs {$SENTINELS}
-			master_name mymaster
-		}
+		`+sentinelRedis+`
 		history 100
 		allow subscribe room:*
 		allow publish room:*
