@@ -16,7 +16,8 @@ import (
 // verified by the verifier of the redis_ws_token provider that
 // authenticated the request: the same keys, issuer, audience, leeway and
 // claim names, and no second configuration. The provider hands it on in a
-// request variable.
+// request variable. It is shared across reloads (token_pool.go): once no
+// configuration has its settings, it is retired and verifies nothing more.
 
 // verifierVar names the request variable; {http.vars.redis_ws_token}
 // prints only tokenVerifier's String.
@@ -24,19 +25,19 @@ const verifierVar = "redis_ws_token"
 
 // tokenVerifier is the variable's value. Its String says nothing of the
 // keys: caddy.ToString uses it for a placeholder.
-type tokenVerifier struct{ v *token.Verifier }
+type tokenVerifier struct{ v *pooledVerifier }
 
 func (tokenVerifier) String() string { return "redis_ws_token" }
 
 // handOnVerifier is the provider's, for a request it authenticated.
-func handOnVerifier(r *http.Request, v *token.Verifier) {
+func handOnVerifier(r *http.Request, v *pooledVerifier) {
 	caddyhttp.SetVar(r.Context(), verifierVar, tokenVerifier{v})
 }
 
 // connTokens is what a command connection verifies tokens with: nil
 // verifier when no redis_ws_token authenticated it.
 type connTokens struct {
-	verifier *token.Verifier
+	verifier *pooledVerifier
 	user     string // {http.auth.user.id}; "" none
 }
 
@@ -51,6 +52,9 @@ func requestTokens(r *http.Request, repl *caddy.Replacer) connTokens {
 func (t connTokens) verify(raw string) (token.Identity, *cmdRefusal) {
 	if t.verifier == nil {
 		return token.Identity{}, refuseCmd(protocol.ErrInvalidToken, "tokens are not verified on this route")
+	}
+	if t.verifier.retired.Load() {
+		return token.Identity{}, settingsChanged(protocol.ErrInvalidToken)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
 	defer cancel()
@@ -68,14 +72,24 @@ func (t connTokens) verify(raw string) (token.Identity, *cmdRefusal) {
 
 var refreshNotEnabled = refuseCmd(protocol.ErrNotEnabled, "token refresh needs a connection authenticated by redis_ws_token")
 
+// settingsChanged refuses a token on a connection kept across a reload that
+// changed redis_ws_token's settings or keys: only a new connection gets
+// them. A refresh says not_enabled, on which a client reconnects.
+func settingsChanged(code string) *cmdRefusal {
+	return refuseCmd(code, "the route's redis_ws_token settings changed since the connection opened; connect again")
+}
+
 // refresh without a channel moves the connection's end to the new token's
 // exp (none: it stays open). The connection's rules keep the lists of the
 // token it opened with: they were resolved then, once. With a channel, it
 // moves the end of a channel a subscribe's token granted to the exp of a
 // new token that grants it.
 func (cs *commands) refresh(ch, raw string) (*protocol.Frame, *cmdRefusal) {
-	if cs.tokens.verifier == nil {
+	switch {
+	case cs.tokens.verifier == nil:
 		return nil, refreshNotEnabled
+	case ch == "" && cs.tokens.verifier.retired.Load():
+		return nil, settingsChanged(protocol.ErrNotEnabled)
 	}
 	var exp time.Time
 	if ch == "" {
