@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
@@ -14,15 +15,16 @@ import (
 
 // maySubscribe decides a subscribe: the route's rules, else the command's
 // token when it has one (a bad token, or one that does not grant ch, is
-// invalid_token).
-func (cs *commands) maySubscribe(ch, token string) *cmdRefusal {
+// invalid_token); then the channel lasts until the token's exp (zero:
+// none).
+func (cs *commands) maySubscribe(ch, token string) (time.Time, *cmdRefusal) {
 	switch {
 	case cs.access.maySubscribe(ch):
-		return nil
+		return time.Time{}, nil
 	case token != "":
 		return cs.channelToken(ch, token)
 	}
-	return refuseCmd(protocol.ErrForbidden, "subscribing to this channel is not allowed")
+	return time.Time{}, refuseCmd(protocol.ErrForbidden, "subscribing to this channel is not allowed")
 }
 
 // subscribe joins the channel at run time, as admit subscribes a route's
@@ -44,7 +46,8 @@ func (cs *commands) subscribe(cmd protocol.Command) (*protocol.Frame, *cmdRefusa
 	if !cs.subscribes.Allow() {
 		return nil, refuseCmd(protocol.ErrRateLimited, "more subscribes than the route allows per second (subscribe_rate); try again later")
 	}
-	if r := cs.maySubscribe(ch, cmd.Token); r != nil {
+	exp, r := cs.maySubscribe(ch, cmd.Token)
+	if r != nil {
 		return nil, r
 	}
 	switch err := h.hub.Join(cs.c, ch, h.MaxChannels); {
@@ -84,6 +87,7 @@ func (cs *commands) subscribe(cmd protocol.Command) (*protocol.Frame, *cmdRefusa
 	answer := protocol.NewSubscribed(ch, at, st.recovered)
 	answer.ID = cmd.ID
 	cs.c.FinishJoin(ch, append([]*frame.Frame{frame.JsonFrame(answer)}, st.replay...), st.upTo)
+	cs.grantedUntil(ch, exp)
 	return nil, nil
 }
 
@@ -92,5 +96,6 @@ func (cs *commands) unsubscribe(ch string) (*protocol.Frame, *cmdRefusal) {
 	if err := cs.h.hub.Leave(cs.c, ch); err != nil {
 		return nil, refuseCmd(protocol.ErrNotSubscribed, "the connection is not subscribed to this channel")
 	}
+	cs.ungrant(ch)
 	return &protocol.Frame{Type: protocol.TypeUnsubscribed, Channel: ch}, nil
 }

@@ -2,6 +2,7 @@ package redisws
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/fanout"
@@ -35,6 +36,12 @@ type commands struct {
 	tokens     connTokens
 	subscribes *rate.Limiter // subscribe_rate
 	bad        *rate.Limiter // malformed commands
+	// mu is held by a command while it runs and by the expiry of a
+	// channel's token (cmdchannelexpiry.go), its only other user.
+	mu sync.Mutex
+	// granted: the exp of each channel a subscribe's own token granted;
+	// guarded by mu.
+	granted map[string]time.Time
 }
 
 func (h *Handler) newCommands(c *fanout.Client, a *access, t connTokens) *commands {
@@ -42,6 +49,7 @@ func (h *Handler) newCommands(c *fanout.Client, a *access, t connTokens) *comman
 		h: h, c: c, access: a, tokens: t,
 		subscribes: rate.NewLimiter(rate.Limit(h.SubscribeRate), h.SubscribeRateBurst),
 		bad:        rate.NewLimiter(badCommandRate, badCommandBurst),
+		granted:    map[string]time.Time{},
 	}
 }
 
@@ -87,7 +95,9 @@ func (cs *commands) handle(typ int, data []byte) bool {
 // why it was refused. A subscribe queues its answer itself, before the
 // channel's messages: its frame is nil.
 func (cs *commands) run(cmd protocol.Command) (*protocol.Frame, *cmdRefusal) {
-	if cmd.Cmd != protocol.CmdRefresh {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cmd.Cmd != protocol.CmdRefresh || cmd.Channel != "" {
 		if err := checkChannel(cmd.Channel); err != nil {
 			return nil, refuseCmd(protocol.ErrBadRequest, err.Error())
 		}
@@ -102,6 +112,6 @@ func (cs *commands) run(cmd protocol.Command) (*protocol.Frame, *cmdRefusal) {
 	case protocol.CmdPresence:
 		return cs.presence(cmd.Channel)
 	default: // protocol.CmdRefresh: ParseCommand knows no other
-		return cs.refresh(cmd.Token)
+		return cs.refresh(cmd.Channel, cmd.Token)
 	}
 }

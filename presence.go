@@ -97,11 +97,21 @@ func (h *Handler) subscribedFor(c *fanout.Client) []string {
 }
 
 // servePresence answers a GET with Accept: application/json: who is in
-// the request's channels, on every node, in one round trip to Redis.
+// the request's channels, on every node, in one round trip to Redis that
+// only reads. The channels are those an event stream of the request would
+// follow: the route's own and what its query's channel= names, under the
+// same rule (queryChannels).
 func (h *Handler) servePresence(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer) error {
 	channels, _, err := h.resolve(repl)
 	if err != nil {
 		return refuse(w, http.StatusBadRequest, err.Error())
+	}
+	q, err := parseQuery(r)
+	if err == nil {
+		channels, err = h.queryChannels(q, repl, channels)
+	}
+	if err != nil {
+		return refuseWith(w, err)
 	}
 	counts, err := h.broker.ReadPresence(r.Context(), channels, h.Presence.MaxUsers)
 	if err != nil {

@@ -39,8 +39,8 @@ func parseQuery(r *http.Request) (url.Values, error) {
 	return q, nil
 }
 
-// queryChannels adds to own, the route's channels, those the stream's query
-// names: duplicates folded, at most max_channels in all, each a valid name
+// queryChannels adds to own, the route's channels, those the query of an
+// event stream or a presence GET names: duplicates folded, at most max_channels in all, each a valid name
 // the route's allow subscribe permits. The count is checked before any
 // name, so a flood of them costs no pattern matching.
 func (h *Handler) queryChannels(q url.Values, repl *caddy.Replacer, own []string) ([]string, error) {
@@ -52,7 +52,7 @@ func (h *Handler) queryChannels(q url.Values, repl *caddy.Replacer, own []string
 	for _, ch := range named {
 		if !slices.Contains(channels, ch) {
 			if len(channels) >= h.MaxChannels {
-				return nil, badRequest("the stream names more channels than max_channels (%d) allows, the route's own included", h.MaxChannels)
+				return nil, badRequest("the query names more channels than max_channels (%d) allows, the route's own included", h.MaxChannels)
 			}
 			channels = append(channels, ch)
 		}

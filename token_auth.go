@@ -85,9 +85,10 @@ type TokenAuth struct {
 	// access_token.
 	Query string `json:"query,omitempty"`
 
-	verifier *token.Verifier
-	sources  token.Sources
-	logger   *zap.Logger
+	verifier    *pooledVerifier // shared across reloads: see token_pool.go
+	verifierKey string
+	sources     token.Sources
+	logger      *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,9 +99,9 @@ func (*TokenAuth) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision checks the settings, reads the key and starts fetching a JWKS
-// in the background (bound to ctx, so a reload stops it): it never waits
-// for the network.
+// Provision checks the settings, reads the key and takes the process's
+// verifier of these settings and keys, made and its JWKS fetch started in
+// the background when there is none: it never waits for the network.
 func (a *TokenAuth) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	if err := a.Validate(); err != nil {
@@ -110,8 +111,12 @@ func (a *TokenAuth) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	keys.JWKSError = func(err error) { a.logger.Warn("fetching the JWKS", zap.Error(err)) }
-	a.verifier, err = token.New(ctx, token.Options{
+	if a.verifierKey, err = verifierKey(a, keys); err != nil {
+		return err
+	}
+	logger := a.logger
+	keys.JWKSError = func(err error) { logger.Warn("fetching the JWKS", zap.Error(err)) }
+	a.verifier, err = loadVerifier(a.verifierKey, token.Options{
 		Keys:           keys,
 		Issuer:         a.Issuer,
 		Audience:       a.Audience,
@@ -127,6 +132,16 @@ func (a *TokenAuth) Provision(ctx caddy.Context) error {
 	}
 	a.sources = token.Sources{Order: a.Sources, Cookie: a.Cookie, Query: a.Query}
 	return nil
+}
+
+// Cleanup releases the verifier: the last configuration that used it
+// retires it and stops its JWKS fetches.
+func (a *TokenAuth) Cleanup() error {
+	if a.verifier == nil {
+		return nil
+	}
+	_, err := verifiers.Delete(a.verifierKey)
+	return err
 }
 
 // keys reads the key material, replacing global placeholders ({env.*},
@@ -242,6 +257,7 @@ func (a *TokenAuth) Authenticate(w http.ResponseWriter, r *http.Request) (caddya
 // Interface guards
 var (
 	_ caddy.Provisioner       = (*TokenAuth)(nil)
+	_ caddy.CleanerUpper      = (*TokenAuth)(nil)
 	_ caddy.Validator         = (*TokenAuth)(nil)
 	_ caddyauth.Authenticator = (*TokenAuth)(nil)
 )

@@ -20,6 +20,11 @@ func provisionToken(t *testing.T, a *TokenAuth) error {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
+	t.Cleanup(func() {
+		if err := a.Cleanup(); err != nil {
+			t.Error(err)
+		}
+	})
 	return a.Provision(ctx)
 }
 

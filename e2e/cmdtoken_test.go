@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 	"github.com/caddy-redis-ws/caddy-redis-ws/protocol"
@@ -42,6 +43,17 @@ func stillOpen(t *testing.T, c *wsClient, id int) {
 	t.Helper()
 	command(t, c, `"id":`+strconv.Itoa(id)+`,"cmd":"unsubscribe","channel":"room:none"`)
 	expectRefusal(t, c, uint64(id), protocol.ErrNotSubscribed)
+}
+
+// aliceCommands is alice's command client, with a token for an hour, on a
+// node of commandNodes, and its Redis.
+func aliceCommands(t *testing.T) (*wsClient, *redis.Client) {
+	t.Helper()
+	rs := startRedis(t)
+	node := commandNodes(t, rs, 1)[0]
+	a := dialCommands(t, node.WSURL("/ws"), userBearer(t, "alice"))
+	expectFrame(t, a, protocol.TypeSubscribed, 0, "user:alice")
+	return a, rs.Client(t)
 }
 
 // TestCommandRefresh: a connection refreshed before its token expires
@@ -88,11 +100,7 @@ func TestCommandRefresh(t *testing.T) {
 // subscribe claim matches, for the connection's user, beyond the route's
 // rules; any other token is invalid_token.
 func TestCommandChannelToken(t *testing.T) {
-	rs := startRedis(t)
-	node := commandNodes(t, rs, 1)[0]
-	rdb := rs.Client(t)
-	a := dialCommands(t, node.WSURL("/ws"), userBearer(t, "alice"))
-	expectFrame(t, a, protocol.TypeSubscribed, 0, "user:alice")
+	a, rdb := aliceCommands(t)
 
 	grant := grantToken(t, "alice", time.Hour, "secret:1", "vault:x*")
 	for id, c := range []struct{ channel, token string }{

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/bus"
 
 	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 
@@ -75,4 +79,83 @@ func TestCommandsCluster(t *testing.T) {
 		cl.SPublish(t, ch, "spublished")
 		expectMessage(t, a, ch, "spublished")
 	}
+}
+
+// TestCommandsSentinel: on Sentinel, two nodes: a command client on one
+// follows a channel subscribed at run time and gets what a client on the
+// other publishes, acknowledged with its offset; rewind and since resume
+// it; presence answers both users on both nodes. Then the master is
+// SIGKILLed: once the replica is promoted, an acknowledged publish reaches
+// the follower, a since that spans the failover is recovered, and presence
+// answers both users again.
+func TestCommandsSentinel(t *testing.T) {
+	s := startSentinels(t)
+	config := siteCaddyfile("", `
+	redis_ws /ws chat {
+		`+sentinelRedis+`
+		history 100
+		allow subscribe room:*
+		allow publish room:*
+		presence {
+			user {http.request.uri.query.name}
+			leave_delay 0
+		}
+	}`)
+	env := map[string]string{"SENTINELS": s.Addrs()}
+	ns := []*caddyNode{startNode(t, "node1", config, env), startNode(t, "node2", config, env)}
+	a := dialCommands(t, ns[0].WSURL("/ws?name=alice"), nil)
+	expectFrame(t, a, protocol.TypeSubscribed, 0, "chat")
+	b := dialCommands(t, ns[1].WSURL("/ws?name=bob"), nil)
+	expectFrame(t, b, protocol.TypeSubscribed, 0, "chat")
+
+	command(t, a, `"id":1,"cmd":"subscribe","channel":"room:s"`)
+	expectFrame(t, a, protocol.TypeSubscribed, 1, "room:s")
+	command(t, b, `"id":1,"cmd":"publish","channel":"room:s","data":"one"`)
+	one := expectFrame(t, b, protocol.TypePublished, 1, "room:s")
+	if f := expectMessage(t, a, "room:s", "one"); one.Offset == nil || *one.Offset != 1 || positionOf(f) != positionOf(one) {
+		t.Fatalf("message at %s, acknowledged %s; want offset 1", positionOf(f), frameString(one))
+	}
+	command(t, b, `"id":2,"cmd":"subscribe","channel":"room:s","rewind":1`)
+	expectFrame(t, b, protocol.TypeSubscribed, 2, "room:s")
+	expectMessageAmidPresence(t, b, "room:s", "one")
+	waitCommandPresence(t, a, 2, "room:s", "alice,bob")
+	waitCommandPresence(t, b, 3, "room:s", "alice,bob")
+	command(t, b, `"id":4,"cmd":"publish","channel":"room:s","data":"two"`)
+	two := awaitAnswer(t, b, 4)
+	if two.Type != protocol.TypePublished || two.Offset == nil || *two.Offset != 2 {
+		t.Fatalf("publish two: %s, want offset 2", frameString(two))
+	}
+	expectMessageAmidPresence(t, a, "room:s", "two")
+
+	// The replica holds both entries before its master dies.
+	replica := s.Replica.Client(t)
+	testkit.Eventually(t, wait, func() bool {
+		return replica.XLen(context.Background(), bus.HistoryKeys("room:s")[1]).Val() == 2
+	}, "the replica did not get room:s's history")
+	s.Master.Kill(t)
+	testkit.Eventually(t, 60*time.Second, func() bool { return s.MasterAddr(t) == s.Replica.Addr }, "sentinels did not promote the replica")
+	// Publishes to a channel nobody follows until the new master takes one.
+	id := uint64(10)
+	testkit.Eventually(t, 60*time.Second, func() bool {
+		id++
+		command(t, b, `"id":`+strconv.FormatUint(id, 10)+`,"cmd":"publish","channel":"room:probe","data":"x"`)
+		return awaitAnswer(t, b, id).Type == protocol.TypePublished
+	}, "no publish acknowledged after the failover")
+	command(t, b, `"id":100,"cmd":"publish","channel":"room:s","data":"three"`)
+	three := awaitAnswer(t, b, 100)
+	if three.Type != protocol.TypePublished || three.Offset == nil || *three.Offset != 3 {
+		t.Fatalf("publish three: %s, want offset 3", frameString(three))
+	}
+	if f := expectMessageAmidPresence(t, a, "room:s", "three"); positionOf(f) != positionOf(three) {
+		t.Fatalf("after the failover: three at %s, acknowledged at %s", positionOf(f), positionOf(three))
+	}
+	command(t, a, `"id":3,"cmd":"unsubscribe","channel":"room:s"`)
+	awaitAnswer(t, a, 3)
+	command(t, a, `"id":4,"cmd":"subscribe","channel":"room:s","since":"`+positionOf(one)+`"`)
+	if f := awaitAnswer(t, a, 4); f.Type != protocol.TypeSubscribed || f.Recovered == nil || !*f.Recovered {
+		t.Fatalf("resumed across the failover: %s, want recovered true", frameString(f))
+	}
+	expectMessageAmidPresence(t, a, "room:s", "two")
+	expectMessageAmidPresence(t, a, "room:s", "three")
+	waitCommandPresence(t, a, 5, "room:s", "alice,bob")
 }

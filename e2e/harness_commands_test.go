@@ -7,8 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-redis-ws/caddy-redis-ws/internal/testkit"
 
 	"github.com/gorilla/websocket"
 
@@ -89,4 +93,45 @@ func positionOf(f protocol.Frame) string {
 		return ""
 	}
 	return fmt.Sprintf("%s:%d", f.Epoch, *f.Offset)
+}
+
+// awaitAnswer reads frames until the answer to the command id, skipping
+// messages and presence events.
+func awaitAnswer(t testing.TB, c *wsClient, id uint64) protocol.Frame {
+	t.Helper()
+	for {
+		if f := nextFrame(t, c); f.ID == id {
+			return f
+		}
+	}
+}
+
+// expectMessageAmidPresence reads frames until a message, skipping
+// presence events, and checks that it is data of ch.
+func expectMessageAmidPresence(t testing.TB, c *wsClient, ch, data string) protocol.Frame {
+	t.Helper()
+	for {
+		switch f := nextFrame(t, c); f.Type {
+		case protocol.TypeJoin, protocol.TypeLeave, protocol.TypePresenceReset:
+		case protocol.TypeMessage:
+			if f.Channel != ch || f.Data == nil || *f.Data != data {
+				t.Fatalf("%s: got %s, want message %q of %s", c.URL, frameString(f), data, ch)
+			}
+			return f
+		default:
+			t.Fatalf("%s: got %s, want message %q of %s", c.URL, frameString(f), data, ch)
+		}
+	}
+}
+
+// waitCommandPresence asks the presence of ch with the command id until it
+// answers users (comma-separated).
+func waitCommandPresence(t testing.TB, c *wsClient, id uint64, ch, users string) {
+	t.Helper()
+	var last protocol.Frame
+	testkit.Eventually(t, wait, func() bool {
+		command(t, c, `"id":`+strconv.FormatUint(id, 10)+`,"cmd":"presence","channel":"`+ch+`"`)
+		last = awaitAnswer(t, c, id)
+		return last.Type == protocol.TypePresence && strings.Join(last.Users, ",") == users
+	}, "%s: presence of %s %v, want %s", c.URL, ch, atFailure(func() any { return frameString(last) }), users)
 }

@@ -33,6 +33,13 @@ func (s *sentinelSetup) Addrs() string {
 	return strings.Join(a, " ")
 }
 
+// sentinelRedis is the redis block of a route on a sentinelSetup, its
+// sentinels' addresses in {$SENTINELS}.
+const sentinelRedis = `redis {
+			addrs {$SENTINELS}
+			master_name mymaster
+		}`
+
 // noSyncDelay makes a master start a replica's diskless full sync at once
 // instead of after 5 s (Redis 7's default), so that a replica holds the
 // master's data before a test kills the master.

@@ -161,8 +161,8 @@ func ofChannel(data []string, ch string) []string {
 	return out
 }
 
-// TestQueryChannelsRefused: every hostile channel= value of a stream and a
-// POST is refused with its status and a reason, before anything is asked
+// TestQueryChannelsRefused: every hostile channel= value of a stream, a
+// presence GET and a POST is refused with its status and a reason, before anything is asked
 // of Redis: no key is created. Duplicates are folded.
 func TestQueryChannelsRefused(t *testing.T) {
 	rs := startRedis(t)
@@ -208,10 +208,13 @@ func TestQueryChannelsRefused(t *testing.T) {
 	before := db.Keys(t.Context(), "*").Val()
 	for _, c := range cases {
 		target := "/feed?" + c.query // the token in a header: 10,000 channel= are all the parameters
-		for _, method := range []string{http.MethodGet, http.MethodPost} {
-			header := bearer(alice)
-			if method == http.MethodGet {
-				header.Set("Accept", "text/event-stream")
+		// A stream, a presence GET (the same rule), a POST.
+		for _, accept := range []string{"text/event-stream", "application/json", ""} {
+			method, header := http.MethodGet, bearer(alice)
+			if accept == "" {
+				method = http.MethodPost
+			} else {
+				header.Set("Accept", accept)
 			}
 			r := rawRequest(t, node, method, target, header, "")
 			status, reason := c.status, c.reason
@@ -219,7 +222,7 @@ func TestQueryChannelsRefused(t *testing.T) {
 				status, reason = postRefusal(c.query, status, reason)
 			}
 			if r.Status != status || !strings.Contains(r.Body, reason) {
-				t.Errorf("%s %.80s: %d %q; want %d with %q", method, c.query, r.Status, r.Body, status, reason)
+				t.Errorf("%s %s %.80s: %d %q; want %d with %q", method, accept, c.query, r.Status, r.Body, status, reason)
 			}
 		}
 	}

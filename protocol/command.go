@@ -86,6 +86,11 @@ const (
 	ErrNotEnabled = "not_enabled"
 )
 
+// CodeTokenExpired is the code of an unsubscribed frame the server sends by
+// itself (no id): the token that granted the channel (a subscribe's own)
+// expired and no refresh naming the channel renewed it in time.
+const CodeTokenExpired = "token_expired"
+
 // Command is what a command client sends, as JSON in one text frame, e.g.
 //
 //	{"id":1,"cmd":"subscribe","channel":"room:a","since":"6755e0a10f3a2:41"}
@@ -93,28 +98,34 @@ const (
 //	{"id":3,"cmd":"unsubscribe","channel":"room:a"}
 //	{"id":4,"cmd":"presence","channel":"room:a"}
 //	{"id":5,"cmd":"refresh","token":"eyJ…"}
+//	{"id":6,"cmd":"refresh","channel":"room:a","token":"eyJ…"}
 //
-// and the frames that answer them:
+// and the frames that answer them, and the one the server sends when a
+// channel's token expired:
 //
 //	{"type":"subscribed","id":1,"channel":"room:a","offset":41,"epoch":"6755e0a10f3a2","recovered":true}
 //	{"type":"published","id":2,"channel":"room:a","offset":42,"epoch":"6755e0a10f3a2"}
 //	{"type":"unsubscribed","id":3,"channel":"room:a"}
 //	{"type":"presence","id":4,"channel":"room:a","users":["alice","bob"]}
 //	{"type":"refreshed","id":5,"exp":1796601600}
+//	{"type":"refreshed","id":6,"channel":"room:a","exp":1796601600}
+//	{"type":"unsubscribed","channel":"room:a","code":"token_expired","reason":"the channel's token expired; subscribe again with a fresh one"}
 //	{"type":"error","id":2,"code":"forbidden","reason":"publishing to this channel is not allowed"}
 type Command struct {
 	// ID ties the answer to the command: 1 to MaxCommandID, chosen by the
 	// client (a counter will do).
 	ID  uint64 `json:"id"`
 	Cmd string `json:"cmd"`
-	// Channel is the channel of every command but refresh.
+	// Channel is the channel of every command; a refresh has one only to
+	// renew the token of a channel a subscribe's token granted.
 	Channel string `json:"channel,omitempty"`
 	// Since (a position, <epoch>:<offset>) or Rewind (the last n
 	// messages), at most one, resume a subscribe on a route with history.
 	Since  string `json:"since,omitempty"`
 	Rewind int    `json:"rewind,omitempty"`
 	// Token is a signed token: in a subscribe, one that grants the channel;
-	// in a refresh, the connection's new token.
+	// in a refresh, the connection's new token, or with a channel a new
+	// token that grants it.
 	Token string `json:"token,omitempty"`
 	// A publish has one of Data (text) and DataBase64 (binary).
 	Data       *string `json:"data,omitempty"`
@@ -191,7 +202,7 @@ func (c *Command) check() error {
 		switch {
 		case c.Token == "":
 			return errors.New("no token")
-		case c.Channel != "" || resumes || hasData:
+		case resumes || hasData:
 			return errForeignMember
 		}
 	default:

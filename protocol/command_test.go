@@ -16,6 +16,7 @@ func TestCommandExamples(t *testing.T) {
 		`{"id":3,"cmd":"unsubscribe","channel":"room:a"}`,
 		`{"id":4,"cmd":"presence","channel":"room:a"}`,
 		`{"id":5,"cmd":"refresh","token":"eyJ…"}`,
+		`{"id":6,"cmd":"refresh","channel":"room:a","token":"eyJ…"}`,
 	} {
 		c, err := ParseCommand([]byte(s))
 		if err != nil {
@@ -31,6 +32,8 @@ func TestCommandExamples(t *testing.T) {
 		`{"type":"unsubscribed","id":3,"channel":"room:a"}`,
 		`{"type":"presence","id":4,"channel":"room:a","users":["alice","bob"]}`,
 		`{"type":"refreshed","id":5,"exp":1796601600}`,
+		`{"type":"refreshed","id":6,"channel":"room:a","exp":1796601600}`,
+		`{"type":"unsubscribed","channel":"room:a","code":"token_expired","reason":"the channel's token expired; subscribe again with a fresh one"}`,
 		`{"type":"error","id":2,"code":"forbidden","reason":"publishing to this channel is not allowed"}`,
 	} {
 		f, err := Parse([]byte(s))
@@ -69,7 +72,7 @@ func TestParseCommandRefuses(t *testing.T) {
 		`{"id":7,"cmd":"publish","channel":"a","data":"x","token":"t"}`:      7,
 		`{"id":7,"cmd":"publish","channel":"a","data_base64":"!!"}`:          7,
 		`{"id":7,"cmd":"refresh"}`:                                           7,
-		`{"id":7,"cmd":"refresh","token":"t","channel":"a"}`:                 7,
+		`{"id":7,"cmd":"refresh","token":"t","channel":"a","rewind":1}`:      7,
 		`{"id":7,"cmd":"drop"}`:                                              7,
 		`{"id":7}`:                                                           7,
 	} {

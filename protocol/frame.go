@@ -263,27 +263,28 @@ func (f *Frame) check() error {
 }
 
 // checkAnswer checks the members only the answers to commands have: an id
-// on every answer but an error's (which may lack one), users on presence
-// frames, exp on refreshed ones, a code and a reason on errors.
+// on every answer but an error's (which may lack one) and an unsubscribed
+// the server sent by itself, users on presence frames, exp on refreshed
+// ones, a code and a reason on errors and on that unsubscribed.
 func (f *Frame) checkAnswer() error {
+	// The server's own unsubscribe (no id) says why, as an error does.
+	coded := f.Type == TypeError || f.Type == TypeUnsubscribed && f.ID == 0
 	switch f.Type {
-	case TypeUnsubscribed, TypePublished, TypePresence, TypeRefreshed:
+	case TypePublished, TypePresence, TypeRefreshed:
 		if f.ID == 0 {
 			return errors.New("no id")
 		}
-	case TypeError:
-		if f.Code == "" || f.Reason == "" {
-			return errors.New("an error without a code or a reason")
-		}
 	}
 	switch {
+	case coded && (f.Code == "" || f.Reason == ""):
+		return errors.New("an error or unsubscribe without a code or a reason")
 	case f.ID > MaxCommandID:
 		return errors.New("an id over 2^53-1")
 	case f.ID != 0 && f.Type != TypeSubscribed && !f.answer():
 		return errForeignMember
 	case len(f.Users) > 0 && f.Type != TypePresence,
 		f.Exp != 0 && f.Type != TypeRefreshed,
-		(f.Code != "" || f.Reason != "") && f.Type != TypeError:
+		(f.Code != "" || f.Reason != "") && !coded:
 		return errForeignMember
 	}
 	return nil

@@ -149,6 +149,8 @@ func TestParseRefuses(t *testing.T) {
 		`{"type":"presence_reset","channel":"room:a","user":"alice"}`,
 		`{"type":"presence_reset"}`,
 		`{"type":"unsubscribed","channel":"chat"}`,
+		`{"type":"unsubscribed","channel":"chat","code":"token_expired"}`,
+		`{"type":"unsubscribed","id":3,"channel":"chat","code":"token_expired","reason":"x"}`,
 		`{"type":"","channel":"chat"}`,
 		`{"channel":"chat","data":"hi","id":7}`,
 		`{"type":"published","channel":"chat"}`,
@@ -185,6 +187,8 @@ func FuzzParse(f *testing.F) {
 		`{"type":"unsubscribed","id":3,"channel":"room:a"}`,
 		`{"type":"presence","id":4,"channel":"room:a","users":["alice","bob"]}`,
 		`{"type":"refreshed","id":5,"exp":1796601600}`,
+		`{"type":"refreshed","id":6,"channel":"room:a","exp":1796601600}`,
+		`{"type":"unsubscribed","channel":"room:a","code":"token_expired","reason":"the channel's token expired; subscribe again with a fresh one"}`,
 		`{"type":"error","code":"bad_request","reason":"not a command"}`,
 	} {
 		f.Add([]byte(s))

@@ -36,7 +36,12 @@ export interface SubscribeOptions {
   rewind?: number;
   /** A token that grants this channel. */
   token?: string;
-  /** Gets a token for this channel at each (re)subscribe. */
+  /**
+   * Gets a token for this channel at each (re)subscribe, and when the
+   * server dropped the channel at its token's exp (then it subscribes again
+   * from the last position). Without it, a `token` that expires ends the
+   * subscription with an error event, code "token_expired".
+   */
   getToken?: (channel: string) => string | Promise<string>;
 }
 
@@ -133,7 +138,7 @@ export declare class Client {
 export declare function connect(url: string | URL, options?: ClientOptions): Client;
 
 export declare class RedisWsError extends Error {
-  /** The server's code (bad_request, forbidden, …) or the client's (timeout, disconnected, not_supported, closed, bad_frame). */
+  /** The server's code (bad_request, forbidden, …, token_expired) or the client's (timeout, disconnected, not_supported, closed, bad_frame). */
   readonly code: string;
   readonly reason: string;
   readonly channel?: string;

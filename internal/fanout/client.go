@@ -86,8 +86,11 @@ type Client struct {
 	pingDue   bool
 	ping      *time.Timer
 	// expires is when the connection's token expires (zero: never);
-	// expiry fires then, or before when expires moved later (ExpireAt).
+	// wakeAt when wake is due (zero: never). expiry fires at the earlier,
+	// or before when one moved later (see expiry.go).
 	expires time.Time
+	wakeAt  time.Time
+	wake    func()
 	expiry  *time.Timer
 	closing bool
 	code    int // of the close frame; 0: end without one

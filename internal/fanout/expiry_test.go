@@ -35,3 +35,41 @@ func TestClientExpireAt(t *testing.T) {
 		t.Fatalf("close codes %d (moved), %d (cleared); want 0, 0", moved.CloseCode(), cleared.CloseCode())
 	}
 }
+
+// A wake-up runs once at its time, on the connection's one timer: beside a
+// later connection expiry it runs and leaves that expiry armed; moved later
+// or cancelled it does not run at the first time; a connection that
+// expires first, or is closed, never runs it.
+func TestClientWakeAt(t *testing.T) {
+	woke := make(chan string, 8)
+	wakeAt := func(c *Client, name string, d time.Duration) {
+		c.WakeAt(time.Now().Add(d), func() { woke <- name })
+	}
+	first := testClient("a")
+	first.ExpireAt(time.Now().Add(150 * time.Millisecond))
+	wakeAt(first, "first", 20*time.Millisecond)
+	moved, cancelled, expired, closed := testClient("a"), testClient("a"), testClient("a"), testClient("a")
+	wakeAt(moved, "moved early", 20*time.Millisecond)
+	wakeAt(moved, "moved", time.Hour)
+	wakeAt(cancelled, "cancelled", 20*time.Millisecond)
+	cancelled.WakeAt(time.Time{}, nil)
+	expired.ExpireAt(time.Now().Add(10 * time.Millisecond))
+	wakeAt(expired, "after the expiry", 50*time.Millisecond)
+	wakeAt(closed, "closed", 20*time.Millisecond)
+	closed.Close(1000, "")
+	if got := <-woke; got != "first" {
+		t.Fatalf("woke %q first; want first", got)
+	}
+	waitCode(t, first, closeTokenExpired) // its expiry stayed armed
+	waitCode(t, expired, closeTokenExpired)
+	sentinel := testClient("a") // wakes after every other time passed
+	wakeAt(sentinel, "sentinel", 100*time.Millisecond)
+	if got := <-woke; got != "sentinel" {
+		t.Fatalf("woke %q; want only first and sentinel", got)
+	}
+	for _, c := range []*Client{moved, cancelled} {
+		if c.CloseCode() != 0 {
+			t.Fatalf("close code %d; a wake-up closes nothing", c.CloseCode())
+		}
+	}
+}

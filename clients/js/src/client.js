@@ -221,6 +221,7 @@ export class Client extends Emitter {
       return pending ? pending.reject(err) : this.emit("error", err);
     }
     if (f.type === "subscribed") this.#onSubscribed(f);
+    else if (f.type === "unsubscribed" && !f.id) this.#onDropped(f);
     else if (f.type === "unsubscribed" || f.type === "published" || f.type === "presence" || f.type === "refreshed") {
       // Answers only: their promise has them.
     } else if (f.type === undefined) {
@@ -251,6 +252,23 @@ export class Client extends Emitter {
     if (!sub || sub.state === "unsubscribed") return;
     sub._subscribed(f);
     if (f.recovered === false) this.emit("unrecovered", { channel: f.channel, reason: "trimmed" });
+  }
+
+  // #onDropped: the server left a channel by itself (its token expired). A
+  // subscription that can get a fresh token subscribes again from its last
+  // position; any other ends, with an error event that says why.
+  #onDropped(f) {
+    const sub = this.#subs.get(f.channel);
+    if (!sub || sub.state === "unsubscribed") return;
+    if (sub._renewable) {
+      sub.state = "pending";
+      return this.#sendSubscribe(sub);
+    }
+    sub.state = "unsubscribed";
+    this.#subs.delete(sub.channel);
+    const err = new RedisWsError(f.code, f.reason, f.channel);
+    sub.emit("error", err);
+    this.emit("error", err);
   }
 
   #onClose(ev) {

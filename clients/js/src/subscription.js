@@ -32,6 +32,12 @@ export class Subscription extends Emitter {
     return this.position ? `${this.position.epoch}:${this.position.offset}` : undefined;
   }
 
+  // _renewable: a fresh token can be asked for (getToken), so a channel
+  // whose token expired is subscribed again rather than dropped.
+  get _renewable() {
+    return typeof this.#options.getToken === "function";
+  }
+
   /** Resolves with the subscribed event once the channel is subscribed. */
   ready() {
     if (this.state === "subscribed") return Promise.resolve({ channel: this.channel, position: this.position });

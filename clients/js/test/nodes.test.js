@@ -141,3 +141,35 @@ test("a refresh the server takes keeps the connection open past the first token'
   assert.equal(res.status, 200);
   await waitFor("the message", () => got.includes("still here"));
 });
+
+test("a channel whose token expired: subscribed again from its last position with a fresh one, or dropped with token_expired", async (t) => {
+  const { redis, lb } = await cluster(t);
+  const user = jwt({ sub: "alice", exp: Math.floor(Date.now() / 1000) + 3600 });
+  const client = connect(lb.ws + "/secure", { WebSocket, token: user });
+  t.after(() => client.close());
+  await waitFor("the connection", () => client.state === "connected");
+  if (client.protocol !== "redis_ws.v2") return t.skip(`the server answers ${client.protocol}: no commands`);
+  // Channel tokens that live 2 to 3 s (exp is in whole seconds).
+  const grant = (channel) => jwt({ sub: "alice", exp: Math.floor(Date.now() / 1000) + 3, redis_ws: { subscribe: [channel] } });
+  const asked = [];
+  const renewed = client.subscribe("secret:r", { getToken: (ch) => (asked.push(ch), grant(ch)) });
+  const fixed = client.subscribe("secret:f", { token: grant("secret:f") });
+  const got = [];
+  renewed.on("message", (m) => got.push(m.data));
+  const errors = [];
+  fixed.on("error", (err) => errors.push(err));
+  await Promise.all([renewed.ready(), fixed.ready()]);
+  redis.cli("publish", "secret:r", "before");
+  await waitFor("the first message", () => got.includes("before"));
+
+  await waitFor("secret:f dropped", () => errors.length === 1, 10000);
+  assert.equal(errors[0].code, "token_expired");
+  assert.equal(errors[0].channel, "secret:f");
+  assert.equal(fixed.state, "unsubscribed");
+  assert.equal(client.getSubscription("secret:f"), undefined);
+  await waitFor("secret:r subscribed again with a fresh token", () => asked.length >= 2 && renewed.state === "subscribed", 10000);
+  assert.equal(client.state, "connected");
+  redis.cli("publish", "secret:r", "after");
+  await waitFor("a message after the renewal", () => got.includes("after"));
+  assert.deepEqual(got.slice(0, 2), ["before", "after"]);
+});
