@@ -20,8 +20,8 @@ import (
 )
 
 const (
-	pollerLoop   = "redisws.(*poller).run"
-	readerLoop   = "redisws.(*wsReader).loop"
+	pollerLoop   = "caddy-redis-ws.(*poller).run"
+	readerLoop   = "caddy-redis-ws.(*wsReader).loop"
 	connGaugeKey = `caddy_redis_ws_connections{handler="chat"}`
 )
 
