@@ -82,7 +82,8 @@ func benchRead(b *testing.B, size int) {
 		c := fanout.NewClient([]string{"bench"}, "", frame.RawFrames, 1<<30, &benchMetrics.client)
 		go func() {
 			defer close(done)
-			h.readLoop(c, newWSLink(conn, hj.conn, &Compression{}), h.publishFrames(c))
+			link := newWSLink(conn, hj.conn, &Compression{})
+			h.newWSReader(c, link, h.publishFrames(c)).loop(time.Hour)
 			_ = conn.Close()
 		}()
 	}))

@@ -1,6 +1,7 @@
 package redisws
 
 import (
+	"errors"
 	"io"
 	"unicode/utf8"
 
@@ -39,6 +40,11 @@ type messageReader struct {
 
 func (mr *messageReader) read(conn *websocket.Conn) (int, []byte, error) {
 	typ, r, err := conn.NextReader()
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// gorilla has sent its 1009 already, but not for a declared
+		// length beyond 2^63-1, which it refuses without a word.
+		err = errTooBig
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 )
 
 // serveWebSocket checks the upgrade, admits it (its channels subscribed
@@ -55,76 +54,34 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, repl *c
 		return nil
 	}
 	link := newWSLink(conn, hj.conn, h.Compress)
-	c.Start(link, time.Duration(h.PingInterval))
 	handle := h.publishFrames(c)
 	if commands {
 		handle = h.newCommands(c, h.access(repl, slices.Clone(c.Channels), c.Publish), requestTokens(r, repl)).handle
 	}
-	// ServeHTTP returns now: the connection needs none of the request's
-	// state but what handle keeps, and a fresh goroutine's stack is far
-	// smaller than the handler chain's, which matters for idle connections.
-	go h.serve(c, link, r.RemoteAddr, handle)
+	h.read(c, link, r.RemoteAddr, handle)
 	return nil
 }
 
-// serve is the connection's reader; the connection ends with it.
-func (h *Handler) serve(c *fanout.Client, l *wsLink, remote string, handle frameHandler) {
+// read serves the connection's reads until it ends, and then its end
+// (closed) runs: on Linux over plain TCP without a goroutine parked while
+// the client is silent (the poller), elsewhere in a goroutine of its own.
+// ServeHTTP returns either way: the connection needs none of the request's
+// state but what handle keeps, and a fresh goroutine's stack is far smaller
+// than the handler chain's. The writer starts after the poller took the
+// connection, whose End tells it apart.
+func (h *Handler) read(c *fanout.Client, l *wsLink, remote string, handle frameHandler) {
+	rd := h.newWSReader(c, l, handle)
 	closed := h.opened(c, remote, false)
-	h.readLoop(c, l, handle)
-	closed()
-}
-
-// frameHandler takes each frame a client sends (typ: websocket.TextMessage
-// or BinaryMessage); false ends the connection.
-type frameHandler func(typ int, data []byte) bool
-
-// readLoop hands every message of the client to handle, within rate_limit,
-// until the connection ends. What gorilla does not refuse by itself ends it with
-// the code of its readRefusal: a message beyond max_message_size (1009;
-// gorilla finds frames longer than its read limit, messageReader the
-// compressed ones that inflate beyond it), text that is not UTF-8 (1007),
-// a close frame with a 1-byte body (1002).
-func (h *Handler) readLoop(c *fanout.Client, l *wsLink, handle frameHandler) {
-	conn := l.conn
 	pongWait := 2 * time.Duration(h.PingInterval)
-	conn.SetReadLimit(readLimit(h.MaxMessageSize, l.out.deflate))
-	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-	conn.SetPongHandler(func(string) error {
-		return conn.SetReadDeadline(time.Now().Add(pongWait))
-	})
-	conn.SetCloseHandler(func(code int, _ string) error {
-		if l.out.frames.oneByteClose {
-			return errCloseBody
-		}
-		// gorilla's own answer: the code back, or no body for none.
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(fanout.WriteWait))
-		return nil
-	})
-	var limiter *rate.Limiter
-	if h.RateLimit > 0 {
-		limiter = rate.NewLimiter(rate.Limit(h.RateLimit), h.RateLimitBurst)
+	polled := pollReads(rd, pongWait, closed)
+	c.Start(l, time.Duration(h.PingInterval))
+	if polled {
+		return
 	}
-	mr := &messageReader{limit: h.MaxMessageSize}
-	for {
-		typ, data, err := mr.read(conn)
-		if err != nil {
-			if refused := (*readRefusal)(nil); errors.As(err, &refused) {
-				c.Close(refused.code, refused.reason)
-			}
-			return
-		}
-		if limiter != nil && !limiter.Allow() {
-			c.Close(protocol.ClosePolicyViolation, "rate limit exceeded")
-			return
-		}
-		h.metrics.framesReceived.Inc()
-		if !handle(typ, data) {
-			return
-		}
-		// After handle: a command may wait seconds for Redis, with no
-		// pong read meanwhile.
-		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-	}
+	go func() {
+		rd.loop(pongWait)
+		closed()
+	}()
 }
 
 // publishFrames is the frame handler of raw and redis_ws.v1 clients: every
@@ -203,6 +160,8 @@ func innermost(w http.ResponseWriter) http.ResponseWriter {
 type wsLink struct {
 	conn *websocket.Conn
 	out  *corkConn
+	// polled: its reads are the poller's; nil: a goroutine's.
+	polled *polledConn
 	// deflateFrom is the smallest payload sent compressed: the route's
 	// compress min_size when the client agreed to permessage-deflate;
 	// 0: every frame plain.
@@ -220,10 +179,17 @@ func newWSLink(conn *websocket.Conn, out *corkConn, compress *Compression) *wsLi
 	return l
 }
 
+// errSilent ends a polled connection whose client answered no ping for
+// twice ping_interval: the goroutine reader's read deadline.
+var errSilent = errors.New("client silent: no pong for twice the ping interval")
+
 func (l *wsLink) Send(batch []*frame.Frame, ping bool) error {
 	l.out.cork()
 	l.out.appendFrames(batch, l.deflateFrom)
 	var err error
+	if ping && l.polled != nil && l.polled.silent() {
+		return errSilent
+	}
 	if ping {
 		err = l.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
 	}
@@ -239,6 +205,10 @@ func (l *wsLink) End(code int, reason string) {
 		l.out.cork()
 		_ = l.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Time{})
 		_ = l.out.uncork(fanout.CloseWait)
+	}
+	if l.polled != nil {
+		l.polled.end()
+		return
 	}
 	_ = l.conn.Close()
 }

@@ -3,6 +3,7 @@ package redisws
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,9 @@ type corkConn struct {
 	net.Conn
 	cutoff writeCutoff
 	frames clientFrames // the reader goroutine's only
+	// in: with the poller, what the client sent, which Read serves
+	// without ever blocking; nil: Read reads the socket.
+	in *clientInput
 
 	mu     sync.Mutex
 	corked bool
@@ -46,6 +50,10 @@ type corkConn struct {
 	answered bool // gorilla has written its handshake response
 	deflate  bool // in which it agreed to permessage-deflate
 }
+
+// errNothingBuffered ends a polled connection whose gorilla reads beyond
+// the whole messages the poller found: a bug, never a wait.
+var errNothingBuffered = errors.New("redis_ws: read beyond the buffered messages")
 
 // corkBuffers holds the batch buffers, so an idle connection holds none.
 var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -111,6 +119,14 @@ func (c *corkConn) Write(p []byte) (int, error) {
 
 // Read is gorilla's read of what the client sends.
 func (c *corkConn) Read(p []byte) (int, error) {
+	if c.in != nil {
+		n := c.in.read(p)
+		c.frames.follow(p[:n])
+		if n == 0 { // gorilla was asked for no more than is here
+			return 0, errNothingBuffered
+		}
+		return n, nil
+	}
 	n, err := c.Conn.Read(p)
 	c.frames.follow(p[:n])
 	return n, err

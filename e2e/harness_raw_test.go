@@ -119,3 +119,37 @@ func (c *rawConn) CloseCode(t *testing.T) int {
 		}
 	}
 }
+
+// nextPong reads frames until the server's pong and returns its payload;
+// the server's pings meanwhile go unanswered.
+func (c *rawConn) nextPong(t *testing.T) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	for {
+		f, err := c.readFrame()
+		if err != nil {
+			t.Fatalf("waiting for a pong: %v", err)
+		}
+		if f.opcode() == websocket.PongMessage {
+			return string(f.payload)
+		}
+	}
+}
+
+// answerPings answers the server's pings as a client library does, for d.
+func (c *rawConn) answerPings(t *testing.T, d time.Duration) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	for {
+		f, err := c.readFrame()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return
+		}
+		if err != nil || f.opcode() == websocket.CloseMessage {
+			t.Fatalf("answering pings: frame %v, %v", f, err)
+		}
+		if f.opcode() == websocket.PingMessage {
+			c.frame(t, true, websocket.PongMessage, f.payload, true, -1)
+		}
+	}
+}
