@@ -184,12 +184,12 @@ func newWSLink(conn *websocket.Conn, out *corkConn, compress *Compression) *wsLi
 var errSilent = errors.New("client silent: no pong for twice the ping interval")
 
 func (l *wsLink) Send(batch []*frame.Frame, ping bool) error {
-	l.out.cork()
-	l.out.appendFrames(batch, l.deflateFrom)
-	var err error
 	if ping && l.polled != nil && l.polled.silent() {
 		return errSilent
 	}
+	l.out.cork()
+	l.out.appendFrames(batch, l.deflateFrom)
+	var err error
 	if ping {
 		err = l.conn.WriteControl(websocket.PingMessage, nil, time.Time{})
 	}
