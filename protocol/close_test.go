@@ -13,7 +13,7 @@ func TestCloseCodes(t *testing.T) {
 		CloseProtocolError:   "body → close 1002",
 		CloseInvalidPayload:  "Text that is not UTF-8 → close 1007",
 		ClosePolicyViolation: "`rate_limit` → close 1008",
-		CloseMessageTooBig:   "A\nmessage over `max_message_size` (inflated, when it came compressed) → close 1009",
+		CloseMessageTooBig:   "pass 4 KB beyond `max_message_size` → close 1009",
 		CloseServiceRestart:  "removed are closed with **1012** (service restart)",
 		CloseTryAgainLater:   "a\nWebSocket client closed with **1013** (try again later)",
 		CloseGap:             "`close` them with **4001**",
